@@ -1,0 +1,108 @@
+"""A blocking TLS connection to the daemon, speaking the framed protocol."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import time
+
+from xcat_protocol.errors import ProtocolError
+from xcat_protocol.framing import FrameDecoder, encode_frame
+from xcat_protocol.messages import (
+    NONCE_SIZE,
+    ErrorFrame,
+    Hello,
+    Request,
+    RequestBody,
+    ServerMessage,
+    parse_server_message,
+)
+from xcat_protocol.signing import load_signing_key, sign_body
+from xcat_protocol.tls import client_context
+
+from .credentials import Credentials, Target
+from .errors import ClientError
+
+CONNECT_TIMEOUT = 10
+
+
+class Connection:
+    def __init__(self, target: Target, credentials: Credentials) -> None:
+        self.target = target
+        self.credentials = credentials
+        self._key = load_signing_key(credentials.cred_pem)
+        self._decoder = FrameDecoder()
+        self._next_id = 1
+        self.sock = self._connect()
+        hello = self.receive()
+        if not isinstance(hello, Hello):
+            raise ClientError(f"xcatd at {target} did not greet as expected")
+        self.server = hello
+
+    def _connect(self) -> ssl.SSLSocket:
+        try:
+            context = client_context(self.credentials.ca_file, self.credentials.cred_file)
+        except (ssl.SSLError, ValueError) as exc:
+            raise ClientError(
+                f"unusable credentials in {self.credentials.directory}: {exc}"
+            ) from None
+        try:
+            raw = socket.create_connection(
+                (self.target.host, self.target.port), timeout=CONNECT_TIMEOUT
+            )
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ClientError(f"cannot reach xcatd at {self.target} (XCATHOST): {reason}") from None
+        try:
+            sock = context.wrap_socket(raw, server_hostname=self.target.host)
+        except ssl.SSLCertVerificationError as exc:
+            raw.close()
+            raise ClientError(
+                f"the server at {self.target} is not trusted: its certificate is not from the "
+                f"cluster CA in {self.credentials.ca_file} ({exc.verify_message})"
+            ) from None
+        except (ssl.SSLError, OSError) as exc:
+            raw.close()
+            raise ClientError(f"TLS with xcatd at {self.target} failed: {exc}") from None
+        sock.settimeout(None)
+        return sock
+
+    def request(self, cmd: str, args: list[str], **fields) -> int:
+        """Sign and send a request; return its id."""
+        request_id = self._next_id
+        self._next_id += 1
+        body = RequestBody(
+            cmd=cmd,
+            args=args,
+            ts=int(time.time() * 1000),
+            nonce=os.urandom(NONCE_SIZE),
+            **fields,
+        ).encode()
+        self.send(Request(request_id, body, sign_body(self._key, body)))
+        return request_id
+
+    def send(self, message) -> None:
+        self.sock.sendall(encode_frame(message.to_wire()))
+
+    def receive(self) -> ServerMessage:
+        """The next message from the server; ClientError when the connection ends."""
+        try:
+            while (raw := self._decoder.next_message()) is None:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ClientError(f"xcatd at {self.target} closed the connection")
+                self._decoder.feed(data)
+            message = parse_server_message(raw)
+        except ProtocolError as exc:
+            raise ClientError(f"bad reply from xcatd at {self.target}: {exc}") from None
+        except ssl.SSLError as exc:
+            raise ClientError(f"xcatd at {self.target} refused the connection: {exc}") from None
+        except OSError as exc:
+            raise ClientError(f"connection to xcatd at {self.target} lost: {exc}") from None
+        if isinstance(message, ErrorFrame):
+            raise ClientError(message.text)
+        return message
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,91 @@
+"""The entry point of every user command: `lsxcatd`, `lsdef`, ... are all this.
+
+It sends the name it was started as and its arguments, signed, to the daemon,
+which parses them; so options and usage text are defined once, in the daemon,
+next to the command.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+from xcat_protocol.messages import Cancel, Done, Output, Progress
+
+from .connection import Connection
+from .credentials import Credentials, Target
+from .errors import ClientError
+from .render import Renderer
+
+CANCELLED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    command = os.path.basename(argv[0])
+    args = argv[1:]
+    json_lines = "--json" in args
+    if json_lines:
+        args = [arg for arg in args if arg != "--json"]
+    renderer = Renderer(json_lines)
+    try:
+        return run(command, args, renderer)
+    except ClientError as exc:
+        renderer.finish()
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(command: str, args: list[str], renderer: Renderer) -> int:
+    connection = Connection(Target.from_environment(), Credentials.from_environment())
+    try:
+        request_id = connection.request(
+            command,
+            args,
+            user=_user(),
+            cwd=os.getcwd(),
+            env={k: v for k, v in os.environ.items() if k.startswith("XCAT_")},
+            stdin=_piped_stdin(),
+        )
+        try:
+            return _follow(connection, request_id, renderer)
+        except KeyboardInterrupt:
+            renderer.finish()
+            connection.send(Cancel(request_id))
+            print(f"Error: {command} cancelled", file=sys.stderr)
+            return CANCELLED
+    finally:
+        connection.close()
+
+
+def _follow(connection: Connection, request_id: int, renderer: Renderer) -> int:
+    while True:
+        message = connection.receive()
+        if isinstance(message, Output):
+            renderer.output(message)
+        elif isinstance(message, Progress):
+            renderer.progress(message)
+        elif isinstance(message, Done) and message.id == request_id:
+            renderer.finish()
+            return message.rc
+
+
+def _piped_stdin() -> bytes | None:
+    """Standard input when a pipe or a file was given, as in `mkdef -z < file`."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return None
+    if stat.S_ISFIFO(mode) or stat.S_ISREG(mode):
+        return sys.stdin.buffer.read()
+    return None
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import Cluster
+
+
+def _started(root: Path) -> Iterator[Cluster]:
+    cluster = Cluster(root)
+    result = cluster.init()
+    assert result.returncode == 0, result.stderr
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A freshly initialised cluster with its daemon running, for one test."""
+    yield from _started(tmp_path / "cluster")
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One running cluster for a whole module of tests that only read."""
+    yield from _started(tmp_path_factory.mktemp("cluster"))

@@ -1,0 +1,210 @@
+"""Local administration of a cluster's trust: set-up, credentials, revocation.
+
+These run on the management node as root, on the files directly (the daemon
+need not be running), which is why they are not client commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from .ca import (
+    CertificateAuthority,
+    Issued,
+    cert_pem,
+    name_of,
+    now,
+    role_of,
+    write_private,
+    write_public,
+)
+from .config import Config
+from .layout import Layout
+from .policy import DEFAULT_RULES
+from .store import Store
+
+ADMIN = "root"  # the administrator's identity; the default policy lets it do everything
+
+
+class AdminError(Exception):
+    pass
+
+
+def init_cluster(
+    layout: Layout,
+    *,
+    hostname: str | None = None,
+    listen: tuple[str, ...] | None = None,
+    port: int | None = None,
+    http_port: int | None = None,
+    tftp_port: int | None = None,
+    force: bool = False,
+) -> Iterator[str]:
+    """Create what is missing (everything, with force); yield lines to print."""
+    for directory in (layout.etc, layout.state, layout.installdir, layout.tftpdir):
+        directory.mkdir(parents=True, exist_ok=True)
+    layout.state.chmod(0o700)
+
+    config = _write_config(layout, hostname, listen, port, http_port, tftp_port, force)
+    ca = CertificateAuthority(layout.pki)
+    fresh = force or not ca.exists()
+    if fresh:
+        ca.create(config.hostname)
+        yield f"Created the cluster CA in {layout.pki}"
+    else:
+        yield f"Keeping the existing cluster CA in {layout.pki} (--force makes a new one)"
+    if fresh or not ca.server_cert_file.exists():
+        ca.issue_server(config.hostname, host_addresses(config.hostname))
+        yield f"Issued the server certificate for {config.hostname}"
+
+    store = Store(layout.database)
+    try:
+        _seed_policy(store)
+        if fresh or not (layout.cred_dir / "client-cred.pem").exists():
+            _record(store, ca.issue(ADMIN, "user"), ca, layout.cred_dir)
+            yield f"Wrote {ADMIN}'s client credentials to {layout.cred_dir}"
+    finally:
+        store.close()
+    yield f"Database: {layout.database}"
+    yield "Point the client at this daemon with:"
+    yield f"export XCATHOST={_client_host(config)}:{config.port}"
+    yield f"export XCAT_CRED_DIR={layout.cred_dir}"
+
+
+def issue_credentials(layout: Layout, name: str, role: str, out: Path, *, days: int) -> list[Path]:
+    """Issue a certificate to `name` and write ca.pem and client-cred.pem into `out`."""
+    if not name or any(c.isspace() or c in "/\\" for c in name):
+        raise AdminError(f"'{name}' is not a usable name: no spaces or slashes")
+    ca = _existing_ca(layout)
+    store = Store(layout.database)
+    try:
+        return _record(store, ca.issue(name, role, days=days), ca, out)
+    finally:
+        store.close()
+
+
+def revoke(layout: Layout, name: str) -> int:
+    """Revoke every valid certificate issued to `name`; return how many."""
+    ca = _existing_ca(layout)
+    store = Store(layout.database)
+    try:
+        db = store.db
+        with db.atomic():
+            valid = [
+                row["serial"]
+                for row in db["certificates"].rows_where("name = ? and revoked is null", [name])
+            ]
+            if not valid:
+                raise AdminError(f"no valid certificate was issued to '{name}'")
+            stamp = now().isoformat(timespec="seconds")
+            for serial in valid:
+                db["certificates"].update(serial, {"revoked": stamp})
+            revoked = [
+                (int(row["serial"]), dt.datetime.fromisoformat(row["revoked"]))
+                for row in db["certificates"].rows_where("revoked is not null")
+            ]
+            ca.write_crl(revoked)
+    finally:
+        store.close()
+    return len(valid)
+
+
+def host_addresses(hostname: str) -> tuple[str, ...]:
+    """This host's addresses, for the server certificate's alternative names."""
+    found: list[str] = []
+    try:
+        listing = subprocess.run(
+            ["ip", "-j", "address", "show"], capture_output=True, check=True, text=True
+        )
+        for interface in json.loads(listing.stdout):
+            found += [a["local"] for a in interface.get("addr_info", []) if "local" in a]
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        pass
+    with contextlib.suppress(OSError):
+        found += [info[4][0] for info in socket.getaddrinfo(hostname, None)]
+    usable = []
+    for address in found:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:  # zoned link-local addresses cannot go in a certificate
+            continue
+        if not ip.is_link_local:
+            usable.append(str(ip))
+    return tuple(dict.fromkeys(usable))
+
+
+def _write_config(
+    layout: Layout,
+    hostname: str | None,
+    listen: tuple[str, ...] | None,
+    port: int | None,
+    http_port: int | None,
+    tftp_port: int | None,
+    force: bool,
+) -> Config:
+    if layout.config_file.exists() and not force:
+        config = Config.load(layout.config_file)
+    else:
+        config = Config(hostname=hostname or socket.gethostname())
+    changes = {
+        "hostname": hostname,
+        "listen": listen,
+        "port": port,
+        "http_port": http_port,
+        "tftp_port": tftp_port,
+    }
+    config = replace(config, **{k: v for k, v in changes.items() if v is not None})
+    write_public(layout.config_file, config.dump().encode())
+    return config
+
+
+def _seed_policy(store: Store) -> None:
+    table = store.db["policy"]
+    if table.count == 0:
+        with store.db.atomic():
+            table.insert_all(DEFAULT_RULES, alter=False)
+
+
+def _record(store: Store, issued: Issued, ca: CertificateAuthority, out: Path) -> list[Path]:
+    cert = issued.cert
+    with store.db.atomic():
+        store.db["certificates"].insert(
+            {
+                "serial": str(cert.serial_number),
+                "name": name_of(cert),
+                "role": role_of(cert),
+                "not_after": cert.not_valid_after_utc.isoformat(timespec="seconds"),
+                "issued": now().isoformat(timespec="seconds"),
+                "revoked": None,
+            }
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    out.chmod(0o700)
+    ca_file, cred_file = out / "ca.pem", out / "client-cred.pem"
+    write_public(ca_file, cert_pem(ca.cert))
+    write_private(cred_file, issued.credentials_pem())
+    return [ca_file, cred_file]
+
+
+def _existing_ca(layout: Layout) -> CertificateAuthority:
+    ca = CertificateAuthority(layout.pki)
+    if not ca.exists():
+        raise AdminError(f"no cluster CA in {layout.pki}: run 'xcatd init' first")
+    return ca
+
+
+def _client_host(config: Config) -> str:
+    """The name a client should use: localhost when the daemon listens only there."""
+    try:
+        loopback_only = all(ipaddress.ip_address(a).is_loopback for a in config.listen)
+    except ValueError:
+        loopback_only = False
+    return "localhost" if loopback_only else config.hostname

@@ -1,0 +1,60 @@
+"""One running request, as its command sees it.
+
+A command reads its parsed options and the caller from the `Call`, and sends
+its output through it: `info` and `data` lines for stdout, `warning` and
+`error` lines for stderr, `progress` for long work.  Any error makes the
+request's return code 1 unless the command sets `rc` itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xcat_protocol.messages import Output, OutputKind, Progress, RequestBody, ServerMessage
+
+from .auth import Caller
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+Send = Callable[[ServerMessage], Awaitable[None]]
+
+
+@dataclass
+class Call:
+    id: int
+    caller: Caller
+    body: RequestBody
+    options: argparse.Namespace
+    daemon: Daemon
+    send: Send
+    errors: int = 0
+    rc: int | None = None
+
+    async def info(self, text: str, *, node: str | None = None, data: Any = None) -> None:
+        await self._out("info", text, node, data)
+
+    async def data(self, text: str | None, *, node: str | None = None, data: Any = None) -> None:
+        await self._out("data", text, node, data)
+
+    async def warning(self, text: str, *, node: str | None = None) -> None:
+        await self._out("warning", text, node, None)
+
+    async def error(self, text: str, *, node: str | None = None, data: Any = None) -> None:
+        self.errors += 1
+        await self._out("error", text, node, data)
+
+    async def progress(self, what: str, done: int, total: int | None, unit: str) -> None:
+        await self.send(Progress(self.id, what, done, total, unit))
+
+    @property
+    def return_code(self) -> int:
+        if self.rc is not None:
+            return self.rc
+        return 1 if self.errors else 0
+
+    async def _out(self, kind: OutputKind, text: str | None, node: str | None, data: Any) -> None:
+        await self.send(Output(self.id, kind, text=text, node=node, data=data))

@@ -1,0 +1,128 @@
+"""`xcatd`: the daemon's own command line, run locally by root.
+
+    xcatd init        create the configuration, the cluster CA and the database
+    xcatd serve       run the daemon in the foreground (systemd's ExecStart)
+    xcatd mkusercert  credentials for a person or a service node
+    xcatd revoke      withdraw every certificate issued to a name, at once
+
+Everything users do to the cluster goes through the daemon instead, with the
+client commands (lsxcatd, lsdef, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pwd
+import sys
+from pathlib import Path
+
+from . import __version__
+from .admin import AdminError, init_cluster, issue_credentials, revoke
+from .config import ConfigError
+from .layout import Layout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    layout = Layout.for_root(args.root)
+    try:
+        return args.action(layout, args)
+    except (AdminError, ConfigError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _init(layout: Layout, args: argparse.Namespace) -> int:
+    for line in init_cluster(
+        layout,
+        hostname=args.hostname,
+        listen=tuple(args.listen) if args.listen else None,
+        port=args.port,
+        http_port=args.http_port,
+        tftp_port=args.tftp_port,
+        force=args.force,
+    ):
+        print(line)
+    return 0
+
+
+def _serve(layout: Layout, args: argparse.Namespace) -> int:
+    import trio
+
+    from .daemon import Daemon
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    trio.run(Daemon(layout).run)
+    return 0
+
+
+def _mkusercert(layout: Layout, args: argparse.Namespace) -> int:
+    out = args.out or _home_cred_dir(args.name)
+    written = issue_credentials(layout, args.name, args.role, out, days=args.days)
+    if args.out is None:
+        account = pwd.getpwnam(args.name)
+        for path in (out, *written):
+            os.chown(path, account.pw_uid, account.pw_gid)
+    print(f"Credentials for {args.name} ({args.role}) written to {out}")
+    return 0
+
+
+def _revoke(layout: Layout, args: argparse.Namespace) -> int:
+    count = revoke(layout, args.name)
+    print(f"Revoked {count} certificate{'s' if count != 1 else ''} issued to {args.name}")
+    return 0
+
+
+def _home_cred_dir(name: str) -> Path:
+    try:
+        return Path(pwd.getpwnam(name).pw_dir) / ".xcat"
+    except KeyError:
+        raise AdminError(f"there is no local account '{name}': give --out DIR") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xcatd", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"xcatd {__version__}")
+    root = argparse.ArgumentParser(add_help=False)
+    root.add_argument(
+        "--root", type=Path, help="keep everything under this directory instead of / and ~"
+    )
+    actions = parser.add_subparsers(required=True, metavar="ACTION")
+
+    init = actions.add_parser(
+        "init", parents=[root], help="create configuration, cluster CA and database"
+    )
+    init.add_argument("--hostname", help="this host's name (default: the system's)")
+    init.add_argument(
+        "--listen", action="append", metavar="ADDR", help="address to listen on (repeatable)"
+    )
+    init.add_argument("--port", type=int, help="xcatd port (default 3001)")
+    init.add_argument("--http-port", type=int, help="boot HTTP port (default 80)")
+    init.add_argument("--tftp-port", type=int, help="TFTP port (default 69)")
+    init.add_argument("--force", action="store_true", help="make a new CA: old certificates die")
+    init.set_defaults(action=_init)
+
+    serve = actions.add_parser("serve", parents=[root], help="run the daemon in the foreground")
+    serve.add_argument("--debug", action="store_true", help="log every connection")
+    serve.set_defaults(action=_serve)
+
+    mkusercert = actions.add_parser("mkusercert", parents=[root], help="issue client credentials")
+    mkusercert.add_argument("name", help="user name, or a service node's node name")
+    mkusercert.add_argument("--role", choices=("user", "servicenode"), default="user")
+    mkusercert.add_argument("--out", type=Path, help="directory (default: ~NAME/.xcat)")
+    mkusercert.add_argument("--days", type=int, default=730, help="validity (default 730)")
+    mkusercert.set_defaults(action=_mkusercert)
+
+    revoke_ = actions.add_parser(
+        "revoke", parents=[root], help="revoke every certificate issued to NAME"
+    )
+    revoke_.add_argument("name")
+    revoke_.set_defaults(action=_revoke)
+    return parser

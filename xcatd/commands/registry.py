@@ -1,0 +1,80 @@
+"""How a command is declared: its name, its option parser and its body.
+
+A command module writes
+
+    @command("lsxcatd", "show information about the xCAT daemon")
+    def lsxcatd_options(parser): parser.add_argument(...)
+
+    @lsxcatd_options.runs
+    async def lsxcatd(call: Call) -> None: ...
+
+and nothing else needs to know it exists: the daemon looks commands up here,
+the usage text comes from the parser, and the client's console script of the
+same name reaches it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..reply import Call
+
+Runner = Callable[["Call"], Awaitable[None]]
+
+REGISTRY: dict[str, Command] = {}
+
+
+class UsageError(Exception):
+    """Bad options; the message ends with the command's usage line."""
+
+
+class HelpRequested(Exception):
+    """`-h`: the message is the full help text, printed with rc 0."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse that reports instead of printing and exiting: the text goes
+    back to the client that asked, not to the daemon's stderr."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
+
+    def print_help(self, file=None) -> None:
+        raise HelpRequested(self.format_help().rstrip())
+
+    def exit(self, status: int = 0, message: str | None = None):  # type: ignore[override]
+        raise UsageError((message or "").strip() or self.format_usage().rstrip())
+
+
+@dataclass
+class Command:
+    name: str
+    summary: str
+    parser: CommandParser
+    run: Runner | None = None
+
+    def runs(self, function: Runner) -> Runner:
+        """Decorator: `function` is the body of this command."""
+        self.run = function
+        return function
+
+    def parse(self, args: list[str]) -> argparse.Namespace:
+        return self.parser.parse_args(args)
+
+
+def command(name: str, summary: str) -> Callable[[Callable], Command]:
+    """Declare a command; the decorated function adds its options to the parser."""
+
+    def declare(add_options: Callable[[CommandParser], None]) -> Command:
+        if name in REGISTRY:
+            raise RuntimeError(f"command {name} is declared twice")
+        parser = CommandParser(prog=name, description=summary, allow_abbrev=False)
+        add_options(parser)
+        REGISTRY[name] = declared = Command(name, summary, parser)
+        return declared
+
+    return declare

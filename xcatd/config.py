@@ -1,0 +1,91 @@
+"""Host-local daemon settings: `xcatd.toml`.
+
+Cluster-wide settings belong to the site object in the database; this file
+holds only what is particular to this host's daemon: its name, where it
+listens, and the limits of its protocol.  SIGHUP re-reads it; the listening
+addresses and ports take effect at the next start.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from xcat_protocol import DEFAULT_PORT
+from xcat_protocol.framing import DEFAULT_MAX_FRAME
+
+ROLES = ("master", "servicenode")
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    hostname: str
+    role: str = "master"  # master = management node, servicenode = service node
+    listen: tuple[str, ...] = ("0.0.0.0",)
+    port: int = DEFAULT_PORT
+    http_port: int = 80
+    tftp_port: int = 69
+    replay_window: int = 120  # seconds a request's timestamp may differ from ours
+    max_frame: int = DEFAULT_MAX_FRAME
+    handshake_timeout: float = 10.0
+    grace_period: float = 30.0  # seconds running requests get to finish on SIGTERM
+    max_connections: int = 4096
+
+    @classmethod
+    def load(cls, path: Path) -> Config:
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path} does not exist: run 'xcatd init' first") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting {unknown[0]!r}")
+        if "hostname" not in raw:
+            raise ConfigError(f"{path}: 'hostname' is not set")
+        values = {}
+        for name, value in raw.items():
+            default = getattr(cls, name, None) if name != "hostname" else ""
+            values[name] = _coerce(path, name, value, default)
+        config = cls(**values)
+        if config.role not in ROLES:
+            raise ConfigError(f"{path}: role must be one of {', '.join(ROLES)}")
+        return config
+
+    def dump(self) -> str:
+        lines = [
+            "# xcatd host-local settings; cluster-wide settings live in the site object.",
+            "# SIGHUP re-reads this file; listen and the ports apply at the next start.",
+        ]
+        for name, value in asdict(self).items():
+            lines.append(f"{name} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _coerce(path: Path, name: str, value, default):
+    if isinstance(default, tuple):
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ConfigError(f"{path}: {name} must be a list of strings")
+        return tuple(value)
+    if isinstance(default, float) and isinstance(value, int | float):
+        return float(value)
+    if type(value) is not type(default):
+        raise ConfigError(f"{path}: {name} must be a {type(default).__name__}")
+    return value
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)

@@ -1,0 +1,155 @@
+"""The daemon: everything `xcatd serve` owns, and its life from start to stop.
+
+One trio nursery holds the listeners, every connection and the signal and
+watchdog tasks; a second, outer one holds the audit writer, which outlives
+them so the last request is audited too.  SIGTERM (or SIGINT) stops
+accepting, lets running requests finish for the grace period, then cancels
+what is left; a second SIGTERM cancels at once.  SIGHUP re-reads xcatd.toml
+and the policy table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+
+import trio
+from xcat_protocol.tls import server_context
+
+from . import __version__
+from .audit import AuditLog
+from .auth import Authenticator
+from .ca import CertificateAuthority
+from .config import Config, ConfigError
+from .layout import Layout
+from .policy import Policy
+from .server import handle_connection
+from .store import Store
+from .systemd import Notifier
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, layout: Layout, notifier: Notifier | None = None) -> None:
+        self.layout = layout
+        self.config = Config.load(layout.config_file)
+        self.version = __version__
+        self.ca = CertificateAuthority(layout.pki)
+        self.ssl_context = server_context(
+            self.ca.server_cert_file, self.ca.server_key_file, self.ca.cert_file
+        )
+        self.store = Store(layout.database)
+        self.auth = Authenticator(self.ca.cert, self.ca.crl_file, self.config.replay_window)
+        self.policy = Policy(self.store.db["policy"].rows)
+        self.audit = AuditLog(self.store)
+        self.notifier = notifier or Notifier()
+        self.started = time.time()
+        self.connections = 0
+        self.stopping = False
+        self._active_requests = 0
+        self._idle = trio.Event()
+        self._accepting = trio.CancelScope()
+
+    @property
+    def role(self) -> str:
+        return self.config.role
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until stopped; `task_status.started` gets the listening ports."""
+        try:
+            async with trio.open_nursery() as services:
+                services.start_soon(self.audit.run)
+                try:
+                    async with trio.open_nursery() as front:
+                        listeners = await self._listen()
+                        ports = sorted({each.socket.getsockname()[1] for each in listeners})
+                        front.start_soon(self._accept, listeners, front)
+                        front.start_soon(self._handle_signals, front.cancel_scope)
+                        front.start_soon(self.notifier.keep_watchdog_fed)
+                        log.info("xcatd %s serving on port %s", self.version, ports[0])
+                        self.notifier.notify(
+                            "READY=1",
+                            f"STATUS=serving on port {ports[0]}",
+                            f"MAINPID={os.getpid()}",
+                        )
+                        task_status.started(ports)
+                finally:
+                    self.audit.close()
+        finally:
+            self.store.close()
+        log.info("xcatd stopped")
+
+    async def stop(self, front: trio.CancelScope) -> None:
+        """Graceful stop: no new connections or requests, a grace period, then cancel."""
+        if self.stopping:
+            front.cancel()  # asked twice: stop now
+            return
+        self.stopping = True
+        self.notifier.notify("STOPPING=1")
+        self._accepting.cancel()
+        log.info(
+            "stopping: %d requests running, up to %.0f s to finish",
+            self._active_requests,
+            self.config.grace_period,
+        )
+        with trio.move_on_after(self.config.grace_period):
+            while self._active_requests:
+                self._idle = trio.Event()
+                await self._idle.wait()
+        front.cancel()
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read xcatd.toml and the policy; a bad file keeps the old settings."""
+        try:
+            config = Config.load(self.layout.config_file)
+        except ConfigError as exc:
+            log.error("reload: %s; keeping the current settings", exc)
+        else:
+            if (config.listen, config.port) != (self.config.listen, self.config.port):
+                log.warning("reload: listen and port changes apply at the next start")
+            self.config = config
+            self.auth.replay.window = config.replay_window
+        rows = await self.store.run(lambda db: list(db["policy"].rows))
+        self.policy = Policy(rows)
+        log.info("reloaded settings and %d policy rules", len(self.policy.rules))
+
+    @contextmanager
+    def track_request(self) -> Iterator[None]:
+        self._active_requests += 1
+        try:
+            yield
+        finally:
+            self._active_requests -= 1
+            if not self._active_requests:
+                self._idle.set()
+
+    async def _listen(self) -> list[trio.SocketListener]:
+        listeners: list[trio.SocketListener] = []
+        for host in self.config.listen:
+            listeners += await trio.open_tcp_listeners(self.config.port, host=host)
+        return listeners
+
+    async def _accept(self, listeners: list[trio.SocketListener], nursery: trio.Nursery) -> None:
+        try:
+            with self._accepting:
+                await trio.serve_listeners(
+                    partial(handle_connection, self), listeners, handler_nursery=nursery
+                )
+        finally:
+            for listener in listeners:
+                await trio.aclose_forcefully(listener)
+
+    async def _handle_signals(self, front: trio.CancelScope) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async with trio.open_nursery() as nursery:
+                async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        await self.reload()
+                    else:
+                        nursery.start_soon(self.stop, front)

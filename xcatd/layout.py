@@ -1,0 +1,50 @@
+"""Where everything lives on the host, derived from one optional root.
+
+Without a root the usual system paths are used; with `--root DIR` everything
+lives under DIR, so a whole cluster can be tried (or tested) in a directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    etc: Path  # xcatd.toml and the pki/ directory
+    state: Path  # the database
+    installdir: Path  # default for site.installdir
+    tftpdir: Path  # default for site.tftpdir
+    cred_dir: Path  # root's client credentials
+
+    @classmethod
+    def for_root(cls, root: Path | None) -> Layout:
+        if root is None:
+            return cls(
+                etc=Path("/etc/xcat"),
+                state=Path("/var/lib/xcat"),
+                installdir=Path("/install"),
+                tftpdir=Path("/tftpboot"),
+                cred_dir=Path.home() / ".xcat",
+            )
+        root = root.resolve()
+        return cls(
+            etc=root / "etc/xcat",
+            state=root / "var/lib/xcat",
+            installdir=root / "install",
+            tftpdir=root / "tftpboot",
+            cred_dir=root / ".xcat",
+        )
+
+    @property
+    def config_file(self) -> Path:
+        return self.etc / "xcatd.toml"
+
+    @property
+    def pki(self) -> Path:
+        return self.etc / "pki"
+
+    @property
+    def database(self) -> Path:
+        return self.state / "xcat.sqlite"

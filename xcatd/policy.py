@@ -1,0 +1,77 @@
+"""Who may run what: xCAT's ordered policy rules.
+
+Rules are tried from the lowest priority number up; the first rule whose
+every set field matches the request decides; no match means deny.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+ALLOWING = ("allow", "accept", "trusted")
+RULES = (*ALLOWING, "deny")
+
+# What `xcatd init` installs.  Service nodes may read the definitions they need
+# to serve their nodes and report status; the noderange restriction to "nodes
+# this service node serves" comes with the object store's noderange support.
+DEFAULT_RULES: tuple[dict[str, Any], ...] = (
+    {"priority": 1.0, "name": "root", "rule": "allow", "comments": "root may do everything"},
+    {
+        "priority": 1.2,
+        "role": "master",
+        "rule": "trusted",
+        "comments": "the management node's own daemon, relaying for its users",
+    },
+    {
+        "priority": 4.0,
+        "role": "servicenode",
+        "commands": "lsxcatd,lsdef,nodels,nodestat,updatenodestat",
+        "rule": "allow",
+        "comments": "service nodes read definitions and report status",
+    },
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    priority: float
+    rule: str
+    name: str | None = None
+    role: str | None = None
+    commands: frozenset[str] | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Rule:
+        commands = row.get("commands")
+        return cls(
+            priority=float(row["priority"]),
+            rule=str(row["rule"]).lower(),
+            name=None if row.get("name") in (None, "", "*") else row["name"],
+            role=row.get("role") or None,
+            commands=frozenset(c.strip() for c in commands.split(",")) if commands else None,
+        )
+
+    def matches(self, user: str, role: str, command: str) -> bool:
+        return (
+            (self.name is None or self.name == user)
+            and (self.role is None or self.role == role)
+            and (self.commands is None or command in self.commands)
+        )
+
+
+class Policy:
+    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
+        rules = [
+            Rule.from_row(row)
+            for row in rows
+            if str(row.get("disable") or "").lower() not in ("1", "yes", "true")
+        ]
+        self.rules = sorted(rules, key=lambda r: r.priority)
+
+    def allows(self, user: str, role: str, command: str) -> bool:
+        for rule in self.rules:
+            if rule.matches(user, role, command):
+                return rule.rule in ALLOWING
+        return False
