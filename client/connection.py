@@ -7,6 +7,7 @@ import socket
 import ssl
 import time
 
+from cryptography.exceptions import InvalidSignature
 from xcat_protocol.errors import ProtocolError
 from xcat_protocol.framing import FrameDecoder, encode_frame
 from xcat_protocol.messages import (
@@ -27,6 +28,10 @@ from .errors import ClientError
 CONNECT_TIMEOUT = 10
 
 
+class _Refused(Exception):
+    """The daemon closed the connection before its greeting."""
+
+
 class Connection:
     def __init__(self, target: Target, credentials: Credentials) -> None:
         self.target = target
@@ -35,7 +40,10 @@ class Connection:
         self._decoder = FrameDecoder()
         self._next_id = 1
         self.sock = self._connect()
-        hello = self.receive()
+        try:
+            hello = self.receive()
+        except _Refused:
+            raise ClientError(self._refusal()) from None
         if not isinstance(hello, Hello):
             raise ClientError(f"xcatd at {target} did not greet as expected")
         self.server = hello
@@ -91,18 +99,47 @@ class Connection:
             while (raw := self._decoder.next_message()) is None:
                 data = self.sock.recv(65536)
                 if not data:
+                    if not hasattr(self, "server"):
+                        raise _Refused()
                     raise ClientError(f"xcatd at {self.target} closed the connection")
                 self._decoder.feed(data)
             message = parse_server_message(raw)
         except ProtocolError as exc:
             raise ClientError(f"bad reply from xcatd at {self.target}: {exc}") from None
         except ssl.SSLError as exc:
-            raise ClientError(f"xcatd at {self.target} refused the connection: {exc}") from None
+            if not hasattr(self, "server"):
+                raise _Refused() from None
+            raise ClientError(f"TLS with xcatd at {self.target} failed: {exc}") from None
         except OSError as exc:
             raise ClientError(f"connection to xcatd at {self.target} lost: {exc}") from None
         if isinstance(message, ErrorFrame):
             raise ClientError(message.text)
         return message
+
+    def _refusal(self) -> str:
+        """Why the daemon ended the connection before greeting us.
+
+        It checks our certificate during the TLS 1.3 handshake, and a client
+        learns of a refusal only as the connection closing at its first read,
+        without a reason; so look at our own certificate to say why.  (Only on
+        this failure path is cryptography's X.509 parser worth importing.)
+        """
+        from cryptography import x509
+
+        where = f"xcatd at {self.target} refused our certificate {self.credentials.cred_file}"
+        ours = x509.load_pem_x509_certificate(self.credentials.cred_pem)
+        with open(self.credentials.ca_file, "rb") as f:
+            ca = x509.load_pem_x509_certificate(f.read())
+        try:
+            ours.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            return f"{where}: it is not from this cluster's CA"
+        if ours.not_valid_after_utc.timestamp() < time.time():
+            return (
+                f"{where}: it expired on {ours.not_valid_after_utc:%Y-%m-%d}; "
+                "ask for a new one (xcatd mkusercert)"
+            )
+        return f"{where}; the xcatd log says why"
 
     def close(self) -> None:
         self.sock.close()

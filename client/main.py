@@ -7,6 +7,7 @@ next to the command.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(command: str, args: list[str], renderer: Renderer) -> int:
     connection = Connection(Target.from_environment(), Credentials.from_environment())
+    request_id = None
     try:
         request_id = connection.request(
             command,
@@ -48,13 +50,16 @@ def run(command: str, args: list[str], renderer: Renderer) -> int:
             env={k: v for k, v in os.environ.items() if k.startswith("XCAT_")},
             stdin=_piped_stdin(),
         )
-        try:
-            return _follow(connection, request_id, renderer)
-        except KeyboardInterrupt:
-            renderer.finish()
-            connection.send(Cancel(request_id))
-            print(f"Error: {command} cancelled", file=sys.stderr)
-            return CANCELLED
+        return _follow(connection, request_id, renderer)
+    except KeyboardInterrupt:
+        # Closing the connection cancels every request on it anyway; the
+        # cancel frame says so explicitly while the connection is still up.
+        renderer.finish()
+        if request_id is not None:
+            with contextlib.suppress(OSError):
+                connection.send(Cancel(request_id))
+        print(f"Error: {command} cancelled", file=sys.stderr)
+        return CANCELLED
     finally:
         connection.close()
 

@@ -46,11 +46,11 @@ class Caller:
     """Who signed a request, and which peer handed it to us."""
 
     signer: Identity
-    peer: Identity | None
+    peer: Identity
 
     @property
     def relayed(self) -> bool:
-        return self.peer is not None and self.peer.fingerprint != self.signer.fingerprint
+        return self.peer.fingerprint != self.signer.fingerprint
 
     @property
     def name(self) -> str:
@@ -165,22 +165,20 @@ class Authenticator:
     ) -> Caller:
         """The caller of a request, or AuthError saying why it is refused.
 
-        `peer_der` is the TLS peer's certificate, None when it sent none.  Both
+        `peer_der` is the TLS peer's certificate, None when it sent none (only
+        `enroll`, which comes with node enrollment, will be served then).  Both
         the peer and the signer are checked on every request, so a revocation
         applies to connections that are already open.
         """
-        peer = self.identity(peer_der) if peer_der is not None else None
-        if request.chain:
-            signer = self.identity(request.chain[0])
-        elif peer is not None:
-            signer = peer
-        else:
+        if peer_der is None:
             raise AuthError(
                 f"'{body.cmd}' needs a client certificate: set XCAT_CRED_DIR to a directory "
                 "holding ca.pem and client-cred.pem"
             )
+        peer = self.identity(peer_der)
+        signer = self.identity(request.chain[0]) if request.chain else peer
         caller = Caller(signer, peer)
-        if caller.relayed and peer is not None and peer.role not in RELAY_ROLES:
+        if caller.relayed and peer.role not in RELAY_ROLES:
             raise AuthError(f"'{peer.name}' may not relay requests signed by '{signer.name}'")
         if not signature_is_valid(signer.cert.public_key(), request.body, request.sig):
             raise AuthError("request signature does not match its body")

@@ -22,6 +22,7 @@ from . import __version__
 from .admin import AdminError, init_cluster, issue_credentials, revoke
 from .config import ConfigError
 from .layout import Layout
+from .policy import PolicyError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout.for_root(args.root)
     try:
         return args.action(layout, args)
-    except (AdminError, ConfigError) as exc:
+    except (AdminError, ConfigError, PolicyError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
 

@@ -42,7 +42,7 @@ class Config:
             raw = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"{path} does not exist: run 'xcatd init' first") from None
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from None
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(raw) - set(known))

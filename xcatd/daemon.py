@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 
@@ -27,12 +27,14 @@ from .auth import Authenticator
 from .ca import CertificateAuthority
 from .config import Config, ConfigError
 from .layout import Layout
-from .policy import Policy
-from .server import handle_connection
+from .policy import Policy, PolicyError
+from .server import Session, handle_connection
 from .store import Store
 from .systemd import Notifier
 
 log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 5  # for the last frames to reach their clients on stop
 
 
 class Daemon:
@@ -52,8 +54,9 @@ class Daemon:
         self.started = time.time()
         self.connections = 0
         self.stopping = False
+        self.sessions: set[Session] = set()  # connections past the TLS handshake
         self._active_requests = 0
-        self._idle = trio.Event()
+        self._changed = trio.Event()  # set whenever a request or a session ends
         self._accepting = trio.CancelScope()
 
     @property
@@ -67,10 +70,13 @@ class Daemon:
                 services.start_soon(self.audit.run)
                 try:
                     async with trio.open_nursery() as front:
+                        # Signals are ours before the port opens: a SIGTERM or
+                        # SIGHUP right after READY=1 must not meet the default
+                        # action, which kills the process.
+                        await front.start(self._handle_signals, front.cancel_scope)
                         listeners = await self._listen()
                         ports = sorted({each.socket.getsockname()[1] for each in listeners})
                         front.start_soon(self._accept, listeners, front)
-                        front.start_soon(self._handle_signals, front.cancel_scope)
                         front.start_soon(self.notifier.keep_watchdog_fed)
                         log.info("xcatd %s serving on port %s", self.version, ports[0])
                         self.notifier.notify(
@@ -86,7 +92,9 @@ class Daemon:
         log.info("xcatd stopped")
 
     async def stop(self, front: trio.CancelScope) -> None:
-        """Graceful stop: no new connections or requests, a grace period, then cancel."""
+        """Graceful stop: no new connections or requests; running requests get
+        the grace period to finish; then every connection's input is closed,
+        which cancels what still runs, and what was written is delivered."""
         if self.stopping:
             front.cancel()  # asked twice: stop now
             return
@@ -99,9 +107,11 @@ class Daemon:
             self.config.grace_period,
         )
         with trio.move_on_after(self.config.grace_period):
-            while self._active_requests:
-                self._idle = trio.Event()
-                await self._idle.wait()
+            await self._wait_until(lambda: not self._active_requests)
+        for session in list(self.sessions):
+            session.stop_reading()
+        with trio.move_on_after(FLUSH_SECONDS):
+            await self._wait_until(lambda: not self.sessions)
         front.cancel()
 
     async def reload(self) -> None:
@@ -116,7 +126,10 @@ class Daemon:
             self.config = config
             self.auth.replay.window = config.replay_window
         rows = await self.store.run(lambda db: list(db["policy"].rows))
-        self.policy = Policy(rows)
+        try:
+            self.policy = Policy(rows)
+        except PolicyError as exc:
+            log.error("reload: %s; keeping the current policy", exc)
         log.info("reloaded settings and %d policy rules", len(self.policy.rules))
 
     @contextmanager
@@ -126,8 +139,21 @@ class Daemon:
             yield
         finally:
             self._active_requests -= 1
-            if not self._active_requests:
-                self._idle.set()
+            self._changed.set()
+
+    @contextmanager
+    def track_session(self, session: Session) -> Iterator[None]:
+        self.sessions.add(session)
+        try:
+            yield
+        finally:
+            self.sessions.discard(session)
+            self._changed.set()
+
+    async def _wait_until(self, condition: Callable[[], bool]) -> None:
+        while not condition():
+            self._changed = trio.Event()
+            await self._changed.wait()
 
     async def _listen(self) -> list[trio.SocketListener]:
         listeners: list[trio.SocketListener] = []
@@ -145,8 +171,11 @@ class Daemon:
             for listener in listeners:
                 await trio.aclose_forcefully(listener)
 
-    async def _handle_signals(self, front: trio.CancelScope) -> None:
+    async def _handle_signals(
+        self, front: trio.CancelScope, *, task_status=trio.TASK_STATUS_IGNORED
+    ) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            task_status.started()
             async with trio.open_nursery() as nursery:
                 async for signum in signals:
                     if signum == signal.SIGHUP:

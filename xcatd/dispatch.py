@@ -117,7 +117,7 @@ async def _serve(
     except AuthError as exc:
         raise Refused(str(exc)) from None
     trail.user = caller.name
-    if caller.relayed and caller.peer is not None:
+    if caller.relayed:
         trail.relay = caller.peer.name
     command = REGISTRY.get(body.cmd)
     if command is None or command.run is None:

@@ -34,6 +34,10 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
 )
 
 
+class PolicyError(Exception):
+    """A policy row that cannot be used; the message names it."""
+
+
 @dataclass(frozen=True)
 class Rule:
     priority: float
@@ -44,10 +48,20 @@ class Rule:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Rule:
+        try:
+            priority = float(row["priority"])
+        except (TypeError, ValueError):
+            raise PolicyError(f"policy priority {row['priority']!r} is not a number") from None
+        rule = str(row.get("rule") or "").lower()
+        if rule not in RULES:
+            raise PolicyError(
+                f"policy {row['priority']}: rule {row.get('rule')!r} is not one of "
+                + ", ".join(RULES)
+            )
         commands = row.get("commands")
         return cls(
-            priority=float(row["priority"]),
-            rule=str(row["rule"]).lower(),
+            priority=priority,
+            rule=rule,
             name=None if row.get("name") in (None, "", "*") else row["name"],
             role=row.get("role") or None,
             commands=frozenset(c.strip() for c in commands.split(",")) if commands else None,

@@ -51,7 +51,7 @@ async def handle_connection(daemon: Daemon, stream: trio.SocketStream) -> None:
             log.warning("refusing %s: %d connections open", address, daemon.connections - 1)
             return
         tls = await _accept_tls(daemon, stream, address)
-        if tls is not None and not await Connection(daemon, tls, address).run():
+        if tls is not None and not await Session(daemon, tls, address).run():
             await _linger(stream)
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
         log.debug("connection from %s ended: %s", address, exc)
@@ -89,6 +89,7 @@ async def _accept_tls(
         if first[0] != TLS_HANDSHAKE_RECORD:
             log.info("%s sent plain text instead of TLS", address)
             await stream.send_all(NOT_TLS_REPLY)
+            await _linger(stream)
             return None
         tls = trio.SSLStream(stream, daemon.ssl_context, server_side=True)
         try:
@@ -101,7 +102,9 @@ async def _accept_tls(
     return None
 
 
-class Connection:
+class Session:
+    """A connection past its TLS handshake: frames, requests, their output."""
+
     def __init__(self, daemon: Daemon, tls: trio.SSLStream, address: str) -> None:
         self.daemon = daemon
         self.tls = tls
@@ -110,6 +113,7 @@ class Connection:
         self.running: dict[int, trio.CancelScope] = {}
         self._outgoing, self._to_write = trio.open_memory_channel[ServerMessage](OUTGOING_QUEUE)
         self._requests: trio.Nursery | None = None
+        self._reading = trio.CancelScope()
 
     async def run(self) -> bool:
         """Serve requests until the client leaves; False after a protocol violation."""
@@ -121,7 +125,8 @@ class Connection:
                 async with trio.open_nursery() as requests:
                     self._requests = requests
                     try:
-                        await self._read_frames()
+                        with self._reading, self.daemon.track_session(self):
+                            await self._read_frames()
                     except ProtocolError as exc:
                         log.info("protocol error from %s: %s", self.address, exc)
                         violated = True
@@ -131,6 +136,10 @@ class Connection:
             finally:
                 self._outgoing.close()
         return not violated
+
+    def stop_reading(self) -> None:
+        """Take no more input: what runs is cancelled, what was written is sent."""
+        self._reading.cancel()
 
     async def send(self, message: ServerMessage) -> None:
         """Queue a frame; never fails, even once the client has gone."""
