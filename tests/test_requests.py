@@ -188,3 +188,33 @@ async def test_a_request_id_in_use_is_a_protocol_error(served, hold):
         while True:
             messages.append(await in_thread(connection.receive))
     assert all(isinstance(m, Output | Done) for m in messages)
+
+
+async def test_the_client_sends_its_cwd_xcat_environment_and_piped_stdin(
+    served, monkeypatch, tmp_path
+):
+    seen = {}
+
+    async def record(call: Call) -> None:
+        seen.update(cwd=call.body.cwd, env=call.body.env, stdin=call.body.stdin)
+        seen.update(args=call.body.args, user=call.caller.name)
+
+    parser = CommandParser(prog="show")
+    parser.add_argument("-z", action="store_true")
+    command = Command("show", "show the request", parser, record)
+    monkeypatch.setitem(REGISTRY, "show", command)
+    (tmp_path / "show").symlink_to(BIN / "lsxcatd")
+    env = {**served.env, "XCAT_PROFILE": "compute", "OTHER": "not sent"}
+
+    def run_client():
+        return subprocess.run(
+            [tmp_path / "show", "-z"], input=b"node01:\n", cwd=tmp_path, env=env, timeout=30
+        )
+
+    assert (await in_thread(run_client)).returncode == 0
+    assert seen["cwd"] == str(tmp_path)
+    assert seen["stdin"] == b"node01:\n"
+    assert seen["args"] == ["-z"]
+    assert seen["user"] == "root"
+    assert seen["env"]["XCAT_PROFILE"] == "compute"
+    assert "OTHER" not in seen["env"]
