@@ -17,6 +17,7 @@ from xcat_protocol.messages import (
     Request,
     RequestBody,
     ServerMessage,
+    StdinData,
     parse_server_message,
 )
 from xcat_protocol.signing import load_signing_key, sign_body
@@ -26,6 +27,8 @@ from .credentials import Credentials, Target
 from .errors import ClientError
 
 CONNECT_TIMEOUT = 10
+INLINE_STDIN = 4 << 20  # larger standard input is streamed after the request
+STDIN_CHUNK = 1 << 20
 
 
 class _Refused(Exception):
@@ -76,18 +79,33 @@ class Connection:
         sock.settimeout(None)
         return sock
 
-    def request(self, cmd: str, args: list[str], **fields) -> int:
-        """Sign and send a request; return its id."""
+    def request(self, cmd: str, args: list[str], stdin: bytes | None = None, **fields) -> int:
+        """Sign and send a request; return its id.
+
+        Standard input that would make the request frame large is streamed
+        after it in `stdin` frames, and the signed body carries its digest.
+        """
         request_id = self._next_id
         self._next_id += 1
+        streamed = stdin is not None and len(stdin) > INLINE_STDIN
+        if streamed:
+            import hashlib  # only big inputs pay for it
+
+            fields["stdin_sha256"] = hashlib.sha256(stdin).digest()
         body = RequestBody(
             cmd=cmd,
             args=args,
             ts=int(time.time() * 1000),
             nonce=os.urandom(NONCE_SIZE),
+            stdin=None if streamed else stdin,
             **fields,
         ).encode()
         self.send(Request(request_id, body, sign_body(self._key, body)))
+        if streamed:
+            view = memoryview(stdin)
+            for start in range(0, len(view), STDIN_CHUNK):
+                self.send(StdinData(request_id, bytes(view[start : start + STDIN_CHUNK])))
+            self.send(StdinData(request_id, b""))
         return request_id
 
     def send(self, message) -> None:

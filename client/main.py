@@ -26,10 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     command = os.path.basename(argv[0])
     args = argv[1:]
-    json_lines = "--json" in args
-    if json_lines:
-        args = [arg for arg in args if arg != "--json"]
-    renderer = Renderer(json_lines)
+    # --json is also sent on: commands parse it and send structured records.
+    renderer = Renderer(json_lines="--json" in args)
     try:
         return run(command, args, renderer)
     except ClientError as exc:

@@ -97,7 +97,8 @@ class RequestBody(NamedTuple):
     ts: int
     nonce: bytes
     noderange: str | None = None
-    stdin: bytes | None = None
+    stdin: bytes | None = None  # standard input that fits in the request
+    stdin_sha256: bytes | None = None  # or the digest of input streamed in `stdin` frames
     cwd: str | None = None
     env: dict[str, str] | None = None
 
@@ -108,6 +109,7 @@ class RequestBody(NamedTuple):
                 "args": self.args,
                 "noderange": self.noderange,
                 "stdin": self.stdin,
+                "stdin_sha256": self.stdin_sha256,
                 "cwd": self.cwd,
                 "env": self.env or {},
                 "user": self.user,
@@ -129,6 +131,7 @@ class RequestBody(NamedTuple):
             nonce=_field(message, what, "nonce", _nonce),
             noderange=_field(message, what, "noderange", _str, optional=True),
             stdin=_field(message, what, "stdin", _bin, optional=True),
+            stdin_sha256=_field(message, what, "stdin_sha256", _bin, optional=True),
             cwd=_field(message, what, "cwd", _str, optional=True),
             env=_field(message, what, "env", _str_map, optional=True),
         )
@@ -158,7 +161,8 @@ class Cancel(NamedTuple):
 
 
 class StdinData(NamedTuple):
-    """Input for an interactive request; empty `data` means end of input."""
+    """Input for a request that streams it (its body carries the digest of the
+    whole), or for an interactive one; empty `data` means end of input."""
 
     id: int
     data: bytes

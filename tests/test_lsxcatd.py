@@ -35,7 +35,7 @@ def test_lsxcatd_without_an_option_prints_usage_and_fails(shared_cluster):
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.startswith("Error: one of the arguments -v/--version")
-    assert "usage: lsxcatd [-h] (-v | -t | -d | -a)" in result.stderr
+    assert "usage: lsxcatd [-h] [--json] (-v | -t | -d | -a)" in result.stderr
 
 
 def test_lsxcatd_help_comes_from_the_daemon(shared_cluster):

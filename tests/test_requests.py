@@ -9,14 +9,16 @@ to watch being cancelled yet.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 import trio
 from xcat_client.errors import ClientError
-from xcat_protocol.messages import Cancel, Done, Output
+from xcat_protocol.messages import Cancel, Done, Output, RequestBody, StdinData
 
 from xcatd.call import Call
 from xcatd.commands import REGISTRY
@@ -26,7 +28,7 @@ from xcatd.layout import Layout
 from xcatd.systemd import Notifier
 
 from .cluster import BIN, Cluster
-from .sessions import ask, connect, outcome, outcomes
+from .sessions import ask, connect, key_of, outcome, outcomes, signed
 
 
 class Hold:
@@ -196,7 +198,7 @@ async def test_the_client_sends_its_cwd_xcat_environment_and_piped_stdin(
     seen = {}
 
     async def record(call: Call) -> None:
-        seen.update(cwd=call.body.cwd, env=call.body.env, stdin=call.body.stdin)
+        seen.update(cwd=call.body.cwd, env=call.body.env, stdin=call.stdin)
         seen.update(args=call.body.args, user=call.caller.name)
 
     parser = CommandParser(prog="show")
@@ -218,3 +220,39 @@ async def test_the_client_sends_its_cwd_xcat_environment_and_piped_stdin(
     assert seen["user"] == "root"
     assert seen["env"]["XCAT_PROFILE"] == "compute"
     assert "OTHER" not in seen["env"]
+
+
+async def test_large_standard_input_is_streamed_and_checked_against_the_signed_digest(
+    served, monkeypatch
+):
+    sizes = []
+
+    async def measure(call: Call) -> None:
+        sizes.append(len(call.stdin or b""))
+
+    monkeypatch.setitem(
+        REGISTRY, "measure", Command("measure", "", CommandParser(prog="measure"), measure)
+    )
+    connection = await in_thread(connect, served)
+    big = os.urandom(9 << 20)  # over the frame-friendly inline size: streamed
+    request_id = await in_thread(lambda: connection.request("measure", [], stdin=big, user="t"))
+    assert await in_thread(outcome, connection, request_id) == ([], 0)
+    assert sizes == [len(big)]
+
+    # A relay that alters streamed input is caught by the digest.
+    key = key_of(served.cred_dir)
+    payload = RequestBody(
+        cmd="measure",
+        args=[],
+        user="t",
+        ts=int(time.time() * 1000),
+        nonce=os.urandom(16),
+        stdin_sha256=hashlib.sha256(b"what the user piped").digest(),
+    ).encode()
+    await in_thread(connection.send, signed(99, key, payload))
+    await in_thread(connection.send, StdinData(99, b"something else"))
+    await in_thread(connection.send, StdinData(99, b""))
+    assert await in_thread(outcome, connection, 99) == (
+        ["Error: standard input does not match the digest the request was signed with"],
+        1,
+    )

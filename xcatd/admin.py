@@ -30,6 +30,7 @@ from .config import Config
 from .layout import Layout
 from .policy import DEFAULT_RULES
 from .store import Store
+from .store.objtypes import SITE
 
 ADMIN = "root"  # the administrator's identity; the default policy lets it do everything
 
@@ -68,6 +69,7 @@ def init_cluster(
     store = Store(layout.database)
     try:
         _seed_policy(store)
+        _seed_site(store, layout, config)
         if fresh or not (layout.cred_dir / "client-cred.pem").exists():
             _record(store, ca.issue(ADMIN, "user"), ca, layout.cred_dir)
             yield f"Wrote {ADMIN}'s client credentials to {layout.cred_dir}"
@@ -164,6 +166,27 @@ def _write_config(
     config = replace(config, **{k: v for k, v in changes.items() if v is not None})
     write_public(layout.config_file, config.dump().encode())
     return config
+
+
+def _seed_site(store: Store, layout: Layout, config: Config) -> None:
+    """The clustersite object with what init knows; an existing one is kept."""
+    table = store.db[SITE.name]
+    if table.count:
+        return
+    with store.db.atomic():
+        table.insert(
+            {
+                SITE.key: SITE.only_object,
+                "master": config.hostname,
+                "domain": config.hostname.partition(".")[2] or "cluster",
+                "installdir": str(layout.installdir),
+                "tftpdir": str(layout.tftpdir),
+                "httpport": str(config.http_port),
+                "xcatdport": str(config.port),
+                "xcatiport": "3002",
+                "dhcpsetup": "y",
+            }
+        )
 
 
 def _seed_policy(store: Store) -> None:

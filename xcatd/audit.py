@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import trio
 
@@ -26,8 +26,7 @@ def mask_secrets(args: list[str]) -> list[str]:
     return [_SECRET.sub(r"\1******", arg) for arg in args]
 
 
-@dataclass(frozen=True)
-class AuditRecord:
+class AuditRecord(NamedTuple):
     time: str
     user: str
     peer: str
@@ -80,10 +79,10 @@ class AuditLog:
     async def run(self) -> None:
         async with self._receive:
             async for first in self._receive:
-                batch = [asdict(first)]
+                batch = [first._asdict()]
                 while len(batch) < BATCH:
                     try:
-                        batch.append(asdict(self._receive.receive_nowait()))
+                        batch.append(self._receive.receive_nowait()._asdict())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 await self.store.run(lambda db, rows=batch: _insert(db, rows))

@@ -31,6 +31,7 @@ class Call:
     options: argparse.Namespace
     daemon: Daemon
     send: Send
+    stdin: bytes | None = None  # what the user piped in, whether inline or streamed
     errors: int = 0
     rc: int | None = None
 

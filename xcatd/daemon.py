@@ -125,12 +125,17 @@ class Daemon:
                 log.warning("reload: listen and port changes apply at the next start")
             self.config = config
             self.auth.replay.window = config.replay_window
+        await self.reload_policy()
+        log.info("reloaded settings and %d policy rules", len(self.policy.rules))
+
+    async def reload_policy(self) -> None:
+        """Read the policy table again (SIGHUP, or after chdef -t policy); a table
+        that cannot be used keeps the rules in force."""
         rows = await self.store.run(lambda db: list(db["policy"].rows))
         try:
             self.policy = Policy(rows)
         except PolicyError as exc:
             log.error("reload: %s; keeping the current policy", exc)
-        log.info("reloaded settings and %d policy rules", len(self.policy.rules))
 
     @contextmanager
     def track_request(self) -> Iterator[None]:

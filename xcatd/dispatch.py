@@ -8,6 +8,7 @@ command → parse its options → policy → run → audit.  Each refusal is one
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANCELLED_RC = 130  # what a shell reports for Ctrl-C, which is how users cancel
+MAX_STREAMED_INPUT = 1 << 30
 
 
 class Refused(Exception):
@@ -63,6 +65,7 @@ async def serve_request(
     peer_address: str,
     send: Send,
     scope: trio.CancelScope,
+    input_frames: trio.MemoryReceiveChannel[bytes],
 ) -> None:
     """Run one request to its end, always answering `done` and always auditing."""
     started_wall = dt.datetime.now(dt.UTC)
@@ -70,7 +73,7 @@ async def serve_request(
     trail = Trail(peer_address)
     try:
         with scope:
-            trail.rc = await _serve(daemon, request, peer_der, send, trail)
+            trail.rc = await _serve(daemon, request, peer_der, send, input_frames, trail)
         if scope.cancelled_caught:
             trail.rc = CANCELLED_RC
     except Refused as refusal:
@@ -105,7 +108,12 @@ async def serve_request(
 
 
 async def _serve(
-    daemon: Daemon, request: Request, peer_der: bytes | None, send: Send, trail: Trail
+    daemon: Daemon,
+    request: Request,
+    peer_der: bytes | None,
+    send: Send,
+    input_frames: trio.MemoryReceiveChannel[bytes],
+    trail: Trail,
 ) -> int:
     try:
         body = RequestBody.decode(request.body)
@@ -125,13 +133,37 @@ async def _serve(
     if not daemon.policy.allows(caller.name, caller.signer.role, body.cmd):
         raise Refused("Permission denied for request", status="denied")
     trail.status = "allowed"
+    stdin = (
+        body.stdin
+        if body.stdin_sha256 is None
+        else await _streamed(input_frames, body.stdin_sha256)
+    )
     try:
-        options = command.parse(body.args)
+        call = Call(request.id, caller, body, command.parse(body.args), daemon, send, stdin)
+        await command.run(call)
     except HelpRequested as help_text:
         await send(Output(request.id, "info", text=str(help_text)))
         return 0
     except UsageError as exc:
         raise Refused(str(exc), status="allowed") from None
-    call = Call(request.id, caller, body, options, daemon, send)
-    await command.run(call)
     return call.return_code
+
+
+async def _streamed(input_frames: trio.MemoryReceiveChannel[bytes], digest: bytes) -> bytes:
+    """Standard input too large for the request itself, from its `stdin` frames.
+
+    The frames are not signed one by one; the signed body carries the digest
+    of the whole, so a relay cannot alter what the user piped in.
+    """
+    chunks, size, hasher = [], 0, hashlib.sha256()
+    async for chunk in input_frames:
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > MAX_STREAMED_INPUT:
+            raise Refused(f"standard input is over the {MAX_STREAMED_INPUT >> 20} MiB limit")
+        hasher.update(chunk)
+        chunks.append(chunk)
+    if hasher.digest() != digest:
+        raise Refused("standard input does not match the digest the request was signed with")
+    return b"".join(chunks)

@@ -17,15 +17,15 @@ RULES = (*ALLOWING, "deny")
 # to serve their nodes and report status; the noderange restriction to "nodes
 # this service node serves" comes with the object store's noderange support.
 DEFAULT_RULES: tuple[dict[str, Any], ...] = (
-    {"priority": 1.0, "name": "root", "rule": "allow", "comments": "root may do everything"},
+    {"priority": "1", "name": "root", "rule": "allow", "comments": "root may do everything"},
     {
-        "priority": 1.2,
+        "priority": "1.2",
         "role": "master",
         "rule": "trusted",
         "comments": "the management node's own daemon, relaying for its users",
     },
     {
-        "priority": 4.0,
+        "priority": "4",
         "role": "servicenode",
         "commands": "lsxcatd,lsdef,nodels,nodestat,updatenodestat",
         "rule": "allow",

@@ -25,6 +25,7 @@ from xcat_protocol.messages import (
     Output,
     Request,
     ServerMessage,
+    StdinData,
     parse_client_message,
 )
 
@@ -40,6 +41,7 @@ NOT_TLS_REPLY = b"Error: xcatd speaks TLS on this port; use the xCAT client comm
 MAX_REQUESTS_PER_CONNECTION = 64
 OUTGOING_QUEUE = 256
 RECEIVE_SIZE = 65536
+INPUT_QUEUE = 64  # stdin frames waiting for their request to read them
 
 
 async def handle_connection(daemon: Daemon, stream: trio.SocketStream) -> None:
@@ -111,6 +113,7 @@ class Session:
         self.address = address
         self.peer_der: bytes | None = tls.getpeercert(binary_form=True)
         self.running: dict[int, trio.CancelScope] = {}
+        self._inputs: dict[int, trio.MemorySendChannel[bytes]] = {}
         self._outgoing, self._to_write = trio.open_memory_channel[ServerMessage](OUTGOING_QUEUE)
         self._requests: trio.Nursery | None = None
         self._reading = trio.CancelScope()
@@ -155,8 +158,17 @@ class Session:
                     await self._start(message)
                 elif isinstance(message, Cancel) and (scope := self.running.get(message.id)):
                     scope.cancel()
-                # StdinData: no command reads interactive input yet (rcons
-                # will); input for a request that does not read it is dropped.
+                elif isinstance(message, StdinData) and message.id in self._inputs:
+                    self._deliver(message)
+
+    def _deliver(self, message: StdinData) -> None:
+        # Never wait here: one request's input must not stall the others'.
+        try:
+            self._inputs[message.id].send_nowait(message.data)
+        except trio.WouldBlock:
+            raise ProtocolError(
+                f"request {message.id}: input sent faster than it is read, or not expected"
+            ) from None
 
     async def _start(self, request: Request) -> None:
         if request.id in self.running:
@@ -168,7 +180,8 @@ class Session:
             return
         assert self._requests is not None
         self.running[request.id] = scope = trio.CancelScope()
-        self._requests.start_soon(self._serve, request, scope)
+        self._inputs[request.id], receive = trio.open_memory_channel[bytes](INPUT_QUEUE)
+        self._requests.start_soon(self._serve, request, scope, receive)
 
     def _refusal(self) -> str | None:
         if self.daemon.stopping:
@@ -179,14 +192,26 @@ class Session:
             )
         return None
 
-    async def _serve(self, request: Request, scope: trio.CancelScope) -> None:
+    async def _serve(
+        self,
+        request: Request,
+        scope: trio.CancelScope,
+        input_frames: trio.MemoryReceiveChannel[bytes],
+    ) -> None:
         with self.daemon.track_request():
             try:
                 await serve_request(
-                    self.daemon, request, self.peer_der, self.address, self.send, scope
+                    self.daemon,
+                    request,
+                    self.peer_der,
+                    self.address,
+                    self.send,
+                    scope,
+                    input_frames,
                 )
             finally:
                 del self.running[request.id]
+                self._inputs.pop(request.id).close()
 
     async def _write_frames(self) -> None:
         """Write queued frames, several per TLS write when they pile up."""

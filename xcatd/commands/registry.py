@@ -63,16 +63,24 @@ class Command:
         return function
 
     def parse(self, args: list[str]) -> argparse.Namespace:
-        return self.parser.parse_args(args)
+        # Options may come after positionals, as in `nodels node01 -b groups`.
+        return self.parser.parse_intermixed_args(args)
 
 
-def command(name: str, summary: str) -> Callable[[Callable], Command]:
-    """Declare a command; the decorated function adds its options to the parser."""
+def command(name: str, summary: str, *, add_help: bool = True) -> Callable[[Callable], Command]:
+    """Declare a command; the decorated function adds its options to the parser.
+
+    Every command takes --json (the client prints structured records); a
+    command that gives -h a meaning of its own passes add_help=False.
+    """
 
     def declare(add_options: Callable[[CommandParser], None]) -> Command:
         if name in REGISTRY:
             raise RuntimeError(f"command {name} is declared twice")
-        parser = CommandParser(prog=name, description=summary, allow_abbrev=False)
+        parser = CommandParser(
+            prog=name, description=summary, allow_abbrev=False, add_help=add_help
+        )
+        parser.add_argument("--json", action="store_true", help="print records as JSON lines")
         add_options(parser)
         REGISTRY[name] = declared = Command(name, summary, parser)
         return declared

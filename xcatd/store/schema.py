@@ -1,28 +1,26 @@
-"""The tables, declared once.  `ensure_schema` creates what is missing."""
+"""The tables, derived from the declarations.  `ensure_schema` creates what is
+missing, including columns for attributes declared since the database was made."""
 
 from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+from .objtypes import TYPES
+
+SCHEMA_VERSION = 2
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
     with db.atomic():
-        db["policy"].create(
-            {
-                "priority": float,  # lowest first; the first full match decides
-                "name": str,  # user (certificate CN); NULL or '*' = anyone
-                "role": str,  # certificate role; NULL = any
-                "commands": str,  # comma list; NULL = every command
-                "noderange": str,
-                "rule": str,  # allow | accept | trusted | deny
-                "comments": str,
-                "disable": str,
-            },
-            pk="priority",
-            if_not_exists=True,
-        )
+        for object_type in TYPES.values():
+            columns = {object_type.key: str, **dict.fromkeys(object_type.attributes, str)}
+            table = db[object_type.name]
+            if table.exists():
+                missing = {c: str for c in columns if c not in table.columns_dict}
+                for column in missing:
+                    table.add_column(column, str)
+            else:
+                table.create(columns, pk=object_type.key)
         db["audit"].create(
             {
                 "id": int,

@@ -1,0 +1,15 @@
+"""Run every benchmark: `.venv/bin/python -m bench` from the repository root.
+
+Each prints its figures beside their targets; the exit status is 1 when any
+target is missed.  (Benchmarks are not tests: pytest never collects them.)
+"""
+
+from __future__ import annotations
+
+import sys
+
+from . import client_startup, requests
+
+if __name__ == "__main__":
+    results = [client_startup.main(), requests.main()]
+    sys.exit(0 if all(results) else 1)

@@ -1,0 +1,335 @@
+"""mkdef, chdef, lsdef, rmdef and nodels as an xCAT administrator uses them,
+through the real client against a real daemon.  Each test uses its own node
+names, so one cluster serves the module."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def xcat(shared_cluster):
+    """Run a client command; return (rc, stdout, stderr)."""
+
+    def run(command: str, *args: str, stdin: str | None = None):
+        result = shared_cluster.run(command, *args, input=stdin)
+        return result.returncode, result.stdout, result.stderr
+
+    return run
+
+
+def ok(result) -> str:
+    rc, out, err = result
+    assert rc == 0, err
+    return out
+
+
+def test_mkdef_then_lsdef_shows_the_node_in_long_form(xcat):
+    assert ok(xcat("mkdef", "-t", "node", "-o", "cn001", "groups=all,compute", "ip=10.1.0.1")) == (
+        "1 object definitions have been created or modified.\n"
+    )
+    assert ok(xcat("lsdef", "cn001")) == (
+        "Object name: cn001\n    groups=all,compute\n    ip=10.1.0.1\n"
+    )
+
+
+def test_plain_lsdef_lists_nodes_short(xcat):
+    ok(xcat("mkdef", "sh[1-2]", "groups=shorts"))
+    assert "sh1  (node)\nsh2  (node)\n" in ok(xcat("lsdef"))
+    assert ok(xcat("lsdef", "shorts", "-s")) == "sh1  (node)\nsh2  (node)\n"
+
+
+def test_a_noderange_creates_many_nodes_keeping_zero_padding(xcat):
+    assert ok(xcat("mkdef", "rk[08-11]", "groups=rack")) == (
+        "4 object definitions have been created or modified.\n"
+    )
+    assert ok(xcat("nodels", "rack")) == "rk08\nrk09\nrk10\nrk11\n"
+
+
+def test_group_attributes_are_inherited_in_group_order(xcat):
+    ok(xcat("mkdef", "inh1", "groups=gfast,gslow"))
+    ok(xcat("chdef", "-t", "group", "-o", "gslow", "os=rhels9.4", "arch=x86_64"))
+    ok(xcat("chdef", "-t", "group", "gfast", "os=debian12"))
+    assert ok(xcat("lsdef", "inh1", "-i", "os,arch")) == (
+        "Object name: inh1\n    os=debian12\n    arch=x86_64\n"
+    )
+    ok(xcat("chdef", "inh1", "os=ubuntu24.04"))  # the node's own value wins
+    assert ok(xcat("nodels", "inh1", "os")) == "inh1: ubuntu24.04\n"
+    assert ok(xcat("nodels", "inh1", "-b", "os", "arch")) == (
+        "inh1: os: ubuntu24.04\ninh1: arch: x86_64 (inherited from group gslow)\n"
+    )
+
+
+def test_regular_expression_values_are_evaluated_per_node(xcat):
+    ok(xcat("mkdef", "rx[001-003]", "groups=rxg"))
+    ok(xcat("chdef", "-t", "group", "rxg", r"ip=|rx(\d+)|10.9.0.($1+0)|", "bmc=/rx/bmc-rx/"))
+    assert ok(xcat("nodels", "rxg", "ip", "bmc")) == (
+        "rx001: ip: 10.9.0.1\nrx001: bmc: bmc-rx001\n"
+        "rx002: ip: 10.9.0.2\nrx002: bmc: bmc-rx002\n"
+        "rx003: ip: 10.9.0.3\nrx003: bmc: bmc-rx003\n"
+    )
+
+
+def test_lsdef_i_shows_listed_attributes_even_when_empty_and_c_compresses(xcat):
+    ok(xcat("mkdef", "ic1", "groups=icg", "ip=10.2.0.1"))
+    assert (
+        ok(xcat("lsdef", "ic1", "-i", "ip,mac")) == "Object name: ic1\n    ip=10.2.0.1\n    mac=\n"
+    )
+    assert (
+        ok(xcat("lsdef", "ic1", "-i", "ip,groups", "-c")) == "ic1: ip=10.2.0.1\nic1: groups=icg\n"
+    )
+
+
+def test_lsdef_w_selects_by_effective_value(xcat):
+    ok(xcat("mkdef", "st[1-4]", "groups=stg"))
+    ok(xcat("chdef", "st[2-3]", "status=booted"))
+    assert ok(xcat("lsdef", "-w", "status==booted", "-s")).splitlines() == [
+        "st2  (node)",
+        "st3  (node)",
+    ]
+    ok(xcat("chdef", "-t", "group", "stg", "os=debian12"))
+    assert ok(xcat("lsdef", "-w", "groups=~^stg", "-w", "status!=booted", "-s")).splitlines() == [
+        "st1  (node)",
+        "st4  (node)",
+    ]
+
+
+def test_stanza_output_reads_back_as_the_same_objects(xcat):
+    ok(xcat("mkdef", "-t", "osimage", "-o", "img-a", "provmethod=netboot", "osvers=debian12",
+            "pkglist=/install/custom/a.pkglist,/install/custom/b.pkglist"))  # fmt: skip
+    stanza = ok(xcat("lsdef", "-t", "osimage", "-o", "img-a", "-z"))
+    assert stanza == (
+        "# <xCAT data object stanza file>\n\nimg-a:\n    objtype=osimage\n    osvers=debian12\n"
+        "    pkglist=/install/custom/a.pkglist,/install/custom/b.pkglist\n"
+        "    provmethod=netboot\n"
+    )
+    clone = stanza.replace("img-a:", "img-b:")
+    assert ok(xcat("mkdef", "-z", stdin=clone)) == (
+        "1 object definitions have been created or modified.\n"
+    )
+    assert ok(xcat("lsdef", "-t", "osimage", "-o", "img-b", "-z")) == clone
+
+
+def test_stanza_defaults_apply_to_the_objects_that_follow(xcat):
+    stanza = (
+        "default-node:\n    groups=dflt\n    netboot=xnba\n\n"
+        "df1:\n    objtype=node\n\n"
+        'df2:\n    objtype=node\n    netboot="grub2"\n'
+    )
+    ok(xcat("mkdef", "-z", stdin=stanza))
+    assert ok(xcat("nodels", "dflt", "netboot")) == "df1: xnba\ndf2: grub2\n"
+
+
+def test_mkdef_refuses_an_existing_object_unless_forced(xcat):
+    ok(xcat("mkdef", "ex1", "groups=exg", "ip=10.3.0.1"))
+    assert xcat("mkdef", "ex1", "groups=exg") == (
+        1,
+        "",
+        "Error: A definition for 'ex1' already exists.\n"
+        "Error: Run again with '-f' option to force replace.\n",
+    )
+    ok(xcat("mkdef", "-f", "ex1", "groups=exg2"))
+    assert ok(xcat("lsdef", "ex1")) == "Object name: ex1\n    groups=exg2\n"  # replaced whole
+
+
+def test_a_node_needs_groups(xcat):
+    assert xcat("mkdef", "nogroups1", "ip=10.4.0.1") == (
+        1,
+        "",
+        "Error: nogroups1: a node needs 'groups' (e.g. groups=...)\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["bad1", "groups=g", "ip=10.0.0.256"],
+         "Error: bad1: Invalid value '10.0.0.256' for attribute 'ip': expected an IPv4 or IPv6 "
+         "address\n"),
+        (["bad2", "groups=g", "mac=zz:zz"],
+         "Error: bad2: Invalid value 'zz:zz' for attribute 'mac': expected a MAC address like "
+         "52:54:00:12:34:56\n"),
+        (["bad3", "groups=g", "netboot=floppy"],
+         "Error: bad3: Invalid value 'floppy' for attribute 'netboot': expected one of xnba, pxe, "
+         "grub2, petitboot, yaboot, onie\n"),
+        (["bad4", "groups=g", "colour=blue"],
+         "Error: bad4: 'colour' is not a valid attribute name for an object type of 'node' "
+         "(see lsdef -t node -h)\n"),
+        (["-t", "gizmo", "-o", "x1", "a=b"],
+         "Error: 'gizmo' is not a valid object type: use one of site, node, group, osimage, "
+         "network, policy\n"),
+        (["-t", "osimage", "-o", "../../etc", "provmethod=netboot"],
+         "Error: '../../etc' is not a valid osimage name: use letters, digits, '.', '-' and '_' "
+         "(no '/', '..', spaces or control characters)\n"),
+        (["-t", "osimage", "-o", "img", "rootimgdir=relative/dir"],
+         "Error: img: Invalid value 'relative/dir' for attribute 'rootimgdir': expected an "
+         "absolute path\n"),
+    ],
+)  # fmt: skip
+def test_bad_definitions_are_refused_with_the_reason_and_nothing_is_written(xcat, args, error):
+    assert xcat("mkdef", *args) == (1, "", error)
+
+
+def test_one_bad_object_in_ten_thousand_writes_nothing(xcat):
+    stanza = "".join(f"bulk{n:05d}:\n    objtype=node\n    groups=bulk\n" for n in range(10_000))
+    stanza = stanza.replace(
+        "bulk05123:\n    objtype=node\n", "bulk05123:\n    objtype=node\n    ip=x\n"
+    )
+    assert xcat("mkdef", "-z", stdin=stanza) == (
+        1,
+        "",
+        "Error: bulk05123: Invalid value 'x' for attribute 'ip': expected an IPv4 or IPv6 "
+        "address\n",
+    )
+    rc, _, err = xcat("nodels", "bulk")
+    assert (rc, err) == (1, "Error: Invalid nodes and/or groups in noderange: bulk\n")
+
+
+@pytest.mark.parametrize(
+    ("stanza", "error"),
+    [
+        ("n1:\n    groups=all\n", "Error: line 1: object 'n1' has no objtype\n"),
+        ("groups=all\n", "Error: line 1: 'groups=' comes before any object name\n"),
+        ("n1:\n    objtype=node\n    this is not a line\n",
+         "Error: line 3: expected '<name>:' or 'attribute=value': '    this is not a line'\n"),
+    ],
+)  # fmt: skip
+def test_stanzas_that_do_not_parse_say_which_line(xcat, stanza, error):
+    assert xcat("mkdef", "-z", stdin=stanza) == (1, "", error)
+
+
+def test_chdef_plus_and_minus_edit_lists(xcat):
+    ok(xcat("mkdef", "pm1", "groups=all,pmg"))
+    ok(xcat("chdef", "pm1", "-p", "groups=rack7,rack8"))
+    assert ok(xcat("nodels", "pm1", "groups")) == "pm1: all,pmg,rack7,rack8\n"
+    ok(xcat("chdef", "-m", "pm1", "groups=rack7,all"))
+    assert ok(xcat("nodels", "pm1", "groups")) == "pm1: pmg,rack8\n"
+    assert xcat("chdef", "-m", "pm1", "groups=pmg,rack8") == (
+        1,
+        "",
+        "Error: pm1: a node must keep 'groups'\n",
+    )
+
+
+def test_chdef_clears_an_attribute_with_an_empty_value(xcat):
+    ok(xcat("mkdef", "clr1", "groups=clrg", "ip=10.5.0.1"))
+    ok(xcat("chdef", "clr1", "ip="))
+    assert ok(xcat("lsdef", "clr1")) == "Object name: clr1\n    groups=clrg\n"
+
+
+def test_chdef_n_renames(xcat):
+    ok(xcat("mkdef", "old1", "groups=rng", "ip=10.6.0.1"))
+    ok(xcat("chdef", "old1", "-n", "new1"))
+    assert ok(xcat("lsdef", "new1")) == "Object name: new1\n    groups=rng\n    ip=10.6.0.1\n"
+    assert xcat("lsdef", "old1")[2] == "Error: Invalid nodes and/or groups in noderange: old1\n"
+
+
+def test_chdef_of_an_unknown_node_names_it(xcat):
+    assert xcat("chdef", "ghost1", "status=booted") == (
+        1,
+        "",
+        "Error: Invalid nodes and/or groups in noderange: ghost1\n",
+    )
+
+
+def test_mkdef_template_clones_an_object(xcat):
+    ok(xcat("mkdef", "-t", "osimage", "-o", "base-img", "provmethod=netboot", "osarch=x86_64"))
+    ok(xcat("mkdef", "-t", "osimage", "-o", "my-img", "--template", "base-img", "profile=svc"))
+    assert ok(xcat("lsdef", "-t", "osimage", "my-img")) == (
+        "Object name: my-img\n    osarch=x86_64\n    profile=svc\n    provmethod=netboot\n"
+    )
+
+
+def test_rmdef_removes_and_reports(xcat):
+    ok(xcat("mkdef", "rm[1-3]", "groups=rmg"))
+    assert ok(xcat("rmdef", "rm[1-2]")) == "2 object definitions have been removed.\n"
+    assert ok(xcat("nodels", "rmg")) == "rm3\n"
+    assert xcat("rmdef", "-t", "osimage", "-o", "no-such-img") == (
+        1,
+        "",
+        "Error: Could not find an object named 'no-such-img' of type 'osimage'.\n",
+    )
+
+
+def test_lsdef_of_several_types_names_each_type(xcat):
+    ok(xcat("mkdef", "-t", "network", "-o", "mgmt", "net=10.0.0.0", "mask=255.255.0.0"))
+    out = ok(xcat("lsdef", "-t", "network,site", "-l"))
+    assert "Object name: mgmt  (network)\n    mask=255.255.0.0\n    net=10.0.0.0\n" in out
+    assert "Object name: clustersite  (site)\n" in out
+
+
+def test_lsdef_h_with_a_type_lists_every_attribute_with_its_meaning(xcat):
+    out = ok(xcat("lsdef", "-t", "osimage", "-h"))
+    assert out.startswith("The valid attribute names for object type 'osimage' are:\n")
+    assert "  provmethod       Provisioning method (install|netboot|statelite)\n" in out
+    for attribute in ("rootimgdir", "otherpkgdir", "exlist", "postinstall", "pkglist"):
+        assert f"\n  {attribute} " in out
+
+
+def test_json_gives_one_record_per_object(xcat):
+    ok(xcat("mkdef", "js[1-2]", "groups=jsg", "ip=10.7.0.1"))
+    records = [json.loads(line) for line in ok(xcat("lsdef", "jsg", "--json")).splitlines()]
+    assert records == [
+        {"name": "js1", "objtype": "node", "groups": "jsg", "ip": "10.7.0.1"},
+        {"name": "js2", "objtype": "node", "groups": "jsg", "ip": "10.7.0.1"},
+    ]
+
+
+def test_dynamic_groups_select_by_wherevals(xcat):
+    ok(xcat("mkdef", "dy[1-3]", "groups=dyg"))
+    ok(xcat("chdef", "dy2", "arch=ppc64le"))
+    ok(xcat("mkdef", "-t", "group", "-o", "power", "grouptype=dynamic",
+            "wherevals=arch==ppc64le::groups=~dyg"))  # fmt: skip
+    assert ok(xcat("nodels", "power")) == "dy2\n"
+
+
+def test_twenty_clients_changing_overlapping_nodes_lose_nothing(xcat):
+    ok(xcat("mkdef", "cc[01-10]", "groups=ccg"))
+    failures = []
+
+    def client(n: int) -> None:
+        # Each client adds its own group to every node: a lost update would
+        # show as a missing group.
+        rc, _, err = xcat("chdef", "-p", "ccg", f"groups=client{n:02d}")
+        if rc != 0 or err:
+            failures.append(err)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    for line in ok(xcat("nodels", "ccg", "groups")).splitlines():
+        groups = line.split(": ")[1].split(",")
+        assert sorted(groups) == ["ccg"] + [f"client{n:02d}" for n in range(20)], line
+
+
+def test_a_policy_defined_with_mkdef_applies_at_once(shared_cluster, xcat, tmp_path):
+    from .sessions import credentials_for
+
+    carol = credentials_for(shared_cluster, "carol", "user", tmp_path / "carol")
+    env = {**shared_cluster.env, "XCAT_CRED_DIR": str(carol)}
+    denied = shared_cluster.run("nodels", env=env)
+    assert (denied.returncode, denied.stderr) == (1, "Error: Permission denied for request\n")
+
+    ok(xcat("mkdef", "-t", "policy", "-o", "6", "name=carol", "commands=nodels", "rule=allow"))
+    assert shared_cluster.run("nodels", env=env).returncode == 0
+    # ...but the daemon does not read files for her: it runs as root.
+    secret = shared_cluster.run("nodels", "^/etc/shadow", env=env)
+    assert (secret.returncode, secret.stderr) == (
+        1,
+        "Error: '^/etc/shadow': only root may use noderange files\n",
+    )
+    ok(xcat("rmdef", "-t", "policy", "-o", "6"))
+    assert shared_cluster.run("nodels", env=env).returncode == 1
+
+
+def test_root_may_use_a_noderange_file(shared_cluster, xcat, tmp_path):
+    ok(xcat("mkdef", "nf[1-3]", "groups=nfg"))
+    listing = tmp_path / "nodes.txt"
+    listing.write_text("# the ones to boot\nnf1\nnf3\n")
+    assert ok(xcat("nodels", f"^{listing}")) == "nf1\nnf3\n"

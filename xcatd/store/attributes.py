@@ -1,0 +1,147 @@
+"""What an attribute value may be: kinds, and the check each kind makes.
+
+An attribute is declared once (see `objtypes`) with its kind; parsing,
+validation, `lsdef -h` and the table columns all read that declaration.
+Checks return the value as it will be stored, or raise AttributeValueError
+with a sentence naming the attribute and what is wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from .regex_values import RegexValueError, compile_value, is_regex_value
+
+
+class AttributeValueError(ValueError):
+    pass
+
+
+class Kind(Enum):
+    TEXT = "text"
+    INTEGER = "integer"
+    IP = "IP address"
+    MAC = "MAC address"
+    PATH = "absolute path"
+    PATHS = "comma-separated absolute paths"
+    LIST = "comma-separated list"
+    CHOICE = "one of"
+    NUMBER = "number"
+
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    meaning: str
+    kind: Kind = Kind.TEXT
+    choices: tuple[str, ...] = ()
+    regex_allowed: bool = False  # xCAT regular-expression values (node and group attributes)
+
+    @property
+    def is_list(self) -> bool:
+        return self.kind in (Kind.LIST, Kind.PATHS)
+
+    def describe(self) -> str:
+        """One line for `lsdef -h`."""
+        if self.kind is Kind.CHOICE:
+            return f"{self.meaning} ({'|'.join(self.choices)})"
+        return self.meaning
+
+    def check(self, value: str) -> str:
+        """The value to store; '' clears the attribute."""
+        if _CONTROL.search(value):
+            raise self._bad(value, "control characters are not allowed")
+        if value == "":
+            return value
+        if self.regex_allowed and is_regex_value(value):
+            try:
+                compile_value(value)
+            except RegexValueError as exc:
+                raise AttributeValueError(
+                    f"Invalid value for attribute '{self.name}': {exc}"
+                ) from None
+            return value
+        return _CHECKS[self.kind](self, value)
+
+    def _bad(self, value: str, why: str) -> AttributeValueError:
+        return AttributeValueError(f"Invalid value '{value}' for attribute '{self.name}': {why}")
+
+
+def _text(attribute: Attribute, value: str) -> str:
+    return value
+
+
+def _integer(attribute: Attribute, value: str) -> str:
+    if not re.fullmatch(r"-?\d+", value):
+        raise attribute._bad(value, "expected an integer")
+    return str(int(value))
+
+
+def _number(attribute: Attribute, value: str) -> str:
+    try:
+        float(value)
+    except ValueError:
+        raise attribute._bad(value, "expected a number") from None
+    return value
+
+
+def _ip(attribute: Attribute, value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise attribute._bad(value, "expected an IPv4 or IPv6 address") from None
+
+
+def _mac(attribute: Attribute, value: str) -> str:
+    # xCAT keeps several MACs of a node separated by '|'; '!' marks one not
+    # to be used for DHCP ("mac!*NOIP*").
+    macs = []
+    for mac in value.split("|"):
+        address, bang, rest = mac.partition("!")
+        address = address.strip().lower().replace("-", ":")
+        if not _MAC.match(address):
+            raise attribute._bad(value, "expected a MAC address like 52:54:00:12:34:56")
+        macs.append(address + bang + rest)
+    return "|".join(macs)
+
+
+def _path(attribute: Attribute, value: str) -> str:
+    if not value.startswith("/"):
+        raise attribute._bad(value, "expected an absolute path")
+    return value
+
+
+def _paths(attribute: Attribute, value: str) -> str:
+    for item in value.split(","):
+        _path(attribute, item.strip())
+    return ",".join(item.strip() for item in value.split(","))
+
+
+def _list(attribute: Attribute, value: str) -> str:
+    return ",".join(item.strip() for item in value.split(",") if item.strip())
+
+
+def _choice(attribute: Attribute, value: str) -> str:
+    if value not in attribute.choices:
+        raise attribute._bad(value, f"expected one of {', '.join(attribute.choices)}")
+    return value
+
+
+_CHECKS = {
+    Kind.TEXT: _text,
+    Kind.INTEGER: _integer,
+    Kind.NUMBER: _number,
+    Kind.IP: _ip,
+    Kind.MAC: _mac,
+    Kind.PATH: _path,
+    Kind.PATHS: _paths,
+    Kind.LIST: _list,
+    Kind.CHOICE: _choice,
+}

@@ -1,0 +1,268 @@
+"""Reading and writing object definitions, checked against their declarations.
+
+Every function here runs in the store's worker thread and does all its
+writing in one transaction: a definition with one bad attribute among ten
+thousand writes nothing and names the object and the attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from .attributes import AttributeValueError
+from .nodes import rows
+from .objtypes import SITE, TYPES, ObjectType, check_name
+
+Values = dict[str, str]
+
+
+class DefinitionError(Exception):
+    """Definitions that cannot be written; one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Definition:
+    """What a command asks of one object."""
+
+    objtype: ObjectType
+    name: str
+    values: Values = field(default_factory=dict)
+
+
+def object_type(name: str) -> ObjectType:
+    try:
+        return TYPES[name]
+    except KeyError:
+        raise DefinitionError(
+            [f"'{name}' is not a valid object type: use one of {', '.join(TYPES)}"]
+        ) from None
+
+
+def checked(definition: Definition) -> Values:
+    """The definition's values as they will be stored, or DefinitionError."""
+    objtype, problems, values = definition.objtype, [], {}
+    if why := check_name(objtype, definition.name):
+        problems.append(why)
+    if objtype.only_object and definition.name != objtype.only_object:
+        problems.append(f"the only {objtype.name} object is '{objtype.only_object}'")
+    for name, value in definition.values.items():
+        attribute = objtype.attribute(name)
+        if attribute is None:
+            problems.append(
+                f"{definition.name}: '{name}' is not a valid attribute name for an object "
+                f"type of '{objtype.name}' (see lsdef -t {objtype.name} -h)"
+            )
+            continue
+        try:
+            values[name] = attribute.check(value)
+        except AttributeValueError as exc:
+            problems.append(f"{definition.name}: {exc}")
+    if problems:
+        raise DefinitionError(problems)
+    return values
+
+
+def _in_chunks(names: list[str], size: int = 500):
+    """SQLite limits the parameters of one statement; go by slices."""
+    for start in range(0, len(names), size):
+        chunk = names[start : start + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
+def existing(db: sqlite_utils.Database, objtype: ObjectType, names: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk, marks in _in_chunks(list(names)):
+        query = f"select [{objtype.key}] from [{objtype.name}] where [{objtype.key}] in ({marks})"
+        found.update(row[0] for row in db.execute(query, chunk))
+    return found
+
+
+def load(
+    db: sqlite_utils.Database, objtype: ObjectType, names: Iterable[str] | None = None
+) -> dict[str, Values]:
+    """Objects' own (stored) values, by name; all objects when `names` is None."""
+    if names is None:
+        return rows(db, objtype.name, objtype.key)
+    names = list(names)
+    if len(names) > 5000:  # cheaper to read the table once than to look up each
+        everything = rows(db, objtype.name, objtype.key)
+        return {name: everything[name] for name in names if name in everything}
+    found: dict[str, Values] = {}
+    for chunk, marks in _in_chunks(names):
+        found.update(rows(db, objtype.name, objtype.key, f"[{objtype.key}] in ({marks})", chunk))
+    return found
+
+
+def create(db: sqlite_utils.Database, definitions: list[Definition], replace: bool) -> int:
+    """mkdef: new objects (or, with `replace`, objects replaced whole)."""
+    problems: list[str] = []
+    by_type: dict[str, list[dict]] = {}
+    for definition in definitions:
+        try:
+            values = checked(definition)
+        except DefinitionError as exc:
+            problems += exc.problems
+            continue
+        for required in definition.objtype.required:
+            if not values.get(required):
+                problems.append(
+                    f"{definition.name}: a {definition.objtype.name} needs '{required}' "
+                    f"(e.g. {required}=...)"
+                )
+        row = {definition.objtype.key: definition.name, **values}
+        by_type.setdefault(definition.objtype.name, []).append(row)
+    if not replace:
+        for type_name, new_rows in by_type.items():
+            objtype = TYPES[type_name]
+            for name in sorted(existing(db, objtype, (r[objtype.key] for r in new_rows))):
+                problems.append(f"A definition for '{name}' already exists.")
+        if any(p.startswith("A definition for") for p in problems):
+            problems.append("Run again with '-f' option to force replace.")
+    _refuse_duplicates(definitions, problems)
+    if problems:
+        raise DefinitionError(problems)
+    with db.atomic():
+        for type_name, new_rows in by_type.items():
+            db[type_name].insert_all(new_rows, replace=replace, batch_size=2000)
+    return len(definitions)
+
+
+def _refuse_duplicates(definitions: list[Definition], problems: list[str]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for definition in definitions:
+        key = (definition.objtype.name, definition.name)
+        if key in seen:
+            problems.append(f"'{definition.name}' is defined twice in the input")
+        seen.add(key)
+
+
+@dataclass
+class Edit:
+    """chdef's change to one object: values to set, or list items to add or remove."""
+
+    definition: Definition
+    mode: str = "set"  # set | add (-p) | remove (-m)
+
+
+def change(db: sqlite_utils.Database, edits: list[Edit], rename_to: str | None = None) -> int:
+    """chdef: change existing objects (groups and the site object are created if missing)."""
+    problems: list[str] = []
+    updates: list[Update] = []
+    for objtype, group in _by_type(edits).items():
+        names = [edit.definition.name for edit in group]
+        present = load(db, objtype, names)
+        for edit in group:
+            name = edit.definition.name
+            try:
+                values = checked(edit.definition)
+            except DefinitionError as exc:
+                problems += exc.problems
+                continue
+            current = present.get(name)
+            if current is None and objtype.name not in ("group", SITE.name):
+                problems.append(
+                    f"Could not find an object named '{name}' of type '{objtype.name}'."
+                )
+                continue
+            new = _edited(current or {}, values, edit.mode)
+            for required in objtype.required:
+                if not new.get(required, (current or {}).get(required)):
+                    problems.append(f"{name}: a {objtype.name} must keep '{required}'")
+            updates.append(Update(objtype, name, new, created=current is None))
+    if rename_to is not None:
+        problems += _rename_problems(db, edits, rename_to)
+    if problems:
+        raise DefinitionError(problems)
+    with db.atomic():
+        _write(db, updates)
+        if rename_to is not None:
+            objtype = edits[0].definition.objtype
+            db.execute(
+                f"update [{objtype.name}] set [{objtype.key}] = ? where [{objtype.key}] = ?",
+                [rename_to, edits[0].definition.name],
+            )
+    return len(updates)
+
+
+@dataclass
+class Update:
+    objtype: ObjectType
+    name: str
+    columns: dict[str, str | None]
+    created: bool
+
+
+def _write(db: sqlite_utils.Database, updates: list[Update]) -> None:
+    """Write changed columns; one executemany per distinct set of columns, so a
+    chdef of one attribute on 100,000 nodes is a single statement."""
+    batches: dict[tuple[ObjectType, tuple[str, ...]], list[list]] = {}
+    for update in updates:
+        if update.created:
+            db[update.objtype.name].insert({update.objtype.key: update.name, **update.columns})
+            continue
+        columns = tuple(update.columns)
+        batches.setdefault((update.objtype, columns), []).append(
+            [*update.columns.values(), update.name]
+        )
+    for (objtype, columns), parameters in batches.items():
+        if not columns:
+            continue
+        assignments = ", ".join(f"[{c}] = ?" for c in columns)
+        db.conn.executemany(
+            f"update [{objtype.name}] set {assignments} where [{objtype.key}] = ?", parameters
+        )
+
+
+def _by_type(edits: list[Edit]) -> dict[ObjectType, list[Edit]]:
+    grouped: dict[ObjectType, list[Edit]] = {}
+    for edit in edits:
+        grouped.setdefault(edit.definition.objtype, []).append(edit)
+    return grouped
+
+
+def _edited(current: Values, values: Values, mode: str) -> Values:
+    """The columns to write: values set, or list items added (-p) or removed (-m)."""
+    if mode == "set":
+        return {name: value or None for name, value in values.items()}  # '' clears
+    new: Values = {}
+    for name, value in values.items():
+        items = [item for item in (current.get(name) or "").split(",") if item]
+        given = [item for item in value.split(",") if item]
+        if mode == "add":
+            items += [item for item in given if item not in items]
+        else:
+            items = [item for item in items if item not in given]
+        new[name] = ",".join(items) or None
+    return new
+
+
+def _rename_problems(db: sqlite_utils.Database, edits: list[Edit], new_name: str) -> list[str]:
+    if len(edits) != 1:
+        return ["-n renames one object at a time"]
+    objtype = edits[0].definition.objtype
+    if why := check_name(objtype, new_name):
+        return [why]
+    if existing(db, objtype, [new_name]):
+        return [f"A definition for '{new_name}' already exists."]
+    return []
+
+
+def remove(db: sqlite_utils.Database, objtype: ObjectType, names: list[str]) -> int:
+    """rmdef: all the named objects, or none when one of them does not exist."""
+    present = existing(db, objtype, names)
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise DefinitionError(
+            [f"Could not find an object named '{n}' of type '{objtype.name}'." for n in missing]
+        )
+    with db.atomic():
+        for chunk, marks in _in_chunks(names):
+            db.execute(f"delete from [{objtype.name}] where [{objtype.key}] in ({marks})", chunk)
+    return len(names)

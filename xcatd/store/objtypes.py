@@ -1,0 +1,230 @@
+"""The object types and their attributes, each declared exactly once.
+
+Everything else reads these declarations: the database columns, option and
+value checking, `lsdef -h`, long and stanza output.  Attribute names and
+meanings follow xCAT's tables (nodelist, nodehm, ipmi, noderes, nodetype,
+mac, hosts, chain, servicenode, linuximage/osimage, networks, site, policy).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .attributes import Attribute, Kind
+
+A = Attribute
+
+
+@dataclass(frozen=True, eq=False)  # one instance per type: identity is equality
+class ObjectType:
+    name: str
+    key: str  # the column that holds the object's name
+    summary: str
+    attributes: dict[str, Attribute]
+    required: tuple[str, ...] = ()
+    only_object: str | None = None  # site has exactly one object, 'clustersite'
+
+    def attribute(self, name: str) -> Attribute | None:
+        return self.attributes.get(name)
+
+
+def _declare(*attributes: Attribute) -> dict[str, Attribute]:
+    return {attribute.name: attribute for attribute in attributes}
+
+
+NETBOOT = ("xnba", "pxe", "grub2", "petitboot", "yaboot", "onie")
+PROVMETHOD = ("install", "netboot", "statelite")
+YES_NO = ("y", "n", "yes", "no", "1", "0")
+ARCHES = ("x86_64", "ppc64", "ppc64le", "aarch64")
+
+# Node attributes: a node has them, and so does a group, from which its
+# nodes inherit them.  Regular-expression values are allowed here.
+NODE_ATTRIBUTES = tuple(
+    A(a.name, a.meaning, a.kind, a.choices, regex_allowed=a.name != "groups")
+    for a in (
+        A("groups", "Comma list of groups this node belongs to, in inheritance order", Kind.LIST),
+        A("status", "The current status of the node (netbooting, booted, ...)"),
+        A("statustime", "When status last changed (MM-DD-YYYY HH:MM:SS)"),
+        A("usercomment", "Free text about this object"),
+        A("mgt", "Hardware management method", Kind.CHOICE,
+          ("ipmi", "redfish", "kvm", "openbmc", "hmc", "ivm", "fsp", "blade", "none")),
+        A("power", "Power control method, when it differs from mgt"),
+        A("cons", "Console method (ipmi, kvm, ...)"),
+        A("conserver", "The host that runs the console server for this node"),
+        A("serialport", "Serial console port number (0 for ttyS0)", Kind.INTEGER),
+        A("serialspeed", "Serial console speed in baud", Kind.INTEGER),
+        A("serialflow", "Serial flow control (hard, soft, none)", Kind.CHOICE,
+          ("hard", "soft", "none")),
+        A("bmc", "Host name or IP address of the node's BMC"),
+        A("bmcusername", "BMC user name"),
+        A("bmcpassword", "BMC password"),
+        A("bmcport", "BMC port", Kind.INTEGER),
+        A("netboot", "The network boot loader", Kind.CHOICE, NETBOOT),
+        A("installnic", "The interface the node boots and installs from"),
+        A("primarynic", "The node's primary interface"),
+        A("servicenode", "Comma list of service nodes that serve this node", Kind.LIST),
+        A("xcatmaster", "The management or service node as the node sees it"),
+        A("tftpserver", "TFTP server for this node"),
+        A("nfsserver", "NFS or HTTP server for this node's images"),
+        A("arch", "Architecture", Kind.CHOICE, ARCHES),
+        A("os", "Operating system (rhels9.4, debian12, ...)"),
+        A("profile", "Profile (compute, service, ...)"),
+        A("provmethod", "Provisioning method or osimage name"),
+        A("mac", "MAC address of the boot interface; several separated by |", Kind.MAC),
+        A("ip", "IP address of the node", Kind.IP),
+        A("hostnames", "Extra host names of the node", Kind.LIST),
+        A("currstate", "What the node does at its next network boot"),
+        A("currchain", "The chain the node follows now"),
+        A("chain", "The chain of tasks at discovery", Kind.LIST),
+        A("setupdhcp", "Service node role: run DHCP", Kind.CHOICE, YES_NO),
+        A("setuptftp", "Service node role: serve TFTP", Kind.CHOICE, YES_NO),
+        A("setupnfs", "Service node role: serve NFS", Kind.CHOICE, YES_NO),
+        A("postscripts", "Scripts run on the node after installation", Kind.LIST),
+        A("postbootscripts", "Scripts run on the node after every boot", Kind.LIST),
+    )
+)  # fmt: skip
+
+NODE = ObjectType(
+    "node", "node", "A compute, service or other node", _declare(*NODE_ATTRIBUTES), ("groups",)
+)
+
+GROUP = ObjectType(
+    "group",
+    "groupname",
+    "A group of nodes; its attributes are inherited by its members",
+    _declare(
+        A("grouptype", "static (nodes list the group) or dynamic (wherevals)", Kind.CHOICE,
+          ("static", "dynamic")),
+        A("members", "The nodes in the group (shown by lsdef, derived for static groups)"),
+        A("wherevals", "Dynamic group selection: attr==val::attr=~re ..."),
+        *(a for a in NODE_ATTRIBUTES if a.name != "groups"),
+    ),
+)  # fmt: skip
+
+OSIMAGE = ObjectType(
+    "osimage",
+    "imagename",
+    "An operating system image definition",
+    _declare(
+        A("groups", "Groups this image belongs to", Kind.LIST),
+        A("imagetype", "Image type", Kind.CHOICE, ("linux",)),
+        A("description", "Free text describing the image"),
+        A("provmethod", "Provisioning method", Kind.CHOICE, PROVMETHOD),
+        A("osdistroname", "The distribution this image is built from (<os>-<arch>)"),
+        A("osupdatename", "Updates applied to the distribution", Kind.LIST),
+        A("rootfstype", "Root file system type of a stateless image (ramdisk, overlay)"),
+        A("profile", "Profile name (compute, service, ...)"),
+        A("osname", "Operating system family", Kind.CHOICE, ("Linux",)),
+        A("osvers", "Operating system version (rhels9.4, debian12, ...)"),
+        A("osarch", "Architecture", Kind.CHOICE, ARCHES),
+        A("synclists", "Files to synchronise into the image", Kind.PATHS),
+        A("postscripts", "Scripts run on nodes after installation", Kind.LIST),
+        A("postbootscripts", "Scripts run on nodes after every boot", Kind.LIST),
+        A("serverrole", "Role of nodes using this image (servicenode, compute)"),
+        A("template", "Installation template (install images)", Kind.PATH),
+        A("boottarget", "Boot target for custom kernels"),
+        A("addkcmdline", "Extra kernel command line arguments"),
+        A("pkglist", "Package list files", Kind.PATHS),
+        A("pkgdir", "Package repositories: directories or URLs", Kind.LIST),
+        A("otherpkglist", "Lists of extra packages from otherpkgdir", Kind.PATHS),
+        A("otherpkgdir", "Directory of extra packages (this project's wheels go here)",
+          Kind.PATH),
+        A("exlist", "Exclusion lists applied when packing", Kind.PATHS),
+        A("postinstall", "Scripts run on the root image after genimage", Kind.PATHS),
+        A("rootimgdir", "Where the root image is built", Kind.PATH),
+        A("kerneldir", "Directory of a custom kernel", Kind.PATH),
+        A("nodebootif", "The interface the node boots from"),
+        A("otherifce", "Other interfaces to bring up at boot", Kind.LIST),
+        A("netdrivers", "Network drivers for the stateless initrd", Kind.LIST),
+        A("kernelver", "Kernel version in the image"),
+        A("krpmver", "Kernel package version"),
+        A("permission", "Mode of the packed image", Kind.INTEGER),
+        A("dump", "Where kdump writes (nfs://...)"),
+        A("crashkernelsize", "Memory reserved for the crash kernel"),
+        A("partitionfile", "Partition layout file (install images)"),
+        A("driverupdatesrc", "Driver update sources", Kind.LIST),
+        A("usercomment", "Free text about this object"),
+    ),
+)  # fmt: skip
+
+NETWORK = ObjectType(
+    "network",
+    "netname",
+    "A network the cluster's nodes are on",
+    _declare(
+        A("net", "Network address", Kind.IP),
+        A("mask", "Netmask", Kind.IP),
+        A("gateway", "Gateway (<xcatmaster> for the node's master)"),
+        A("dhcpserver", "DHCP server for this network"),
+        A("tftpserver", "TFTP server for this network"),
+        A("nameservers", "Name servers", Kind.LIST),
+        A("dynamicrange", "Dynamic DHCP range (start-end)"),
+        A("mgtifname", "The management node's interface on this network"),
+        A("usercomment", "Free text about this object"),
+    ),
+    ("net", "mask"),
+)  # fmt: skip
+
+SITE = ObjectType(
+    "site",
+    "name",
+    "Cluster-wide settings",
+    _declare(
+        A("master", "The management node's address as nodes see it"),
+        A("domain", "DNS domain of the cluster"),
+        A("installdir", "Where distro media, images and profiles live", Kind.PATH),
+        A("tftpdir", "Root of the TFTP tree", Kind.PATH),
+        A("httpport", "Port of the boot HTTP server", Kind.INTEGER),
+        A("dhcpsetup", "Let nodeset write DHCP entries", Kind.CHOICE, YES_NO),
+        A("nameservers", "Name servers given to nodes", Kind.LIST),
+        A("timezone", "Time zone of the cluster"),
+        A("sharedtftp", "Service nodes share the MN's tftpdir", Kind.CHOICE, YES_NO),
+        A("consoleservice", "Console service (conserver, goconserver)"),
+        A("xcatdport", "xcatd port", Kind.INTEGER),
+        A("xcatiport", "Port of the install-status line protocol", Kind.INTEGER),
+    ),
+    only_object="clustersite",
+)  # fmt: skip
+
+POLICY = ObjectType(
+    "policy",
+    "priority",
+    "Who may run what; lowest priority first, first match decides",
+    _declare(
+        A("name", "User (certificate CN) the rule is for; empty or * for anyone"),
+        A("role", "Certificate role the rule is for (user, servicenode, master)",
+          Kind.CHOICE, ("user", "servicenode", "master")),
+        A("commands", "Commands the rule covers; empty for all", Kind.LIST),
+        A("noderange", "Nodes the rule covers"),
+        A("parameters", "Command arguments the rule covers"),
+        A("time", "Time the rule applies"),
+        A("rule", "What the rule decides", Kind.CHOICE, ("allow", "accept", "trusted", "deny")),
+        A("comments", "Free text"),
+        A("disable", "Set to 1 or yes to disable the rule", Kind.CHOICE, YES_NO),
+    ),
+)  # fmt: skip
+
+TYPES: dict[str, ObjectType] = {t.name: t for t in (SITE, NODE, GROUP, OSIMAGE, NETWORK, POLICY)}
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+
+def check_name(object_type: ObjectType, name: str) -> str | None:
+    """Why `name` cannot name an object, or None.
+
+    Names become file and directory names later (boot files, image
+    directories), so nothing that could leave a directory is accepted.
+    """
+    if object_type is POLICY:
+        try:
+            float(name)
+        except ValueError:
+            return f"policy names are priorities (numbers like 1.2), not '{name}'"
+        return None
+    if len(name) > 253 or not _NAME.fullmatch(name) or ".." in name:
+        return (
+            f"'{name}' is not a valid {object_type.name} name: use letters, digits, "
+            "'.', '-' and '_' (no '/', '..', spaces or control characters)"
+        )
+    return None
