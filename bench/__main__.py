@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from . import client_startup, requests
+from . import client_startup, objects, requests
 
 if __name__ == "__main__":
-    results = [client_startup.main(), requests.main()]
+    results = [client_startup.main(), requests.main(), objects.main()]
     sys.exit(0 if all(results) else 1)

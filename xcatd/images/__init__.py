@@ -1,0 +1,1 @@
+"""Distro media, image definitions and (later) image builds."""
