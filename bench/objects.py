@@ -19,11 +19,15 @@ output going to a file or a pipe.  Targets (on a 2-core machine):
 - the daemon's resident memory: under 1 GiB throughout (VmRSS sampled every
   50 ms for the whole run, and the kernel's own high-water mark VmHWM)
 
-Commands that take seconds are run once; the quick ones RUNS times, and the
-median is the figure (the fastest and slowest are printed beside it, so a run
-disturbed by other work on the machine shows).  Each figure is followed by
-the daemon's CPU time and its peak VmRSS during that command.  Output is
-checked lightly (line counts, rc 0), and a wrong answer stops the run.
+`mkdef -z` runs once, `lsdef -l` and `chdef` up to 3 times, the quick
+commands RUNS times; the median is the figure, and the fastest and slowest
+are printed under it, so that a run disturbed by other work on the machine
+shows.  Each command's figure is followed by the daemon's CPU time and its
+peak VmRSS during that command.  Printed without a target, for comparison:
+`Nodes.load` + `expand` in process (what the daemon does for the noderange
+in each request), `chdef node[000001-100000] status=booted`, and `lsdef -w`
+when every node matches.  Output is checked lightly (rc 0, line counts,
+first and last names) and a wrong answer stops the run (exit status 1).
 
     .venv/bin/python -m bench.objects [--nodes N] [--runs N] [--keep DIR]
 """

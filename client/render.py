@@ -8,7 +8,6 @@ becomes a one-line bar, only when stderr is a terminal.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TextIO
 
@@ -36,6 +35,8 @@ class Renderer:
             print(f"Warning: {text}", file=self.err)
         elif self.json_lines:
             if record.data is not None:
+                import json  # only --json pays for it: every command's start-up counts
+
                 print(json.dumps(record.data, default=str), file=self.out)
         elif record.text is not None:
             print(text, file=self.out)

