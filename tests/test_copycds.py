@@ -216,3 +216,52 @@ def test_w_never_overwrites_and_a_second_copycds_keeps_changed_osimages(cluster,
     kept = cluster.run("lsdef", "-t", "osimage", "debian12-x86_64-netboot-compute", "-i",
                        "netdrivers")  # fmt: skip
     assert kept.stdout.splitlines()[1] == "    netdrivers=igb"
+
+
+def test_the_copy_reports_progress_in_bytes(cluster, tmp_path):
+    from xcat_protocol.messages import Done, Progress
+
+    from .sessions import connect
+
+    media = _sparse_media(tmp_path, 64 << 20)
+    connection = connect(cluster)
+    request = connection.request(
+        "copycds", ["-o", "-n", "rhels9.4", "-a", "x86_64", str(media)], user="root"
+    )
+    progress = []
+    while not isinstance(message := connection.receive(), Done):
+        if isinstance(message, Progress):
+            progress.append((message.what, message.done, message.total, message.unit))
+    assert message == Done(request, 0)
+    assert progress[-1] == ("Copying media", 64 << 20, 64 << 20, "bytes")
+    assert len(progress) >= 4  # every 16 MiB
+    assert [done for _, done, _, _ in progress] == sorted(done for _, done, _, _ in progress)
+
+
+def test_a_cancelled_copy_leaves_nothing_that_looks_complete(cluster, tmp_path):
+    from xcat_protocol.messages import Cancel, Done, Progress
+
+    from .sessions import connect
+
+    media = _sparse_media(tmp_path, 1 << 30)
+    connection = connect(cluster)
+    request = connection.request(
+        "copycds", ["-o", "-n", "rhels9.4", "-a", "x86_64", str(media)], user="root"
+    )
+    while not isinstance(connection.receive(), Progress):
+        pass
+    connection.send(Cancel(request))
+    while not isinstance(message := connection.receive(), Done):
+        pass
+    assert message == Done(request, 130)
+    parent = cluster.root / "install/rhels9.4"
+    assert [p.name for p in parent.iterdir()] == [".x86_64.copycds.lock"]
+
+
+def _sparse_media(tmp_path, size: int):
+    """A media directory with one large (sparse, so cheap to make) file."""
+    media = tmp_path / "big-media"
+    (media / "images").mkdir(parents=True)
+    with (media / "images/install.img").open("wb") as f:
+        f.truncate(size)
+    return media

@@ -333,3 +333,24 @@ def test_root_may_use_a_noderange_file(shared_cluster, xcat, tmp_path):
     listing = tmp_path / "nodes.txt"
     listing.write_text("# the ones to boot\nnf1\nnf3\n")
     assert ok(xcat("nodels", f"^{listing}")) == "nf1\nnf3\n"
+
+
+def test_lsdef_of_a_group_shows_its_members_and_type(xcat):
+    ok(xcat("mkdef", "gm[1-2]", "groups=gmembers"))
+    ok(xcat("chdef", "-t", "group", "gmembers", "netboot=grub2"))
+    assert ok(xcat("lsdef", "-t", "group", "-l", "gmembers")) == (
+        "Object name: gmembers\n    grouptype=static\n    members=gm1,gm2\n    netboot=grub2\n"
+    )
+
+
+def test_rmdef_all_needs_force(xcat):
+    ok(xcat("mkdef", "-t", "network", "-o", "tmpnet", "net=192.168.9.0", "mask=255.255.255.0"))
+    assert xcat("rmdef", "-t", "network", "-a") == (
+        1,
+        "",
+        "Error: removing every network needs -f as well as -a\n",
+    )
+    assert ok(xcat("rmdef", "-t", "network", "-a", "-f")).endswith("have been removed.\n")
+    assert (
+        ok(xcat("lsdef", "-t", "network")) == "Could not find any object definitions to display.\n"
+    )
