@@ -127,15 +127,38 @@ def _count(n: int, what: str, types: Iterable[ObjectType]) -> Produced:
 # -- mkdef ---------------------------------------------------------------------
 
 
+def _object_options(parser: CommandParser, types: str = "object type (default node)") -> None:
+    """The options every definition command shares."""
+    parser.add_argument("-t", dest="type", help=types)
+    parser.add_argument("-o", dest="objects", help="object names (a noderange for nodes)")
+    parser.add_argument(
+        "-V", "--verbose", action="store_true", help="lsdef: say which group a value comes from"
+    )
+
+
+def _definition_options(parser: CommandParser) -> None:
+    """mkdef's and chdef's: what to define, from the command line or stanzas."""
+    _object_options(parser)
+    parser.add_argument("-z", "--stanza", action="store_true", help="read stanzas from stdin")
+    parser.add_argument("args", nargs="*", metavar="[noderange] attr=value")
+
+
+def _requested(db, call: Call, *, verify: bool) -> tuple[ObjectType, list[str], dict[str, str]]:
+    """The type, names and attr=value pairs given on the command line."""
+    options = call.options
+    (objtype,) = _types(options)
+    positional, values = _split_positionals(options.args)
+    names = _names(db, objtype, options.objects or positional, call, verify=verify)
+    if not names:
+        raise Refusal(f"{call.body.cmd} needs object names: -o NAMES or a noderange")
+    return objtype, names, values
+
+
 @command("mkdef", "Create xCAT data object definitions.")
 def mkdef_options(parser: CommandParser) -> None:
-    parser.add_argument("-t", dest="type", help="object type (default node)")
-    parser.add_argument("-o", dest="objects", help="object names (a noderange for nodes)")
-    parser.add_argument("-z", "--stanza", action="store_true", help="read stanzas from stdin")
+    _definition_options(parser)
     parser.add_argument("-f", "--force", action="store_true", help="replace existing objects")
     parser.add_argument("--template", help="copy the attributes of this object first")
-    parser.add_argument("-V", "--verbose", action="store_true", help="more output")
-    parser.add_argument("args", nargs="*", metavar="[noderange] attr=value")
 
 
 @mkdef_options.runs
@@ -146,11 +169,7 @@ async def mkdef(call: Call) -> None:
         if options.stanza:
             definitions = _stanzas(call)
         else:
-            (objtype,) = _types(options)
-            positional, values = _split_positionals(options.args)
-            names = _names(db, objtype, options.objects or positional, call, verify=False)
-            if not names:
-                raise Refusal("mkdef needs object names: -o NAMES or a noderange")
+            objtype, names, values = _requested(db, call, verify=False)
             if options.template:
                 template = objects.load(db, objtype, [options.template]).get(options.template)
                 if template is None:
@@ -168,15 +187,11 @@ async def mkdef(call: Call) -> None:
 
 @command("chdef", "Change xCAT data object definitions.")
 def chdef_options(parser: CommandParser) -> None:
-    parser.add_argument("-t", dest="type", help="object type (default node)")
-    parser.add_argument("-o", dest="objects", help="object names (a noderange for nodes)")
-    parser.add_argument("-z", "--stanza", action="store_true", help="read stanzas from stdin")
+    _definition_options(parser)
     edit = parser.add_mutually_exclusive_group()
     edit.add_argument("-p", "--plus", action="store_true", help="add items to list values")
     edit.add_argument("-m", "--minus", action="store_true", help="remove items from list values")
     parser.add_argument("-n", dest="newname", help="rename the object")
-    parser.add_argument("-V", "--verbose", action="store_true", help="more output")
-    parser.add_argument("args", nargs="*", metavar="[noderange] attr=value")
 
 
 @chdef_options.runs
@@ -188,11 +203,7 @@ async def chdef(call: Call) -> None:
         if options.stanza:
             definitions = _stanzas(call)
         else:
-            (objtype,) = _types(options)
-            positional, values = _split_positionals(options.args)
-            names = _names(db, objtype, options.objects or positional, call)
-            if not names:
-                raise Refusal("chdef needs object names: -o NAMES or a noderange")
+            objtype, names, values = _requested(db, call, verify=True)
             if not values and not options.newname:
                 raise Refusal("nothing to change: give attr=value or -n NEWNAME")
             definitions = [Definition(objtype, name, dict(values)) for name in names]
@@ -208,11 +219,9 @@ async def chdef(call: Call) -> None:
 
 @command("rmdef", "Remove xCAT data object definitions.")
 def rmdef_options(parser: CommandParser) -> None:
-    parser.add_argument("-t", dest="type", help="object type (default node)")
-    parser.add_argument("-o", dest="objects", help="object names (a noderange for nodes)")
+    _object_options(parser)
     parser.add_argument("-a", "--all", action="store_true", help="every object of the type")
     parser.add_argument("-f", "--force", action="store_true", help="needed with -a")
-    parser.add_argument("-V", "--verbose", action="store_true", help="more output")
     parser.add_argument("noderange", nargs="?", help="objects to remove")
 
 
@@ -243,8 +252,7 @@ def lsdef_options(parser: CommandParser) -> None:
     parser.add_argument(
         "-h", "--help", dest="help", action="store_true", help="with -t: list the attributes"
     )
-    parser.add_argument("-t", dest="type", help="object types, comma separated (default node)")
-    parser.add_argument("-o", dest="objects", help="object names (a noderange for nodes)")
+    _object_options(parser, "object types, comma separated (default node)")
     form = parser.add_mutually_exclusive_group()
     form.add_argument("-l", "--long", action="store_true", help="every attribute")
     form.add_argument("-s", "--short", action="store_true", help="names only")
@@ -254,9 +262,6 @@ def lsdef_options(parser: CommandParser) -> None:
     parser.add_argument("-c", "--compress", action="store_true", help="with -i: obj: attr=val")
     parser.add_argument(
         "-w", dest="where", action="append", default=[], help="attr==val, !=, =~, !~"
-    )
-    parser.add_argument(
-        "-V", "--verbose", action="store_true", help="say which group a value comes from"
     )
     parser.add_argument("noderange", nargs="?", help="objects to list")
 
