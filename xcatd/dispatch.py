@@ -1,7 +1,7 @@
 """From a received request to its `done`: the steps every request goes through.
 
 decode the body → authenticate (certificate, signature, replay) → find the
-command → parse its options → policy → run → audit.  Each refusal is one
+command → policy → read streamed input → parse its options → run → audit.  Each refusal is one
 `Error:` line and rc 1 for the sender, and a row in the audit table.
 """
 
@@ -139,7 +139,9 @@ async def _serve(
         else await _streamed(input_frames, body.stdin_sha256)
     )
     try:
-        call = Call(request.id, caller, body, command.parse(body.args), daemon, send, stdin)
+        options = command.parse(body.args)
+        trail.noderange = trail.noderange or getattr(options, "noderange", None)
+        call = Call(request.id, caller, body, options, daemon, send, stdin)
         await command.run(call)
     except HelpRequested as help_text:
         await send(Output(request.id, "info", text=str(help_text)))

@@ -159,16 +159,13 @@ class Session:
                 elif isinstance(message, Cancel) and (scope := self.running.get(message.id)):
                     scope.cancel()
                 elif isinstance(message, StdinData) and message.id in self._inputs:
-                    self._deliver(message)
+                    await self._deliver(message)
 
-    def _deliver(self, message: StdinData) -> None:
-        # Never wait here: one request's input must not stall the others'.
-        try:
-            self._inputs[message.id].send_nowait(message.data)
-        except trio.WouldBlock:
-            raise ProtocolError(
-                f"request {message.id}: input sent faster than it is read, or not expected"
-            ) from None
+    async def _deliver(self, message: StdinData) -> None:
+        """Hand input to its request.  A request that reads slowly holds up this
+        connection's reading (as TCP would), never the daemon's other clients."""
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._inputs[message.id].send(message.data)
 
     async def _start(self, request: Request) -> None:
         if request.id in self.running:
