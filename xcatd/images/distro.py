@@ -92,28 +92,30 @@ def _red_hat(media: Media) -> Distro | None:
 def _debian(media: Media) -> Distro | None:
     info = media.read_text(".disk/info") or ""
     found = re.match(r"\s*(Debian|Ubuntu)\S*\s+(?:GNU/Linux\s+)?(\d+(?:\.\d+)*)", info)
-    arch = next((ARCHES[w] for w in re.findall(r"[\w]+", info) if w in ARCHES), None)
-    if not found:
+    release = _release(media)
+    if found:
+        vendor, version = found.group(1), found.group(2)
+    elif release.get("Origin") in ("Debian", "Ubuntu") and release.get("Version"):
+        vendor, version = release["Origin"], release["Version"]  # a mirror-style tree
+    else:
         return None
-    vendor, version = found.group(1).lower(), found.group(2)
+    vendor = vendor.lower()
     # Debian names releases by their major number, Ubuntu by year and month.
     version = version.split(".")[0] if vendor == "debian" else ".".join(version.split(".")[:2])
-    if arch is None:
-        arch = _release_arch(media)
+    arch = next((ARCHES[w] for w in re.findall(r"\w+", info) if w in ARCHES), None)
+    arch = arch or next(
+        (ARCHES[w] for w in release.get("Architectures", "").split() if w in ARCHES), None
+    )
     if arch is None:
         return None
     number = re.search(r"(?:Binary|Disk|DVD)-(\d+)", info)
     return Distro(f"{vendor}{version}", arch, "debian", number.group(1) if number else "1")
 
 
-def _release_arch(media: Media) -> str | None:
-    """The architecture from dists/*/Release, for media whose .disk/info omits it."""
+def _release(media: Media) -> dict[str, str]:
+    """The fields of the first dists/*/Release file, which every Debian tree has."""
     for entry in media.entries():
         if re.fullmatch(r"dists/[^/]+/Release", entry.path):
             text = media.read_text(entry.path) or ""
-            found = re.search(r"^Architectures:\s*(.+)$", text, re.MULTILINE)
-            if found:
-                for word in found.group(1).split():
-                    if word in ARCHES:
-                        return ARCHES[word]
-    return None
+            return dict(re.findall(r"^([\w-]+):\s*(.*)$", text, re.MULTILINE))
+    return {}
