@@ -9,14 +9,22 @@ cannot do Ed25519.
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    SigningKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+else:
+    SigningKey = Any
 
 SIGNING_CONTEXT = b"xcat-req-v1\0"
 
-SigningKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+# The ECDSA modules are imported where ECDSA is used: every client command
+# signs with Ed25519, and its start-up should not pay for the other curve.
 
 # RFC 8410 section 7: an Ed25519 key in PKCS#8 is always this DER header and
 # then the 32-byte seed.  Reading it directly spares every client command the
@@ -44,11 +52,17 @@ def sign_body(key: SigningKey, body: bytes) -> bytes:
     message = SIGNING_CONTEXT + body
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key.sign(message)
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return key.sign(message, ec.ECDSA(hashes.SHA256()))
 
 
 def signature_is_valid(public_key: object, body: bytes, sig: bytes) -> bool:
     """True when `sig` is the signature of `body` by the holder of `public_key`."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     message = SIGNING_CONTEXT + body
     try:
         if isinstance(public_key, ed25519.Ed25519PublicKey):
@@ -65,6 +79,8 @@ def signature_is_valid(public_key: object, body: bytes, sig: bytes) -> bool:
 
 
 def _check_supported(key: object) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return
     if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
