@@ -1,0 +1,167 @@
+"""pkglist and otherpkglist parsing, as XCAT-BEHAVIOUR.md describes it."""
+
+from __future__ import annotations
+
+import pytest
+
+from xcatd.images.pkglist import InstallPass, PkglistError, other_package, read
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_one_package_a_line_with_blank_lines_and_comments(tmp_path):
+    listed = write(tmp_path / "a.pkglist", "# a comment\n\nbash\n  less  \n# another\nvim\nbash\n")
+    result = read(str(listed))
+    assert result.passes == [InstallPass(install=["bash", "less", "vim"])]
+    assert result.files == [listed]
+
+
+def test_several_names_on_a_line_are_several_packages(tmp_path):
+    listed = write(tmp_path / "a.pkglist", "bash less\tvim\n")
+    assert read(str(listed)).install == ["bash", "less", "vim"]
+
+
+def test_include_is_relative_to_the_including_list(tmp_path):
+    write(tmp_path / "lists/common/base.pkglist", "kernel\n#INCLUDE:../more.pkglist#\n")
+    write(tmp_path / "lists/more.pkglist", "curl\n")
+    top = write(tmp_path / "lists/top.pkglist", "first\n#INCLUDE:common/base.pkglist#\nlast\n")
+    result = read(str(top))
+    assert result.install == ["first", "kernel", "curl", "last"]
+    assert [p.name for p in result.files] == ["top.pkglist", "base.pkglist", "more.pkglist"]
+
+
+def test_an_absolute_include(tmp_path):
+    other = write(tmp_path / "elsewhere/x.pkglist", "zsh\n")
+    top = write(tmp_path / "top.pkglist", f"#INCLUDE:{other}#\n")
+    assert read(str(top)).install == ["zsh"]
+
+
+def test_an_include_cycle_is_refused_naming_the_chain(tmp_path):
+    a = write(tmp_path / "a.pkglist", "x\n#INCLUDE:b.pkglist#\n")
+    b = write(tmp_path / "b.pkglist", "y\n\n#INCLUDE:a.pkglist#\n")
+    with pytest.raises(PkglistError) as caught:
+        read(str(a))
+    assert str(caught.value) == f"{b}:3: #INCLUDE# cycle: {a} -> {b} -> {a}"
+
+
+def test_including_the_same_file_twice_is_not_a_cycle(tmp_path):
+    write(tmp_path / "c.pkglist", "common\n")
+    top = write(tmp_path / "t.pkglist", "#INCLUDE:c.pkglist#\n#INCLUDE:c.pkglist#\nx\n")
+    assert read(str(top)).install == ["common", "x"]
+
+
+def test_a_missing_include_names_the_file_and_line(tmp_path):
+    top = write(tmp_path / "t.pkglist", "a\n#INCLUDE:gone.pkglist#\n")
+    with pytest.raises(PkglistError) as caught:
+        read(str(top))
+    assert str(caught.value) == f"{top}:2: {tmp_path}/gone.pkglist does not exist"
+
+
+def test_a_missing_list_is_named(tmp_path):
+    with pytest.raises(PkglistError) as caught:
+        read(str(tmp_path / "nothing.pkglist"))
+    assert str(caught.value) == (
+        f"{tmp_path}/nothing.pkglist: {tmp_path}/nothing.pkglist does not exist"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("#INCLUDE:#", "malformed include, write #INCLUDE:<file>#"),
+        ("#INCLUDE:x.pkglist", "malformed include, write #INCLUDE:<file>#"),
+        ("#ENV:NOEQUALS#", "malformed environment line, write #ENV:VAR=value#"),
+        ("#ENV:1BAD=x#", "malformed environment line, write #ENV:VAR=value#"),
+        ("#ENV:A=b", "malformed environment line, write #ENV:VAR=value#"),
+        ("---rm", "'---rm' is not a package name"),
+        ("-", "'-' is not a package name"),
+        ("bad;name", "'bad;name' is not a package name"),
+        ("$(reboot)", "'$(reboot)' is not a package name"),
+        ("-@group", "'-@group' is not a package name"),
+        ("dir/", "'dir/' names a directory, not a package"),
+        ("../../etc/pkg", "'../../etc/pkg' leaves the package directory"),
+        ("@bad;group", "'@bad;group' is not a package group name"),
+    ],
+)
+def test_bad_lines_are_refused_with_file_and_line(tmp_path, line, error):
+    listed = write(tmp_path / "bad.pkglist", f"good\n# fine\n{line}\n")
+    with pytest.raises(PkglistError) as caught:
+        read(str(listed))
+    assert str(caught.value) == f"{listed}:3: {error}"
+
+
+def test_new_install_list_starts_passes_with_their_own_environment(tmp_path):
+    listed = write(
+        tmp_path / "p.pkglist",
+        "#NEW_INSTALL_LIST#\n"  # at the start: no empty first pass
+        "#ENV:FIRST=1#\n"
+        "a\n"
+        "#NEW_INSTALL_LIST#\n"
+        "#ENV:SECOND=two words#\n"
+        "#ENV:THIRD=#\n"
+        "b\n"
+        "#NEW_INSTALL_LIST#\n"
+        "#NEW_INSTALL_LIST#\n"
+        "c\n",
+    )
+    result = read(str(listed))
+    assert result.passes == [
+        InstallPass(install=["a"], env={"FIRST": "1"}),
+        InstallPass(install=["b"], env={"SECOND": "two words", "THIRD": ""}),
+        InstallPass(install=["c"]),
+    ]
+
+
+def test_minus_removes_before_and_double_minus_after(tmp_path):
+    listed = write(tmp_path / "r.pkglist", "a\n-old\n--transient\nb\n#NEW_INSTALL_LIST#\n-x\n")
+    assert read(str(listed)).passes == [
+        InstallPass(install=["a", "b"], remove_before=["old"], remove_after=["transient"]),
+        InstallPass(remove_before=["x"]),
+    ]
+
+
+def test_groups_are_kept_whole(tmp_path):
+    listed = write(tmp_path / "g.pkglist", "@core\n@Development Tools\nvim\n")
+    result = read(str(listed))
+    assert result.passes[0].install == ["@core", "@Development Tools", "vim"]
+    assert result.passes[0].groups == ["core", "Development Tools"]
+
+
+def test_comma_separated_files_are_read_in_order_and_passes_continue(tmp_path):
+    one = write(tmp_path / "one.pkglist", "a\n#NEW_INSTALL_LIST#\nb\n")
+    two = write(tmp_path / "two.pkglist", "c\n")
+    result = read(f"{one}, {two}")
+    assert [p.install for p in result.passes] == [["a"], ["b", "c"]]
+    assert result.files == [one, two]
+
+
+def test_relative_top_level_names_are_found_from_base(tmp_path):
+    write(tmp_path / "x.pkglist", "a\n")
+    assert read("x.pkglist", base=tmp_path).install == ["a"]
+
+
+def test_a_directory_or_binary_file_is_refused(tmp_path):
+    with pytest.raises(PkglistError, match="is a directory, not a package list"):
+        read(str(tmp_path))
+    binary = tmp_path / "b.pkglist"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(PkglistError, match="is not a text file"):
+        read(str(binary))
+
+
+def test_otherpkglist_entries_name_a_directory_and_a_package(tmp_path):
+    listed = write(
+        tmp_path / "o.otherpkgs.pkglist",
+        "xcat/xcat-core/xCATsn\nxcat/xcat-dep/elvis\nplain\n-xcat/old/gone\n",
+    )
+    result = read(str(listed))
+    assert [other_package(e) for e in result.passes[0].install] == [
+        ("xcat/xcat-core", "xCATsn"),
+        ("xcat/xcat-dep", "elvis"),
+        ("", "plain"),
+    ]
+    assert [other_package(e) for e in result.passes[0].remove_before] == [("xcat/old", "gone")]

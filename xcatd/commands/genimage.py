@@ -1,0 +1,148 @@
+"""genimage: build the stateless root image of an osimage with the distro's
+own package manager (dnf for the Red Hat family, mmdebstrap for Debian and
+Ubuntu), streaming its output, and record what was used on the osimage."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..call import Call
+from ..images.build import build, family_of
+from ..images.build_common import BuildError, Output, Spec
+from ..images.distro import Distro
+from ..images.pkglist import PkglistError
+from ..images.profiles import find_profile_file
+from ..store import objects
+from ..store.objects import Definition, Edit
+from ..store.objtypes import OSIMAGE, SITE
+from .registry import CommandParser, command
+
+_DRIVER = re.compile(r"[A-Za-z0-9_\-]+(\.ko)?")
+
+
+@command("genimage", "Generate the stateless root image of an osimage.")
+def genimage_options(parser: CommandParser) -> None:
+    parser.add_argument(
+        "-n", dest="netdrivers", help="network drivers for the stateless initrd (comma list)"
+    )
+    parser.add_argument("-k", dest="kernelver", help="the kernel version of the image to use")
+    parser.add_argument(
+        "--noupdate", action="store_true", help="on an existing image, do not upgrade packages"
+    )
+    parser.add_argument("osimage", help="the osimage definition to build")
+
+
+@genimage_options.runs
+async def genimage(call: Call) -> None:
+    name = call.options.osimage
+    values, installdir = await _load(call, name)
+    if values is None:
+        await call.error(f"Cannot find image '{name}' from the osimage table.")
+        return
+    try:
+        spec, defaults = _spec(name, values, installdir, call.options.noupdate)
+        drivers = _drivers(call.options.netdrivers)
+    except BuildError as exc:
+        await call.error(str(exc))
+        return
+
+    async def progress(what: str, done: int, total: int | None, unit: str) -> None:
+        await call.progress(what, done, total, unit)
+
+    output = Output(call.info, progress)
+    try:
+        result = await build(spec, output, call.options.kernelver)
+    except (BuildError, PkglistError) as exc:
+        await call.error(str(exc))
+        if (spec.rootimgdir / "rootimg").is_dir():
+            await call.info(
+                f"{spec.rootimg} is marked incomplete; run genimage {name} again to finish it"
+            )
+        return
+    records = {**defaults, "rootimgdir": str(spec.rootimgdir)}
+    if result.kernelver:
+        records["kernelver"] = result.kernelver
+    if drivers:
+        records["netdrivers"] = drivers
+    if not values.get("permission"):
+        records["permission"] = "755"
+    await _record(call, name, records)
+    await call.info(f"genimage of {name} is complete: {spec.rootimg}", data={
+        "osimage": name, "rootimg": str(spec.rootimg), "kernelver": result.kernelver,
+        "updated": result.updated,
+    })  # fmt: skip
+
+
+def _spec(name: str, values: dict[str, str], installdir: Path, noupdate: bool):
+    """The build's Spec, and the attribute values genimage records back."""
+    missing = [a for a in ("osvers", "osarch", "profile", "provmethod") if not values.get(a)]
+    if missing:
+        raise BuildError(f"osimage.{', osimage.'.join(missing)} must be set for the image {name}")
+    if values["provmethod"] not in ("netboot", "statelite"):
+        raise BuildError(
+            f"'{name}' cannot be used to build a diskless image. Make sure osimage.provmethod "
+            "is 'netboot'."
+        )
+    osvers, arch, profile = values["osvers"], values["osarch"], values["profile"]
+    family = family_of(osvers)
+    records: dict[str, str] = {}
+    pkglist = values.get("pkglist")
+    if not pkglist:
+        found = find_profile_file(Distro(osvers, arch, family), profile, "pkglist", installdir)
+        if found is None:
+            raise BuildError(f"A .pkglist file must be specified for image '{name}'.")
+        pkglist = str(found)
+    records["pkglist"] = pkglist
+    pkgdir = [p for p in (values.get("pkgdir") or "").split(",") if p]
+    if not pkgdir and family == "rh":
+        pkgdir = [str(installdir / osvers / arch)]  # as xCAT: the copycds tree
+    if pkgdir:
+        records["pkgdir"] = ",".join(pkgdir)
+    for attribute in ("otherpkglist", "postinstall"):
+        if values.get(attribute):
+            records[attribute] = values[attribute]
+    rootimgdir = values.get("rootimgdir") or str(installdir / "netboot" / osvers / arch / profile)
+    otherpkgdir = values.get("otherpkgdir") or str(installdir / "post/otherpkgs" / osvers / arch)
+    spec = Spec(
+        name=name,
+        osvers=osvers,
+        arch=arch,
+        profile=profile,
+        family=family,
+        rootimgdir=Path(rootimgdir),
+        pkglist=pkglist,
+        pkgdir=pkgdir,
+        otherpkglist=values.get("otherpkglist") or "",
+        otherpkgdir=Path(otherpkgdir),
+        postinstall=[Path(p) for p in (values.get("postinstall") or "").split(",") if p],
+        noupdate=noupdate,
+    )
+    return spec, records
+
+
+def _drivers(given: str | None) -> str | None:
+    if not given:
+        return None
+    drivers = [d.strip() for d in given.split(",") if d.strip()]
+    for driver in drivers:
+        if not _DRIVER.fullmatch(driver):
+            raise BuildError(f"'{driver}' is not a kernel module name (-n)")
+    return ",".join(drivers)
+
+
+async def _load(call: Call, name: str) -> tuple[dict[str, str] | None, Path]:
+    def work(db):
+        image = objects.load(db, OSIMAGE, [name]).get(name)
+        site = objects.load(db, SITE, [SITE.only_object]).get(SITE.only_object, {})
+        return image, site.get("installdir")
+
+    image, installdir = await call.daemon.store.run(work)
+    return image, Path(installdir or call.daemon.layout.installdir)
+
+
+async def _record(call: Call, name: str, values: dict[str, str]) -> None:
+    def work(db) -> None:
+        objects.change(db, [Edit(Definition(OSIMAGE, name, values))])
+
+    await call.daemon.store.run(work)

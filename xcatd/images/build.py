@@ -1,0 +1,311 @@
+"""genimage's build of `<rootimgdir>/rootimg`, whatever the package manager.
+
+    preflight   root, tools, package lists, pkgdir, disk space: refuse early
+    lock        <rootimgdir>/.genimage.lock (flock): one build per image
+    mark        <rootimgdir>/.genimage.incomplete until the very end
+    packages    pkglist passes, otherpkgs passes, then (updating an existing
+                image, unless --noupdate) an upgrade of everything
+    fstab       xCAT's stateless fstab
+    postinstall each script: <script> <rootimg> <osvers> <arch> <profile>
+    kernel      the kernel version the image holds (or -k's, checked)
+
+A new image is built in <rootimgdir>/.rootimg.genimage and renamed to
+rootimg once its packages are in, so a half-installed tree is never called
+rootimg; the next genimage removes what an interrupted one left there.  On
+an existing rootimg genimage updates in place: installs what the lists add
+and upgrades the rest; if such an update is interrupted, the image stays
+marked incomplete and the next genimage resumes it (dpkg finishes its
+interrupted run first).  `incomplete()` is what packimage asks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from . import pkglist
+from .build_common import BuildError, Output, Spec, passed_env
+from .chroot import Namespace
+from .debian import Debian
+from .dnf import Dnf
+
+LOCK = ".genimage.lock"
+INCOMPLETE = ".genimage.incomplete"
+STAGING = ".rootimg.genimage"
+MIN_FREE = 512 << 20  # bytes free on the rootimgdir's disk before a build starts
+FSTAB = (
+    "devpts  /dev/pts devpts   gid=5,mode=620 0 0\n"
+    "tmpfs   /dev/shm tmpfs    defaults       0 0\n"
+    "proc    /proc    proc     defaults       0 0\n"
+    "sysfs   /sys     sysfs    defaults       0 0\n"
+    "tmpfs   /tmp     tmpfs    defaults,size=10m             0 2\n"
+    "tmpfs   /var/tmp     tmpfs    defaults,size=10m       0 2\n"
+    "{profile}_{arch}    /   tmpfs   rw  0 1\n"
+)
+
+
+@dataclass
+class Result:
+    kernelver: str | None  # the image's kernel, when it has one
+    updated: bool  # an existing rootimg was updated (not built anew)
+
+
+def incomplete(rootimgdir: Path) -> bool:
+    """Whether the last genimage of this image did not finish (or none ran)."""
+    return (rootimgdir / INCOMPLETE).exists() or not (rootimgdir / "rootimg").is_dir()
+
+
+def family_of(osvers: str) -> str:
+    return "debian" if osvers.startswith(("debian", "ubuntu")) else "rh"
+
+
+async def build(spec: Spec, output: Output, kernelver: str | None = None) -> Result:
+    """Build or update the image; BuildError (or PkglistError) says why not."""
+    lists = await trio.to_thread.run_sync(_read_lists, spec)
+    with tempfile.TemporaryDirectory(prefix="xcat-genimage-") as work_dir:
+        work = Path(work_dir)
+        backend = _backend(spec, work, output)
+        other_dirs = _other_dirs(spec, lists[1])
+        await trio.to_thread.run_sync(preflight, spec, backend.tools(other_dirs))
+        with build_lock(spec.rootimgdir):
+            return await _locked(spec, output, backend, lists, other_dirs, kernelver)
+
+
+def _backend(spec: Spec, work: Path, output: Output) -> Dnf | Debian:
+    return Debian(spec, work, output) if spec.family == "debian" else Dnf(spec, work, output)
+
+
+def _read_lists(spec: Spec) -> tuple[pkglist.PackageList, pkglist.PackageList | None]:
+    main = pkglist.read(spec.pkglist)
+    other = pkglist.read(spec.otherpkglist) if spec.otherpkglist else None
+    return main, other
+
+
+def _other_dirs(spec: Spec, other: pkglist.PackageList | None) -> list[Path]:
+    """The otherpkgdir sub-directories the otherpkglist installs from."""
+    if other is None or not other.install:
+        return []
+    if spec.otherpkgdir is None:
+        raise BuildError(f"osimage {spec.name} has an otherpkglist but no otherpkgdir")
+    top = spec.otherpkgdir.resolve()
+    directories: list[Path] = []
+    for entry in other.install:
+        relative, _ = pkglist.other_package(entry)
+        directory = (top / relative).resolve()
+        if directory != top and top not in directory.parents:
+            raise BuildError(f"otherpkglist entry {entry} leaves otherpkgdir {top}")
+        if not directory.is_dir():
+            raise BuildError(
+                f"otherpkglist entry {entry}: {directory} does not exist (otherpkgdir {top})"
+            )
+        if directory not in directories:
+            directories.append(directory)
+    return directories
+
+
+def preflight(spec: Spec, tools: dict[str, str], euid: int | None = None) -> None:
+    """Refuse at once what cannot work: not root, a missing tool, no disk space."""
+    euid = os.geteuid() if euid is None else euid
+    if euid != 0:
+        raise BuildError(
+            f"genimage must run as root: xcatd runs as uid {euid}, and package managers "
+            "need root to build an image"
+        )
+    for tool, package in tools.items():
+        if shutil.which(tool) is None:
+            raise BuildError(f"{tool} is not installed: install the Debian package {package}")
+    try:
+        spec.rootimgdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create rootimgdir {spec.rootimgdir}: {exc.strerror}") from None
+    stats = os.statvfs(spec.rootimgdir)
+    free = stats.f_bavail * stats.f_frsize
+    if free < MIN_FREE:
+        raise BuildError(
+            f"not enough space on the disk of {spec.rootimgdir}: {free >> 20} MiB free, "
+            f"genimage needs at least {MIN_FREE >> 20} MiB"
+        )
+
+
+@contextlib.contextmanager
+def build_lock(rootimgdir: Path) -> Iterator[None]:
+    """Held for the whole build; a second genimage of the same image, from
+    this daemon or any other process, is refused at once."""
+    with (rootimgdir / LOCK).open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildError(
+                f"another genimage is building {rootimgdir}/rootimg; wait for it to finish"
+            ) from None
+        yield
+
+
+async def _locked(
+    spec: Spec,
+    output: Output,
+    backend: Dnf | Debian,
+    lists: tuple[pkglist.PackageList, pkglist.PackageList | None],
+    other_dirs: list[Path],
+    kernelver: str | None,
+) -> Result:
+    main, other = lists
+    staging = spec.rootimgdir / STAGING
+    marker = spec.rootimgdir / INCOMPLETE
+    if staging.exists():
+        await output.phase(f"Removing the unfinished image an interrupted genimage left: {staging}")
+        await trio.to_thread.run_sync(_remove_tree, staging)
+    updating = spec.rootimg.is_dir()
+    resuming = updating and marker.exists()
+    marker.write_text(f"genimage of {spec.name} started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    if resuming:
+        await output.phase(f"Resuming the interrupted genimage of {spec.rootimg}")
+    elif updating:
+        await output.phase(f"Updating the existing image {spec.rootimg}")
+    else:
+        await output.phase(f"Building a new image in {spec.rootimg}")
+    root = spec.rootimg if updating else staging
+    binds = await trio.to_thread.run_sync(backend.prepare, other_dirs)
+    ns = Namespace(root, binds)
+    try:
+        for directory in other_dirs:
+            await backend.index(directory, Namespace(Path("/")))
+        if resuming:
+            await backend.resume(root, ns)
+        await _passes(spec, output, backend, root, ns, main, fresh=not updating)
+        if other is not None:
+            await _passes(spec, output, backend, root, ns, other, fresh=False, other=True)
+        if updating and not spec.noupdate:
+            await output.phase("Upgrading the packages of the image")
+            await backend.upgrade(root, ns)
+        await backend.finish(root, ns)
+    except BaseException:
+        if not updating:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(_remove_tree, staging)
+        raise
+    if not updating:
+        os.rename(staging, spec.rootimg)
+    ns = Namespace(spec.rootimg, [])
+    await output.phase("Writing /etc/fstab")
+    await trio.to_thread.run_sync(write_fstab, spec)
+    for script in spec.postinstall:
+        await _postinstall(spec, output, script, ns)
+    found = await trio.to_thread.run_sync(kernel_version, spec.rootimg, kernelver)
+    marker.unlink()
+    return Result(found, updating)
+
+
+async def _passes(
+    spec: Spec,
+    output: Output,
+    backend: Dnf | Debian,
+    root: Path,
+    ns: Namespace,
+    lists: pkglist.PackageList,
+    fresh: bool,
+    other: bool = False,
+) -> None:
+    what = "Other packages" if other else "Packages"
+    name = (lambda e: pkglist.other_package(e)[1]) if other else (lambda e: e)
+    total = len(lists.passes)
+    if fresh and not lists.passes:
+        raise BuildError(f"the pkglist of {spec.name} installs nothing: {spec.pkglist}")
+    for number, step in enumerate(lists.passes, 1):
+        count = f", pass {number} of {total}" if total > 1 else ""
+        installs = [name(e) for e in step.install]
+        removals = [name(e) for e in step.remove_before]
+        if removals and not (fresh and number == 1):
+            await output.phase(f"{what}{count}: removing {' '.join(removals)}")
+            await backend.remove(root, removals, step.env, ns)
+        if installs or (fresh and number == 1):
+            await output.phase(f"{what}{count}: installing {' '.join(installs)}")
+            if fresh and number == 1:
+                await backend.create(root, step, ns)
+            else:
+                await backend.install(root, installs, step.env, ns, other)
+        if step.remove_after:
+            after = [name(e) for e in step.remove_after]
+            await output.phase(f"{what}{count}: removing {' '.join(after)}")
+            await backend.remove(root, after, step.env, ns)
+
+
+def write_fstab(spec: Spec) -> None:
+    etc = spec.rootimg / "etc"
+    etc.mkdir(exist_ok=True)
+    fstab = etc / "fstab"
+    if fstab.is_symlink():
+        fstab.unlink()  # never write through a link out of the image
+    fstab.write_text(FSTAB.format(profile=spec.profile, arch=spec.arch))
+
+
+async def _postinstall(spec: Spec, output: Output, script: Path, ns: Namespace) -> None:
+    if not script.is_file():
+        raise BuildError(f"postinstall script {script} does not exist")
+    if not os.access(script, os.X_OK):
+        raise BuildError(f"postinstall script {script} is not executable (chmod +x {script})")
+    await output.phase(f"Running postinstall script {script}")
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        **passed_env(),
+        **postinstall_environment(spec),
+    }
+    argv = [str(script), str(spec.rootimg), spec.osvers, spec.arch, spec.profile]
+    rc = await output.run(argv, ns, "host", env)
+    if rc != 0:
+        raise BuildError(f"postinstall script {script} failed with exit code {rc}")
+
+
+def postinstall_environment(spec: Spec) -> dict[str, str]:
+    return {
+        "IMG_NAME": spec.name,
+        "IMG_ARCH": spec.arch,
+        "IMG_OSVER": spec.osvers,
+        "IMG_KERNELVERSION": kernel_version(spec.rootimg, None) or "",
+        "IMG_PROFILE": spec.profile,
+        "IMG_PKGLIST": spec.pkglist,
+        "IMG_PKGDIR": ",".join(spec.pkgdir),
+        "IMG_OTHERPKGLIST": spec.otherpkglist,
+        "IMG_OTHERPKGDIR": str(spec.otherpkgdir or ""),
+        "IMG_ROOTIMGDIR": str(spec.rootimgdir),
+    }
+
+
+def kernel_version(rootimg: Path, wanted: str | None) -> str | None:
+    """`wanted` if the image has it (else BuildError), or the newest kernel in
+    the image (its /lib/modules, or /boot/vmlinuz-*), or None."""
+    found = {p.name for p in (rootimg / "lib/modules").glob("*") if p.is_dir()}
+    found |= {p.name.removeprefix("vmlinuz-") for p in (rootimg / "boot").glob("vmlinuz-*")}
+    if wanted is not None:
+        if wanted not in found:
+            have = ", ".join(sorted(found, key=_version_key)) or "none"
+            raise BuildError(f"kernel {wanted} (-k) is not in the image; it has: {have}")
+        return wanted
+    return max(found, key=_version_key) if found else None
+
+
+def _version_key(version: str) -> list[tuple[int, int | str]]:
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-+~_]", version)]
+
+
+def _remove_tree(path: Path) -> None:
+    def on_error(function, name, exc_info):  # a read-only leftover: make it writable
+        if isinstance(exc_info[1], OSError) and exc_info[1].errno == errno.EACCES:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.dirname(name), 0o755)
+                function(name)
+
+    shutil.rmtree(path, onerror=on_error)
