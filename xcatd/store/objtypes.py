@@ -145,6 +145,16 @@ OSIMAGE = ObjectType(
         A("partitionfile", "Partition layout file (install images)"),
         A("driverupdatesrc", "Driver update sources", Kind.LIST),
         A("usercomment", "Free text about this object"),
+        # Recorded by packimage: what the last pack made.
+        A("packfile", "The packed image file the last packimage wrote", Kind.PATH),
+        A("packmethod", "Archive method of the last packimage", Kind.CHOICE,
+          ("cpio", "tar", "squashfs")),
+        A("packcompression", "Compression of the last packimage", Kind.CHOICE,
+          ("gzip", "xz", "zstd")),
+        A("packsize", "Size in bytes of the last packed image", Kind.INTEGER),
+        A("packsha256", "SHA-256 of the last packed image (also in <packfile>.sha256)"),
+        A("packtime", "When the last packimage finished (MM-DD-YYYY HH:MM:SS)"),
+        A("packuuid", "IMAGEUUID written into the image's /opt/xcat/xcatinfo by the last pack"),
     ),
 )  # fmt: skip
 

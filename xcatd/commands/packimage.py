@@ -1,0 +1,163 @@
+"""packimage: pack an osimage's root image into the file diskless nodes boot.
+
+    packimage [-m cpio|tar|squashfs] [-c gzip|pigz|xz|zstd] [--nosyncfiles] <osimage>
+
+As xCAT's: the image's provmethod must be netboot or statelite, the root
+image is `<rootimgdir>/rootimg`, the exlist files say what stays out, and
+the result is `<rootimgdir>/rootimg.<ext>`; the osimage's synclists are
+copied into the image first unless --nosyncfiles.  Here the archive is written in
+this process on every core, appears atomically with a `.sha256` beside it,
+and is recorded on the osimage (packfile, packmethod, packcompression,
+packsize, packsha256, packtime, packuuid).  See xcatd/images/pack.py.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import trio
+
+from ..call import Call
+from ..images.exlist import ExlistError
+from ..images.pack import PackRequest, PackResult, output_name, pack
+from ..images.packtree import PackError
+from ..store import objects
+from ..store.objects import Definition, DefinitionError, Edit
+from ..store.objtypes import OSIMAGE, SITE
+from .registry import CommandParser, command
+
+DISKLESS = ("netboot", "statelite")
+
+
+@command("packimage", "Pack an osimage's root image for diskless nodes.")
+def packimage_options(parser: CommandParser) -> None:
+    parser.add_argument("-m", "--method", choices=("cpio", "tar", "squashfs"), default="cpio",
+                        help="archive method (default cpio)")  # fmt: skip
+    parser.add_argument("-c", "--compress", choices=("gzip", "pigz", "xz", "zstd"),
+                        default="gzip",
+                        help="compression (default gzip; pigz is the same)")  # fmt: skip
+    parser.add_argument("--nosyncfiles", action="store_true",
+                        help="do not sync the osimage's synclists into the image")  # fmt: skip
+    parser.add_argument("imagename", help="the osimage to pack")
+
+
+@packimage_options.runs
+async def packimage(call: Call) -> None:
+    options = call.options
+    name = options.imagename
+    compression = "gzip" if options.compress == "pigz" else options.compress
+    image, installdir = await call.daemon.store.run(lambda db: _image_and_installdir(db, name))
+    if image is None:
+        await call.error(f"Cannot find image '{name}' from the osimage table.")
+        return
+    if image.get("provmethod") not in DISKLESS:
+        await call.error(
+            f"'{name}' cannot be used to build a diskless image. Make sure osimage.provmethod "
+            "is 'netboot' or 'statelite'."
+        )
+        return
+    rootimgdir = _rootimgdir(image, installdir)
+    if rootimgdir is None:
+        await call.error(
+            f"osimage '{name}' has no rootimgdir, and no osvers, osarch and profile to "
+            "derive one from"
+        )
+        return
+    request = PackRequest(
+        imagename=name,
+        rootimgdir=rootimgdir,
+        method=options.method,
+        compression=compression,
+        exlists=_items(image.get("exlist")),
+        synclists=[] if options.nosyncfiles else _items(image.get("synclists")),
+    )
+    await call.info(f"Packing contents of {rootimgdir / 'rootimg'}")
+    await call.info(f"archive method:{options.method}")
+    await call.info(f"compress method:{options.compress}")
+    try:
+        result = await trio.to_thread.run_sync(_pack, call, request)
+    except (PackError, ExlistError) as exc:
+        await call.error(str(exc))
+        return
+    for note in result.notes:
+        await call.info(f"Note: {note}")
+    try:
+        await call.daemon.store.run(lambda db: _record(db, name, request, result))
+    except DefinitionError as exc:
+        await call.error(f"{result.path} was written, but recording it on {name} failed: {exc}")
+        return
+    await call.info(_summary(result), data=_data(request, result))
+
+
+def _pack(call: Call, request: PackRequest) -> PackResult:
+    """In a worker thread: the pack, with progress sent back to the client."""
+
+    def progress(done: int, total: int) -> None:
+        trio.from_thread.run(call.progress, "Packing", done, total, "bytes")
+
+    return pack(request, progress, trio.from_thread.check_cancelled)
+
+
+def _items(value: str | None) -> list[str]:
+    return [item for item in (value or "").split(",") if item]
+
+
+def _image_and_installdir(db, name: str) -> tuple[dict | None, str | None]:
+    image = objects.load(db, OSIMAGE, [name]).get(name)
+    site = objects.load(db, SITE, [SITE.only_object]).get(SITE.only_object, {})
+    return image, site.get("installdir")
+
+
+def _rootimgdir(image: dict, installdir: str | None) -> Path | None:
+    if image.get("rootimgdir"):
+        return Path(image["rootimgdir"])
+    parts = [image.get(key) for key in ("osvers", "osarch", "profile")]
+    if not all(parts):
+        return None
+    return Path(installdir or "/install", "netboot", *parts)  # type: ignore[arg-type]
+
+
+def _record(db, name: str, request: PackRequest, result: PackResult) -> None:
+    values = {
+        "packfile": str(result.path),
+        "packmethod": request.method,
+        "packcompression": request.compression,
+        "packsize": str(result.size),
+        "packsha256": result.sha256,
+        "packtime": time.strftime("%m-%d-%Y %H:%M:%S"),
+        "packuuid": result.imageuuid,
+    }
+    objects.change(db, [Edit(Definition(OSIMAGE, name, values))])
+
+
+def _summary(result: PackResult) -> str:
+    ratio = f"{100 * result.size / result.source_bytes:.1f}%" if result.source_bytes else "-"
+    return (
+        f"Packed {result.path}: {_amount(result.size)} from {_amount(result.source_bytes)} "
+        f"in {result.entries:,} entries ({ratio}) in {result.seconds:.1f} s"
+    )
+
+
+def _data(request: PackRequest, result: PackResult) -> dict:
+    return {
+        "file": str(result.path),
+        "method": request.method,
+        "compression": request.compression,
+        "size": result.size,
+        "sha256": result.sha256,
+        "source_bytes": result.source_bytes,
+        "entries": result.entries,
+        "seconds": round(result.seconds, 3),
+        "imageuuid": result.imageuuid,
+        "name": output_name(request.method, request.compression),
+    }
+
+
+def _amount(count: int) -> str:
+    size = float(count)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{count:,} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError  # pragma: no cover
