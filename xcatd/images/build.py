@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import re
 import shutil
@@ -39,6 +38,7 @@ from .build_common import BuildError, Output, Spec, passed_env
 from .chroot import Namespace
 from .debian import Debian
 from .dnf import Dnf
+from .locks import held
 
 LOCK = ".genimage.lock"
 INCOMPLETE = ".genimage.incomplete"
@@ -142,13 +142,10 @@ def preflight(spec: Spec, tools: dict[str, str], euid: int | None = None) -> Non
 def build_lock(rootimgdir: Path) -> Iterator[None]:
     """Held for the whole build; a second genimage of the same image, from
     this daemon or any other process, is refused at once."""
-    with (rootimgdir / LOCK).open("a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BuildError(
-                f"another genimage is building {rootimgdir}/rootimg; wait for it to finish"
-            ) from None
+    with held(
+        rootimgdir / LOCK,
+        BuildError(f"another genimage is building {rootimgdir}/rootimg; wait for it to finish"),
+    ):
         yield
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .locks import held
 from .media import Entry, Media, MediaError
 
 CHUNK = 1 << 20
@@ -32,13 +32,9 @@ class CopyError(Exception):
 def target_lock(target: Path) -> Iterator[None]:
     target.parent.mkdir(parents=True, exist_ok=True)
     lock_path = target.parent / f".{target.name}.copycds.lock"
-    with lock_path.open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CopyError(
-                f"another copycds is copying to {target}; wait for it to finish"
-            ) from None
+    with held(
+        lock_path, CopyError(f"another copycds is copying to {target}; wait for it to finish")
+    ):
         for leftover in target.parent.glob(f".{target.name}.copycds-*"):
             shutil.rmtree(leftover, ignore_errors=True)  # from a copy that crashed
         yield

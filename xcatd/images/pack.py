@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import time
 import uuid
@@ -32,6 +31,7 @@ from . import exlist as exlists
 from . import packsync
 from .build import LOCK as GENIMAGE_LOCK
 from .build import incomplete
+from .locks import held
 from .packcompress import open_sink
 from .packcpio import MAX_FILE_SIZE, write_cpio
 from .packfiles import write_in_image
@@ -80,21 +80,18 @@ def pack_lock(rootimgdir: Path) -> Iterator[None]:
     """Ours, exclusive; and genimage's, shared: no build while we pack, and
     no pack while a build runs."""
     with (
-        (rootimgdir / LOCK_NAME).open("w") as lock,
-        (rootimgdir / GENIMAGE_LOCK).open("a+") as build,
-    ):
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PackError(
-                f"another packimage is packing {rootimgdir}; wait for it to finish"
-            ) from None
-        try:
-            fcntl.flock(build, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PackError(
+        held(
+            rootimgdir / LOCK_NAME,
+            PackError(f"another packimage is packing {rootimgdir}; wait for it to finish"),
+        ),
+        held(
+            rootimgdir / GENIMAGE_LOCK,
+            PackError(
                 f"genimage is building {rootimgdir}/rootimg; pack it when genimage has finished"
-            ) from None
+            ),
+            shared=True,
+        ),
+    ):
         yield
 
 
