@@ -13,7 +13,8 @@ from ..images.media import Media, MediaError, open_media
 from ..images.profiles import osimage_definitions
 from ..store import objects
 from ..store.objects import Definition
-from ..store.objtypes import OSIMAGE, SITE
+from ..store.objtypes import OSIMAGE
+from . import osimages
 from .registry import CommandParser, command
 
 
@@ -31,7 +32,7 @@ def copycds_options(parser: CommandParser) -> None:
 @copycds_options.runs
 async def copycds(call: Call) -> None:
     options = call.options
-    installdir = Path(await _site(call, "installdir") or call.daemon.layout.installdir)
+    installdir = await osimages.installdir(call)
     for source in options.media:
         path = Path(call.body.cwd or "/") / source
         try:
@@ -111,10 +112,3 @@ async def _define_osimages(call: Call, distro: Distro, installdir: Path, pkgdir:
     created = await call.daemon.store.run(work)
     for name in created:
         await call.info(f"Created osimage definition {name}")
-
-
-async def _site(call: Call, attribute: str) -> str | None:
-    def work(db) -> str | None:
-        return objects.load(db, SITE, [SITE.only_object]).get(SITE.only_object, {}).get(attribute)
-
-    return await call.daemon.store.run(work)

@@ -13,9 +13,7 @@ from ..images.build_common import BuildError, Output, Spec
 from ..images.distro import Distro
 from ..images.pkglist import PkglistError
 from ..images.profiles import find_profile_file
-from ..store import objects
-from ..store.objects import Definition, Edit
-from ..store.objtypes import OSIMAGE, SITE
+from .osimages import osimage, record
 from .registry import CommandParser, command
 
 _DRIVER = re.compile(r"[A-Za-z0-9_\-]+(\.ko)?")
@@ -36,7 +34,7 @@ def genimage_options(parser: CommandParser) -> None:
 @genimage_options.runs
 async def genimage(call: Call) -> None:
     name = call.options.osimage
-    values, installdir = await _load(call, name)
+    values, installdir = await osimage(call, name)
     if values is None:
         await call.error(f"Cannot find image '{name}' from the osimage table.")
         return
@@ -67,7 +65,7 @@ async def genimage(call: Call) -> None:
         records["netdrivers"] = drivers
     if not values.get("permission"):
         records["permission"] = "755"
-    await _record(call, name, records)
+    await record(call, name, records)
     await call.info(f"genimage of {name} is complete: {spec.rootimg}", data={
         "osimage": name, "rootimg": str(spec.rootimg), "kernelver": result.kernelver,
         "updated": result.updated,
@@ -129,20 +127,3 @@ def _drivers(given: str | None) -> str | None:
         if not _DRIVER.fullmatch(driver):
             raise BuildError(f"'{driver}' is not a kernel module name (-n)")
     return ",".join(drivers)
-
-
-async def _load(call: Call, name: str) -> tuple[dict[str, str] | None, Path]:
-    def work(db):
-        image = objects.load(db, OSIMAGE, [name]).get(name)
-        site = objects.load(db, SITE, [SITE.only_object]).get(SITE.only_object, {})
-        return image, site.get("installdir")
-
-    image, installdir = await call.daemon.store.run(work)
-    return image, Path(installdir or call.daemon.layout.installdir)
-
-
-async def _record(call: Call, name: str, values: dict[str, str]) -> None:
-    def work(db) -> None:
-        objects.change(db, [Edit(Definition(OSIMAGE, name, values))])
-
-    await call.daemon.store.run(work)

@@ -22,9 +22,8 @@ from ..call import Call
 from ..images.exlist import ExlistError
 from ..images.pack import PackRequest, PackResult, output_name, pack
 from ..images.packtree import PackError
-from ..store import objects
-from ..store.objects import Definition, DefinitionError, Edit
-from ..store.objtypes import OSIMAGE, SITE
+from ..store.objects import DefinitionError
+from .osimages import osimage, record
 from .registry import CommandParser, command
 
 DISKLESS = ("netboot", "statelite")
@@ -47,7 +46,7 @@ async def packimage(call: Call) -> None:
     options = call.options
     name = options.imagename
     compression = "gzip" if options.compress == "pigz" else options.compress
-    image, installdir = await call.daemon.store.run(lambda db: _image_and_installdir(db, name))
+    image, installdir = await osimage(call, name)
     if image is None:
         await call.error(f"Cannot find image '{name}' from the osimage table.")
         return
@@ -83,7 +82,7 @@ async def packimage(call: Call) -> None:
     for note in result.notes:
         await call.info(f"Note: {note}")
     try:
-        await call.daemon.store.run(lambda db: _record(db, name, request, result))
+        await record(call, name, _recorded(request, result))
     except DefinitionError as exc:
         await call.error(f"{result.path} was written, but recording it on {name} failed: {exc}")
         return
@@ -103,23 +102,17 @@ def _items(value: str | None) -> list[str]:
     return [item for item in (value or "").split(",") if item]
 
 
-def _image_and_installdir(db, name: str) -> tuple[dict | None, str | None]:
-    image = objects.load(db, OSIMAGE, [name]).get(name)
-    site = objects.load(db, SITE, [SITE.only_object]).get(SITE.only_object, {})
-    return image, site.get("installdir")
-
-
-def _rootimgdir(image: dict, installdir: str | None) -> Path | None:
+def _rootimgdir(image: dict, installdir: Path) -> Path | None:
     if image.get("rootimgdir"):
         return Path(image["rootimgdir"])
     parts = [image.get(key) for key in ("osvers", "osarch", "profile")]
     if not all(parts):
         return None
-    return Path(installdir or "/install", "netboot", *parts)  # type: ignore[arg-type]
+    return Path(installdir, "netboot", *parts)  # type: ignore[arg-type]
 
 
-def _record(db, name: str, request: PackRequest, result: PackResult) -> None:
-    values = {
+def _recorded(request: PackRequest, result: PackResult) -> dict[str, str]:
+    return {
         "packfile": str(result.path),
         "packmethod": request.method,
         "packcompression": request.compression,
@@ -128,7 +121,6 @@ def _record(db, name: str, request: PackRequest, result: PackResult) -> None:
         "packtime": time.strftime("%m-%d-%Y %H:%M:%S"),
         "packuuid": result.imageuuid,
     }
-    objects.change(db, [Edit(Definition(OSIMAGE, name, values))])
 
 
 def _summary(result: PackResult) -> str:

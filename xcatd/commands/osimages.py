@@ -1,0 +1,36 @@
+"""What the image commands share: an osimage's definition, the install
+directory it lives under, and writing back what a command did to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..call import Call
+from ..store import objects
+from ..store.objects import Definition, Edit
+from ..store.objtypes import OSIMAGE, SITE
+
+
+async def installdir(call: Call) -> Path:
+    """site.installdir, or the layout's default when the site object has none."""
+    _, found = await osimage(call, None)
+    return found
+
+
+async def osimage(call: Call, name: str | None) -> tuple[dict[str, str] | None, Path]:
+    """The osimage's stored values (None when there is no such osimage) and installdir."""
+
+    def work(db) -> tuple[dict[str, str] | None, str | None]:
+        image = objects.load(db, OSIMAGE, [name]).get(name) if name else None
+        site = objects.load(db, SITE, [SITE.only_object]).get(SITE.only_object, {})
+        return image, site.get("installdir")
+
+    image, found = await call.daemon.store.run(work)
+    return image, Path(found or call.daemon.layout.installdir)
+
+
+async def record(call: Call, name: str, values: dict[str, str]) -> None:
+    """Write attributes back onto the osimage, as xCAT's image commands do."""
+    await call.daemon.store.run(
+        lambda db: objects.change(db, [Edit(Definition(OSIMAGE, name, values))])
+    )
