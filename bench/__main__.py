@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from . import client_startup, objects, requests
+from . import client_startup, objects, packimage, requests
 
 if __name__ == "__main__":
-    results = [client_startup.main(), requests.main(), objects.main()]
+    results = [client_startup.main(), requests.main(), objects.main(), packimage.main()]
     sys.exit(0 if all(results) else 1)
