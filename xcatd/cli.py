@@ -4,6 +4,7 @@
     xcatd serve       run the daemon in the foreground (systemd's ExecStart)
     xcatd mkusercert  credentials for a person or a service node
     xcatd revoke      withdraw every certificate issued to a name, at once
+    xcatd bundle      wheels of xcatd and its dependencies, for a service-node image
 
 Everything users do to the cluster goes through the daemon instead, with the
 client commands (lsxcatd, lsdef, ...).
@@ -81,6 +82,14 @@ def _revoke(layout: Layout, args: argparse.Namespace) -> int:
     return 0
 
 
+def _bundle(layout: Layout, args: argparse.Namespace) -> int:
+    from .bundle import bundle
+
+    wheels = bundle(args.dir.resolve(), args.python_version, args.arch)
+    print(f"{len(wheels)} wheels for Python {args.python_version} on {args.arch} in {args.dir}")
+    return 0
+
+
 def _home_cred_dir(name: str) -> Path:
     try:
         return Path(pwd.getpwnam(name).pw_dir) / ".xcat"
@@ -126,4 +135,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     revoke_.add_argument("name")
     revoke_.set_defaults(action=_revoke)
+
+    bundle = actions.add_parser(
+        "bundle", parents=[root], help="wheels of xcatd and its dependencies, for an image"
+    )
+    bundle.add_argument("dir", type=Path, help="e.g. <otherpkgdir>/xcat/wheels")
+    bundle.add_argument("--python-version", default="3.11", help="the image's (default 3.11)")
+    bundle.add_argument("--arch", default="x86_64", help="the image's (default x86_64)")
+    bundle.set_defaults(action=_bundle)
     return parser
