@@ -347,7 +347,8 @@ def test_the_same_image_twice_at_once_refuses_the_second(rocky):
     second = genimage(rocky, "once")
     assert (second.returncode, second.stderr) == (
         1,
-        f"Error: another genimage is building {rootimgdir}/rootimg; wait for it to finish\n",
+        f"Error: another genimage or a packimage is using {rootimgdir}/rootimg; wait for it "
+        "to finish\n",
     )
     assert first.wait(BUILD_TIMEOUT) == 0, first.communicate()
     assert packages(rootimgdir / "rootimg") == {"xcat-test-slow": "1.0"}

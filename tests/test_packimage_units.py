@@ -445,6 +445,8 @@ EXECUTE:
     assert (rootimg / "opt/tree/sub/deep").read_text() == "deep"
     assert (rootimg / "etc/motd").read_text() == "hello\nmore\n"
     assert oct((rootimg / "etc/motd").stat().st_mode & 0o777) == "0o600"
+    packsync.apply(rootimg, [str(synclist)])  # packing again appends once, not twice
+    assert (rootimg / "etc/motd").read_text() == "hello\nmore\n"
     synclist.write_text(f"{source}/hosts -> /etc/app/hosts\n")
     with pytest.raises(PackError, match=r"/app there is not a directory"):
         packsync.apply(rootimg, [str(synclist)])
@@ -452,3 +454,10 @@ EXECUTE:
     synclist.write_text(f"{source}/missing -> /etc/x\n")
     with pytest.raises(PackError, match=f"{source}/missing does not exist"):
         packsync.apply(rootimg, [str(synclist)])
+
+
+def test_an_invalid_glob_in_an_exlist_is_named(tmp_path):
+    from xcatd.images.exlist import ExlistError, Selector, parse
+
+    with pytest.raises(ExlistError, match=r"exlist pattern '\./foo\[z-a\]\*' is not a valid glob"):
+        Selector(parse("./foo[z-a]*\n", tmp_path / "x.exlist"))

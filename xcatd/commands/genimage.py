@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from ..call import Call
-from ..images.build import build, family_of
+from ..images.build import build, family_of, incomplete
 from ..images.build_common import BuildError, Output, Spec
 from ..images.distro import Distro
 from ..images.pkglist import PkglistError
@@ -53,7 +53,7 @@ async def genimage(call: Call) -> None:
         result = await build(spec, output, call.options.kernelver)
     except (BuildError, PkglistError) as exc:
         await call.error(str(exc))
-        if (spec.rootimgdir / "rootimg").is_dir():
+        if spec.rootimg.is_dir() and incomplete(spec.rootimgdir):
             await call.info(
                 f"{spec.rootimg} is marked incomplete; run genimage {name} again to finish it"
             )

@@ -144,7 +144,9 @@ def build_lock(rootimgdir: Path) -> Iterator[None]:
     this daemon or any other process, is refused at once."""
     with held(
         rootimgdir / LOCK,
-        BuildError(f"another genimage is building {rootimgdir}/rootimg; wait for it to finish"),
+        BuildError(
+            f"another genimage or a packimage is using {rootimgdir}/rootimg; wait for it to finish"
+        ),
     ):
         yield
 
@@ -300,9 +302,11 @@ def _version_key(version: str) -> list[tuple[int, int | str]]:
 
 def _remove_tree(path: Path) -> None:
     def on_error(function, name, exc_info):  # a read-only leftover: make it writable
-        if isinstance(exc_info[1], OSError) and exc_info[1].errno == errno.EACCES:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.dirname(name), 0o755)
-                function(name)
+        error = exc_info[1]
+        if isinstance(error, OSError) and error.errno == errno.EACCES:
+            os.chmod(os.path.dirname(name), 0o755)
+            function(name)
+            return
+        raise BuildError(f"cannot remove {name} (left by an unfinished build): {error}")
 
     shutil.rmtree(path, onerror=on_error)

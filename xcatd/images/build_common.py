@@ -76,6 +76,8 @@ class Output:
         env: dict[str, str] | None = None,
         parse: Callable[[str], None] | None = None,
     ) -> int:
+        self.out_of_space = False  # what counts is what this program says
+
         async def on_line(line: str) -> None:
             if "No space left on device" in line or ("At least " in line and "more space" in line):
                 self.out_of_space = True

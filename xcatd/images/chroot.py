@@ -27,6 +27,7 @@ from pathlib import Path
 import trio
 
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a cancelled program
+DRAIN = 2.0  # seconds to read what a finished program left in its output pipe
 
 # Runs as: sh -c MOUNTS genimage-mounts ROOT MODE [BIND ...] -- COMMAND ...
 # MODE: chroot (run COMMAND inside ROOT), host (run it outside, ROOT mounted),
@@ -45,12 +46,16 @@ if [ "$mode" != none ]; then
     mount -t proc proc "$root/proc"
     mount -t sysfs sysfs "$root/sys"
     mount --rbind /dev "$root/dev"
+fi
+if [ "$mode" = chroot ]; then
+    # Name resolution for package managers in the image; read-only, so that
+    # nothing run in the image can write the host's own file.
     if [ -f /etc/resolv.conf ] && [ -f "$root/etc/resolv.conf" ] && [ ! -L "$root/etc/resolv.conf" ]
     then
-        mount --bind /etc/resolv.conf "$root/etc/resolv.conf"
+        mount --bind -o ro /etc/resolv.conf "$root/etc/resolv.conf"
     fi
+    exec chroot "$root" "$@"
 fi
-if [ "$mode" = chroot ]; then exec chroot "$root" "$@"; fi
 exec "$@"
 """
 
@@ -148,15 +153,18 @@ async def run(
     )
     try:
         assert process.stdout is not None
-        pending = b""
-        async for chunk in process.stdout:
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                await on_line(_text(line))
-        if pending:
-            await on_line(_text(pending))
-        return await process.wait()
+        async with trio.open_nursery() as nursery:
+            read_all = trio.Event()
+            nursery.start_soon(_forward_lines, process.stdout, on_line, read_all)
+            status = await process.wait()
+            # Its exit ends the step, even if something it started in the
+            # background still holds the output pipe: that is killed, and
+            # what is left to read gets a moment.
+            _signal_group(process.pid, signal.SIGKILL)
+            with trio.move_on_after(DRAIN):
+                await read_all.wait()
+            nursery.cancel_scope.cancel()
+        return status
     finally:
         with trio.CancelScope(shield=True):
             if process.returncode is None:
@@ -175,6 +183,20 @@ async def stop_group(process: trio.Process) -> None:
     # Members may outlive the leader; the group is killed whatever happened.
     _signal_group(process.pid, signal.SIGKILL)
     await process.wait()
+
+
+async def _forward_lines(
+    stream: trio.abc.ReceiveStream, on_line: LineHandler, done: trio.Event
+) -> None:
+    pending = b""
+    async for chunk in stream:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            await on_line(_text(line))
+    if pending:
+        await on_line(_text(pending))
+    done.set()
 
 
 def _signal_group(pgid: int, sig: int) -> None:

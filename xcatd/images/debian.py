@@ -105,7 +105,10 @@ def archive_source(pkgdir: str, codename: str) -> tuple[str, Path | None]:
             f"pkgdir {top} is not a Debian archive (no dists/*/Release): "
             "run copycds of the distribution media first"
         )
-    release = next((r for r in releases if r.parent.name == codename), releases[0])
+    release = next((r for r in releases if r.parent.name == codename), None)
+    if release is None:
+        found_here = ", ".join(r.parent.name for r in releases)
+        raise BuildError(f"pkgdir {top} has dists/{found_here}, not dists/{codename}")
     text = release.read_text(errors="replace")
     found = re.search(r"^Codename:\s*(\S+)", text, re.MULTILINE)
     suite = found.group(1) if found else release.parent.name

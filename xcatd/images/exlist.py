@@ -188,4 +188,10 @@ class Selector:
 def _compile(patterns: list[bytes]) -> re.Pattern[bytes] | None:
     if not patterns:
         return None
+    for pattern in patterns:  # name the bad one: the combined error would not
+        try:
+            re.compile(glob_regex(pattern))
+        except re.error as exc:
+            shown = pattern.decode(errors="replace")
+            raise ExlistError(f"exlist pattern '{shown}' is not a valid glob: {exc}") from None
     return re.compile(b"|".join(b"(?:" + glob_regex(p) + b")" for p in patterns), re.DOTALL)

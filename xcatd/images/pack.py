@@ -194,6 +194,10 @@ def _publish(temp: Path, final: Path, sha256: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+    # No moment shows the new archive beside the old checksum: a node would
+    # refuse a good image.  At worst (a crash just here) there is no checksum.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(final.with_name(final.name + ".sha256"))
     os.rename(temp, final)
     os.rename(sums, final.with_name(final.name + ".sha256"))
     fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)

@@ -95,7 +95,9 @@ def write_in_image(
             old = os.lstat(name, dir_fd=fd)
             if stat.S_ISLNK(old.st_mode):
                 os.unlink(name, dir_fd=fd)
-            elif keep_mode and stat.S_ISREG(old.st_mode):
+            elif not stat.S_ISREG(old.st_mode):  # a fifo would block, a device write the host's
+                raise PackError(f"cannot write {path} in the image: it is not a regular file")
+            elif keep_mode:
                 mode = stat.S_IMODE(old.st_mode)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         try:

@@ -79,8 +79,9 @@ def apply(rootimg: Path, synclist_paths: list[str]) -> list[str]:
                 _copy(source, rootimg, destination)
         for source, target in synclist.appends:
             data = _read(Path(source))
-            old = read_in_image(rootimg, target) or b""
-            write_in_image(rootimg, target, old + data, 0o644, keep_mode=True)
+            write_in_image(
+                rootimg, target, _original(rootimg, target) + data, 0o644, keep_mode=True
+            )
         if synclist.skipped:
             notes.append(
                 f"{path}: {len(synclist.skipped)} line(s) for nodes (EXECUTE, MERGE, "
@@ -114,3 +115,17 @@ def _copy(source: Path, rootimg: Path, destination: str) -> None:
         return
     write_in_image(rootimg, destination, _read(source), stat.S_IMODE(st.st_mode),
                    mtime_ns=st.st_mtime_ns)  # fmt: skip
+
+
+ORIGINALS = "var/lib/xcat/syncfiles/org"  # inside the image
+
+
+def _original(rootimg: Path, target: str) -> bytes:
+    """The file as it was before any APPEND, kept aside the first time, so that
+    packing again appends once, not once per pack (as xCAT keeps it)."""
+    kept = f"/{ORIGINALS}/{target.lstrip('/')}"
+    original = read_in_image(rootimg, kept)
+    if original is None:
+        original = read_in_image(rootimg, target) or b""
+        write_in_image(rootimg, kept, original, 0o600)
+    return original
