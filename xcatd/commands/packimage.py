@@ -79,6 +79,9 @@ async def packimage(call: Call) -> None:
     except (PackError, ExlistError) as exc:
         await call.error(str(exc))
         return
+    except OSError as exc:  # writing xcatinfo or synclists into the image, say
+        await call.error(f"packing {name} failed: {exc}")
+        return
     for note in result.notes:
         await call.info(f"Note: {note}")
     try:

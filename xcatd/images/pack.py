@@ -212,7 +212,9 @@ def _remove_others(rootimgdir: Path, keep: set[str]) -> None:
     for other in rootimgdir.glob("rootimg.*"):
         if other.name in keep or (other.is_dir() and not other.is_symlink()):
             continue
-        with contextlib.suppress(FileNotFoundError):
+        # The new image is already in place: an old one that will not go is
+        # only clutter, not a failed pack.
+        with contextlib.suppress(OSError):
             other.unlink()
 
 
