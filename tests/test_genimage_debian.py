@@ -5,6 +5,7 @@ otherpkgs from a directory of .deb files, a postinstall, and the records."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 from xcatd.images.build import incomplete
@@ -98,3 +99,37 @@ def test_a_debian_image_from_the_hosts_apt_sources(cluster, tmp_path):
         "pkglist": str(pkglist), "otherpkglist": str(otherlist),
         "postinstall": str(postinstall), "rootimgdir": str(rootimgdir), "permission": "755",
     }  # fmt: skip
+
+
+def test_a_service_image_gets_xcatd_from_the_bundle(cluster, tmp_path):
+    """The analog of xCAT's xCATsn from xcat-core: otherpkgs names the wheels
+    `xcatd bundle` made, and xcatd lands in /opt/xcat with the image's Python."""
+    installdir = cluster.root.resolve() / "install"
+    custom = installdir / "custom/netboot/debian"
+    custom.mkdir(parents=True)
+    pkglist = custom / "sn.pkglist"
+    pkglist.write_text("#ENV:MMDEBSTRAP_VARIANT=apt#\npython3\npython3-venv\n")
+    otherpkgdir = installdir / "post/otherpkgs/debian12/x86_64"
+    bundled = cluster.xcatd("bundle", str(otherpkgdir / "xcat/wheels"))
+    assert bundled.returncode == 0, bundled.stderr
+    otherlist = custom / "sn.otherpkgs.pkglist"
+    otherlist.write_text("xcat/wheels/xcatd\n")
+    rootimgdir = installdir / "netboot/debian12/x86_64/sn"
+    defined = cluster.run(
+        "mkdef", "-t", "osimage", "-o", "debian12-x86_64-netboot-sn", "imagetype=linux",
+        "provmethod=netboot", "profile=sn", "osvers=debian12", "osarch=x86_64",
+        f"pkglist={pkglist}", f"otherpkglist={otherlist}", f"otherpkgdir={otherpkgdir}",
+    )  # fmt: skip
+    assert defined.returncode == 0, defined.stderr
+
+    result = cluster.run("genimage", "debian12-x86_64-netboot-sn", timeout=BUILD_TIMEOUT)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "Installing xcatd into /opt/xcat from wheels" in result.stdout
+    rootimg = rootimgdir / "rootimg"
+    version = subprocess.run(
+        ["chroot", rootimg, "/opt/xcat/bin/xcatd", "--version"], capture_output=True, text=True
+    )
+    assert (version.returncode, version.stdout) == (0, "xcatd 0.1.0\n"), version.stderr
+    assert not (rootimg / str(otherpkgdir).lstrip("/")).exists()  # its bind mount point
+    assert not host_mounts_under(rootimgdir)

@@ -29,11 +29,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import trio
 
-from . import pkglist
+from . import pkglist, wheels
 from .build_common import BuildError, Output, Spec, passed_env
 from .chroot import Namespace
 from .debian import Debian
@@ -72,14 +73,17 @@ def family_of(osvers: str) -> str:
 
 async def build(spec: Spec, output: Output, kernelver: str | None = None) -> Result:
     """Build or update the image; BuildError (or PkglistError) says why not."""
-    lists = await trio.to_thread.run_sync(_read_lists, spec)
+    main, other = await trio.to_thread.run_sync(_read_lists, spec)
+    other, python_packages = _split_wheels(spec, other)
     with tempfile.TemporaryDirectory(prefix="xcat-genimage-") as work_dir:
         work = Path(work_dir)
         backend = _backend(spec, work, output)
-        other_dirs = _other_dirs(spec, lists[1])
+        other_dirs = _other_dirs(spec, other)
         await trio.to_thread.run_sync(preflight, spec, backend.tools(other_dirs))
         with build_lock(spec.rootimgdir):
-            return await _locked(spec, output, backend, lists, other_dirs, kernelver)
+            return await _locked(
+                spec, output, backend, (main, other), other_dirs, python_packages, kernelver
+            )
 
 
 def _backend(spec: Spec, work: Path, output: Output) -> Dnf | Debian:
@@ -96,22 +100,31 @@ def _other_dirs(spec: Spec, other: pkglist.PackageList | None) -> list[Path]:
     """The otherpkgdir sub-directories the otherpkglist installs from."""
     if other is None or not other.install:
         return []
+    return list(dict.fromkeys(_entry_dir(spec, entry) for entry in other.install))
+
+
+def _entry_dir(spec: Spec, entry: str) -> Path:
+    """The otherpkgdir sub-directory an otherpkglist entry installs from."""
     if spec.otherpkgdir is None:
         raise BuildError(f"osimage {spec.name} has an otherpkglist but no otherpkgdir")
     top = spec.otherpkgdir.resolve()
-    directories: list[Path] = []
-    for entry in other.install:
-        relative, _ = pkglist.other_package(entry)
-        directory = (top / relative).resolve()
-        if directory != top and top not in directory.parents:
-            raise BuildError(f"otherpkglist entry {entry} leaves otherpkgdir {top}")
-        if not directory.is_dir():
-            raise BuildError(
-                f"otherpkglist entry {entry}: {directory} does not exist (otherpkgdir {top})"
-            )
-        if directory not in directories:
-            directories.append(directory)
-    return directories
+    relative, _ = pkglist.other_package(entry)
+    directory = (top / relative).resolve()
+    if directory != top and top not in directory.parents:
+        raise BuildError(f"otherpkglist entry {entry} leaves otherpkgdir {top}")
+    if not directory.is_dir():
+        raise BuildError(
+            f"otherpkglist entry {entry}: {directory} does not exist (otherpkgdir {top})"
+        )
+    return directory
+
+
+def _split_wheels(
+    spec: Spec, other: pkglist.PackageList | None
+) -> tuple[pkglist.PackageList | None, list[tuple[Path, str]]]:
+    if other is None or not other.install:
+        return other, []
+    return wheels.split(other, partial(_entry_dir, spec))
 
 
 def preflight(spec: Spec, tools: dict[str, str], euid: int | None = None) -> None:
@@ -157,6 +170,7 @@ async def _locked(
     backend: Dnf | Debian,
     lists: tuple[pkglist.PackageList, pkglist.PackageList | None],
     other_dirs: list[Path],
+    python_packages: list[tuple[Path, str]],
     kernelver: str | None,
 ) -> Result:
     main, other = lists
@@ -185,6 +199,8 @@ async def _locked(
         await _passes(spec, output, backend, root, ns, main, fresh=not updating)
         if other is not None:
             await _passes(spec, output, backend, root, ns, other, fresh=False, other=True)
+        if python_packages:
+            await wheels.install(root, python_packages, output)
         if updating and not spec.noupdate:
             await output.phase("Upgrading the packages of the image")
             await backend.upgrade(root, ns)
