@@ -125,11 +125,15 @@ def create(db: sqlite_utils.Database, definitions: list[Definition], replace: bo
         row = {definition.objtype.key: definition.name, **values}
         by_type.setdefault(definition.objtype.name, []).append(row)
     if not replace:
-        for type_name, new_rows in by_type.items():
-            objtype = TYPES[type_name]
-            for name in sorted(existing(db, objtype, (r[objtype.key] for r in new_rows))):
-                problems.append(f"A definition for '{name}' already exists.")
-        if any(p.startswith("A definition for") for p in problems):
+        clashes = [
+            name
+            for type_name, new_rows in by_type.items()
+            for name in sorted(
+                existing(db, TYPES[type_name], (r[TYPES[type_name].key] for r in new_rows))
+            )
+        ]
+        problems += [f"A definition for '{name}' already exists." for name in clashes]
+        if clashes:
             problems.append("Run again with '-f' option to force replace.")
     _refuse_duplicates(definitions, problems)
     if problems:
