@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import sys
 
-from . import client_startup, objects, packimage, requests
+from . import client_startup, http, nodeset, objects, packimage, requests, tftp
 
 if __name__ == "__main__":
-    results = [client_startup.main(), requests.main(), objects.main(), packimage.main()]
+    results = [
+        client_startup.main(),
+        requests.main(),
+        objects.main(),
+        packimage.main(),
+        nodeset.main(),
+        http.main(),
+        tftp.main(),
+    ]
     sys.exit(0 if all(results) else 1)

@@ -28,11 +28,13 @@ class Renderer:
 
     def output(self, record: Output) -> None:
         self._clear_bar()
-        text = record.text if record.node is None else f"{record.node}: {record.text}"
+        # xCAT's way: `<node>: Error: ...` for one node, `Error: ...` for the request.
+        label = "" if record.node is None else f"{record.node}: "
+        text = f"{label}{record.text}"
         if record.kind == "error":
-            print(f"Error: {text}", file=self.err)
+            print(f"{label}Error: {record.text}", file=self.err)
         elif record.kind == "warning":
-            print(f"Warning: {text}", file=self.err)
+            print(f"{label}Warning: {record.text}", file=self.err)
         elif self.json_lines:
             if record.data is not None:
                 import json  # only --json pays for it: every command's start-up counts

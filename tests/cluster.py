@@ -13,23 +13,39 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    """An unused high TCP port on loopback."""
-    with socket.socket() as sock:
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """An unused high TCP (or, with SOCK_DGRAM, UDP) port on loopback."""
+    with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 class Cluster:
-    def __init__(self, root: Path, hostname: str = "mn1") -> None:
+    """`address` is where the daemon listens; `prefix` runs every program of
+    the cluster (daemon and client) inside a network namespace, for tests
+    that boot machines on a bridge there."""
+
+    def __init__(
+        self,
+        root: Path,
+        hostname: str = "mn1",
+        address: str = "127.0.0.1",
+        prefix: Sequence[str] = (),
+    ) -> None:
         self.root = root
         self.hostname = hostname
+        self.address = address
+        self.prefix = list(prefix)
         self.port = free_port()
+        self.http_port = free_port()
+        self.tftp_port = free_port(socket.SOCK_DGRAM)
+        self.status_port = free_port()
         self.process: subprocess.Popen | None = None
         self.log = root / "xcatd.log"
 
@@ -41,7 +57,7 @@ class Cluster:
     def env(self) -> dict[str, str]:
         """The environment a user of this cluster has."""
         env = dict(os.environ)
-        env["XCATHOST"] = f"localhost:{self.port}"
+        env["XCATHOST"] = f"{self.address}:{self.port}"
         env["XCAT_CRED_DIR"] = str(self.cred_dir)
         env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
         return env
@@ -52,9 +68,15 @@ class Cluster:
             "--hostname",
             self.hostname,
             "--listen",
-            "127.0.0.1",
+            self.address,
             "--port",
             str(self.port),
+            "--http-port",
+            str(self.http_port),
+            "--tftp-port",
+            str(self.tftp_port),
+            "--status-port",
+            str(self.status_port),
             *extra,
         )
 
@@ -71,20 +93,21 @@ class Cluster:
     def start(self, env: dict[str, str] | None = None) -> None:
         """Start `xcatd serve` and wait until it accepts connections."""
         self.process = subprocess.Popen(
-            [BIN / "xcatd", "serve", "--root", str(self.root)],
+            [*self.prefix, BIN / "xcatd", "serve", "--root", str(self.root)],
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("ab"),
             env=env or self.env,
         )
+        # It logs this once every port (its own and the boot services') is open;
+        # a log line works from outside the daemon's network namespace too.
+        ready = f"serving on port {self.port}"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"xcatd exited with {self.process.returncode}:\n{self.logs()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            if ready in self.logs():
                 return
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         raise RuntimeError(f"xcatd did not start listening:\n{self.logs()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
@@ -109,13 +132,24 @@ class Cluster:
     ) -> subprocess.CompletedProcess:
         """Run a client command (`lsxcatd -a`, ...) as a user of this cluster."""
         return subprocess.run(
-            [BIN / command, *args],
+            [*self.prefix, BIN / command, *args],
             capture_output=True,
             text=True,
             input=input,
             env=env or self.env,
             timeout=timeout,
         )
+
+    def ok(self, command: str, *args: str, timeout: float = 60) -> str:
+        """Run a client command that must succeed; what it printed."""
+        result = self.run(command, *args, timeout=timeout)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def outcome(self, command: str, *args: str) -> tuple[int, str, str]:
+        """Run a client command; its return code, standard output and error."""
+        result = self.run(command, *args)
+        return result.returncode, result.stdout, result.stderr
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

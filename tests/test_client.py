@@ -85,4 +85,4 @@ def test_node_messages_are_prefixed_and_errors_go_to_stderr():
     renderer.output(Output(1, "warning", node="node02", text="no MAC"))
     renderer.output(Output(1, "error", text="Permission denied for request"))
     assert out.getvalue() == "node01: booted\n"
-    assert err.getvalue() == "Warning: node02: no MAC\nError: Permission denied for request\n"
+    assert err.getvalue() == "node02: Warning: no MAC\nError: Permission denied for request\n"

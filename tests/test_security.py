@@ -111,7 +111,7 @@ def test_a_certificate_from_another_ca_is_refused(shared_cluster, bystander, tmp
     )
     assert result.returncode == 1
     assert result.stderr == (
-        f"Error: xcatd at localhost:{shared_cluster.port} refused our certificate "
+        f"Error: xcatd at {shared_cluster.address}:{shared_cluster.port} refused our certificate "
         f"{creds}/client-cred.pem: it is not from this cluster's CA\n"
     )
 
@@ -123,8 +123,8 @@ def test_a_server_from_another_ca_is_not_trusted(shared_cluster, tmp_path):
     result = shared_cluster.run("lsxcatd", "-v", env=env)
     assert result.returncode == 1
     assert result.stderr.startswith(
-        f"Error: the server at localhost:{shared_cluster.port} is not trusted: its certificate "
-        f"is not from the cluster CA in {stranger.cred_dir}/ca.pem"
+        f"Error: the server at {shared_cluster.address}:{shared_cluster.port} is not trusted: "
+        f"its certificate is not from the cluster CA in {stranger.cred_dir}/ca.pem"
     )
 
 

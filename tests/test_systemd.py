@@ -423,4 +423,6 @@ def test_after_sigterm_the_port_no_longer_accepts(cluster):
     assert not accepts_connections(cluster.port)
     result = cluster.run("lsxcatd", "-v")
     assert result.returncode == 1
-    assert result.stderr.startswith(f"Error: cannot reach xcatd at localhost:{cluster.port}")
+    assert result.stderr.startswith(
+        f"Error: cannot reach xcatd at {cluster.address}:{cluster.port}"
+    )

@@ -12,9 +12,10 @@ import ipaddress
 import json
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from .ca import (
     CertificateAuthority,
@@ -42,19 +43,18 @@ class AdminError(Exception):
 def init_cluster(
     layout: Layout,
     *,
-    hostname: str | None = None,
-    listen: tuple[str, ...] | None = None,
-    port: int | None = None,
-    http_port: int | None = None,
-    tftp_port: int | None = None,
+    settings: Mapping[str, Any] | None = None,
     force: bool = False,
 ) -> Iterator[str]:
-    """Create what is missing (everything, with force); yield lines to print."""
+    """Create what is missing (everything, with force); yield lines to print.
+
+    `settings` are xcatd.toml values given on the command line (None: not given).
+    """
     for directory in (layout.etc, layout.state, layout.installdir, layout.tftpdir):
         directory.mkdir(parents=True, exist_ok=True)
     layout.state.chmod(0o700)
 
-    config = _write_config(layout, hostname, listen, port, http_port, tftp_port, force)
+    config = _write_config(layout, settings or {}, force)
     ca = CertificateAuthority(layout.pki)
     fresh = force or not ca.exists()
     if fresh:
@@ -143,27 +143,12 @@ def host_addresses(hostname: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(usable))
 
 
-def _write_config(
-    layout: Layout,
-    hostname: str | None,
-    listen: tuple[str, ...] | None,
-    port: int | None,
-    http_port: int | None,
-    tftp_port: int | None,
-    force: bool,
-) -> Config:
+def _write_config(layout: Layout, settings: Mapping[str, Any], force: bool) -> Config:
     if layout.config_file.exists() and not force:
         config = Config.load(layout.config_file)
     else:
-        config = Config(hostname=hostname or socket.gethostname())
-    changes = {
-        "hostname": hostname,
-        "listen": listen,
-        "port": port,
-        "http_port": http_port,
-        "tftp_port": tftp_port,
-    }
-    config = replace(config, **{k: v for k, v in changes.items() if v is not None})
+        config = Config(hostname=settings.get("hostname") or socket.gethostname())
+    config = replace(config, **{k: v for k, v in settings.items() if v is not None})
     write_public(layout.config_file, config.dump().encode())
     return config
 
@@ -183,7 +168,7 @@ def _seed_site(store: Store, layout: Layout, config: Config) -> None:
                 "tftpdir": str(layout.tftpdir),
                 "httpport": str(config.http_port),
                 "xcatdport": str(config.port),
-                "xcatiport": "3002",
+                "xcatiport": str(config.status_port),
                 "dhcpsetup": "y",
             }
         )

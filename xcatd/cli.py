@@ -17,6 +17,7 @@ import logging
 import os
 import pwd
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import __version__
@@ -40,11 +41,14 @@ def main(argv: list[str] | None = None) -> int:
 def _init(layout: Layout, args: argparse.Namespace) -> int:
     for line in init_cluster(
         layout,
-        hostname=args.hostname,
-        listen=tuple(args.listen) if args.listen else None,
-        port=args.port,
-        http_port=args.http_port,
-        tftp_port=args.tftp_port,
+        settings={
+            "hostname": args.hostname,
+            "listen": tuple(args.listen) if args.listen else None,
+            "port": args.port,
+            "http_port": args.http_port,
+            "tftp_port": args.tftp_port,
+            "status_port": args.status_port,
+        },
         force=args.force,
     ):
         print(line)
@@ -61,8 +65,25 @@ def _serve(layout: Layout, args: argparse.Namespace) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    trio.run(Daemon(layout).run)
+    try:
+        trio.run(Daemon(layout).run)
+    except BaseExceptionGroup as group:  # the nursery's wrapping of one start error
+        raise _sole(group) from None
     return 0
+
+
+def _sole(group: BaseExceptionGroup) -> BaseException:
+    """The one exception a group holds (however nested), or the group itself."""
+    leaves = list(_leaves(group))
+    return leaves[0] if len(leaves) == 1 else group
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
 
 
 def _mkusercert(layout: Layout, args: argparse.Namespace) -> int:
@@ -116,6 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--port", type=int, help="xcatd port (default 3001)")
     init.add_argument("--http-port", type=int, help="boot HTTP port (default 80)")
     init.add_argument("--tftp-port", type=int, help="TFTP port (default 69)")
+    init.add_argument(
+        "--status-port", type=int, help="xCAT's installstatus line port (default 3002)"
+    )
     init.add_argument("--force", action="store_true", help="make a new CA: old certificates die")
     init.set_defaults(action=_init)
 

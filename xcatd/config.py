@@ -30,6 +30,11 @@ class Config:
     port: int = DEFAULT_PORT
     http_port: int = 80
     tftp_port: int = 69
+    status_port: int = 3002  # xCAT's xcatiport: `installstatus <state>` lines from nodes
+    # The boot services; turn one off where nginx or tftpd-hpa serve instead.
+    serve_http: bool = True  # also the nodes' status endpoint
+    serve_tftp: bool = True
+    serve_status_port: bool = True
     replay_window: int = 120  # seconds a request's timestamp may differ from ours
     max_frame: int = DEFAULT_MAX_FRAME
     handshake_timeout: float = 10.0

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 
 import trio
 from xcat_protocol.tls import server_context
@@ -24,12 +25,16 @@ from xcat_protocol.tls import server_context
 from . import __version__
 from .audit import AuditLog
 from .auth import Authenticator
+from .boot.http import serve_http
+from .boot.status import StatusReports
+from .boot.statusport import serve_status_port
+from .boot.tftp import serve_tftp
 from .ca import CertificateAuthority
 from .config import Config, ConfigError
 from .layout import Layout
 from .policy import Policy, PolicyError
 from .server import Session, handle_connection
-from .store import Store
+from .store import Store, objects
 from .systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,7 @@ class Daemon:
         self.auth = Authenticator(self.ca.cert, self.ca.crl_file, self.config.replay_window)
         self.policy = Policy(self.store.db["policy"].rows)
         self.audit = AuditLog(self.store)
+        self.reports = StatusReports(self.store)
         self.notifier = notifier or Notifier()
         self.started = time.time()
         self.connections = 0
@@ -77,6 +83,7 @@ class Daemon:
                         listeners = await self._listen()
                         ports = sorted({each.socket.getsockname()[1] for each in listeners})
                         front.start_soon(self._accept, listeners, front)
+                        await self._start_boot_services(front)
                         front.start_soon(self.notifier.keep_watchdog_fed)
                         log.info("xcatd %s serving on port %s", self.version, ports[0])
                         self.notifier.notify(
@@ -163,8 +170,42 @@ class Daemon:
     async def _listen(self) -> list[trio.SocketListener]:
         listeners: list[trio.SocketListener] = []
         for host in self.config.listen:
-            listeners += await trio.open_tcp_listeners(self.config.port, host=host)
+            try:
+                listeners += await trio.open_tcp_listeners(self.config.port, host=host)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot listen on {host}:{self.config.port}: {exc.strerror}"
+                ) from None
         return listeners
+
+    async def _start_boot_services(self, nursery: trio.Nursery) -> None:
+        """TFTP, HTTP (with the nodes' status endpoint) and the port-3002 status
+        lines, on every listen address, each unless switched off.  They serve
+        the site's tftpdir and installdir as they are at start."""
+        config = self.config
+        site = await self.store.run(objects.site)
+        tftpdir = Path(site.get("tftpdir") or self.layout.tftpdir)
+        installdir = Path(site.get("installdir") or self.layout.installdir)
+        services = (
+            ("TFTP", config.serve_tftp, config.tftp_port, partial(serve_tftp, tftpdir)),
+            ("HTTP", config.serve_http, config.http_port,
+             partial(serve_http, (installdir, tftpdir), status=self.reports.http)),
+            ("status lines", config.serve_status_port, config.status_port,
+             partial(serve_status_port, self.reports)),
+        )  # fmt: skip
+        for host in config.listen:
+            for name, on, port, serve in services:
+                if not on:
+                    continue
+                try:
+                    await nursery.start(serve, host, port)
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot serve {name} on {host}:{port}: {exc.strerror}; free the port, "
+                        "or switch the service off in xcatd.toml"
+                    ) from None
+        served = [f"{name} on port {port}" for name, on, port, _ in services if on]
+        log.info("boot services: %s", ", ".join(served) or "all switched off")
 
     async def _accept(self, listeners: list[trio.SocketListener], nursery: trio.Nursery) -> None:
         try:

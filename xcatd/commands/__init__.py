@@ -3,7 +3,16 @@
 Importing this package registers them all in `REGISTRY`.
 """
 
-from . import copycds, defs, genimage, lsxcatd, packimage  # noqa: F401  (registers)
+from . import (  # noqa: F401  (registers)
+    copycds,
+    defs,
+    genimage,
+    lsxcatd,
+    makedhcp,
+    nodeset,
+    packimage,
+    status,
+)
 from .registry import REGISTRY, Command, HelpRequested, UsageError
 
 __all__ = ["REGISTRY", "Command", "HelpRequested", "UsageError"]

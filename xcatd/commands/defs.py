@@ -13,57 +13,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property, partial
 
-from ..admin import ADMIN
 from ..call import Call
 from ..store import objects
-from ..store.noderange import NoderangeError, expand
 from ..store.nodes import Nodes
-from ..store.objects import Definition, DefinitionError, Edit
+from ..store.objects import Definition, Edit
 from ..store.objtypes import GROUP, NODE, POLICY, TYPES, ObjectType
-from ..store.selection import Selection, SelectionError, parse_selection
-from ..store.stanza import StanzaError, format_stanzas, parse
+from ..store.selection import Selection, parse_selection
+from ..store.stanza import format_stanzas, parse
+from .common import Produced, Refusal, expand_noderange, respond
 from .registry import CommandParser, HelpRequested, command
-
-LINES_PER_RECORD = 2000
-
-
-class Refusal(Exception):
-    """The command stops with these error lines and rc 1; nothing was written."""
-
-    def __init__(self, *lines: str) -> None:
-        super().__init__(*lines)
-        self.lines = lines
-
-
-async def _respond(call: Call, work: Callable) -> None:
-    """Run `work(db)` in the store's thread and send what it produced."""
-    try:
-        produced = await call.daemon.store.run(work)
-    except (Refusal, DefinitionError, NoderangeError, StanzaError, SelectionError) as exc:
-        for line in getattr(exc, "lines", None) or getattr(exc, "problems", None) or [str(exc)]:
-            await call.error(line)
-        return
-    await _send(call, produced)
-    if produced.policy_changed:
-        await call.daemon.reload_policy()
-
-
-@dataclass
-class Produced:
-    lines: list[str]
-    records: list[dict] | None = None  # for --json
-    policy_changed: bool = False  # the daemon must read the policy table again
-
-
-async def _send(call: Call, produced: Produced) -> None:
-    if call.options.json and produced.records is not None:
-        for record in produced.records:
-            await call.data(None, data=record)
-        return
-    lines = produced.lines
-    for start in range(0, len(lines), LINES_PER_RECORD):
-        await call.info("\n".join(lines[start : start + LINES_PER_RECORD]))
-
 
 # -- shared option handling ---------------------------------------------------
 
@@ -94,14 +52,8 @@ def _names(
     if names is None:
         return []
     if objtype is NODE:
-        return _expand(call, names, Nodes.load(db), verify=verify)
+        return expand_noderange(call, names, Nodes.load(db), verify=verify)
     return [name.strip() for name in names.split(",") if name.strip()]
-
-
-def _expand(call: Call, noderange: str, nodes: Nodes, *, verify: bool = True) -> list[str]:
-    # The daemon reads ^file noderanges as root: only root may ask it to.
-    read_files = call.caller.name == ADMIN
-    return expand(noderange, nodes, cwd=call.body.cwd, verify=verify, read_files=read_files)
 
 
 def _stanzas(call: Call) -> list[Definition]:
@@ -179,7 +131,7 @@ async def mkdef(call: Call) -> None:
         created = objects.create(db, definitions, options.force)
         return _count(created, "created or modified", (d.objtype for d in definitions))
 
-    await _respond(call, work)
+    await respond(call, work)
 
 
 # -- chdef ---------------------------------------------------------------------
@@ -211,7 +163,7 @@ async def chdef(call: Call) -> None:
         changed = objects.change(db, edits, options.newname)
         return _count(changed, "created or modified", (d.objtype for d in definitions))
 
-    await _respond(call, work)
+    await respond(call, work)
 
 
 # -- rmdef ---------------------------------------------------------------------
@@ -241,7 +193,7 @@ async def rmdef(call: Call) -> None:
             raise Refusal("rmdef needs object names: -o NAMES, a noderange, or -a -f")
         return _count(objects.remove(db, objtype, names), "removed", [objtype])
 
-    await _respond(call, work)
+    await respond(call, work)
 
 
 # -- lsdef ---------------------------------------------------------------------
@@ -274,7 +226,7 @@ async def lsdef(call: Call) -> None:
             raise HelpRequested(lsdef_options.parser.format_help().rstrip())
         await call.info(_attribute_help(_types(options)))
         return
-    await _respond(call, lambda db: _listing(db, call))
+    await respond(call, lambda db: _listing(db, call))
 
 
 def _attribute_help(types: list[ObjectType]) -> str:
@@ -321,7 +273,7 @@ def _objects_of(
 ) -> Iterator[Listed]:
     if objtype is NODE:
         nodes = Nodes.load(db)
-        chosen = _expand(call, names, nodes) if names else sorted_names(nodes.groups_of)
+        chosen = expand_noderange(call, names, nodes) if names else sorted_names(nodes.groups_of)
         for name in chosen:
             # Test the selected attributes alone before working out all of them.
             if all(s.matches(nodes.attribute(name, s.attribute)) for s in selections):
@@ -447,7 +399,7 @@ async def nodels(call: Call) -> None:
     def work(db) -> Produced:
         nodes = Nodes.load(db)
         chosen = (
-            _expand(call, options.noderange, nodes)
+            expand_noderange(call, options.noderange, nodes)
             if options.noderange
             else sorted_names(nodes.groups_of)
         )
@@ -470,4 +422,4 @@ async def nodels(call: Call) -> None:
             records.append(record)
         return Produced(lines, records)
 
-    await _respond(call, work)
+    await respond(call, work)

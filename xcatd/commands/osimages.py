@@ -8,7 +8,7 @@ from pathlib import Path
 from ..call import Call
 from ..store import objects
 from ..store.objects import Definition, Edit
-from ..store.objtypes import OSIMAGE, SITE
+from ..store.objtypes import OSIMAGE
 
 
 async def installdir(call: Call) -> Path:
@@ -22,8 +22,7 @@ async def osimage(call: Call, name: str | None) -> tuple[dict[str, str] | None, 
 
     def work(db) -> tuple[dict[str, str] | None, str | None]:
         image = objects.load(db, OSIMAGE, [name]).get(name) if name else None
-        site = objects.load(db, SITE, [SITE.only_object]).get(SITE.only_object, {})
-        return image, site.get("installdir")
+        return image, objects.site(db).get("installdir")
 
     image, found = await call.daemon.store.run(work)
     return image, Path(found or call.daemon.layout.installdir)

@@ -106,6 +106,11 @@ def load(
     return found
 
 
+def site(db: sqlite_utils.Database) -> Values:
+    """The cluster-wide settings: the one site object's values."""
+    return load(db, SITE, [SITE.only_object]).get(SITE.only_object, {})
+
+
 def create(db: sqlite_utils.Database, definitions: list[Definition], replace: bool) -> int:
     """mkdef: new objects (or, with `replace`, objects replaced whole)."""
     problems: list[str] = []

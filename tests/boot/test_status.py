@@ -1,0 +1,102 @@
+"""Booting nodes report their state; nodestat and lsdef show it.
+
+Loopback has every 127.x.y.z address, so a test can speak as several nodes:
+curl's --interface and a socket bound before connecting choose the source.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+
+import pytest
+
+from tests.cluster import Cluster
+
+
+@pytest.fixture(scope="module")
+def booting(shared_cluster: Cluster) -> Cluster:
+    """Two nodes at 127.0.0.2 and 127.0.0.3, and one addressed through its group."""
+    for args in (
+        ("n1", "groups=compute", "ip=127.0.0.2"),
+        ("n2", "groups=compute", "ip=127.0.0.3"),
+        ("-t", "group", "-o", "rack7", "ip=|r7n(\\d+)|127.0.7.($1+0)|"),
+        ("r7n5", "groups=rack7"),
+    ):
+        assert shared_cluster.run("mkdef", *args).returncode == 0
+    return shared_cluster
+
+
+def report(cluster: Cluster, source: str, **fields: str) -> tuple[int, str]:
+    """POST fields to the status endpoint as the real curl does, from `source`."""
+    form = [
+        part for name, value in fields.items() for part in ("--data-urlencode", f"{name}={value}")
+    ]
+    result = subprocess.run(
+        ["curl", "-sS", "--interface", source, "-w", "\n%{http_code}", *form,
+         f"http://127.0.0.1:{cluster.http_port}/xcatd/status"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    body, _, code = result.stdout.rpartition("\n")
+    return int(code), body.rstrip("\n")
+
+
+def status_line(cluster: Cluster, source: str, line: bytes) -> bytes:
+    """One line to port 3002 the way xCAT's node scripts send it, and the answer."""
+    with socket.socket() as sock:
+        sock.bind((source, 0))
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", cluster.status_port))
+        sock.sendall(line)
+        return sock.makefile("rb").readline()
+
+
+def test_a_node_reports_and_nodestat_shows_it(booting):
+    assert report(booting, "127.0.0.2", node="n1", state="netbooting") == (200, "n1: netbooting")
+    assert report(booting, "127.0.0.2", node="n1", state="booted") == (200, "n1: booted")
+
+    result = booting.run("nodestat", "n1")
+    assert result.stdout == "n1: booted\n"
+    shown = booting.run("lsdef", "-t", "node", "-o", "n1", "-i", "status,statustime").stdout
+    assert "    status=booted\n" in shown
+    assert re.search(r"statustime=\d\d-\d\d-\d{4} \d\d:\d\d:\d\d\n", shown)
+
+
+def test_a_node_is_found_by_its_address_even_an_inherited_one(booting):
+    assert report(booting, "127.0.7.5", state="booted") == (200, "r7n5: booted")
+    assert booting.run("nodestat", "r7n5").stdout == "r7n5: booted\n"
+
+
+def test_a_report_from_another_address_is_refused_and_logged(booting):
+    code, text = report(booting, "127.0.0.3", node="n1", state="failed")
+    assert (code, text) == (403, "127.0.0.3 is not the address of node 'n1'")
+    assert report(booting, "127.0.0.9", state="booted")[0] == 403
+    assert "status report refused: 127.0.0.3 is not the address of node 'n1'" in booting.logs()
+    assert booting.run("nodestat", "n1").stdout != "n1: failed\n"
+
+
+def test_an_unknown_state_is_refused(booting):
+    code, text = report(booting, "127.0.0.3", node="n2", state="exploded")
+    assert code == 400
+    assert text.startswith("unknown state 'exploded': use one of alive, bmcready, booted")
+
+
+def test_xcats_installstatus_line_on_port_3002(booting):
+    assert status_line(booting, "127.0.0.3", b"installstatus installing\n") == b"ok\n"
+    assert booting.run("nodestat", "n2").stdout == "n2: installing\n"
+    assert status_line(booting, "127.0.0.4", b"installstatus booted\n") == (
+        b"error: 127.0.0.4 is not the address of any node\n"
+    )
+    assert status_line(booting, "127.0.0.3", b"hello\n") == (
+        b"error: expected 'installstatus <state>'\n"
+    )
+
+
+def test_nodestat_of_nodes_that_never_reported(booting):
+    assert booting.run("mkdef", "n9", "groups=compute").returncode == 0
+    result = booting.run("nodestat", "n9,n2", "-t")
+    n2, n9 = result.stdout.splitlines()
+    assert re.fullmatch(r"n2: \w+ \(\d\d-\d\d-\d{4} \d\d:\d\d:\d\d\)", n2)
+    assert n9 == "n9: unknown"
+    assert booting.run("nodestat", "nosuch").returncode == 1

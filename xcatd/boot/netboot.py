@@ -1,0 +1,246 @@
+"""What a node's network boot is made of: its boot MAC and IP address, the
+servers it boots from, the packed osimage and the kernel command line.
+
+nodeset (boot files) and makedhcp (DHCP answers) both build on this, so a
+node's servers are worked out one way.  Anything that stops one node is a
+`NodeError`, printed as `<node>: Error: ...` while the other nodes go on.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..images.build import incomplete
+from .http import STATUS_PATH
+from .loaders import DEFAULT, LOADERS, Loader
+
+# The node attributes the boot path reads (effective values: groups and
+# regular expressions count).
+NODE_ATTRIBUTES = (
+    "mac", "ip", "netboot", "arch", "serialport", "serialspeed", "serialflow",
+    "xcatmaster", "tftpserver", "nfsserver", "provmethod", "os", "profile",
+)  # fmt: skip
+DISKLESS = ("netboot", "statelite")
+KERNEL = "kernel"
+INITRD = "initrd-stateless.gz"
+
+Values = Mapping[str, str]
+Facing = Callable[[str], "str | None"]
+
+
+class NodeError(Exception):
+    """Why one node cannot be set up."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Cluster-wide values the boot path needs, from the site object, else the daemon."""
+
+    tftpdir: Path
+    installdir: Path
+    http_port: int
+    xcatd_port: int
+    dhcp: bool  # site.dhcpsetup: nodeset writes DHCP entries
+
+    @classmethod
+    def of(
+        cls, site: Values, *, tftpdir: Path, installdir: Path, http_port: int, xcatd_port: int
+    ) -> Settings:
+        """`site` values win over the daemon's own (given as keywords)."""
+        return cls(
+            tftpdir=Path(site.get("tftpdir") or tftpdir),
+            installdir=Path(site.get("installdir") or installdir),
+            http_port=int(site.get("httpport") or http_port),
+            xcatd_port=int(site.get("xcatdport") or xcatd_port),
+            dhcp=site.get("dhcpsetup", "y") not in ("n", "no", "0"),
+        )
+
+    def http_url(self, host: str, path: str | Path) -> str:
+        """The daemon's HTTP server serves files at their absolute paths (xCAT's way)."""
+        return f"http://{host}:{self.http_port}{path}"
+
+    def served(self, path: Path) -> bool:
+        """Whether the daemon's HTTP server serves `path` (under installdir or tftpdir)."""
+        return path.is_relative_to(self.installdir) or path.is_relative_to(self.tftpdir)
+
+
+# -- the node's addresses and servers -------------------------------------------
+
+
+def boot_mac(values: Values) -> str:
+    """The MAC the node boots from: the first of its `mac` list that is its own
+    (xCAT's `mac!othername` entries belong to other host names)."""
+    for entry in (values.get("mac") or "").split("|"):
+        if entry and "!" not in entry:
+            return entry
+    raise NodeError("no MAC address: set one with chdef <node> mac=<mac>")
+
+
+def boot_ip(values: Values) -> str:
+    ip = values.get("ip")
+    if not ip:
+        raise NodeError("no IP address: set one with chdef <node> ip=<address>")
+    octets = ip.split(".")
+    # Cheaper than ipaddress, which counts at 10,000 nodes.
+    if len(octets) != 4 or not all(o.isascii() and o.isdigit() and int(o) < 256 for o in octets):
+        raise NodeError(f"{ip} is not an IPv4 address: network boot needs one")
+    return ip
+
+
+def facing_address(ip: str) -> str | None:
+    """This host's address on the route toward `ip` (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((ip, 9))
+        except OSError:
+            return None
+        return probe.getsockname()[0]
+
+
+class Addresses:
+    """Servers' IPv4 addresses, for servers given by name (DHCP wants addresses);
+    each name is looked up once per request, not once per node."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, str | None] = {}
+
+    def __call__(self, server: str) -> str:
+        if server not in self._known:
+            try:
+                self._known[server] = socket.gethostbyname(server)
+            except OSError:
+                self._known[server] = None
+        address = self._known[server]
+        if address is None:
+            raise NodeError(f"cannot resolve the server name {server}")
+        return address
+
+
+def loader_for(values: Values, arch: str) -> Loader:
+    """The node's boot loader (netboot, xnba when unset), if `arch` can run it."""
+    name = values.get("netboot") or DEFAULT
+    loader = LOADERS.get(name)
+    if loader is None:
+        raise NodeError(f"netboot={name} is not supported: use one of {', '.join(LOADERS)}")
+    if arch not in loader.arches:
+        usable = [other.name for other in LOADERS.values() if arch in other.arches]
+        raise NodeError(
+            f"netboot={name} cannot boot {arch}: use {' or '.join(usable) or 'nothing known'}"
+        )
+    return loader
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Who serves a node, as the node reaches them."""
+
+    xcatmaster: str  # its xcatd (XCAT=, the status URL)
+    tftp: str  # TFTP server, DHCP next-server
+    image: str  # HTTP server of its kernel, initrd and image (xCAT's imgsrv)
+
+
+def servers(values: Values, ip: str, facing: Facing = facing_address) -> Servers:
+    """nfsserver, else tftpserver, else xcatmaster, else this host's address facing the node."""
+    xcatmaster = values.get("xcatmaster")
+    tftp = values.get("tftpserver") or xcatmaster
+    image = values.get("nfsserver") or tftp
+    if not (xcatmaster and tftp and image):
+        here = facing(ip)
+        if here is None:
+            raise NodeError(f"no address of this server reaches {ip}: set xcatmaster")
+        xcatmaster, tftp, image = xcatmaster or here, tftp or here, image or here
+    return Servers(xcatmaster, tftp, image)
+
+
+# -- the osimage ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackedImage:
+    """An osimage ready to boot: packed, with its kernel and stateless initrd."""
+
+    name: str
+    osvers: str
+    osarch: str
+    profile: str
+    packfile: Path
+    addkcmdline: str
+
+    @property
+    def rootimgdir(self) -> Path:
+        return self.packfile.parent
+
+    @property
+    def state(self) -> str:
+        return f"netboot {self.osvers}-{self.osarch}-{self.profile}"
+
+    @property
+    def boot_files(self) -> tuple[Path, Path]:
+        return self.rootimgdir / KERNEL, self.rootimgdir / INITRD
+
+
+def packed_image(name: str, values: Values | None) -> PackedImage:
+    """The osimage `name` (its stored `values`) checked on disk, or NodeError."""
+    if values is None:
+        raise NodeError(f"Cannot find image '{name}' from the osimage table.")
+    if values.get("provmethod") not in DISKLESS:
+        raise NodeError(
+            f"osimage '{name}' is not a diskless image (provmethod={values.get('provmethod', '')})"
+        )
+    missing = [key for key in ("osvers", "osarch", "profile") if not values.get(key)]
+    if missing:
+        raise NodeError(f"osimage '{name}' has no {', '.join(missing)}")
+    packfile = Path(values["packfile"]) if values.get("packfile") else None
+    if packfile is None or not packfile.is_file():
+        raise NodeError(f"osimage '{name}' is not packed: run packimage {name}")
+    if incomplete(packfile.parent):
+        raise NodeError(
+            f"osimage '{name}' is not packed: its last genimage did not finish; "
+            f"run genimage {name}, then packimage {name}"
+        )
+    image = PackedImage(
+        name, values["osvers"], values["osarch"], values["profile"], packfile,
+        values.get("addkcmdline", ""),
+    )  # fmt: skip
+    for path in image.boot_files:
+        if not path.is_file():
+            raise NodeError(f"osimage '{name}' has no {path}: run genimage {name}")
+    return image
+
+
+# -- the kernel command line ---------------------------------------------------------
+
+
+def kernel_command_line(
+    node: str, values: Values, mac: str, image: PackedImage, servers: Servers, settings: Settings
+) -> str:
+    """What the stateless initrd reads: where the image is, which xcatd to
+    talk to, who the node is, where to report its state; then the console
+    and the image's own additions."""
+    words = [
+        f"imgurl={settings.http_url(servers.image, image.packfile)}",
+        f"XCAT={servers.xcatmaster}:{settings.xcatd_port}",
+        f"NODE={node}",
+        "FC=0",
+        f"BOOTIF={mac}",
+        f"XCATSTATUS={settings.http_url(servers.xcatmaster, STATUS_PATH)}",
+        *console_arguments(values),
+    ]
+    if image.addkcmdline:
+        words.append(image.addkcmdline)
+    return " ".join(words)
+
+
+def console_arguments(values: Values) -> list[str]:
+    """console=tty0 console=ttyS<port>,<speed>[n8r] when the node has a serial console."""
+    port = values.get("serialport")
+    if not port:
+        return []
+    speed = values.get("serialspeed")
+    if not speed:
+        raise NodeError("serialport is set but serialspeed is not: set both, or neither")
+    flow = "n8r" if values.get("serialflow") == "hard" else ""  # RTS/CTS, as xCAT writes it
+    return ["console=tty0", f"console=ttyS{port},{speed}{flow}"]

@@ -1,0 +1,137 @@
+"""Status reports from booting nodes: which node may say what about itself.
+
+A node reports its state (`netbooting`, `booted`, `failed`, ...) over HTTP
+(`POST /xcatd/status`) or, for xCAT's own node scripts, with the line
+`installstatus <state>` on port 3002.  A report is accepted only from the IP
+address the node is defined with (its effective `ip`: inherited and regular
+expression values count), and sets the node's `status` and `statustime` in
+xCAT's format.  Reports are advisory: they never change what a node boots,
+which is why an unauthenticated address check is enough (DESIGN.md §5).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import sqlite_utils
+import trio
+
+from ..store import Store
+from ..store.nodes import Nodes
+from ..store.objtypes import NODE
+
+log = logging.getLogger(__name__)
+
+# xCAT's node states (nodelist.status), as its nodestat and lsdef show them.
+STATES = frozenset(
+    {
+        "defined", "booting", "netbooting", "booted", "discovering", "configuring",
+        "installing", "installed", "alive", "standingby", "powering-off", "failed",
+        "shell", "bmcready", "unreachable",
+    }
+)  # fmt: skip
+
+STATUSTIME_FORMAT = "%m-%d-%Y %H:%M:%S"  # xCAT's statustime
+INDEX_LIFETIME = 10.0  # seconds an address index is trusted before it is read again
+
+
+class Refused(Exception):
+    """A report that is not taken; the text says why in one line."""
+
+
+class UnknownState(Refused):
+    pass
+
+
+@dataclass
+class _AddressIndex:
+    node_of: dict[str, str]  # ip -> node
+    ip_of: dict[str, str]  # node -> ip
+    read_at: float
+
+
+def _read_index(db: sqlite_utils.Database) -> _AddressIndex:
+    nodes = Nodes.load(db)
+    ip_of = {node: ip for node in nodes.all_nodes() if (ip := nodes.attribute(node, "ip"))}
+    return _AddressIndex({ip: node for node, ip in ip_of.items()}, ip_of, time.monotonic())
+
+
+class StatusReports:
+    """Takes reports for the daemon; one instance shared by the HTTP and the
+    port-3002 listeners.  The address index is read once and re-read when it
+    is older than INDEX_LIFETIME or a report does not fit it, so a thousand
+    nodes booting at once do not each read every node's address."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._index: _AddressIndex | None = None
+        self._reading = trio.Lock()
+
+    async def report(self, peer: str, state: str, node: str | None = None, detail: str = "") -> str:
+        """Record `state` for the node at `peer` (or `node`, which must be at
+        `peer`); the node's name, or Refused.  `detail` (why a boot failed)
+        goes to the log."""
+        if state not in STATES:
+            raise UnknownState(f"unknown state {state!r}: use one of {', '.join(sorted(STATES))}")
+        node = await self._node_at(peer, node)
+        stamp = time.strftime(STATUSTIME_FORMAT)
+        await self.store.run(lambda db: _write_status(db, node, state, stamp))
+        log.log(
+            logging.WARNING if state == "failed" else logging.INFO,
+            "status: %s is %s%s",
+            node,
+            state,
+            f" ({detail})" if detail else "",
+        )
+        return node
+
+    async def http(self, peer: str, fields: dict[str, str]) -> tuple[int, str]:
+        """The HTTP endpoint's handler: form fields `state`, `node`, `detail`."""
+        try:
+            node = await self.report(
+                peer, fields.get("state", ""), fields.get("node") or None, fields.get("detail", "")
+            )
+        except UnknownState as exc:
+            return 400, str(exc)
+        except Refused as exc:
+            return 403, str(exc)
+        return 200, f"{node}: {fields['state']}"
+
+    async def _node_at(self, peer: str, claimed: str | None) -> str:
+        index = await self._fresh_index()
+        found = _match(index, peer, claimed)
+        if found is None:  # perhaps the node was just defined or readdressed
+            index = await self._fresh_index(force=True)
+            found = _match(index, peer, claimed)
+        if found is None:
+            what = f"node {claimed!r}" if claimed else "any node"
+            log.warning("status report refused: %s is not the address of %s", peer, what)
+            raise Refused(f"{peer} is not the address of {what}")
+        return found
+
+    async def _fresh_index(self, force: bool = False) -> _AddressIndex:
+        async with self._reading:  # one read serves every report waiting for it
+            index = self._index
+            age = math.inf if index is None else time.monotonic() - index.read_at
+            # A report that does not fit forces a re-read, but at most once a
+            # second: reports from wrong addresses must not each cost a full read.
+            if age > INDEX_LIFETIME or (force and age > 1.0):
+                index = self._index = await self.store.run(_read_index)
+            return index
+
+
+def _match(index: _AddressIndex, peer: str, claimed: str | None) -> str | None:
+    if claimed is None:
+        return index.node_of.get(peer)
+    return claimed if index.ip_of.get(claimed) == peer else None
+
+
+def _write_status(db: sqlite_utils.Database, node: str, state: str, stamp: str) -> None:
+    with db.atomic():
+        db.execute(
+            f"update [{NODE.name}] set status = ?, statustime = ? where [{NODE.key}] = ?",
+            [state, stamp, node],
+        )

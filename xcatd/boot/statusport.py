@@ -1,0 +1,63 @@
+"""xCAT's port-3002 line protocol, for node scripts written for xCAT.
+
+A node connects, sends one line such as `installstatus booted`, and gets one
+line back (`ok`, or `error: <why>`).  The node is the one defined with the
+connection's source address, exactly as for the HTTP endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import trio
+
+from .status import Refused, StatusReports
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 1024
+LINE_TIMEOUT = 10.0  # seconds a node gets to send its line
+
+
+async def serve_status_port(
+    reports: StatusReports, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED
+) -> None:
+    """Listen on `host:port` until cancelled; `task_status` gets the bound port."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(partial(_answer, reports), listeners)
+
+
+async def _answer(reports: StatusReports, stream: trio.SocketStream) -> None:
+    async with stream:
+        peer = stream.socket.getpeername()[0]
+        with trio.move_on_after(LINE_TIMEOUT):
+            line = await _read_line(stream)
+            reply = await _handle(reports, peer, line) if line is not None else None
+            if reply is not None:
+                await stream.send_all(reply.encode() + b"\n")
+
+
+async def _read_line(stream: trio.SocketStream) -> str | None:
+    received = b""
+    while b"\n" not in received and len(received) <= MAX_LINE:
+        chunk = await stream.receive_some(MAX_LINE)
+        if not chunk:
+            break
+        received += chunk
+    line = received.split(b"\n", 1)[0]
+    if len(line) > MAX_LINE:
+        return None
+    return line.decode("utf-8", "replace").strip()
+
+
+async def _handle(reports: StatusReports, peer: str, line: str) -> str:
+    command, _, state = line.partition(" ")
+    if command != "installstatus" or not state.strip():
+        return "error: expected 'installstatus <state>'"
+    try:
+        await reports.report(peer, state.strip())
+    except Refused as exc:
+        return f"error: {exc}"
+    return "ok"

@@ -1,0 +1,63 @@
+"""What the commands that work in the store share: running that work in the
+store's thread, sending what it produced, refusing cleanly, and reading a
+noderange as the caller may.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..admin import ADMIN
+from ..call import Call
+from ..store.noderange import NoderangeError, expand
+from ..store.nodes import Nodes
+from ..store.objects import DefinitionError
+from ..store.selection import SelectionError
+from ..store.stanza import StanzaError
+
+LINES_PER_RECORD = 2000
+
+
+class Refusal(Exception):
+    """The command stops with these error lines and rc 1; nothing was written."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__(*lines)
+        self.lines = lines
+
+
+async def respond(call: Call, work: Callable) -> None:
+    """Run `work(db)` in the store's thread and send what it produced."""
+    try:
+        produced = await call.daemon.store.run(work)
+    except (Refusal, DefinitionError, NoderangeError, StanzaError, SelectionError) as exc:
+        for line in getattr(exc, "lines", None) or getattr(exc, "problems", None) or [str(exc)]:
+            await call.error(line)
+        return
+    await _send(call, produced)
+    if produced.policy_changed:
+        await call.daemon.reload_policy()
+
+
+@dataclass
+class Produced:
+    lines: list[str]
+    records: list[dict] | None = None  # for --json
+    policy_changed: bool = False  # the daemon must read the policy table again
+
+
+async def _send(call: Call, produced: Produced) -> None:
+    if call.options.json and produced.records is not None:
+        for record in produced.records:
+            await call.data(None, data=record)
+        return
+    lines = produced.lines
+    for start in range(0, len(lines), LINES_PER_RECORD):
+        await call.info("\n".join(lines[start : start + LINES_PER_RECORD]))
+
+
+def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool = True) -> list[str]:
+    # The daemon reads ^file noderanges as root: only root may ask it to.
+    read_files = call.caller.name == ADMIN
+    return expand(noderange, nodes, cwd=call.body.cwd, verify=verify, read_files=read_files)

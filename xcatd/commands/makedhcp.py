@@ -1,0 +1,323 @@
+"""makedhcp: the DHCP server's view of the cluster's nodes.
+
+    makedhcp -n              the servers' settings anew, from the network objects
+    makedhcp -a              an entry for every node that has a MAC
+    makedhcp <noderange>     entries for these nodes (added or replaced)
+    makedhcp -d <noderange>  these nodes' entries removed
+
+As xCAT's, but for dnsmasq first (and ISC dhcpd's format beside it), in
+one directory, <etc>/dhcp (see xcatd/boot/dhcp.py for the files).  A running
+dnsmasq started with that dnsmasq.conf is sent SIGHUP, which makes it read
+the host entries again.  nodeset calls `write_entries` for its nodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from ..boot.dhcp import (
+    HOST_FILES,
+    Host,
+    Network,
+    boot_choice,
+    dhcpd_conf,
+    dnsmasq_conf,
+    dnsmasq_opts,
+    is_hostname,
+)
+from ..boot.dnsmasq import reload_dnsmasq
+from ..boot.files import write_atomic
+from ..boot.netboot import (
+    NODE_ATTRIBUTES,
+    Addresses,
+    NodeError,
+    Servers,
+    Settings,
+    boot_ip,
+    boot_mac,
+    facing_address,
+    loader_for,
+    servers,
+)
+from ..call import Call
+from ..layout import Layout
+from ..store import objects
+from ..store.noderange import NoderangeError
+from ..store.nodes import Nodes
+from ..store.objtypes import NETWORK
+from .common import expand_noderange
+from .registry import CommandParser, UsageError, command
+
+Values = Mapping[str, str]
+DEFAULT_ARCH = "x86_64"  # for nodes that no nodeset has given an architecture yet
+
+
+def dhcp_directory(layout: Layout) -> Path:
+    return layout.etc / "dhcp"
+
+
+def settings(call: Call, site: Values) -> Settings:
+    """The boot settings: the site object's, else this daemon's own."""
+    daemon = call.daemon
+    return Settings.of(
+        site,
+        tftpdir=daemon.layout.tftpdir,
+        installdir=daemon.layout.installdir,
+        http_port=daemon.config.http_port,
+        xcatd_port=daemon.config.port,
+    )
+
+
+@command("makedhcp", "Write the DHCP server's network and node entries.")
+def makedhcp_options(parser: CommandParser) -> None:
+    parser.add_argument(
+        "-n", "--new", action="store_true", help="the servers' settings anew, from the networks"
+    )
+    parser.add_argument("-a", "--all", action="store_true", help="every node with a MAC")
+    parser.add_argument("-d", "--delete", action="store_true", help="remove these nodes")
+    parser.add_argument("noderange", nargs="?", help="the nodes")
+
+
+@makedhcp_options.runs
+async def makedhcp(call: Call) -> None:
+    options = call.options
+    if not (options.new or options.all or options.noderange):
+        raise UsageError(
+            f"give -n, -a or a noderange\n{makedhcp_options.parser.format_usage().rstrip()}"
+        )
+    if options.delete and (options.all or not options.noderange):
+        raise UsageError("-d removes the nodes of a noderange: makedhcp -d <noderange>")
+    if options.all and options.noderange:
+        raise UsageError("-a takes every node with a MAC: give no noderange with it")
+    try:
+        read = await call.daemon.store.run(lambda db: _read(db, call))
+    except NoderangeError as exc:
+        await call.error(str(exc))
+        return
+    directory = dhcp_directory(call.daemon.layout)
+    if options.new and not await _write_settings(call, directory, read):
+        return
+    if options.delete:
+        await _report(call, directory, dict.fromkeys(read.nodes), "Removed the entries of")
+    elif options.all or options.noderange:
+        await _add(call, directory, read)
+
+
+@dataclass
+class _Read:
+    """What makedhcp reads from the store in one go."""
+
+    site: Values
+    networks: dict[str, dict[str, str]]
+    nodes: dict[str, dict[str, str]]  # node -> its boot attributes
+
+
+def _read(db, call: Call) -> _Read:
+    options = call.options
+    networks = objects.load(db, NETWORK) if options.new else {}
+    nodes = Nodes.load(db)
+    if options.all:
+        names = [node for node in nodes.all_nodes() if nodes.attribute(node, "mac")]
+    elif options.noderange:
+        # Entries of nodes already removed can still be deleted.
+        names = expand_noderange(call, options.noderange, nodes, verify=not options.delete)
+    else:
+        names = []
+    known = set(nodes.groups_of)
+    values = {
+        name: {a: v for a in NODE_ATTRIBUTES if name in known and (v := nodes.attribute(name, a))}
+        for name in names
+    }
+    return _Read(objects.site(db), networks, values)
+
+
+# -- makedhcp -n ------------------------------------------------------------------------
+
+
+class NetworkError(Exception):
+    pass
+
+
+async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
+    if not read.networks:
+        await call.error(
+            "no network objects are defined: mkdef -t network -o <name> net=<address> "
+            "mask=<netmask> [dynamicrange=<first>-<last>] [gateway=<address>]"
+        )
+        return False
+
+    boot = settings(call, read.site)
+
+    def write() -> tuple[list[str], int | None]:
+        networks = [
+            _network(name, read.networks[name], read.site) for name in sorted(read.networks)
+        ]
+        domain = read.site.get("domain")
+        written = {
+            "dnsmasq.conf": dnsmasq_conf(directory, networks),
+            "dnsmasq-opts": dnsmasq_opts(networks, domain, boot.http_port, boot.tftpdir),
+            "dhcpd.conf": dhcpd_conf(directory, networks, domain),
+        }
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        for name, text in written.items():
+            write_atomic(directory / name, text.encode())
+        with _locked(directory):
+            for host_file in HOST_FILES:  # dhcpd.conf includes one; dnsmasq wants the other
+                path = directory / host_file.name
+                if not path.exists():
+                    write_atomic(path, host_file.updated("", {}).encode())
+        return [n.name for n in networks], reload_dnsmasq(directory)
+
+    try:
+        names, pid = await trio.to_thread.run_sync(write)
+    except NetworkError as exc:
+        await call.error(str(exc))
+        return False
+    await call.info(
+        f"Wrote {directory}/dnsmasq.conf, dnsmasq-opts and dhcpd.conf for {len(names)} "
+        f"network(s): {', '.join(names)}"
+    )
+    await call.info(reloading(directory, pid))
+    if pid is not None:
+        await call.info("It reads the networks' dhcp-ranges only when it starts: restart it")
+    return True
+
+
+def _network(name: str, values: Values, site: Values) -> Network:
+    """A network object for the DHCP server; `<xcatmaster>` (xCAT's word for
+    "the management node") becomes this server's address on that network."""
+    net, mask = values["net"], values["mask"]
+
+    def address(given: str, what: str) -> str:
+        if given == "<xcatmaster>":
+            here = facing_address(net)
+            if here is None:
+                raise NetworkError(f"network {name}: no address of this server is on {net}")
+            return here
+        try:
+            return str(ipaddress.IPv4Address(given))
+        except ValueError:
+            raise NetworkError(f"network {name}: {what} '{given}' is not an IPv4 address") from None
+
+    dynamic = None
+    if values.get("dynamicrange"):
+        bounds = values["dynamicrange"].replace(",", "-").split("-")
+        if len(bounds) != 2:
+            raise NetworkError(f"network {name}: dynamicrange must be <first>-<last>")
+        dynamic = (
+            address(bounds[0].strip(), "dynamicrange"),
+            address(bounds[1].strip(), "dynamicrange"),
+        )
+    nameservers = values.get("nameservers") or site.get("nameservers") or ""
+    tftpserver = values.get("tftpserver")
+    return Network(
+        name,
+        net,
+        mask,
+        address(values["gateway"], "gateway") if values.get("gateway") else None,
+        dynamic,
+        tuple(address(ns, "nameserver") for ns in nameservers.split(",") if ns),
+        address(tftpserver, "tftpserver") if tftpserver else None,
+    )
+
+
+# -- makedhcp <noderange> | -a | -d ------------------------------------------------------------
+
+
+async def _add(call: Call, directory: Path, read: _Read) -> None:
+    boot = settings(call, read.site)
+    resolve = Addresses()
+
+    def entries() -> tuple[dict[str, Host], dict[str, str]]:
+        made, failed = {}, {}
+        for node, values in read.nodes.items():
+            try:
+                made[node] = host_entry(node, values, boot, resolve)
+            except NodeError as exc:
+                failed[node] = str(exc)
+        return made, failed
+
+    made, failed = await trio.to_thread.run_sync(entries)
+    for node, why in failed.items():
+        await call.error(why, node=node)
+    if made:
+        await _report(call, directory, made, "Wrote the entries of")
+
+
+async def _report(
+    call: Call, directory: Path, changes: Mapping[str, Host | None], done: str
+) -> None:
+    written = await write_entries(directory, changes)
+    await call.info(f"{done} {len(changes)} node(s) in {directory}")
+    if not written.configured:
+        await call.warning(written.unconfigured)
+    await call.info(reloading(directory, written.dnsmasq))
+
+
+# -- the entries ------------------------------------------------------------------
+
+
+def host_entry(
+    node: str, values: Values, boot: Settings, resolve: Addresses, serving: Servers | None = None
+) -> Host:
+    """The node's DHCP entry, or NodeError; `serving` when the caller knows its servers."""
+    if not is_hostname(node):
+        raise NodeError(
+            "not a DHCP host name (letters, digits and '-'), which dnsmasq's answers need"
+        )
+    mac, ip = boot_mac(values), boot_ip(values)
+    arch = values.get("arch") or DEFAULT_ARCH
+    loader = loader_for(values, arch)
+    serving = serving or servers(values, ip)
+    http = boot.http_url(serving.image, boot.tftpdir)
+    choice = boot_choice(loader.name, arch, node, http)
+    return Host(node, mac, ip, resolve(serving.tftp), choice)
+
+
+def reloading(directory: Path, pid: int | None) -> str:
+    if pid is None:
+        return f"no dnsmasq runs with {directory}/dnsmasq.conf: it reads the entries when started"
+    return f"dnsmasq (pid {pid}) is reading the entries again"
+
+
+@dataclass(frozen=True)
+class Written:
+    directory: Path
+    configured: bool  # makedhcp -n has written the servers' settings
+    dnsmasq: int | None  # the dnsmasq sent SIGHUP
+
+    @property
+    def unconfigured(self) -> str:
+        return f"{self.directory}/dnsmasq.conf does not exist yet: run makedhcp -n"
+
+
+async def write_entries(directory: Path, changes: Mapping[str, Host | None]) -> Written:
+    """Replace (or, for None, remove) these nodes' entries in every host file,
+    then have a running dnsmasq read them."""
+
+    def write() -> Written:
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        with _locked(directory):
+            for host_file in HOST_FILES:
+                path = directory / host_file.name
+                current = path.read_text() if path.exists() else ""
+                write_atomic(path, host_file.updated(current, changes).encode())
+        configured = (directory / "dnsmasq.conf").exists()
+        return Written(directory, configured, reload_dnsmasq(directory))
+
+    return await trio.to_thread.run_sync(write)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """One writer of the host files at a time, in this daemon or in any other process."""
+    with (directory / ".makedhcp.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

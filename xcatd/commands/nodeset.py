@@ -1,0 +1,333 @@
+"""nodeset: what nodes boot next from the network.
+
+    nodeset <noderange> osimage[=<image>] | boot | offline | stat
+
+osimage boots the packed diskless image (the node's provmethod without
+`=<image>`): the node takes provmethod, os, arch and profile from the image,
+the image's kernel and initrd are copied once into
+<tftpdir>/xcat/osimage/<image>/, each node gets the file its boot loader
+(netboot: xnba, grub2, pxe or petitboot) asks for, with the kernel command
+line the stateless initrd reads, and currstate says `netboot
+<os>-<arch>-<profile>`.  boot and offline write files that leave the network
+boot for the next boot device.  Then, unless site.dhcpsetup=n, makedhcp's
+entries for the nodes.  One line per node, `<node>: <state>`; a node that
+cannot be set up gets its error and does not stop the others.  `shell`
+(xCAT's genesis shell) is refused: there is no genesis image here.
+
+Built for thousands of nodes: one snapshot of the nodes, each image checked
+and copied once, every file written in one worker thread, one batched store
+update, one write of the DHCP entries.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import trio
+
+from ..boot import binaries
+from ..boot.dhcp import Host
+from ..boot.files import copy_if_changed, link_atomic, write_atomic
+from ..boot.loaders import DEFAULT, LOADERS, Boot, Kernel, Loader, state_of
+from ..boot.netboot import (
+    DISKLESS,
+    INITRD,
+    KERNEL,
+    NODE_ATTRIBUTES,
+    Addresses,
+    NodeError,
+    PackedImage,
+    Settings,
+    boot_ip,
+    boot_mac,
+    kernel_command_line,
+    loader_for,
+    packed_image,
+    servers,
+)
+from ..call import Call
+from ..store import objects
+from ..store.noderange import NoderangeError
+from ..store.nodes import Nodes
+from ..store.objects import Definition, DefinitionError, Edit
+from ..store.objtypes import NODE, OSIMAGE
+from .common import LINES_PER_RECORD, expand_noderange
+from .makedhcp import DEFAULT_ARCH, dhcp_directory, host_entry, settings, write_entries
+from .registry import CommandParser, UsageError, command
+
+ACTIONS = "osimage[=<image>] | boot | offline | stat"
+IMAGES = "xcat/osimage"  # under tftpdir: each image's kernel and initrd
+
+
+@command("nodeset", "Set what nodes boot next from the network.")
+def nodeset_options(parser: CommandParser) -> None:
+    parser.add_argument("noderange", help="the nodes")
+    parser.add_argument("action", metavar="action", help=ACTIONS)
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # osimage | boot | offline | stat
+    image: str | None = None  # osimage=<image>
+
+
+def parse_action(text: str) -> Action:
+    kind, equals, image = text.partition("=")
+    if kind == "osimage" and (image or not equals):
+        return Action(kind, image or None)
+    if kind in ("boot", "offline", "stat") and not equals:
+        return Action(kind)
+    if text == "shell":
+        raise UsageError("nodeset shell boots xCAT's genesis image, which xcatd does not provide")
+    raise UsageError(f"'{text}' is not a nodeset action: use {ACTIONS}")
+
+
+@nodeset_options.runs
+async def nodeset(call: Call) -> None:
+    action = parse_action(call.options.action)
+    try:
+        snapshot = await call.daemon.store.run(lambda db: _read(db, call, action))
+    except NoderangeError as exc:
+        await call.error(str(exc))
+        return
+    boot = settings(call, snapshot.site)
+    if action.kind == "stat":
+        await _send_states(call, await trio.to_thread.run_sync(_states, snapshot, boot))
+    else:
+        await _set(call, action, snapshot, boot)
+
+
+async def _set(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> None:
+    """Files first (in a worker thread), then the definitions, then DHCP: a node's
+    DHCP entry never names a file that is not there yet."""
+    outcome = await trio.to_thread.run_sync(_Setter(action, snapshot, boot).run)
+    for warning in outcome.warnings:
+        await call.warning(warning)
+    try:
+        await _record(call, outcome)
+    except DefinitionError as exc:
+        for problem in exc.problems:
+            await call.error(problem)
+        return
+    if boot.dhcp and outcome.hosts:
+        written = await write_entries(dhcp_directory(call.daemon.layout), outcome.hosts)
+        if not written.configured:
+            await call.warning(written.unconfigured)
+    for node, why in outcome.errors.items():
+        await call.error(why, node=node)
+    await _send_states(call, outcome.states)
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+@dataclass
+class _Snapshot:
+    site: dict[str, str]
+    nodes: dict[str, dict[str, str]]  # node -> its boot attributes
+    images: dict[str, dict[str, str]]  # the osimages they boot
+
+
+def _read(db, call: Call, action: Action) -> _Snapshot:
+    nodes = Nodes.load(db)
+    names = expand_noderange(call, call.options.noderange, nodes)
+    values = {n: {a: v for a in NODE_ATTRIBUTES if (v := nodes.attribute(n, a))} for n in names}
+    images = {}
+    if action.kind == "osimage":
+        wanted = {image_name(action, v) for v in values.values()} - {None}
+        images = objects.load(db, OSIMAGE, wanted)
+    return _Snapshot(objects.site(db), values, images)
+
+
+def image_name(action: Action, values: dict[str, str]) -> str | None:
+    """The image given, else the node's provmethod: an osimage name, or xCAT's
+    older netboot|statelite|install, which names <os>-<arch>-<provmethod>-<profile>."""
+    if action.image:
+        return action.image
+    provmethod = values.get("provmethod")
+    if provmethod in (*DISKLESS, "install"):
+        parts = [values.get(key) for key in ("os", "arch", "profile")]
+        return f"{parts[0]}-{parts[1]}-{provmethod}-{parts[2]}" if all(parts) else None
+    return provmethod
+
+
+# -- setting the nodes up ------------------------------------------------------------------
+
+
+@dataclass
+class _Planned:
+    boot: Boot
+    loader: Loader
+    image: PackedImage | None
+    host: Host | None  # its DHCP entry, unless site.dhcpsetup=n
+
+
+@dataclass
+class _Outcome:
+    states: dict[str, str] = field(default_factory=dict)  # node -> what it boots next
+    changes: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> attributes
+    hosts: dict[str, Host] = field(default_factory=dict)  # node -> its DHCP entry
+    errors: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Setter:
+    """One nodeset request's work, in a worker thread: every node planned
+    (images checked and boot programs provided once each), then written."""
+
+    def __init__(self, action: Action, snapshot: _Snapshot, boot: Settings) -> None:
+        self.action = action
+        self.snapshot = snapshot
+        self.settings = boot
+        self.outcome = _Outcome()
+        self._images: dict[str, PackedImage | NodeError] = {}
+        self._programs: dict[tuple[str, str], NodeError | None] = {}
+        self._resolve = Addresses()
+        self._tftpdir = os.fspath(boot.tftpdir)  # strings: see files.py
+        self._directories: set[str] = set()
+
+    def run(self) -> _Outcome:
+        planned: dict[str, _Planned] = {}
+        for node, values in self.snapshot.nodes.items():
+            try:
+                planned[node] = self._plan(node, values)
+            except NodeError as exc:
+                self.outcome.errors[node] = str(exc)
+        failed_images = self._copy_images({p.image for p in planned.values() if p.image})
+        for node, plan in planned.items():
+            if plan.image and plan.image.name in failed_images:
+                self.outcome.errors[node] = failed_images[plan.image.name]
+            else:
+                self._write(node, plan)
+        return self.outcome
+
+    def _plan(self, node: str, values: dict[str, str]) -> _Planned:
+        mac, ip = boot_mac(values), boot_ip(values)
+        image = self._image(values) if self.action.kind == "osimage" else None
+        arch = image.osarch if image else values.get("arch") or DEFAULT_ARCH
+        loader = loader_for(values, arch)
+        self._provide(loader.name, arch)
+        serving = servers(values, ip)
+        if image:
+            cmdline = kernel_command_line(node, values, mac, image, serving, self.settings)
+            where = f"{IMAGES}/{image.name}"
+            kernel = Kernel(f"{where}/{KERNEL}", f"{where}/{INITRD}", cmdline)
+            state = image.state
+        else:
+            kernel, state = None, self.action.kind
+        http = self.settings.http_url(serving.image, self.settings.tftpdir)
+        boot = Boot(node, mac, ip, arch, state, kernel, http, serving.tftp)
+        host = None
+        if self.settings.dhcp:
+            entry = {**values, "arch": arch}
+            host = host_entry(node, entry, self.settings, self._resolve, serving)
+        return _Planned(boot, loader, image, host)
+
+    def _image(self, values: dict[str, str]) -> PackedImage:
+        name = image_name(self.action, values)
+        if name is None:
+            raise NodeError("no osimage given and provmethod is not set: use osimage=<image>")
+        if name not in self._images:
+            try:
+                self._images[name] = image = packed_image(name, self.snapshot.images.get(name))
+            except NodeError as exc:
+                self._images[name] = exc
+            else:
+                if not self.settings.served(image.packfile):
+                    self.outcome.warnings.append(
+                        f"osimage '{name}': {image.packfile} is outside installdir and "
+                        "tftpdir, where xcatd's HTTP server does not serve it"
+                    )
+        found = self._images[name]
+        if isinstance(found, NodeError):
+            raise found
+        return found
+
+    def _provide(self, netboot: str, arch: str) -> None:
+        key = (netboot, arch)
+        if key not in self._programs:
+            try:
+                binaries.provide(self.settings.tftpdir, netboot, arch)
+                self._programs[key] = None
+            except NodeError as exc:
+                self._programs[key] = exc
+        problem = self._programs[key]
+        if problem is not None:
+            raise problem
+
+    def _copy_images(self, images: set[PackedImage]) -> dict[str, str]:
+        """Each image's kernel and initrd into tftpdir, once; image -> why it failed."""
+        failed = {}
+        for image in images:
+            target = self.settings.tftpdir / IMAGES / image.name
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+                for source in image.boot_files:
+                    copy_if_changed(source, target / source.name)
+            except OSError as exc:
+                failed[image.name] = f"cannot copy the kernel of {image.name}: {exc}"
+        return failed
+
+    def _write(self, node: str, plan: _Planned) -> None:
+        try:
+            for boot_file in plan.loader.files(plan.boot):
+                path = f"{self._tftpdir}/{boot_file.path}"
+                directory = path.rpartition("/")[0]
+                if directory not in self._directories:
+                    os.makedirs(directory, exist_ok=True)
+                    self._directories.add(directory)
+                if boot_file.link is not None:
+                    link_atomic(path, boot_file.link)
+                else:
+                    write_atomic(path, (boot_file.text or "").encode())
+        except OSError as exc:
+            self.outcome.errors[node] = f"cannot write its boot files: {exc}"
+            return
+        self.outcome.states[node] = plan.boot.state
+        self.outcome.changes[node] = _changes(plan)
+        if plan.host:
+            self.outcome.hosts[node] = plan.host
+
+
+def _changes(plan: _Planned) -> dict[str, str]:
+    """What the node's definition records: its state and, for an image, what it runs."""
+    changes = {"currstate": plan.boot.state}
+    if plan.image:
+        image = plan.image
+        changes |= {"provmethod": image.name, "os": image.osvers, "arch": image.osarch,
+                    "profile": image.profile}  # fmt: skip
+    return changes
+
+
+async def _record(call: Call, outcome: _Outcome) -> None:
+    """One store transaction for every node set up."""
+    edits = [Edit(Definition(NODE, node, values)) for node, values in outcome.changes.items()]
+    if edits:
+        await call.daemon.store.run(lambda db: objects.change(db, edits))
+
+
+# -- stat ------------------------------------------------------------------------
+
+
+def _states(snapshot: _Snapshot, boot: Settings) -> dict[str, str]:
+    """What each node's boot file was written for; offline when it has none."""
+    states = {}
+    for node, values in snapshot.nodes.items():
+        loader = LOADERS.get(values.get("netboot") or DEFAULT)
+        try:
+            text = (boot.tftpdir / loader.config_path(node)).read_text() if loader else ""
+        except FileNotFoundError:
+            text = "#offline"
+        states[node] = state_of(text) or "unknown"
+    return states
+
+
+async def _send_states(call: Call, states: dict[str, str]) -> None:
+    if call.options.json:
+        for node, state in states.items():
+            await call.data(None, data={"node": node, "state": state})
+        return
+    lines = [f"{node}: {state}" for node, state in states.items()]
+    for start in range(0, len(lines), LINES_PER_RECORD):
+        await call.info("\n".join(lines[start : start + LINES_PER_RECORD]))
