@@ -7,6 +7,10 @@ import pytest
 
 from tests.cluster import Cluster
 
+# The Debian service image (`debian_service_image`), built once per session
+# for the tests that check it and the test that boots it.
+pytest_plugins = ["tests.images_debian"]
+
 
 def _started(root: Path) -> Iterator[Cluster]:
     cluster = Cluster(root)

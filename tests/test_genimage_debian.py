@@ -1,6 +1,13 @@
-"""One real Debian 12 genimage with mmdebstrap from the host's own apt
-sources (no pkgdir): a small image (variant apt) with two install passes,
-otherpkgs from a directory of .deb files, a postinstall, and the records."""
+"""Real Debian 12 genimage builds.
+
+The service image as an administrator makes it - copycds of the Debian ISO,
+`xcatd bundle`, genimage of the shipped service profile (tests/images_debian.py
+builds it once per session) - checked for its kernel, its stateless initrd,
+xcatd in /opt/xcat, the units and no private key; then an update that
+keeps the initrd, and --onlyinitrd that makes it again.  And a
+small image from the host's own apt sources (no pkgdir): two install passes,
+otherpkgs from a directory of .deb files, a postinstall, and the records.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from xcatd.config import Config
 from xcatd.images.build import incomplete
+from xcatd.images.privatekeys import private_keys
 
 from .media import build_deb
 from .test_genimage_redhat import attributes, host_mounts_under
@@ -25,6 +34,121 @@ def installed(rootimg: Path) -> set[str]:
         elif line == "Status: install ok installed":
             found.add(name)
     return found
+
+
+def initrd_listing(initrd: Path) -> list[str]:
+    """The paths in a gzip-compressed cpio initrd, as GNU cpio lists them."""
+    unpacked = subprocess.run(["gzip", "-dc", initrd], capture_output=True, check=True).stdout
+    listed = subprocess.run(["cpio", "-t", "--quiet"], input=unpacked, capture_output=True)
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.decode().splitlines()
+
+
+def in_image(rootimg: Path, *command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["chroot", rootimg, *command], capture_output=True, text=True)
+
+
+def test_the_service_image_from_the_debian_iso(debian_service_image):
+    image = debian_service_image
+    rootimg, rootimgdir = image.rootimg, image.rootimgdir
+    out = image.genimage.stdout.splitlines()
+    assert image.genimage.stderr == ""
+    assert "Installing xcatd into /opt/xcat from wheels" in out
+    assert "Enabling xcatd-report-boot.service xcatd-ssh-hostkeys.service xcatd.service in " \
+        "the image" in out  # fmt: skip
+    assert any(line.startswith("Removing SSH host keys from the image: ssh_host_") for line in out)
+    kernelver = attributes(image.cluster, image.name)["kernelver"]
+    assert (rootimgdir / "kernel").read_bytes() == (
+        rootimg / f"boot/vmlinuz-{kernelver}"
+    ).read_bytes()
+    listing = initrd_listing(rootimgdir / "initrd-stateless.gz")
+    assert {
+        "usr/lib/dracut/hooks/cmdline/90-parse-xcatd.sh",
+        "usr/lib/dracut/hooks/mount/90-xcatd-root.sh",
+        "usr/lib/dracut/hooks/initqueue/timeout/90-xcatd-no-network.sh",
+        "usr/lib/xcatd-lib.sh",
+        "usr/bin/curl",
+        "usr/sbin/dhclient",
+    } <= set(listing)
+    drivers = {Path(path).name.split(".ko")[0] for path in listing if ".ko" in path}
+    assert {"virtio_net", "virtio_pci", "e1000", "e1000e", "overlay", "squashfs"} <= drivers
+    assert "r8169" not in drivers  # dracut's network module would take every wired driver
+    assert not any(path.endswith("bin/systemctl") for path in listing)  # dracut's shell init
+    # xcatd, in service-node mode, enabled but waiting for its certificate.
+    version = in_image(rootimg, "/opt/xcat/bin/xcatd", "--version")
+    assert (version.returncode, version.stdout) == (0, "xcatd 0.1.0\n"), version.stderr
+    assert Config.load(rootimg / "etc/xcat/xcatd.toml").role == "servicenode"
+    units = rootimg / "etc/systemd/system"
+    assert (units / "xcatd.service").read_bytes() == (
+        Path(__file__).resolve().parents[1] / "systemd/xcatd.service").read_bytes()  # fmt: skip
+    assert "ConditionPathExists=/etc/xcat/pki/server.pem" in (
+        units / "xcatd.service.d/xcatd-enrolled.conf").read_text()  # fmt: skip
+    enabled = {
+        str(link.relative_to(units)): str(link.readlink()) for link in units.glob("*.wants/*")
+    }
+    assert {
+        "multi-user.target.wants/xcatd.service": "/etc/systemd/system/xcatd.service",
+        "multi-user.target.wants/xcatd-report-boot.service":
+            "/etc/systemd/system/xcatd-report-boot.service",
+        "ssh.service.wants/xcatd-ssh-hostkeys.service":
+            "/etc/systemd/system/xcatd-ssh-hostkeys.service",
+    }.items() <= enabled.items()  # fmt: skip
+    # Nothing secret: no host key, no private key of any kind anywhere.
+    assert not list((rootimg / "etc/ssh").glob("ssh_host_*"))
+    assert private_keys(rootimg) == []
+    assert not incomplete(rootimgdir)
+    assert not host_mounts_under(rootimgdir)
+
+
+def test_an_update_keeps_the_initrd_and_onlyinitrd_makes_it_again(debian_service_image):
+    image = debian_service_image
+    initrd = image.rootimgdir / "initrd-stateless.gz"
+    before = initrd.stat().st_mtime_ns
+    update = image.cluster.run("genimage", image.name, timeout=BUILD_TIMEOUT)
+    assert update.returncode == 0, update.stdout[-3000:] + update.stderr
+    assert f"Keeping {initrd}: the same kernel, drivers, dracut module and packages made it" in (
+        update.stdout.splitlines())  # fmt: skip
+    assert initrd.stat().st_mtime_ns == before
+    wrong = image.cluster.run("genimage", "--onlyinitrd", "-n", "nosuchnic", image.name)
+    kernelver = attributes(image.cluster, image.name)["kernelver"]
+    assert (wrong.returncode, wrong.stderr) == (
+        1,
+        f"Error: kernel {kernelver} of the image has no network driver nosuchnic "
+        "(-n or the osimage's netdrivers)\n",
+    )
+    assert initrd.stat().st_mtime_ns == before
+
+    again = image.cluster.run(
+        "genimage", "--onlyinitrd", "-n", "8139cp", image.name, timeout=BUILD_TIMEOUT
+    )
+
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+    out = again.stdout.splitlines()
+    assert not any(line.startswith(("Packages", "Building", "Updating")) for line in out)
+    assert any(line.startswith(f"Making {initrd} with dracut") and "8139cp" in line for line in out)
+    drivers = {Path(path).name.split(".ko")[0] for path in initrd_listing(initrd) if ".ko" in path}
+    assert {"8139cp", "virtio_net"} <= drivers
+    assert attributes(image.cluster, image.name)["netdrivers"] == "8139cp"
+
+
+def test_private_keys_are_found_in_any_file_but_not_in_programs(tmp_path):
+    keys = tmp_path / "etc/keys"
+    keys.mkdir(parents=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", keys / "ssh"], check=True)
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-out", keys / "tls.key"],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout",
+                    "-out", keys / "ec.pem"], check=True)  # fmt: skip
+    doc = tmp_path / "usr/share/doc/example"
+    doc.mkdir(parents=True)
+    shutil.copy(keys / "tls.key", doc / "README.example")
+    (doc / "marker-only").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n(your key here)\n")
+    shutil.copy("/usr/bin/ssh-keygen", tmp_path / "ssh-keygen")  # writes keys: holds the marker
+    (tmp_path / "link").symlink_to(keys / "ssh")
+
+    assert private_keys(tmp_path) == sorted(
+        [keys / "ssh", keys / "tls.key", keys / "ec.pem", doc / "README.example"]
+    )
 
 
 def test_a_debian_image_from_the_hosts_apt_sources(cluster, tmp_path):
@@ -65,6 +189,12 @@ def test_a_debian_image_from_the_hosts_apt_sources(cluster, tmp_path):
     result = cluster.run("genimage", "debian12-x86_64-netboot-small", timeout=BUILD_TIMEOUT)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert result.stderr == (
+        "Warning: the image has no systemd, so genimage installed no xcatd-report-boot.service: "
+        "its nodes will not report booted\n"
+        "Warning: genimage made no kernel and no initrd-stateless.gz: the image has no kernel: "
+        "add the kernel package (linux-image-<arch>, kernel) to its pkglist\n"
+    )
     rootimg = rootimgdir / "rootimg"
     out = result.stdout.splitlines()
     assert out[0] == f"Building a new image in {rootimg}"
@@ -99,37 +229,3 @@ def test_a_debian_image_from_the_hosts_apt_sources(cluster, tmp_path):
         "pkglist": str(pkglist), "otherpkglist": str(otherlist),
         "postinstall": str(postinstall), "rootimgdir": str(rootimgdir), "permission": "755",
     }  # fmt: skip
-
-
-def test_a_service_image_gets_xcatd_from_the_bundle(cluster, tmp_path):
-    """The analog of xCAT's xCATsn from xcat-core: otherpkgs names the wheels
-    `xcatd bundle` made, and xcatd lands in /opt/xcat with the image's Python."""
-    installdir = cluster.root.resolve() / "install"
-    custom = installdir / "custom/netboot/debian"
-    custom.mkdir(parents=True)
-    pkglist = custom / "sn.pkglist"
-    pkglist.write_text("#ENV:MMDEBSTRAP_VARIANT=apt#\npython3\npython3-venv\n")
-    otherpkgdir = installdir / "post/otherpkgs/debian12/x86_64"
-    bundled = cluster.xcatd("bundle", str(otherpkgdir / "xcat/wheels"))
-    assert bundled.returncode == 0, bundled.stderr
-    otherlist = custom / "sn.otherpkgs.pkglist"
-    otherlist.write_text("xcat/wheels/xcatd\n")
-    rootimgdir = installdir / "netboot/debian12/x86_64/sn"
-    defined = cluster.run(
-        "mkdef", "-t", "osimage", "-o", "debian12-x86_64-netboot-sn", "imagetype=linux",
-        "provmethod=netboot", "profile=sn", "osvers=debian12", "osarch=x86_64",
-        f"pkglist={pkglist}", f"otherpkglist={otherlist}", f"otherpkgdir={otherpkgdir}",
-    )  # fmt: skip
-    assert defined.returncode == 0, defined.stderr
-
-    result = cluster.run("genimage", "debian12-x86_64-netboot-sn", timeout=BUILD_TIMEOUT)
-
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert "Installing xcatd into /opt/xcat from wheels" in result.stdout
-    rootimg = rootimgdir / "rootimg"
-    version = subprocess.run(
-        ["chroot", rootimg, "/opt/xcat/bin/xcatd", "--version"], capture_output=True, text=True
-    )
-    assert (version.returncode, version.stdout) == (0, "xcatd 0.1.0\n"), version.stderr
-    assert not (rootimg / str(otherpkgdir).lstrip("/")).exists()  # its bind mount point
-    assert not host_mounts_under(rootimgdir)

@@ -215,14 +215,23 @@ def test_progress_counts_packages_and_lines_are_info_records(rocky):
     define(rocky, "counted", "xcat-test-tools\nxcat-test-docs\n")
     connection = connect(rocky)
     request = connection.request("genimage", ["counted"], user="root")
-    progress, kinds = [], set()
+    progress, kinds, warnings = [], set(), []
     while not isinstance(message := connection.receive(), Done):
         if isinstance(message, Progress):
             progress.append((message.what, message.done, message.total, message.unit))
         elif isinstance(message, Output):
             kinds.add(message.kind)
+            if message.kind == "warning":
+                warnings.append(message.text)
     assert message == Done(request, 0)
-    assert kinds == {"info"}
+    assert kinds == {"info", "warning"}
+    # What a real image would have, the test packages lack: said, not fatal.
+    assert warnings == [
+        "the image has no systemd, so genimage installed no xcatd-report-boot.service: its "
+        "nodes will not report booted",
+        "genimage made no kernel and no initrd-stateless.gz: the image has no kernel: add the "
+        "kernel package (linux-image-<arch>, kernel) to its pkglist",
+    ]
     assert ("Installing packages", 3, 3, "packages") in progress
     assert progress[0][1:3] == (1, 3)
 
@@ -371,7 +380,10 @@ def test_a_failing_postinstall_is_named_with_its_exit_code(rocky):
     rootimgdir = define(rocky, "failing", "xcat-test-base\n", postinstall=str(script))
     result = genimage(rocky, "failing")
     assert result.returncode == 1
-    assert result.stderr == f"Error: postinstall script {script} failed with exit code 3\n"
+    # (After the warning that the test image has no systemd for the boot report unit.)
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: postinstall script {script} failed with exit code 3"
+    )
     assert "trying" in result.stdout.splitlines()
     assert incomplete(rootimgdir)
     script.write_text("#!/bin/sh\nexit 0\n")
@@ -403,11 +415,43 @@ def test_an_unknown_osimage_and_an_unknown_kernel(rocky):
     define(rocky, "kern", "xcat-test-kernel\n")
     result = genimage(rocky, "-k", "9.9.9", "kern")
     assert result.returncode == 1
-    assert result.stderr == f"Error: kernel 9.9.9 (-k) is not in the image; it has: {KERNEL}\n"
+    assert result.stderr.splitlines()[-1] == (  # after the warning: the image has no systemd
+        f"Error: kernel 9.9.9 (-k) is not in the image; it has: {KERNEL}"
+    )
     ok = genimage(rocky, "-k", KERNEL, "-n", "virtio_net,e1000", "kern")
     assert ok.returncode == 0, ok.stderr
     recorded = attributes(rocky, "kern")
     assert (recorded["kernelver"], recorded["netdrivers"]) == (KERNEL, "virtio_net,e1000")
+
+
+def test_onlyinitrd_needs_a_finished_image_with_dracut(rocky):
+    define(rocky, "unbuilt", "xcat-test-kernel\n")
+    unbuilt = genimage(rocky, "--onlyinitrd", "unbuilt")
+    rootimg = installdir(rocky) / "netboot/rocky9.4/x86_64/unbuilt/rootimg"
+    assert (unbuilt.returncode, unbuilt.stderr) == (
+        1, f"Error: {rootimg} is not a finished image: run genimage unbuilt without "
+        "--onlyinitrd\n")  # fmt: skip
+    assert genimage(rocky, "unbuilt").returncode == 0  # the test kernel, and no dracut: a warning
+    again = genimage(rocky, "--onlyinitrd", "unbuilt")
+    assert (again.returncode, again.stderr) == (
+        1, "Error: the image has no dracut: add dracut and dracut-network to the pkglist of "
+        "unbuilt\n")  # fmt: skip
+
+
+def test_an_image_holding_a_private_key_is_refused(rocky, tmp_path):
+    key = tmp_path / "node.key"
+    run("openssl", "genpkey", "-algorithm", "ED25519", "-out", key)
+    script = lists(rocky) / "leaky.postinstall"
+    script.write_text(f'#!/bin/sh\nmkdir -p "$1/etc/pki"\ncp {key} "$1/etc/pki/node.key"\n')
+    script.chmod(0o755)
+    rootimgdir = define(rocky, "leaky", "xcat-test-base\n", postinstall=str(script))
+    result = genimage(rocky, "leaky")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "Error: the image holds 1 private key file(s), which anyone who can download it can "
+        "read: /etc/pki/node.key; remove them (in a postinstall script)"
+    )
+    assert incomplete(rootimgdir)  # so packimage refuses it
 
 
 def test_no_disk_space_is_refused_before_building(rocky, tmp_path):

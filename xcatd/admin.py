@@ -63,7 +63,7 @@ def init_cluster(
     else:
         yield f"Keeping the existing cluster CA in {layout.pki} (--force makes a new one)"
     if fresh or not ca.server_cert_file.exists():
-        ca.issue_server(config.hostname, host_addresses(config.hostname))
+        ca.issue_server(config.hostname, server_addresses(config))
         yield f"Issued the server certificate for {config.hostname}"
 
     store = Store(layout.database)
@@ -117,6 +117,23 @@ def revoke(layout: Layout, name: str) -> int:
     finally:
         store.close()
     return len(valid)
+
+
+def server_addresses(config: Config) -> tuple[str, ...]:
+    """What the server certificate names: this host's addresses, and the
+    addresses it is told to listen on (which may not be up yet, or be in
+    another network namespace than `xcatd init`)."""
+    wildcards = ("0.0.0.0", "::")
+    listen = [a for a in config.listen if a not in wildcards and _is_address(a)]
+    return tuple(dict.fromkeys((*host_addresses(config.hostname), *listen)))
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def host_addresses(hostname: str) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """genimage: build the stateless root image of an osimage with the distro's
 own package manager (dnf for the Red Hat family, mmdebstrap for Debian and
-Ubuntu), streaming its output, and record what was used on the osimage."""
+Ubuntu), its kernel and stateless initrd, streaming the output, and record
+what was used on the osimage."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 from pathlib import Path
 
 from ..call import Call
-from ..images.build import build, family_of, incomplete
+from ..images.build import build, build_initrd, family_of, incomplete
 from ..images.build_common import BuildError, Output, Spec
 from ..images.distro import Distro
 from ..images.pkglist import PkglistError
@@ -26,6 +27,10 @@ def genimage_options(parser: CommandParser) -> None:
     )
     parser.add_argument("-k", dest="kernelver", help="the kernel version of the image to use")
     parser.add_argument(
+        "--onlyinitrd", action="store_true",
+        help="only make the kernel and initrd again, from the finished image",
+    )  # fmt: skip
+    parser.add_argument(
         "--noupdate", action="store_true", help="on an existing image, do not upgrade packages"
     )
     parser.add_argument("osimage", help="the osimage definition to build")
@@ -41,6 +46,7 @@ async def genimage(call: Call) -> None:
     try:
         spec, defaults = _spec(name, values, installdir, call.options.noupdate)
         drivers = _drivers(call.options.netdrivers)
+        spec.netdrivers = drivers or _drivers(values.get("netdrivers")) or []
     except BuildError as exc:
         await call.error(str(exc))
         return
@@ -48,9 +54,10 @@ async def genimage(call: Call) -> None:
     async def progress(what: str, done: int, total: int | None, unit: str) -> None:
         await call.progress(what, done, total, unit)
 
-    output = Output(call.info, progress)
+    output = Output(call.info, progress, call.warning)
+    make = build_initrd if call.options.onlyinitrd else build
     try:
-        result = await build(spec, output, call.options.kernelver)
+        result = await make(spec, output, call.options.kernelver)
     except (BuildError, PkglistError) as exc:
         await call.error(str(exc))
         if spec.rootimg.is_dir() and incomplete(spec.rootimgdir):
@@ -62,7 +69,7 @@ async def genimage(call: Call) -> None:
     if result.kernelver:
         records["kernelver"] = result.kernelver
     if drivers:
-        records["netdrivers"] = drivers
+        records["netdrivers"] = ",".join(drivers)
     if not values.get("permission"):
         records["permission"] = "755"
     await record(call, name, records)
@@ -119,11 +126,12 @@ def _spec(name: str, values: dict[str, str], installdir: Path, noupdate: bool):
     return spec, records
 
 
-def _drivers(given: str | None) -> str | None:
+def _drivers(given: str | None) -> list[str] | None:
+    """-n's (or netdrivers') comma list as module names, or None when empty."""
     if not given:
         return None
     drivers = [d.strip() for d in given.split(",") if d.strip()]
     for driver in drivers:
         if not _DRIVER.fullmatch(driver):
-            raise BuildError(f"'{driver}' is not a kernel module name (-n)")
-    return ",".join(drivers)
+            raise BuildError(f"'{driver}' is not a kernel module name (-n or netdrivers)")
+    return drivers or None

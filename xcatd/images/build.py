@@ -6,8 +6,12 @@
     packages    pkglist passes, otherpkgs passes, then (updating an existing
                 image, unless --noupdate) an upgrade of everything
     fstab       xCAT's stateless fstab
+    units       the boot report unit, a service node's xcatd (bootunits.py)
     postinstall each script: <script> <rootimg> <osvers> <arch> <profile>
+    host keys   SSH host keys removed: nodes make their own at boot
     kernel      the kernel version the image holds (or -k's, checked)
+    initrd      <rootimgdir>/kernel and initrd-stateless.gz (initrd.py)
+    keys        no private key may be left in the image (privatekeys.py)
 
 A new image is built in <rootimgdir>/.rootimg.genimage and renamed to
 rootimg once its packages are in, so a half-installed tree is never called
@@ -16,6 +20,8 @@ an existing rootimg genimage updates in place: installs what the lists add
 and upgrades the rest; if such an update is interrupted, the image stays
 marked incomplete and the next genimage resumes it (dpkg finishes its
 interrupted run first).  `incomplete()` is what packimage asks.
+`build_initrd` (--onlyinitrd) remakes only the kernel and initrd of a
+finished image.
 """
 
 from __future__ import annotations
@@ -34,17 +40,19 @@ from pathlib import Path
 
 import trio
 
-from . import pkglist, wheels
-from .build_common import BuildError, Output, Spec, passed_env
+from . import bootunits, initrd, pkglist, wheels
+from .build_common import BuildError, Output, Spec, image_env
 from .chroot import Namespace
 from .debian import Debian
 from .dnf import Dnf
 from .locks import held
+from .privatekeys import private_keys
 
 LOCK = ".genimage.lock"
 INCOMPLETE = ".genimage.incomplete"
 STAGING = ".rootimg.genimage"
 MIN_FREE = 512 << 20  # bytes free on the rootimgdir's disk before a build starts
+SHOWN_KEYS = 5  # private key files named in the error
 FSTAB = (
     "devpts  /dev/pts devpts   gid=5,mode=620 0 0\n"
     "tmpfs   /dev/shm tmpfs    defaults       0 0\n"
@@ -84,6 +92,20 @@ async def build(spec: Spec, output: Output, kernelver: str | None = None) -> Res
             return await _locked(
                 spec, output, backend, (main, other), other_dirs, python_packages, kernelver
             )
+
+
+async def build_initrd(spec: Spec, output: Output, kernelver: str | None = None) -> Result:
+    """--onlyinitrd: the kernel and the initrd of a finished image, nothing else."""
+    await trio.to_thread.run_sync(preflight, spec, {"unshare": "util-linux"})
+    with build_lock(spec.rootimgdir):
+        if incomplete(spec.rootimgdir):
+            raise BuildError(
+                f"{spec.rootimg} is not a finished image: run genimage {spec.name} "
+                "without --onlyinitrd"
+            )
+        found = await trio.to_thread.run_sync(kernel_version, spec.rootimg, kernelver)
+        await initrd.make(spec, output, found, requested=True)
+    return Result(found, updated=True)
 
 
 def _backend(spec: Spec, work: Path, output: Output) -> Dnf | Debian:
@@ -215,11 +237,29 @@ async def _locked(
     ns = Namespace(spec.rootimg, [])
     await output.phase("Writing /etc/fstab")
     await trio.to_thread.run_sync(write_fstab, spec)
+    await bootunits.install(spec, output)
     for script in spec.postinstall:
         await _postinstall(spec, output, script, ns)
+    await bootunits.remove_ssh_host_keys(spec, output)
     found = await trio.to_thread.run_sync(kernel_version, spec.rootimg, kernelver)
+    await initrd.make(spec, output, found)
+    await refuse_private_keys(spec, output)
     marker.unlink()
     return Result(found, updating)
+
+
+async def refuse_private_keys(spec: Spec, output: Output) -> None:
+    """Anyone who can download the image can read it: a private key in it is
+    no longer private.  The image stays incomplete, so packimage refuses it."""
+    await output.phase(f"Looking for private keys in {spec.rootimg}")
+    found = await trio.to_thread.run_sync(private_keys, spec.rootimg)
+    if found:
+        shown = ", ".join(f"/{path.relative_to(spec.rootimg)}" for path in found[:SHOWN_KEYS])
+        more = ", ..." if len(found) > SHOWN_KEYS else ""
+        raise BuildError(
+            f"the image holds {len(found)} private key file(s), which anyone who can "
+            f"download it can read: {shown}{more}; remove them (in a postinstall script)"
+        )
 
 
 async def _passes(
@@ -271,13 +311,7 @@ async def _postinstall(spec: Spec, output: Output, script: Path, ns: Namespace) 
     if not os.access(script, os.X_OK):
         raise BuildError(f"postinstall script {script} is not executable (chmod +x {script})")
     await output.phase(f"Running postinstall script {script}")
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": "/root",
-        "LANG": "C.UTF-8",
-        **passed_env(),
-        **postinstall_environment(spec),
-    }
+    env = image_env(**postinstall_environment(spec))
     argv = [str(script), str(spec.rootimg), spec.osvers, spec.arch, spec.profile]
     rc = await output.run(argv, ns, "host", env)
     if rc != 0:

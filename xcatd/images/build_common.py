@@ -14,12 +14,25 @@ Info = Callable[[str], Awaitable[None]]
 ProgressSink = Callable[[str, int, "int | None", str], Awaitable[None]]
 
 
+SHARE = Path(__file__).resolve().parent.parent / "share"  # data files shipped with xcatd
+
 PASSED_ENV = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 
 
 def passed_env() -> dict[str, str]:
     """What of the daemon's environment the programs of a build inherit: proxies."""
     return {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+
+
+def image_env(**extra: str) -> dict[str, str]:
+    """The environment of a program genimage runs in (or on) the image."""
+    return {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        **passed_env(),
+        **extra,
+    }
 
 
 class BuildError(Exception):
@@ -42,6 +55,7 @@ class Spec:
     otherpkgdir: Path | None = None
     postinstall: list[Path] = field(default_factory=list)
     noupdate: bool = False
+    netdrivers: list[str] = field(default_factory=list)  # -n, else the osimage's netdrivers
 
     @property
     def rootimg(self) -> Path:
@@ -52,8 +66,9 @@ class Output:
     """Every line a program prints goes to the client as an `info` record;
     a backend's parser may count packages, which becomes `progress`."""
 
-    def __init__(self, info: Info, progress: ProgressSink) -> None:
+    def __init__(self, info: Info, progress: ProgressSink, warning: Info | None = None) -> None:
         self._info, self._progress = info, progress
+        self._warning = warning or info
         self.what = "Installing packages"
         self.done, self.total = 0, None
         self._sent: tuple[int, int | None] | None = None
@@ -61,6 +76,10 @@ class Output:
 
     async def phase(self, text: str) -> None:
         await self._info(text)
+
+    async def warning(self, text: str) -> None:
+        """Something the image lacks that genimage works around, on stderr."""
+        await self._warning(text)
 
     def start_counting(self, what: str) -> None:
         self.what, self.done, self.total, self._sent = what, 0, None, None

@@ -166,6 +166,9 @@ class Debian:
             "LC_ALL": "C.UTF-8",
             "DEBIAN_FRONTEND": "noninteractive",
             "DEBCONF_NONINTERACTIVE_SEEN": "true",
+            # The kernel package's hooks make no initrd of their own: a node
+            # boots genimage's initrd-stateless.gz, never /boot/initrd.img.
+            "INITRD": "No",
             **passed_env(),
             **extra,
         }

@@ -117,3 +117,34 @@ def write_in_image(
             os.close(out)
     finally:
         os.close(fd)
+
+
+def names_in_image(rootimg: Path, directory: str) -> list[str]:
+    """The names in a directory of the image (none when it does not exist)."""
+    fd, name = _parent(rootimg, directory, create=False)
+    if fd is None:
+        return []
+    try:
+        inner = os.open(name, _DIRECTORY, dir_fd=fd)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    try:
+        return sorted(os.listdir(inner))
+    finally:
+        os.close(inner)
+
+
+def remove_in_image(rootimg: Path, path: str) -> bool:
+    """Remove a file (or link) of the image; whether there was one."""
+    fd, name = _parent(rootimg, path, create=False)
+    if fd is None:
+        return False
+    try:
+        os.unlink(name, dir_fd=fd)
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(fd)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .build_common import SHARE
 from .distro import Distro
 
-SHIPPED = Path(__file__).resolve().parent.parent / "share" / "profiles"
+SHIPPED = SHARE / "profiles"
 PROFILES = ("compute", "service")
 PROVMETHODS = ("install", "netboot", "statelite")
 # osimage attribute -> profile file extension

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import pkglist
-from .build_common import BuildError, Output
+from .build_common import BuildError, Output, image_env
 from .chroot import Namespace
 
 VENV = "/opt/xcat"
@@ -51,14 +51,15 @@ async def install(root: Path, wheels: list[tuple[Path, str]], output: Output) ->
     ns = Namespace(root, directories)
     if not (root / VENV.lstrip("/") / "bin/python").exists():
         await output.phase(f"Creating the Python environment {VENV} in the image")
-        if await output.run(["python3", "-m", "venv", VENV], ns, "chroot") != 0:
+        if await output.run(["python3", "-m", "venv", VENV], ns, "chroot", image_env()) != 0:
             raise BuildError(
                 f"python3 -m venv {VENV} failed in the image: add python3-venv to its pkglist"
             )
     await output.phase(f"Installing {' '.join(names)} into {VENV} from wheels")
     links = [arg for directory in directories for arg in ("--find-links", str(directory))]
     command = [f"{VENV}/bin/pip", "install", "--no-index", "--upgrade", *links, *names]
-    status = await output.run(command, ns, "chroot")
+    # The daemon's own pip settings (PIP_FIND_LINKS, an index) are not the image's.
+    status = await output.run(command, ns, "chroot", image_env())
     if status != 0:
         raise BuildError(
             f"installing {' '.join(names)} into {VENV} from {', '.join(map(str, directories))} "

@@ -1,0 +1,91 @@
+"""The whole path, for real: machines boot the packed Debian service image
+from the network and report `booted`, with nothing in between but dnsmasq
+and xcatd.
+
+The image is the session's (tests/images_debian.py: copycds of the test ISO,
+xcatd bundle, genimage through the real client), its cluster running in a
+network namespace with a bridge.  Here the administrator packs it, defines
+the nodes, runs makedhcp and nodeset; dnsmasq starts with the configuration
+makedhcp wrote; QEMU machines with tap devices on the bridge boot:
+
+- sn1 (virtio-net, netboot=xnba): QEMU's iPXE ROM asks dnsmasq, fetches its
+  iPXE script, kernel and initrd from xcatd's HTTP server;
+- sn2 (e1000, netboot=pxe): iPXE chains pxelinux.0, which loads its
+  configuration, the kernel and the initrd from xcatd's TFTP server.
+
+In both, the initrd downloads the image over HTTP, checks it, switches root,
+and the booted system reports `booted`.  Without working KVM (these machines'
+case) QEMU emulates (TCG): minutes, not seconds.  Run alone, as root:
+`.venv/bin/python -m pytest tests/test_netboot.py -s` (prints the times).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.images_debian import BuiltImage
+from tests.netboot import kvm_works
+
+MACHINES = {  # node: (MAC, last byte of its address, NIC, netboot)
+    "sn1": ("52:54:00:77:00:11", 11, "virtio-net-pci", "xnba"),
+    "sn2": ("52:54:00:77:00:12", 12, "e1000", "pxe"),
+}
+BOOT_LIMIT = 240 if kvm_works() else 1200  # seconds from power-on to `booted`
+
+
+def test_service_nodes_boot_the_packed_image_and_report_booted(debian_service_image: BuiltImage):
+    image = debian_service_image
+    cluster, net = image.cluster, image.network
+    cluster.ok("packimage", "-m", "squashfs", "-c", "zstd", image.name, timeout=600)
+    cluster.ok("mkdef", "-t", "network", "-o", "bootnet", "net=10.77.0.0", "mask=255.255.255.0",
+               "dynamicrange=10.77.0.100-10.77.0.200")  # fmt: skip
+    for node, (mac, last, _, netboot) in MACHINES.items():
+        cluster.ok("mkdef", node, "groups=service", f"mac={mac}", f"ip={net.host(last)}",
+                   f"netboot={netboot}", "serialport=0", "serialspeed=115200")  # fmt: skip
+    cluster.ok("makedhcp", "-n")
+    assert cluster.ok("nodeset", "sn1,sn2", f"osimage={image.name}") == (
+        "sn1: netboot debian12-x86_64-service\nsn2: netboot debian12-x86_64-service\n"
+    )
+    net.dnsmasq(cluster.root / "etc/xcat/dhcp/dnsmasq.conf")
+
+    started = time.monotonic()
+    machines = {
+        node: net.boot_vm(mac, nic=nic, name=node) for node, (mac, _, nic, _) in MACHINES.items()
+    }
+    reported = wait_for_reports(cluster, set(MACHINES), started)
+    for node, seconds in sorted(reported.items()):
+        print(f"\n{node}: power-on to 'booted' in {seconds:.0f} s "
+              f"({'KVM' if kvm_works() else 'TCG emulation'})")  # fmt: skip
+
+    log = cluster.logs()
+    for node, (_, last, _, _) in MACHINES.items():
+        assert f"xcatd: root image of {node} ready" in machines[node].text()  # the initrd's word
+        assert fetched(log, "HTTP: 200 GET", "rootimg.sfs", net.host(last))
+    # sn1's iPXE took kernel and initrd over HTTP; sn2's pxelinux over TFTP.
+    assert fetched(log, "HTTP: 200 GET", "initrd-stateless.gz", net.host(11))
+    assert fetched(log, "TFTP: sent", "pxelinux.0", net.host(12))
+    assert fetched(log, "TFTP: sent", "initrd-stateless.gz", net.host(12))
+    shown = cluster.ok("lsdef", "-t", "node", "-o", "sn1", "-i", "status")
+    assert "    status=booted\n" in shown
+
+
+def fetched(log: str, served: str, name: str, address: str) -> bool:
+    """Whether the daemon's log shows `name` served whole to `address`."""
+    pattern = rf"{served} \S*{re.escape(name)} \(\d+ bytes\) to {re.escape(address)}\b"
+    return re.search(pattern, log) is not None
+
+
+def wait_for_reports(cluster, nodes: set[str], started: float) -> dict[str, float]:
+    """Seconds from power-on until each node's status became `booted`; a node
+    that reports `failed` (or the time limit) fails the test."""
+    reported: dict[str, float] = {}
+    while set(reported) != nodes:
+        assert time.monotonic() - started < BOOT_LIMIT, f"not booted: {nodes - set(reported)}"
+        for line in cluster.ok("nodestat", ",".join(sorted(nodes))).splitlines():
+            node, _, state = line.partition(": ")
+            assert state != "failed", f"{node} reported failed:\n{cluster.logs()[-3000:]}"
+            if state == "booted" and node not in reported:
+                reported[node] = time.monotonic() - started
+        time.sleep(2)
+    return reported

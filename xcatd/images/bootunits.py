@@ -1,0 +1,124 @@
+"""What genimage sets up in an image for the node that boots it.
+
+Every image with systemd:
+    xcatd-report-boot.service  reports booted (or failed, naming the failed
+                               units) to the daemon on the kernel command line
+    xcatd-ssh-hostkeys.service makes the SSH host keys at boot, where sshd has
+                               no key generator of its own (Debian)
+An image with xcatd in /opt/xcat (a service node's, from `xcatd bundle`):
+    xcatd.service              the daemon, enabled, in service-node mode
+                               (/etc/xcat/xcatd.toml role = "servicenode"),
+                               skipped, not failed, until the node has enrolled
+                               for its certificate (drop-in xcatd-enrolled.conf)
+
+Units go to /etc/systemd/system (installed by the administrator's tool, not
+by a package) and are enabled by the image's own systemctl.  SSH host keys
+that package installation made are removed: an image is downloaded by anyone
+on the network, so nothing in it may be a secret.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from ..admin import AdminError
+from ..bundle import source_tree
+from ..config import Config
+from .build_common import SHARE, BuildError, Output, Spec, image_env
+from .chroot import Namespace
+from .packfiles import names_in_image, remove_in_image, write_in_image
+from .packtree import PackError
+from .wheels import VENV
+
+UNITS = "/etc/systemd/system"
+SHIPPED = SHARE / "systemd"
+REPORT = "xcatd-report-boot.service"
+REPORT_SCRIPT = "/usr/lib/xcatd/report-boot"
+SSH_KEYGEN = "xcatd-ssh-hostkeys.service"
+DAEMON = "xcatd.service"
+ENROLLED = f"{UNITS}/{DAEMON}.d/xcatd-enrolled.conf"
+DAEMON_CONFIG = "/etc/xcat/xcatd.toml"
+SSH_HOST_KEYS = "/etc/ssh"
+
+
+def has_systemd(rootimg: Path) -> bool:
+    return (rootimg / "usr/bin/systemctl").is_file()
+
+
+def is_service_node(rootimg: Path) -> bool:
+    return (rootimg / VENV.lstrip("/") / "bin/xcatd").is_file()
+
+
+def needs_ssh_keygen(rootimg: Path) -> bool:
+    """sshd is there, without a key generator unit (Red Hat's sshd-keygen@)."""
+    units = rootimg / "usr/lib/systemd/system"
+    return (rootimg / "usr/sbin/sshd").is_file() and not any(units.glob("sshd-keygen*"))
+
+
+def planned(rootimg: Path) -> tuple[dict[str, tuple[bytes, int]], list[str]]:
+    """The files to write (path in the image -> contents, mode) and the units to enable."""
+    files = {
+        f"{UNITS}/{REPORT}": ((SHIPPED / REPORT).read_bytes(), 0o644),
+        REPORT_SCRIPT: ((SHIPPED / "report-boot").read_bytes(), 0o755),
+    }
+    units = [REPORT]
+    if needs_ssh_keygen(rootimg):
+        files[f"{UNITS}/{SSH_KEYGEN}"] = ((SHIPPED / SSH_KEYGEN).read_bytes(), 0o644)
+        units.append(SSH_KEYGEN)
+    if is_service_node(rootimg):
+        files[f"{UNITS}/{DAEMON}"] = (daemon_unit(), 0o644)
+        files[ENROLLED] = ((SHIPPED / "xcatd-enrolled.conf").read_bytes(), 0o644)
+        files[DAEMON_CONFIG] = (service_node_config().encode(), 0o644)
+        units.append(DAEMON)
+    return files, units
+
+
+def daemon_unit() -> bytes:
+    """systemd/xcatd.service of the source tree the node's wheels are built from."""
+    try:
+        return (source_tree() / "systemd" / DAEMON).read_bytes()
+    except (AdminError, OSError) as exc:
+        raise BuildError(f"cannot read xcatd's systemd unit for the image: {exc}") from None
+
+
+def service_node_config() -> str:
+    # The node's name is not known when the image is built: enrollment sets it.
+    return "# hostname: set when the node enrolls\n" + Config("", role="servicenode").dump()
+
+
+def write(rootimg: Path, files: dict[str, tuple[bytes, int]]) -> None:
+    try:
+        for path, (data, mode) in files.items():
+            write_in_image(rootimg, path, data, mode)
+    except PackError as exc:
+        raise BuildError(str(exc)) from None
+
+
+async def install(spec: Spec, output: Output) -> None:
+    """The units (and a service node's configuration) into the image, enabled."""
+    if not has_systemd(spec.rootimg):
+        await output.warning(
+            f"the image has no systemd, so genimage installed no {REPORT}: its nodes will "
+            "not report booted"
+        )
+        return
+    files, units = await trio.to_thread.run_sync(planned, spec.rootimg)
+    await trio.to_thread.run_sync(write, spec.rootimg, files)
+    await output.phase(f"Enabling {' '.join(units)} in the image")
+    command = ["systemctl", "enable", *units]
+    status = await output.run(command, Namespace(spec.rootimg), "chroot", image_env())
+    if status != 0:
+        raise BuildError(f"systemctl enable {' '.join(units)} failed in the image (exit {status})")
+
+
+async def remove_ssh_host_keys(spec: Spec, output: Output) -> None:
+    """The host keys package installation (or a postinstall) made."""
+    keys = [
+        name for name in names_in_image(spec.rootimg, SSH_HOST_KEYS) if name.startswith("ssh_host_")
+    ]
+    if keys:
+        await output.phase(f"Removing SSH host keys from the image: {' '.join(keys)}")
+        for name in keys:
+            remove_in_image(spec.rootimg, f"{SSH_HOST_KEYS}/{name}")
