@@ -184,8 +184,8 @@ class Daemon:
         the site's tftpdir and installdir as they are at start."""
         config = self.config
         site = await self.store.run(objects.site)
-        tftpdir = Path(site.get("tftpdir") or self.layout.tftpdir)
-        installdir = Path(site.get("installdir") or self.layout.installdir)
+        tftpdir = self._served("tftpdir", site.get("tftpdir") or self.layout.tftpdir)
+        installdir = self._served("installdir", site.get("installdir") or self.layout.installdir)
         services = (
             ("TFTP", config.serve_tftp, config.tftp_port, partial(serve_tftp, tftpdir)),
             ("HTTP", config.serve_http, config.http_port,
@@ -206,6 +206,19 @@ class Daemon:
                     ) from None
         served = [f"{name} on port {port}" for name, on, port, _ in services if on]
         log.info("boot services: %s", ", ".join(served) or "all switched off")
+
+    def _served(self, name: str, directory: str | Path) -> Path:
+        """A directory the boot services hand out to anyone: never one that
+        holds the daemon's keys, database or credentials."""
+        root = Path(directory).resolve()
+        layout = self.layout
+        for private in (layout.etc, layout.state, layout.cred_dir):
+            if private.resolve().is_relative_to(root):
+                raise ConfigError(
+                    f"site {name}={directory} holds {private}: TFTP and HTTP would hand it "
+                    f"out; give {name} a directory of its own (chdef -t site {name}=...)"
+                )
+        return root
 
     async def _accept(self, listeners: list[trio.SocketListener], nursery: trio.Nursery) -> None:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 import subprocess
 
 import pytest
@@ -100,3 +101,12 @@ def test_nodestat_of_nodes_that_never_reported(booting):
     assert re.fullmatch(r"n2: \w+ \(\d\d-\d\d-\d{4} \d\d:\d\d:\d\d\)", n2)
     assert n9 == "n9: unknown"
     assert booting.run("nodestat", "nosuch").returncode == 1
+
+
+def test_a_node_that_resets_its_connection_does_not_stop_the_listener(booting):
+    for _ in range(20):  # reset at once: the daemon may see it before getpeername
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.connect(("127.0.0.1", booting.status_port))
+    assert status_line(booting, "127.0.0.3", b"installstatus booted\n") == b"ok\n"
+    assert booting.process.poll() is None

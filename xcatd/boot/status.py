@@ -79,12 +79,13 @@ class StatusReports:
         node = await self._node_at(peer, node)
         stamp = time.strftime(STATUSTIME_FORMAT)
         await self.store.run(lambda db: _write_status(db, node, state, stamp))
+        # %r: the node's own words must not start a line of their own in the log.
         log.log(
             logging.WARNING if state == "failed" else logging.INFO,
             "status: %s is %s%s",
             node,
             state,
-            f" ({detail})" if detail else "",
+            f" ({detail!r})" if detail else "",
         )
         return node
 
@@ -107,7 +108,7 @@ class StatusReports:
             index = await self._fresh_index(force=True)
             found = _match(index, peer, claimed)
         if found is None:
-            what = f"node {claimed!r}" if claimed else "any node"
+            what = f"node {claimed!r}" if claimed is not None else "any node"
             log.warning("status report refused: %s is not the address of %s", peer, what)
             raise Refused(f"{peer} is not the address of {what}")
         return found

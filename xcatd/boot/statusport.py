@@ -2,7 +2,8 @@
 
 A node connects, sends one line such as `installstatus booted`, and gets one
 line back (`ok`, or `error: <why>`).  The node is the one defined with the
-connection's source address, exactly as for the HTTP endpoint.
+connection's source address (the line names no node, unlike the HTTP
+endpoint's `node=`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 1024
 LINE_TIMEOUT = 10.0  # seconds a node gets to send its line
+MAX_CONNECTIONS = 1024  # more at once are closed unanswered: a flood must not exhaust us
 
 
 async def serve_status_port(
@@ -26,17 +28,32 @@ async def serve_status_port(
     """Listen on `host:port` until cancelled; `task_status` gets the bound port."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     task_status.started(listeners[0].socket.getsockname()[1])
-    await trio.serve_listeners(partial(_answer, reports), listeners)
+    room = trio.CapacityLimiter(MAX_CONNECTIONS)
+    await trio.serve_listeners(partial(_answer, reports, room), listeners)
 
 
-async def _answer(reports: StatusReports, stream: trio.SocketStream) -> None:
+async def _answer(
+    reports: StatusReports, room: trio.CapacityLimiter, stream: trio.SocketStream
+) -> None:
+    """One node's line, answered; whatever the node does, the listener lives on."""
     async with stream:
-        peer = stream.socket.getpeername()[0]
-        with trio.move_on_after(LINE_TIMEOUT):
-            line = await _read_line(stream)
-            reply = await _handle(reports, peer, line) if line is not None else None
-            if reply is not None:
-                await stream.send_all(reply.encode() + b"\n")
+        try:
+            room.acquire_nowait()
+        except trio.WouldBlock:
+            return
+        try:
+            with trio.move_on_after(LINE_TIMEOUT):
+                peer = stream.socket.getpeername()[0]
+                line = await _read_line(stream)
+                reply = await _handle(reports, peer, line) if line is not None else None
+                if reply is not None:
+                    await stream.send_all(reply.encode() + b"\n")
+        except (OSError, trio.BrokenResourceError):
+            pass  # the node went away (a reset can come before getpeername)
+        except Exception:  # a bug or the store failing: log it, keep serving
+            log.exception("status line from a node failed")
+        finally:
+            room.release()
 
 
 async def _read_line(stream: trio.SocketStream) -> str | None:
@@ -47,9 +64,7 @@ async def _read_line(stream: trio.SocketStream) -> str | None:
             break
         received += chunk
     line = received.split(b"\n", 1)[0]
-    if len(line) > MAX_LINE:
-        return None
-    return line.decode("utf-8", "replace").strip()
+    return None if len(line) > MAX_LINE else line.decode("utf-8", "replace").strip()
 
 
 async def _handle(reports: StatusReports, peer: str, line: str) -> str:

@@ -26,7 +26,7 @@ installkernel() {
 
 # shellcheck disable=SC2154  # $moddir: set by dracut
 install() {
-    inst_multiple curl sha256sum cpio gzip mount umount mkdir rm sleep
+    inst_multiple curl sha256sum cpio gzip mount umount mkdir rm sleep tr
     inst_multiple -o xz zstd
     inst_simple "$moddir/xcatd-lib.sh" /lib/xcatd-lib.sh
     inst_hook cmdline 90 "$moddir/parse-xcatd.sh"

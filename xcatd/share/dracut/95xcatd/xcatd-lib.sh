@@ -22,16 +22,21 @@ xcatd_report() {
 }
 
 # Tell the daemon why, then refuse to boot: dracut's die says why on the
-# console and drops to the emergency shell (rd.shell=0: halts).
+# console and drops to the emergency shell (rd.shell=0: halts).  die writes
+# its message into a shell script it then runs, so quotes, $ and backquotes
+# (from imgurl= or curl's words) are taken out of what it gets.
 xcatd_fail() {
     xcatd_report failed "$1"
-    die "xcatd: $1"
+    # shellcheck disable=SC1003  # the backslash is one of the characters taken out
+    die "xcatd: $(printf '%s' "$1" | tr -d '"$`\\')"
 }
 
 # curl $1 to file $2 (curl itself retries what it deems transient); false,
 # with curl's message in xcatd_why, when it fails.
 xcatd_get() {
-    curl -fsS --connect-timeout 10 --retry 3 --retry-connrefused --retry-delay 2 \
+    # A transfer slower than 1 KiB/s for a minute has stalled: give up on it.
+    curl -fsS --connect-timeout 10 --speed-limit 1024 --speed-time 60 \
+        --retry 3 --retry-connrefused --retry-delay 2 \
         -o "$2" "$1" 2> /tmp/xcatd.curl-error && return 0
     xcatd_why=$(cat /tmp/xcatd.curl-error)
     return 1
