@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import trio
 
 import xcatd.boot.tftp
 from tests.boot.test_tftp_protocol import ack, data
-from xcatd.boot.tftp import serve_tftp
+from xcatd.boot.tftp import MAX_TRANSFERS_PER_HOST, serve_tftp
 from xcatd.boot.tftp_protocol import MAX_RETRIES, ErrorCode
 
 MAX_DATAGRAM = 65536
@@ -231,16 +232,14 @@ async def test_writes_are_refused_from_the_transfers_own_port(tftp):
     assert not (tftp.root / "pxelinux.0").exists()
 
 
-async def test_malformed_packets_get_error_4_and_the_server_carries_on(tftp):
+async def test_malformed_packets_are_not_answered_and_the_server_carries_on(tftp):
     content = tftp.put("pxelinux.0", b"loader")
     with Client(tftp) as client:
+        # No answer to garbage (an amplifier for spoofed sources), nor to an
+        # ERROR (RFC 1350) or a stray ACK: the first answer is to the request.
         for garbage in [b"", b"\x00", b"\x00\x01no-nul", b"\x00\x01\x00octet\x00",
                         b"\x00\x03\x00\x01data", b"\xff\xff\xff\xff"]:  # fmt: skip
             await client.sock.sendto(garbage, client.server)
-            assert error_code(await client.receive()) == ErrorCode.ILLEGAL_OPERATION
-            assert client.sender == client.server
-        # An ERROR is never answered (RFC 1350), nor a stray ACK: the next answer
-        # is the one to the request sent after them.
         await client.sock.sendto(b"\x00\x05\x00\x00oops\x00", client.server)
         await client.sock.sendto(ack(1), client.server)
         await client.request("pxelinux.0")
@@ -250,8 +249,8 @@ async def test_malformed_packets_get_error_4_and_the_server_carries_on(tftp):
 async def test_duplicate_acks_are_not_answered(tftp):
     content = tftp.put("kernel", os.urandom(1200))  # blocks 1 and 2 full, 3 short
     with Client(tftp) as client:
-        await client.request("kernel", timeout=255)  # no retransmission can interfere
-        assert await client.receive() == b"\x00\x06timeout\x00255\x00"
+        await client.request("kernel", timeout=10)  # no retransmission can interfere
+        assert await client.receive() == b"\x00\x06timeout\x0010\x00"
         await client.send(ack(0))
         assert await client.receive() == data(1, content[:512])
         for _ in range(3):
@@ -284,6 +283,60 @@ async def test_a_window_restarts_after_the_last_block_the_client_got(tftp):
         await client.send(ack(11))
 
 
+async def test_a_lost_first_block_restarts_the_window_without_waiting(tftp):
+    content = tftp.put("initrd", os.urandom(8 * 512 + 100))
+
+    def blocks(*numbers: int) -> list[bytes]:
+        return [data(n, content[512 * (n - 1) : 512 * n]) for n in numbers]
+
+    with Client(tftp) as client:
+        await client.request("initrd", windowsize=4, timeout=10)  # no timeout interferes
+        assert await client.receive() == b"\x00\x06windowsize\x004\x00timeout\x0010\x00"
+        await client.send(ack(0))
+        assert [await client.receive() for _ in range(4)] == blocks(1, 2, 3, 4)
+        await client.send(ack(4))
+        assert [await client.receive() for _ in range(4)] == blocks(5, 6, 7, 8)
+        await client.send(ack(4))  # as if 5 had been lost
+        assert [await client.receive() for _ in range(4)] == blocks(5, 6, 7, 8)
+        await client.send(ack(8))
+        assert await client.receive() == blocks(9)[0]
+        await client.send(ack(9))
+
+
+async def test_a_repeated_request_is_answered_by_the_transfer_already_running(tftp, mock_clock):
+    mock_clock.autojump_threshold = 0.1  # idle for 0.1 s of real time: skip to the next timeout
+    tftp.put("kernel", b"boot")
+    with Client(tftp) as client:
+        await client.request("kernel")
+        await client.request("kernel")  # as a client does when its first answer is late
+        senders = set()
+        for _ in range(1 + MAX_RETRIES):
+            assert await client.receive() == data(1, b"boot")
+            senders.add(client.sender)
+        assert len(senders) == 1  # one transfer, not two
+        await client.until_transfer_closed()
+
+
+async def test_one_host_cannot_take_every_transfer(tftp):
+    tftp.put("kernel", b"boot")
+    clients = [Client(tftp) for _ in range(MAX_TRANSFERS_PER_HOST + 1)]
+    try:
+        for client in clients[:-1]:
+            await client.request("kernel")
+            assert await client.receive() == data(1, b"boot")
+        greedy = clients[-1]
+        await greedy.request("kernel")
+        assert await greedy.receive() == b"\x00\x05\x00\x00too many transfers from 127.0.0.1\x00"
+        other_host = Client(tftp)
+        clients.append(other_host)
+        await other_host.sock.bind(("127.0.0.2", 0))
+        await other_host.request("kernel")
+        assert await other_host.receive() == data(1, b"boot")
+    finally:
+        for client in clients:
+            client.sock.close()
+
+
 async def test_a_silent_client_is_retried_then_its_transfer_ends(tftp, mock_clock):
     mock_clock.autojump_threshold = 0.1  # idle for 0.1 s of real time: skip to the next timeout
     tftp.put("kernel", b"boot")
@@ -310,6 +363,43 @@ async def test_past_the_transfer_limit_requests_are_told_the_server_is_busy(tftp
         assert await second.receive() == data(1, b"boot")
 
 
+# Run inside a network namespace of its own: a server on every address
+# (0.0.0.0) is never opened on the test machine's own network.
+EVERY_ADDRESS_CHECK = """
+import sys, tempfile, pathlib, socket, trio
+from xcatd.boot.tftp import serve_tftp
+from tests.boot.test_tftp import rrq
+
+async def main():
+    root = pathlib.Path(tempfile.mkdtemp())
+    (root / "kernel").write_bytes(b"boot")
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve_tftp, root, "0.0.0.0", 0)
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            await client.sendto(rrq("kernel"), ("127.0.0.2", port))  # not what routing picks
+            with trio.fail_after(10):
+                answer, sender = await client.recvfrom(2048)
+        print(sender[0], answer[4:].decode())
+        nursery.cancel_scope.cancel()
+
+trio.run(main)
+"""
+
+
+def test_on_every_address_each_transfer_answers_from_the_address_asked():
+    namespace = f"xcatd-tftp-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "up"], check=True)
+        result = subprocess.run(
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", EVERY_ADDRESS_CHECK],
+            capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2],
+        )  # fmt: skip
+    finally:
+        subprocess.run(["ip", "netns", "delete", namespace], check=True)
+    assert result.stdout == "127.0.0.2 boot\n", result.stderr
+
+
 async def test_500_transfers_at_once(tftp):
     transfers = 500
     content = tftp.put("xcat/xnba/nodes/n", os.urandom(1300))
@@ -320,9 +410,11 @@ async def test_500_transfers_at_once(tftp):
     all_started = trio.Event()
     ports, received = set(), []
 
-    async def node() -> None:
+    async def node(number: int) -> None:
         nonlocal waiting
         with Client(tftp) as client:
+            # Each node has an address of its own: one host gets only a few transfers.
+            await client.sock.bind((f"127.0.{number // 250 + 1}.{number % 250 + 1}", 0))
             async with requesting:
                 await client.request("xcat/xnba/nodes/n")
                 first = await client.receive()
@@ -334,7 +426,7 @@ async def test_500_transfers_at_once(tftp):
             received.append(await client.read_to_end(first))
 
     async with trio.open_nursery() as nodes:
-        for _ in range(transfers):
-            nodes.start_soon(node)
+        for number in range(transfers):
+            nodes.start_soon(node, number)
     assert len(ports) == transfers
     assert received == [content] * transfers

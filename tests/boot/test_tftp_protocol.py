@@ -138,6 +138,7 @@ def test_understood_options_are_acknowledged_and_tsize_is_the_real_size():
         "timeout": 3,
         "windowsize": 16,
     }
+    assert negotiate({"timeout": "10"}, 0) == {"timeout": 10}
 
 
 def test_values_above_the_limits_are_lowered():
@@ -155,7 +156,8 @@ def test_values_above_the_limits_are_lowered():
         {"blksize": "7"},
         {"windowsize": "0"},
         {"timeout": "0"},
-        {"timeout": "256"},
+        {"timeout": "11"},  # a client may not hold a silent transfer for long
+        {"timeout": "255"},
         {"blksize": "large"},
         {"blksize": "-1"},
         {"blksize": "9" * 5000},
@@ -311,12 +313,46 @@ def test_a_window_goes_out_whole_and_restarts_after_the_last_block_received():
         data(5, content[32:40]),
         data(6, b""),
     ]
-    transfer.receive(ack(2), now=0.2)  # a late duplicate
-    assert transfer.datagrams_to_send() == []
     transfer.receive(ack(5), now=0.3)
     assert transfer.datagrams_to_send() == [data(6, b"")]
     transfer.receive(ack(6), now=0.4)
     assert transfer.state is State.DONE
+
+
+def test_a_repeated_ack_restarts_the_window_at_once_but_only_once():
+    content = bytes(range(64))  # blksize 8: blocks 1 to 8, then an empty one
+    transfer = started({"blksize": "8", "windowsize": "4"}, content)
+    transfer.datagrams_to_send()
+    transfer.receive(ack(4), now=0.1)
+    window = [data(n, content[8 * n - 8 : 8 * n]) for n in (5, 6, 7, 8)]
+    assert transfer.datagrams_to_send() == window
+    # Block 5 was lost: the client, having nothing new, acknowledges block 4 again.
+    transfer.receive(ack(4), now=0.2)
+    assert transfer.datagrams_to_send() == window
+    for _ in range(3):  # more copies of that ACK: the window is not resent again
+        transfer.receive(ack(4), now=0.3)
+        assert transfer.datagrams_to_send() == []
+    transfer.receive(ack(8), now=0.4)
+    assert transfer.datagrams_to_send() == [data(9, b"")]
+
+
+def test_the_first_window_restarts_on_a_repeated_ack_0():
+    content = bytes(40)
+    transfer = started({"blksize": "8", "windowsize": "8"}, content)
+    window = transfer.datagrams_to_send()
+    transfer.receive(ack(0), now=0.1)
+    assert transfer.datagrams_to_send() == window
+
+
+def test_a_transfer_without_progress_ends_within_its_bound_whatever_the_client_does():
+    transfer = started({"timeout": "255", "windowsize": "4"}, bytes(5000))
+    now = 0.0
+    while not transfer.finished:  # the client repeats ACK 0 each time it hears the window
+        now = transfer.deadline
+        transfer.receive(ack(0), now)
+        transfer.tick(now)
+    assert transfer.state is State.TIMED_OUT
+    assert now <= (MAX_RETRIES + 2) * 10  # 10 s: the longest timeout a client may have
 
 
 def test_a_timeout_resends_the_whole_window():

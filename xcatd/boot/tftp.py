@@ -2,9 +2,12 @@
 
 RFC 1350 has each transfer use a port of its own (its "transfer identifier"),
 so the server socket only takes requests; each one gets a task in the
-server's nursery with a fresh socket connected to the client, so the kernel
-drops datagrams from anyone else and reports a client that has gone
-(ICMP port unreachable) as ConnectionRefusedError.  Files are opened and read
+server's nursery with a fresh socket, bound to the address the request was
+sent to and connected to the client, so the kernel drops datagrams from
+anyone else and reports a client that has gone (ICMP port unreachable) as
+ConnectionRefusedError.  Garbage is dropped unanswered, a repeated request
+is left to the running transfer's retransmissions, and each client host
+gets at most MAX_TRANSFERS_PER_HOST transfers at once.  Files are opened and read
 in worker threads, a window at a time, so a slow disk never stalls the event
 loop.  The protocol itself is the sans-I/O `tftp_protocol`.
 """
@@ -13,6 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -36,6 +42,12 @@ MAX_DATAGRAM = 65536
 # Each transfer holds a socket and a window in memory; past this many at once
 # new requests are refused instead of starving the daemon of descriptors.
 MAX_TRANSFERS = 2000
+# A node fetches a few files at a time; more at once from one host is a fault
+# or an attack, and must not take the slots of every other host.
+MAX_TRANSFERS_PER_HOST = 16
+# Linux's value; Python 3.11's socket module does not name it.
+IP_PKTINFO = getattr(trio.socket, "IP_PKTINFO", 8)
+PKTINFO_SPACE = trio.socket.CMSG_SPACE(12)  # sizeof(struct in_pktinfo)
 
 
 async def serve_tftp(
@@ -53,32 +65,106 @@ async def serve_tftp(
     family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
     with trio.socket.socket(family, trio.socket.SOCK_DGRAM) as sock:
         await sock.bind((host, port))
-        bound_port = sock.getsockname()[1]
+        if family == trio.socket.AF_INET:
+            sock.setsockopt(trio.socket.IPPROTO_IP, IP_PKTINFO, 1)  # see _reply_address
+        listening, bound_port = sock.getsockname()[:2]
         log.info("TFTP: serving %s on %s port %d", root, host, bound_port)
-        async with trio.open_nursery() as transfers:
+        async with trio.open_nursery() as nursery:
+            transfers = _Transfers(nursery)
             task_status.started(bound_port)
             while True:
-                datagram, client = await sock.recvfrom(MAX_DATAGRAM)
-                refusal = _take_request(datagram, client, root, sock, transfers)
+                datagram, ancillary, _, client = await sock.recvmsg(MAX_DATAGRAM, PKTINFO_SPACE)
+                local_address = _reply_address(ancillary, listening)
+                refusal = _take_request(datagram, client, local_address, root, sock, transfers)
                 if refusal is not None:
                     await _send_refusal(sock, client, refusal)
 
 
+class _Transfers:
+    """The transfers under way, each a task in one nursery, known by who asked what.
+
+    They are counted per client host, so that one host cannot take every
+    slot; and a request that a client repeats byte for byte while its
+    transfer runs (its own retransmission) is recognised, so that it does not
+    start a second transfer: the first one's retransmissions answer it.  A
+    different request from the same address is a new transfer, as a client
+    that aborts one (PXE ROMs do, after learning tsize) may ask again at once.
+    """
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self._running: set[tuple[Any, bytes]] = set()
+        self._per_host: Counter[str] = Counter()
+
+    def is_running(self, client: Any, request: bytes) -> bool:
+        return (client, request) in self._running
+
+    def refusal(self, client: Any) -> Refused | None:
+        """Why a new transfer for this client may not start now, if it may not."""
+        if len(self._running) >= MAX_TRANSFERS:
+            return Refused(ErrorCode.NOT_DEFINED, "server busy: too many transfers; try again")
+        if self._per_host[client[0]] >= MAX_TRANSFERS_PER_HOST:
+            return Refused(ErrorCode.NOT_DEFINED, f"too many transfers from {client[0]}")
+        return None
+
+    def start(self, client: Any, request: bytes, serve: Callable[[], Awaitable[None]]) -> None:
+        """Run serve() as the transfer of `request` to `client`."""
+        self._running.add((client, request))
+        self._per_host[client[0]] += 1
+        self._nursery.start_soon(self._run, client, request, serve)
+
+    async def _run(self, client: Any, request: bytes, serve: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await serve()
+        finally:
+            self._running.remove((client, request))
+            self._per_host[client[0]] -= 1
+            if not self._per_host[client[0]]:
+                del self._per_host[client[0]]  # not one entry for every host ever served
+
+
+def _reply_address(ancillary: list[tuple[int, int, bytes]], listening: str) -> str:
+    """The local address a request came to, for its transfer to answer from.
+
+    On 0.0.0.0, a transfer socket bound there would answer from whichever
+    address routing picks, which a client that sent elsewhere (or a firewall
+    that tracks the exchange) would not take for the server.  IPv4 only: on
+    IPv6 the transfer answers from the address the server listens on.
+    """
+    for level, kind, data in ancillary:
+        if level == trio.socket.IPPROTO_IP and kind == IP_PKTINFO:
+            # struct in_pktinfo {int ifindex; in_addr spec_dst; in_addr addr}:
+            # spec_dst is the address to reply from, an interface's for a broadcast.
+            return trio.socket.inet_ntoa(data[4:8])
+    return listening
+
+
 def _take_request(
-    datagram: bytes, client: Any, root: Path, sock: trio.socket.SocketType, transfers: trio.Nursery
+    datagram: bytes,
+    client: Any,
+    local_address: str,
+    root: Path,
+    sock: trio.socket.SocketType,
+    transfers: _Transfers,
 ) -> Refused | None:
-    """Start a transfer task for a request; what to answer from here if not."""
+    """Start a transfer task, answering from local_address; what to answer from here if not."""
     try:
         packet = parse_packet(datagram)
     except MalformedPacket as exc:
-        return Refused(ErrorCode.ILLEGAL_OPERATION, str(exc))
+        # Never answered: an ERROR for a 1-byte datagram would make this
+        # server an amplifier for anyone who spoofs a victim's address.
+        log.debug("TFTP: dropped a datagram from %s: %s", _peer(client), exc)
+        return None
     if not isinstance(packet, Request):
         return None  # an ACK or ERROR for no transfer: never answer an ERROR (RFC 1350)
-    if len(transfers.child_tasks) >= MAX_TRANSFERS:
-        return Refused(ErrorCode.NOT_DEFINED, "server busy: too many transfers; try again")
-    local_address = sock.getsockname()[0]
-    transfers.start_soon(_serve_request, root, sock.family, local_address, packet, client)
-    return None
+    if transfers.is_running(client, datagram):
+        log.debug("TFTP: %s repeated its request for %s", _peer(client), packet.filename)
+        return None
+    refusal = transfers.refusal(client)
+    if refusal is None:
+        serve = partial(_serve_request, root, sock.family, local_address, packet, client)
+        transfers.start(client, datagram, serve)
+    return refusal
 
 
 async def _send_refusal(sock: trio.socket.SocketType, client: Any, refusal: Refused) -> None:

@@ -26,7 +26,9 @@ from pathlib import PurePosixPath
 DEFAULT_BLKSIZE = 512
 MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464  # RFC 2348
 MAX_WINDOWSIZE = 65535  # RFC 7440
-MIN_TIMEOUT, MAX_TIMEOUT = 1, 255  # RFC 2349, seconds
+# RFC 2349 allows up to 255 s; so long a timeout would let one silent client
+# hold a transfer for MAX_RETRIES x 255 s, so more than 10 s is left out.
+MIN_TIMEOUT, MAX_TIMEOUT = 1, 10  # seconds
 DEFAULT_TIMEOUT = 1.0  # seconds before a retransmission, as tftp-hpa
 MAX_RETRIES = 5  # retransmissions without progress before the client counts as gone
 # A window stays in memory until acknowledged; this bounds it per transfer.
@@ -164,8 +166,9 @@ def negotiate(requested: dict[str, str], file_size: int) -> dict[str, int]:
     (blksize 7, windowsize 0), are left out, as RFC 2347 allows.  blksize and
     windowsize above the limits are lowered, as the client must accept less
     than it asked; windowsize also so that a window fits in MAX_WINDOW_BYTES.
-    timeout must be echoed unchanged (RFC 2349), so one outside 1..255 s is
-    left out rather than clamped.  tsize is answered with the file's size.
+    timeout must be echoed unchanged (RFC 2349), so one outside MIN_TIMEOUT..
+    MAX_TIMEOUT is left out rather than clamped, and the default applies.
+    tsize is answered with the file's size.
     """
     accepted: dict[str, int] = {}
     for name, text in requested.items():
@@ -206,8 +209,12 @@ class ReadTransfer:
     what `datagrams_to_send()` returns after each call.  Blocks are counted
     from 1 without limit here and sent modulo 65536.  The window is the blocks
     sent and not yet acknowledged; an ACK inside it starts the next window
-    after the acknowledged block (RFC 7440), any other ACK is a duplicate and
-    changes nothing, so only a timeout retransmits (no sorcerer's apprentice).
+    after the acknowledged block (RFC 7440).  A repeated ACK of the block
+    before the window means the client lost the window's first block: with
+    windowsize > 1 the window is resent at once, but only once per window, so
+    duplicates cannot start a storm; with windowsize 1 (and for any other ACK)
+    only a timeout retransmits (no sorcerer's apprentice).  Without progress a
+    transfer ends after at most (MAX_RETRIES + 2) x MAX_TIMEOUT seconds.
     """
 
     def __init__(self, options: dict[str, str], file_size: int, now: float) -> None:
@@ -225,6 +232,7 @@ class ReadTransfer:
         self._read_offset = 0
         self._file_read = False  # a short read found the end of the file
         self._retries = 0
+        self._window_restarted = False  # a repeated ACK already resent this window
         self._outbox: list[bytes] = []
         # Without options there is no OACK: DATA 1 is the answer (RFC 2347).
         self._oack = encode_oack(self.options) if self.options else None
@@ -293,8 +301,11 @@ class ReadTransfer:
                 self._progress(now)
             return
         newly_acked = (wire_block - self._acked) % BLOCK_NUMBERS
-        if not 0 < newly_acked <= len(self._window):
-            return  # a duplicate or a block never sent: only a timeout retransmits
+        if newly_acked == 0:
+            self._restart_window(now)
+            return
+        if newly_acked > len(self._window):
+            return  # a block never sent
         del self._window[:newly_acked]
         self._acked += newly_acked
         if self._last_queued and not self._window:
@@ -302,8 +313,16 @@ class ReadTransfer:
         else:
             self._progress(now)
 
+    def _restart_window(self, now: float) -> None:
+        """Resend the window on a repeated ACK of the block before it (RFC 7440)."""
+        if self.windowsize == 1 or self._window_restarted or self.wanted() is not None:
+            return  # windowsize 1: answering duplicates is the sorcerer's apprentice
+        self._window_restarted = True
+        self._transmit(now)
+
     def _progress(self, now: float) -> None:
         self._retries = 0
+        self._window_restarted = False
         self._fill_window()
         if self.wanted() is None:
             self._transmit(now)
