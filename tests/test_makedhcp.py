@@ -117,6 +117,16 @@ def test_isc_dhcpd_accepts_what_makedhcp_wrote(mn):
     assert checked.returncode == 0, checked.stderr
 
 
+def test_a_site_domain_that_would_be_read_as_syntax_is_refused(mn):
+    mn.ok("chdef", "-t", "site", "clustersite", 'domain=c"; } evil {')
+    try:
+        rc, out, err = mn.outcome("makedhcp", "-n")
+    finally:
+        mn.ok("chdef", "-t", "site", "clustersite", "domain=")
+    assert (rc, out) == (1, "")
+    assert err == "Error: site.domain 'c\"; } evil {' is not a domain name\n"
+
+
 def test_n_without_networks_says_how_to_define_one(cluster):
     rc, out, err = cluster.outcome("makedhcp", "-n")
     assert (rc, out) == (1, "")

@@ -44,6 +44,7 @@ def cluster(shared_cluster: Cluster) -> Cluster:
     make_image(shared_cluster, "never-packed", pack=False)
     (make_image(shared_cluster, "half-built") / ".genimage.incomplete").touch()
     (make_image(shared_cluster, "no-kernel") / "kernel").unlink()
+    make_image(shared_cluster, "bad-cmdline", pack=False, addkcmdline="quiet; reboot ${x}")
     return shared_cluster
 
 
@@ -236,6 +237,25 @@ def test_petitboot_config_is_linked_by_lower_case_hex_ip(cluster):
     assert attributes(cluster, "pb1", "arch")["arch"] == "ppc64le"
 
 
+def test_links_by_an_old_mac_or_ip_go_when_the_node_changes_or_leaves_dhcp(cluster):
+    cluster.ok("mkdef", "mv1", "groups=moving", "netboot=grub2", "mac=52:54:00:00:0f:01",
+       "ip=127.0.15.1")  # fmt: skip
+    cluster.ok("nodeset", "mv1", "osimage=svc")
+    cluster.ok("chdef", "mv1", "mac=52:54:00:00:0f:02", "ip=127.0.15.2")
+    cluster.ok("nodeset", "mv1", "osimage=svc")
+    grub2 = tftp(cluster, "boot/grub2")
+    links = [p.name for p in grub2.iterdir() if p.is_symlink() and p.readlink() == Path("mv1")]
+    assert sorted(links) == ["grub.cfg-01-52-54-00-00-0f-02", "grub.cfg-7F000F02"]
+    # Another loader: the GRUB2 links go, pxelinux's come.
+    cluster.ok("chdef", "mv1", "netboot=pxe")
+    cluster.ok("nodeset", "mv1", "osimage=svc")
+    assert not any(p.is_symlink() and p.readlink() == Path("mv1") for p in grub2.iterdir())
+    assert os.readlink(tftp(cluster, "pxelinux.cfg/7F000F02")) == "mv1"
+    cluster.ok("makedhcp", "-d", "mv1")
+    assert not tftp(cluster, "pxelinux.cfg/7F000F02").is_symlink()
+    assert tftp(cluster, "pxelinux.cfg/mv1").is_file()
+
+
 # -- what stops one node, and not the others -------------------------------------------------
 
 
@@ -285,6 +305,10 @@ def test_each_node_that_cannot_boot_says_why_and_the_others_are_set(cluster):
                        "run genimage half-built, then packimage half-built"),
         ("no-kernel", "osimage 'no-kernel' has no {root}/install/netboot/debian12/x86_64/"
                       "no-kernel/kernel: run genimage no-kernel"),
+        # iPXE would expand ${x}, GRUB2 run 'reboot' as a command of its own.
+        ("bad-cmdline", "osimage 'bad-cmdline': addkcmdline 'quiet; reboot ${{x}}' has characters "
+                        "boot loaders read as syntax (quotes, ;, $, `, \\, {{, }}, |, &, <, >, "
+                        "control characters)"),
     ],
 )  # fmt: skip
 def test_an_image_that_cannot_boot_is_each_nodes_error(cluster, image, why):
@@ -292,6 +316,87 @@ def test_an_image_that_cannot_boot_is_each_nodes_error(cluster, image, why):
     rc, out, err = cluster.outcome("nodeset", f"im-{image}", f"osimage={image}")
     assert (rc, out) == (1, "")
     assert err == NODE_ERROR.format(node=f"im-{image}", text=why.format(root=cluster.root)) + "\n"
+
+
+def test_servers_and_macs_that_would_be_read_as_syntax_are_each_nodes_error(cluster):
+    good = ["mac=52:54:00:00:0c:01", "ip=127.0.12.1"]
+    cluster.ok("mkdef", "inj-ok", "groups=inject", "netboot=grub2", *good)
+    # Would close dhcpd.hosts' filename "..." and run a command as root.
+    cluster.ok("mkdef", "inj-nfs", "groups=inject", *good,
+       'nfsserver=mn"; } on commit { execute("sh"); } host y { filename "z')  # fmt: skip
+    cluster.ok("mkdef", "inj-tftp", "groups=inject", *good, "tftpserver=-oops")
+    # A regular expression's value is not checked by the store: this one is a path.
+    cluster.ok("mkdef", "inj-mac", "groups=inject", "netboot=grub2", "ip=127.0.12.4",
+       "mac=/inj-mac/x\\/..\\/..\\/pwned/")  # fmt: skip
+    rc, out, err = cluster.outcome("nodeset", "inject", "osimage=svc")
+    assert (rc, out) == (1, "inj-ok: netboot debian12-x86_64-service\n")
+    errors = sorted(err.splitlines())
+    assert errors == [
+        NODE_ERROR.format(node="inj-mac", text="mac 'x/../../pwned' is not a MAC address "
+                          "like 52:54:00:12:34:56"),
+        NODE_ERROR.format(node="inj-nfs", text="nfsserver 'mn\"; } on commit { execute(\"sh\"); } "
+                          "host y { filename \"z' is not an IP address or host name"),
+        NODE_ERROR.format(node="inj-tftp",
+                          text="tftpserver '-oops' is not an IP address or host name"),
+    ]  # fmt: skip
+    assert not (cluster.root / "tftpboot/pwned").exists()
+    assert cluster.outcome("makedhcp", "inj-nfs")[2] == errors[1] + "\n"
+
+
+@pytest.mark.parametrize(
+    ("node", "why"),
+    [
+        ("default", "pxelinux reads pxelinux.cfg/default for nodes without a file"),
+        ("grub.cfg", "GRUB2 reads its grub.cfg* files"),
+        ("rs1.uefi", "it is the name of an iPXE script for UEFI firmware"),
+        ("0A000C05", "pxelinux, GRUB2 and petitboot read files named by hex IP address"),
+        ("01-52-54-00-00-0d-01", "pxelinux reads files named 01-<mac>"),
+    ],
+)
+def test_names_boot_loaders_look_for_cannot_name_a_node(cluster, node, why):
+    cluster.ok("mkdef", node, "groups=reserved", "netboot=pxe", "mac=52:54:00:00:0d:01",
+       "ip=127.0.13.1")  # fmt: skip
+    try:
+        assert cluster.outcome("nodeset", node, "osimage=svc") == (
+            1, "", NODE_ERROR.format(node=node, text=f"'{node}' cannot name a boot file: {why}; "
+                                     "rename the node") + "\n"
+        )  # fmt: skip
+    finally:
+        cluster.ok("rmdef", node)
+    assert not tftp(cluster, f"pxelinux.cfg/{node}").exists()
+
+
+def test_a_node_name_that_is_no_host_name_gets_no_boot_files(cluster):
+    cluster.ok("mkdef", "odd_name", "groups=odd", "mac=52:54:00:00:0e:01", "ip=127.0.14.1")
+    cluster.ok("chdef", "-t", "site", "clustersite", "dhcpsetup=n")
+    try:
+        rc, out, err = cluster.outcome("nodeset", "odd_name", "osimage=svc")
+    finally:
+        cluster.ok("chdef", "-t", "site", "clustersite", "dhcpsetup=y")
+    assert (rc, out) == (1, "")
+    assert (
+        err
+        == NODE_ERROR.format(
+            node="odd_name",
+            text="not a DHCP host name (letters, digits and '-'), which dnsmasq's answers need",
+        )
+        + "\n"
+    )
+    assert not tftp(cluster, "xcat/xnba/nodes/odd_name").exists()
+
+
+def test_stat_says_which_boot_file_cannot_be_read(cluster):
+    cluster.ok("mkdef", "st[1-2]", "groups=unreadable")
+    tftp(cluster, "xcat/xnba/nodes/st1").mkdir(parents=True)
+    tftp(cluster, "xcat/xnba/nodes/st2").write_bytes(b"#\xff\xfe\n")
+    rc, out, err = cluster.outcome("nodeset", "unreadable", "stat")
+    assert (rc, out) == (1, "")
+    assert err.splitlines() == [
+        NODE_ERROR.format(node="st1", text="cannot read its boot file: [Errno 21] Is a "
+                          f"directory: '{tftp(cluster, 'xcat/xnba/nodes/st1')}'"),
+        NODE_ERROR.format(node="st2", text="cannot read its boot file: 'utf-8' codec can't "
+                          "decode byte 0xff in position 1: invalid start byte"),
+    ]  # fmt: skip
 
 
 def test_shell_and_unknown_actions_are_refused(cluster):
@@ -321,3 +426,21 @@ def test_nodeset_writes_the_dhcp_entries_unless_dhcpsetup_is_n(cluster):
     finally:
         cluster.ok("chdef", "-t", "site", "clustersite", "dhcpsetup=y")
     assert "node-dh2" not in hosts.read_text()
+
+
+def test_dhcp_files_that_cannot_be_written_are_one_error_after_the_nodes_states(cluster):
+    cluster.ok("mkdef", "dh3", "groups=dhcp", "mac=52:54:00:00:0b:03", "ip=127.0.11.3")
+    directory = cluster.root / "etc/xcat/dhcp"
+    hosts = directory / "dnsmasq-hosts"
+    kept = hosts.rename(directory / "dnsmasq-hosts.kept")
+    hosts.mkdir()
+    try:
+        rc, out, err = cluster.outcome("nodeset", "dh3", "osimage=svc")
+    finally:
+        hosts.rmdir()
+        kept.rename(hosts)
+    assert (rc, out) == (1, "dh3: netboot debian12-x86_64-service\n")
+    assert err == (
+        f"Error: cannot write the DHCP entries in {directory}: "
+        f"[Errno 21] Is a directory: '{hosts}'\n"
+    )

@@ -17,8 +17,8 @@ from xcatd.boot.dhcp import (
     dhcpd_conf,
     dnsmasq_conf,
     dnsmasq_opts,
-    is_hostname,
 )
+from xcatd.boot.netboot import is_hostname
 
 HTTP = "http://10.0.0.1:80/tftpboot"
 NETWORK = Network("cluster", "10.0.0.0", "255.255.255.0", "10.0.0.254",

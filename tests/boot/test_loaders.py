@@ -146,6 +146,10 @@ def test_the_boot_mac_is_the_nodes_own_of_its_list():
     )
     with pytest.raises(NodeError, match="no MAC address"):
         boot_mac({})
+    # As the store keeps MACs, also those a regular expression made.
+    assert boot_mac({"mac": "52-54-00-AB-00-01"}) == "52:54:00:ab:00:01"
+    with pytest.raises(NodeError, match=r"mac '\.\./x' is not a MAC address"):
+        boot_mac({"mac": "52:54:00:00:00:01!other|../x"})
 
 
 def test_servers_fall_back_from_nfsserver_to_tftpserver_to_xcatmaster_to_this_host():
@@ -157,6 +161,9 @@ def test_servers_fall_back_from_nfsserver_to_tftpserver_to_xcatmaster_to_this_ho
     )
     with pytest.raises(NodeError, match=r"no address of this server reaches 10\.9\.9\.9"):
         servers({}, "10.9.9.9", here)
+    for bad in ("sn1 ", "-sn1", "sn1;reboot", "sn1/x", 'sn1"', "[::1]"):
+        with pytest.raises(NodeError, match=r"^tftpserver .* is not an IP address or host name$"):
+            servers({"xcatmaster": "sn1", "tftpserver": bad}, "10.0.0.5", here)
 
 
 def test_the_kernel_command_line_holds_what_the_stateless_initrd_reads():
@@ -213,3 +220,22 @@ def test_a_package_missing_on_the_host_is_named(tmp_path):
     )
     with pytest.raises(NodeError, match="install the Debian package grub-efi-arm64-bin"):
         binaries.provide(tmp_path / "tftpboot", "grub2", "aarch64", host=empty_host)
+
+
+def test_grub_mkimage_missing_names_its_package(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a host without grub-common
+    with pytest.raises(NodeError) as missing:
+        binaries.provide(tmp_path / "tftpboot", "grub2", "x86_64")
+    assert str(missing.value) == (
+        f"boot/grub2/grub2.x86_64 is not in {tmp_path}/tftpboot and grub-mkimage is missing: "
+        "install the Debian package grub-common"
+    )
+
+
+def test_a_program_that_cannot_be_put_in_place_is_one_line(tmp_path):
+    (tmp_path / "xcat").write_text("a file where a directory should be")
+    with pytest.raises(NodeError) as failed:
+        binaries.provide(tmp_path, "xnba", "x86_64")
+    assert str(failed.value) == (
+        f"cannot put xcat/xnba.kpxe into {tmp_path}: [Errno 17] File exists: '{tmp_path}/xcat'"
+    )

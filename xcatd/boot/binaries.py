@@ -60,11 +60,17 @@ class GrubImage:
         target = tftpdir / self.path
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.mkimage")
-        built = subprocess.run(
-            ["grub-mkimage", "-O", self.platform, "-d", str(modules), "-p", "/boot/grub2",
-             "-o", str(partial), self.network, *GRUB_MODULES],
-            capture_output=True, text=True,
-        )  # fmt: skip
+        try:
+            built = subprocess.run(
+                ["grub-mkimage", "-O", self.platform, "-d", str(modules), "-p", "/boot/grub2",
+                 "-o", str(partial), self.network, *GRUB_MODULES],
+                capture_output=True, text=True,
+            )  # fmt: skip
+        except FileNotFoundError:
+            raise NodeError(
+                f"{self.path} is not in {tftpdir} and grub-mkimage is missing: "
+                f"install the Debian package {GRUB_MKIMAGE_PACKAGE}"
+            ) from None
         if built.returncode != 0:
             partial.unlink(missing_ok=True)
             raise NodeError(f"grub-mkimage could not make {self.path}: {built.stderr.strip()}")
@@ -75,6 +81,7 @@ class GrubImage:
 # What a GRUB2 network boot uses: fetch over TFTP or HTTP, read the node's
 # config, boot Linux, or leave.
 GRUB_MODULES = ("net", "tftp", "http", "normal", "configfile", "linux", "echo", "test", "minicmd")
+GRUB_MKIMAGE_PACKAGE = "grub-common"
 
 IPXE_BIOS = Program("xcat/xnba.kpxe", "/usr/lib/ipxe/undionly.kpxe", "ipxe")
 IPXE_UEFI = Program("xcat/xnba.efi", "/usr/lib/ipxe/ipxe.efi", "ipxe")
@@ -104,4 +111,7 @@ def provide(tftpdir: Path, netboot: str, arch: str, host: Path = Path("/")) -> N
     `host` is the root the packages are installed under."""
     for program in programs(netboot, arch):
         if not (tftpdir / program.path).is_file():
-            program.provide(tftpdir, host)
+            try:
+                program.provide(tftpdir, host)
+            except OSError as exc:
+                raise NodeError(f"cannot put {program.path} into {tftpdir}: {exc}") from None

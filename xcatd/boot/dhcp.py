@@ -30,7 +30,6 @@ Pure: text in, text out; makedhcp does the I/O.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +40,6 @@ from .loaders import IPXE_SCRIPTS, PETITBOOT_CONFIGS, grub2_program
 # DHCP option 93 (client architecture, RFC 4578) values of UEFI firmware.
 UEFI_CLIENT_ARCHES = {"x86_64": (7, 9), "aarch64": (11,)}
 OPEN_FIRMWARE = 12  # PowerPC Open Firmware, which runs GRUB2
-_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-
-
-def is_hostname(name: str) -> bool:
-    """Whether DHCP can carry `name` as a host name (one DNS label)."""
-    return _HOSTNAME.fullmatch(name) is not None
-
 
 # -- what a node loads, by who asks (ISC dhcpd's host lines) ---------------------------
 

@@ -2,11 +2,14 @@
 
 A node may fetch its boot file at any moment, also while nodeset rewrites
 it; so every file is written beside its final name and renamed over it
-(rename is atomic), and links are made the same way.  A file that already
+(rename is atomic), and links are made the same way; a failed write
+leaves no temporary behind.  A file that already
 holds what would be written is left alone: re-running nodeset over
 thousands of unchanged nodes then costs reads, not inode churn.  Paths are
 plain strings: nodeset writes tens of thousands of files, and pathlib's
-objects cost more than the system calls.
+objects cost more than the system calls.  `Links` finds the links by MAC
+or IP address a node no longer has (its MAC or IP changed), which would
+otherwise boot the next node given that address with its file.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import os
 import shutil
 import threading
+from collections.abc import Container, Iterable, Iterator
 
 MODE = 0o644  # world-readable: dnsmasq reads its files as 'nobody'
 Pathish = str | os.PathLike
@@ -27,19 +31,30 @@ def _temporary(path: str) -> str:
     return f"{directory}/.{name}.{os.getpid()}-{threading.get_ident()}.tmp"
 
 
+@contextlib.contextmanager
+def _replacing(path: str) -> Iterator[str]:
+    """A temporary name beside `path`, renamed over it when the block succeeds;
+    removed when anything fails (a full disk, say), so none are left behind."""
+    temporary = _temporary(path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
 def write_atomic(path: Pathish, data: bytes, mode: int = MODE) -> bool:
     """Put `data` at `path` whole; False when it already held exactly that."""
     path = os.fspath(path)
     if _holds(path, data):
         return False
-    temporary = _temporary(path)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(descriptor, data)
-        os.fchmod(descriptor, mode)  # the umask must not narrow it
-    finally:
-        os.close(descriptor)
-    os.replace(temporary, path)
+    with _replacing(path) as temporary:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with open(descriptor, "wb") as out:  # a file object writes all of it, or raises
+            out.write(data)
+            os.fchmod(descriptor, mode)  # the umask must not narrow it
     return True
 
 
@@ -64,11 +79,10 @@ def link_atomic(path: Pathish, target: str) -> None:
             return
     except OSError:
         pass
-    temporary = _temporary(path)
-    with contextlib.suppress(FileNotFoundError):  # left by a writer that died
-        os.unlink(temporary)
-    os.symlink(target, temporary)
-    os.replace(temporary, path)
+    with _replacing(path) as temporary:
+        with contextlib.suppress(FileNotFoundError):  # left by a writer that died
+            os.unlink(temporary)
+        os.symlink(target, temporary)
 
 
 def copy_if_changed(source: Pathish, destination: Pathish) -> bool:
@@ -81,9 +95,42 @@ def copy_if_changed(source: Pathish, destination: Pathish) -> bool:
             return False
     except FileNotFoundError:
         pass
-    temporary = _temporary(os.fspath(destination))
-    shutil.copyfile(source, temporary)
-    os.chmod(temporary, MODE)
-    os.utime(temporary, ns=(given.st_atime_ns, given.st_mtime_ns))
-    os.replace(temporary, destination)
+    with _replacing(os.fspath(destination)) as temporary:
+        shutil.copyfile(source, temporary)
+        os.chmod(temporary, MODE)
+        os.utime(temporary, ns=(given.st_atime_ns, given.st_mtime_ns))
     return True
+
+
+class Links:
+    """The symbolic links in some directories under `root`, by the path (under
+    `root`) each points to: read with one scan, so that the links thousands
+    of files no longer have are found without a scan for each."""
+
+    def __init__(self, root: str, directories: Iterable[str]) -> None:
+        self._root = root
+        self._by_target: dict[str, dict[str, str]] = {}  # target -> {link: its text}
+        for directory in directories:
+            try:
+                entries = list(os.scandir(f"{root}/{directory}"))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.is_symlink():
+                    try:
+                        text = os.readlink(entry.path)
+                    except FileNotFoundError:  # another writer's temporary, renamed since
+                        continue
+                    link = os.path.join(directory, entry.name)
+                    target = os.path.normpath(os.path.join(directory, text))
+                    self._by_target.setdefault(target, {})[link] = text
+
+    def remove_others(self, target: str, keep: Container[str] = ()) -> None:
+        """Remove the links to `target` not in `keep`, unless one has been made
+        to point elsewhere since the scan."""
+        for link, text in self._by_target.get(target, {}).items():
+            if link not in keep:
+                path = f"{self._root}/{link}"
+                with contextlib.suppress(FileNotFoundError):
+                    if os.readlink(path) == text:
+                        os.unlink(path)

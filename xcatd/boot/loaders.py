@@ -21,6 +21,7 @@ to tftpdir; files.py does the writing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ IPXE_ARCHES = ("x86_64",)  # Debian's ipxe package has x86 programs only
 GRUB2_CONFIGS = "boot/grub2"
 PXELINUX_CONFIGS = "pxelinux.cfg"
 PETITBOOT_CONFIGS = "petitboot"
+# Where the links by MAC or IP address are ("" is the TFTP root, petitboot's).
+LINK_DIRECTORIES = (GRUB2_CONFIGS, PXELINUX_CONFIGS, "")
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,28 @@ def state_of(text: str) -> str | None:
     return None
 
 
+# Names boot loaders look for on their own: a node's file by such a name
+# would be read by other nodes.
+_RESERVED = tuple(
+    (re.compile(pattern), why)
+    for pattern, why in (
+        ("default", "pxelinux reads pxelinux.cfg/default for nodes without a file"),
+        (r"grub\.cfg.*", "GRUB2 reads its grub.cfg* files"),
+        (r".*\.uefi", "it is the name of an iPXE script for UEFI firmware"),
+        (r"[0-9A-Fa-f]{8}", "pxelinux, GRUB2 and petitboot read files named by hex IP address"),
+        (r"01(-[0-9A-Fa-f]{2}){6}", "pxelinux reads files named 01-<mac>"),
+    )
+)
+
+
+def reserved(node: str) -> str | None:
+    """Why `node` cannot name a boot file, when a boot loader looks for that name itself."""
+    for pattern, why in _RESERVED:
+        if pattern.fullmatch(node):
+            return f"'{node}' cannot name a boot file: {why}; rename the node"
+    return None
+
+
 # -- iPXE ---------------------------------------------------------------------
 
 EXIT = ["exit"]  # iPXE gives the boot back to the firmware's next device
@@ -102,12 +127,19 @@ def _ipxe(boot: Boot, commands: list[str]) -> str:
     return "\n".join(["#!ipxe", f"#{boot.state}", *commands]) + "\n"
 
 
-def _ipxe_scripts(boot: Boot, bios: list[str], uefi: list[str]) -> list[BootFile]:
-    """The node's iPXE script, and its variant for UEFI firmware."""
+Commands = Callable[[Kernel], list[str]]  # an iPXE script's commands that boot the kernel
+
+
+def _ipxe_scripts(boot: Boot, bios: Commands, uefi: Commands) -> list[BootFile]:
+    """The node's iPXE script, and its variant for UEFI firmware: both exit when
+    the node boots no kernel."""
     path = f"{IPXE_SCRIPTS}/{boot.node}"
-    if boot.kernel is None:
-        bios = uefi = EXIT
-    return [BootFile(path, _ipxe(boot, bios)), BootFile(f"{path}.uefi", _ipxe(boot, uefi))]
+    kernel = boot.kernel
+    bios_commands, uefi_commands = (EXIT, EXIT) if kernel is None else (bios(kernel), uefi(kernel))
+    return [
+        BootFile(path, _ipxe(boot, bios_commands)),
+        BootFile(f"{path}.uefi", _ipxe(boot, uefi_commands)),
+    ]
 
 
 def _kernel_commands(boot: Boot, kernel: Kernel, *, uefi: bool) -> list[str]:
@@ -123,11 +155,11 @@ def _kernel_commands(boot: Boot, kernel: Kernel, *, uefi: bool) -> list[str]:
 
 
 def _xnba_files(boot: Boot) -> list[BootFile]:
-    kernel = boot.kernel
-    if kernel is None:
-        return _ipxe_scripts(boot, EXIT, EXIT)
-    bios = _kernel_commands(boot, kernel, uefi=False)
-    return _ipxe_scripts(boot, bios, _kernel_commands(boot, kernel, uefi=True))
+    return _ipxe_scripts(
+        boot,
+        lambda kernel: _kernel_commands(boot, kernel, uefi=False),
+        lambda kernel: _kernel_commands(boot, kernel, uefi=True),
+    )
 
 
 def _unsupported(loader: str, firmware: str) -> list[str]:
@@ -170,7 +202,7 @@ def _grub2_files(boot: Boot) -> list[BootFile]:
     ]
     if boot.arch in IPXE_ARCHES:
         chain = [f"chain tftp://{boot.tftp}/{grub2_program(boot.arch)}"]
-        files += _ipxe_scripts(boot, _unsupported("grub2", "BIOS"), chain)
+        files += _ipxe_scripts(boot, lambda _: _unsupported("grub2", "BIOS"), lambda _: chain)
     return files
 
 
@@ -198,7 +230,7 @@ def _pxelinux_files(boot: Boot) -> list[BootFile]:
     return [
         BootFile(f"{PXELINUX_CONFIGS}/{boot.node}", pxelinux_config(boot)),
         BootFile(f"{PXELINUX_CONFIGS}/{hex_ip(boot.ip)}", link=boot.node),
-        *_ipxe_scripts(boot, chain, _unsupported("pxe", "UEFI")),
+        *_ipxe_scripts(boot, lambda _: chain, lambda _: _unsupported("pxe", "UEFI")),
     ]
 
 
@@ -237,3 +269,8 @@ LOADERS = {
     )
 }
 DEFAULT = "xnba"
+
+
+def config_paths(node: str) -> list[str]:
+    """Where each loader keeps the node's file: what its links by MAC or IP point to."""
+    return [loader.config_path(node) for loader in LOADERS.values()]

@@ -8,14 +8,16 @@ node's servers are worked out one way.  Anything that stops one node is a
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..images.build import incomplete
+from ..store.attributes import mac_address
 from .http import STATUS_PATH
-from .loaders import DEFAULT, LOADERS, Loader
+from .loaders import DEFAULT, LOADERS, Loader, reserved
 
 # The node attributes the boot path reads (effective values: groups and
 # regular expressions count).
@@ -67,16 +69,63 @@ class Settings:
         return path.is_relative_to(self.installdir) or path.is_relative_to(self.tftpdir)
 
 
-# -- the node's addresses and servers -------------------------------------------
+# -- names, addresses and servers ---------------------------------------------------
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# What may stand for a server in a URL, a DHCP statement or a GRUB2 command:
+# an IPv4 address or a DNS name, nothing any of them would read as syntax.
+_SERVER = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
+# What a kernel command line cannot hold to be carried into iPXE, GRUB2,
+# pxelinux and petitboot files alike: their quotes, expansions and command
+# separators.
+_CMDLINE_UNSAFE = re.compile(r"[\"'`;$\\{}|&<>\x00-\x1f\x7f]")
+
+
+def is_hostname(name: str) -> bool:
+    """Whether DHCP can carry `name` as a host name (one DNS label)."""
+    return _HOSTNAME.fullmatch(name) is not None
+
+
+def check_node_name(node: str) -> None:
+    """NodeError unless `node` can name the node's boot files and DHCP entry:
+    checked before any path is made of it."""
+    if why := reserved(node):
+        raise NodeError(why)
+    if not is_hostname(node):
+        raise NodeError(
+            "not a DHCP host name (letters, digits and '-'), which dnsmasq's answers need"
+        )
+
+
+def is_server_name(name: str) -> bool:
+    """Whether `name` can stand for a server (or a domain) in the files written."""
+    return _SERVER.fullmatch(name) is not None
+
+
+def check_server_name(what: str, name: str) -> str:
+    """`name`, when it can stand for a server; else NodeError naming `what`."""
+    if not is_server_name(name):
+        raise NodeError(f"{what} {name!r} is not an IP address or host name")
+    return name
 
 
 def boot_mac(values: Values) -> str:
     """The MAC the node boots from: the first of its `mac` list that is its own
-    (xCAT's `mac!othername` entries belong to other host names)."""
+    (xCAT's `mac!othername` entries belong to other host names).  Each is
+    checked as the store checks MACs: a regular expression's value was not."""
+    own = []
     for entry in (values.get("mac") or "").split("|"):
-        if entry and "!" not in entry:
-            return entry
-    raise NodeError("no MAC address: set one with chdef <node> mac=<mac>")
+        if not entry:
+            continue
+        address, bang, _ = entry.partition("!")
+        mac = mac_address(address)
+        if mac is None:
+            raise NodeError(f"mac {address!r} is not a MAC address like 52:54:00:12:34:56")
+        if not bang:
+            own.append(mac)
+    if not own:
+        raise NodeError("no MAC address: set one with chdef <node> mac=<mac>")
+    return own[0]
 
 
 def boot_ip(values: Values) -> str:
@@ -144,9 +193,14 @@ class Servers:
 
 def servers(values: Values, ip: str, facing: Facing = facing_address) -> Servers:
     """nfsserver, else tftpserver, else xcatmaster, else this host's address facing the node."""
-    xcatmaster = values.get("xcatmaster")
-    tftp = values.get("tftpserver") or xcatmaster
-    image = values.get("nfsserver") or tftp
+    given = {
+        what: check_server_name(what, name)
+        for what in ("xcatmaster", "tftpserver", "nfsserver")
+        if (name := values.get(what))
+    }
+    xcatmaster = given.get("xcatmaster")
+    tftp = given.get("tftpserver") or xcatmaster
+    image = given.get("nfsserver") or tftp
     if not (xcatmaster and tftp and image):
         here = facing(ip)
         if here is None:
@@ -193,6 +247,12 @@ def packed_image(name: str, values: Values | None) -> PackedImage:
     missing = [key for key in ("osvers", "osarch", "profile") if not values.get(key)]
     if missing:
         raise NodeError(f"osimage '{name}' has no {', '.join(missing)}")
+    addkcmdline = values.get("addkcmdline", "")
+    if _CMDLINE_UNSAFE.search(addkcmdline):
+        raise NodeError(
+            f"osimage '{name}': addkcmdline {addkcmdline!r} has characters boot loaders "
+            "read as syntax (quotes, ;, $, `, \\, {, }, |, &, <, >, control characters)"
+        )
     packfile = Path(values["packfile"]) if values.get("packfile") else None
     if packfile is None or not packfile.is_file():
         raise NodeError(f"osimage '{name}' is not packed: run packimage {name}")
@@ -202,9 +262,8 @@ def packed_image(name: str, values: Values | None) -> PackedImage:
             f"run genimage {name}, then packimage {name}"
         )
     image = PackedImage(
-        name, values["osvers"], values["osarch"], values["profile"], packfile,
-        values.get("addkcmdline", ""),
-    )  # fmt: skip
+        name, values["osvers"], values["osarch"], values["profile"], packfile, addkcmdline
+    )
     for path in image.boot_files:
         if not path.is_file():
             raise NodeError(f"osimage '{name}' has no {path}: run genimage {name}")
@@ -242,5 +301,7 @@ def console_arguments(values: Values) -> list[str]:
     speed = values.get("serialspeed")
     if not speed:
         raise NodeError("serialport is set but serialspeed is not: set both, or neither")
+    if not (port.isdigit() and speed.isdigit()):  # a regular expression's value is unchecked
+        raise NodeError(f"serialport {port!r} and serialspeed {speed!r} must be numbers")
     flow = "n8r" if values.get("serialflow") == "hard" else ""  # RTS/CTS, as xCAT writes it
     return ["console=tty0", f"console=ttyS{port},{speed}{flow}"]

@@ -3,7 +3,7 @@
     makedhcp -n              the servers' settings anew, from the network objects
     makedhcp -a              an entry for every node that has a MAC
     makedhcp <noderange>     entries for these nodes (added or replaced)
-    makedhcp -d <noderange>  these nodes' entries removed
+    makedhcp -d <noderange>  these nodes' entries removed, and their boot links by MAC or IP
 
 As xCAT's, but for dnsmasq first (and ISC dhcpd's format beside it), in
 one directory, <etc>/dhcp (see xcatd/boot/dhcp.py for the files).  A running
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +31,10 @@ from ..boot.dhcp import (
     dhcpd_conf,
     dnsmasq_conf,
     dnsmasq_opts,
-    is_hostname,
 )
 from ..boot.dnsmasq import reload_dnsmasq
-from ..boot.files import write_atomic
+from ..boot.files import Links, write_atomic
+from ..boot.loaders import LINK_DIRECTORIES, config_paths
 from ..boot.netboot import (
     NODE_ATTRIBUTES,
     Addresses,
@@ -42,7 +43,10 @@ from ..boot.netboot import (
     Settings,
     boot_ip,
     boot_mac,
+    check_node_name,
     facing_address,
+    is_hostname,
+    is_server_name,
     loader_for,
     servers,
 )
@@ -105,7 +109,7 @@ async def makedhcp(call: Call) -> None:
     if options.new and not await _write_settings(call, directory, read):
         return
     if options.delete:
-        await _report(call, directory, dict.fromkeys(read.nodes), "Removed the entries of")
+        await _delete(call, directory, read)
     elif options.all or options.noderange:
         await _add(call, directory, read)
 
@@ -145,6 +149,10 @@ class NetworkError(Exception):
     pass
 
 
+class DhcpFilesError(Exception):
+    """The DHCP files could not be written: one line saying why."""
+
+
 async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
     if not read.networks:
         await call.error(
@@ -160,6 +168,8 @@ async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
             _network(name, read.networks[name], read.site) for name in sorted(read.networks)
         ]
         domain = read.site.get("domain")
+        if domain and not is_server_name(domain):
+            raise NetworkError(f"site.domain {domain!r} is not a domain name")
         written = {
             "dnsmasq.conf": dnsmasq_conf(directory, networks),
             "dnsmasq-opts": dnsmasq_opts(networks, domain, boot.http_port, boot.tftpdir),
@@ -179,6 +189,9 @@ async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
         names, pid = await trio.to_thread.run_sync(write)
     except NetworkError as exc:
         await call.error(str(exc))
+        return False
+    except OSError as exc:
+        await call.error(f"cannot write the DHCP settings in {directory}: {exc}")
         return False
     await call.info(
         f"Wrote {directory}/dnsmasq.conf, dnsmasq-opts and dhcpd.conf for {len(names)} "
@@ -251,10 +264,32 @@ async def _add(call: Call, directory: Path, read: _Read) -> None:
         await _report(call, directory, made, "Wrote the entries of")
 
 
+async def _delete(call: Call, directory: Path, read: _Read) -> None:
+    """The nodes' entries, and their boot files' links by MAC or IP address: a
+    node later given one of those addresses must not boot their files."""
+    tftpdir = os.fspath(settings(call, read.site).tftpdir)
+
+    def remove_links() -> None:
+        links = Links(tftpdir, LINK_DIRECTORIES)
+        for node in filter(is_hostname, read.nodes):
+            for path in config_paths(node):
+                links.remove_others(path)
+
+    try:
+        await trio.to_thread.run_sync(remove_links)
+    except OSError as exc:
+        await call.error(f"cannot remove the nodes' boot file links in {tftpdir}: {exc}")
+    await _report(call, directory, dict.fromkeys(read.nodes), "Removed the entries of")
+
+
 async def _report(
     call: Call, directory: Path, changes: Mapping[str, Host | None], done: str
 ) -> None:
-    written = await write_entries(directory, changes)
+    try:
+        written = await write_entries(directory, changes)
+    except DhcpFilesError as exc:
+        await call.error(str(exc))
+        return
     await call.info(f"{done} {len(changes)} node(s) in {directory}")
     if not written.configured:
         await call.warning(written.unconfigured)
@@ -268,10 +303,7 @@ def host_entry(
     node: str, values: Values, boot: Settings, resolve: Addresses, serving: Servers | None = None
 ) -> Host:
     """The node's DHCP entry, or NodeError; `serving` when the caller knows its servers."""
-    if not is_hostname(node):
-        raise NodeError(
-            "not a DHCP host name (letters, digits and '-'), which dnsmasq's answers need"
-        )
+    check_node_name(node)
     mac, ip = boot_mac(values), boot_ip(values)
     arch = values.get("arch") or DEFAULT_ARCH
     loader = loader_for(values, arch)
@@ -300,15 +332,18 @@ class Written:
 
 async def write_entries(directory: Path, changes: Mapping[str, Host | None]) -> Written:
     """Replace (or, for None, remove) these nodes' entries in every host file,
-    then have a running dnsmasq read them."""
+    then have a running dnsmasq read them; DhcpFilesError when they cannot be written."""
 
     def write() -> Written:
-        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        with _locked(directory):
-            for host_file in HOST_FILES:
-                path = directory / host_file.name
-                current = path.read_text() if path.exists() else ""
-                write_atomic(path, host_file.updated(current, changes).encode())
+        try:
+            directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+            with _locked(directory):
+                for host_file in HOST_FILES:
+                    path = directory / host_file.name
+                    current = path.read_text() if path.exists() else ""
+                    write_atomic(path, host_file.updated(current, changes).encode())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DhcpFilesError(f"cannot write the DHCP entries in {directory}: {exc}") from None
         configured = (directory / "dnsmasq.conf").exists()
         return Written(directory, configured, reload_dnsmasq(directory))
 

@@ -28,8 +28,17 @@ import trio
 
 from ..boot import binaries
 from ..boot.dhcp import Host
-from ..boot.files import copy_if_changed, link_atomic, write_atomic
-from ..boot.loaders import DEFAULT, LOADERS, Boot, Kernel, Loader, state_of
+from ..boot.files import Links, copy_if_changed, link_atomic, write_atomic
+from ..boot.loaders import (
+    DEFAULT,
+    LINK_DIRECTORIES,
+    LOADERS,
+    Boot,
+    Kernel,
+    Loader,
+    config_paths,
+    state_of,
+)
 from ..boot.netboot import (
     DISKLESS,
     INITRD,
@@ -41,6 +50,7 @@ from ..boot.netboot import (
     Settings,
     boot_ip,
     boot_mac,
+    check_node_name,
     kernel_command_line,
     loader_for,
     packed_image,
@@ -53,7 +63,14 @@ from ..store.nodes import Nodes
 from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import NODE, OSIMAGE
 from .common import LINES_PER_RECORD, expand_noderange
-from .makedhcp import DEFAULT_ARCH, dhcp_directory, host_entry, settings, write_entries
+from .makedhcp import (
+    DEFAULT_ARCH,
+    DhcpFilesError,
+    dhcp_directory,
+    host_entry,
+    settings,
+    write_entries,
+)
 from .registry import CommandParser, UsageError, command
 
 ACTIONS = "osimage[=<image>] | boot | offline | stat"
@@ -93,7 +110,10 @@ async def nodeset(call: Call) -> None:
         return
     boot = settings(call, snapshot.site)
     if action.kind == "stat":
-        await _send_states(call, await trio.to_thread.run_sync(_states, snapshot, boot))
+        states, errors = await trio.to_thread.run_sync(_states, snapshot, boot)
+        for node, why in errors.items():
+            await call.error(why, node=node)
+        await _send_states(call, states)
     else:
         await _set(call, action, snapshot, boot)
 
@@ -111,9 +131,13 @@ async def _set(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) 
             await call.error(problem)
         return
     if boot.dhcp and outcome.hosts:
-        written = await write_entries(dhcp_directory(call.daemon.layout), outcome.hosts)
-        if not written.configured:
-            await call.warning(written.unconfigured)
+        try:
+            written = await write_entries(dhcp_directory(call.daemon.layout), outcome.hosts)
+        except DhcpFilesError as exc:  # the nodes' files and states are set: say both
+            await call.error(str(exc))
+        else:
+            if not written.configured:
+                await call.warning(written.unconfigured)
     for node, why in outcome.errors.items():
         await call.error(why, node=node)
     await _send_states(call, outcome.states)
@@ -186,6 +210,7 @@ class _Setter:
         self._resolve = Addresses()
         self._tftpdir = os.fspath(boot.tftpdir)  # strings: see files.py
         self._directories: set[str] = set()
+        self._links: Links | None = None  # read when the first node is written
 
     def run(self) -> _Outcome:
         planned: dict[str, _Planned] = {}
@@ -203,6 +228,7 @@ class _Setter:
         return self.outcome
 
     def _plan(self, node: str, values: dict[str, str]) -> _Planned:
+        check_node_name(node)
         mac, ip = boot_mac(values), boot_ip(values)
         image = self._image(values) if self.action.kind == "osimage" else None
         arch = image.osarch if image else values.get("arch") or DEFAULT_ARCH
@@ -271,7 +297,8 @@ class _Setter:
 
     def _write(self, node: str, plan: _Planned) -> None:
         try:
-            for boot_file in plan.loader.files(plan.boot):
+            boot_files = plan.loader.files(plan.boot)
+            for boot_file in boot_files:
                 path = f"{self._tftpdir}/{boot_file.path}"
                 directory = path.rpartition("/")[0]
                 if directory not in self._directories:
@@ -281,6 +308,7 @@ class _Setter:
                     link_atomic(path, boot_file.link)
                 else:
                     write_atomic(path, (boot_file.text or "").encode())
+            self._remove_old_links(node, {f.path for f in boot_files if f.link is not None})
         except OSError as exc:
             self.outcome.errors[node] = f"cannot write its boot files: {exc}"
             return
@@ -288,6 +316,14 @@ class _Setter:
         self.outcome.changes[node] = _changes(plan)
         if plan.host:
             self.outcome.hosts[node] = plan.host
+
+    def _remove_old_links(self, node: str, current: set[str]) -> None:
+        """The node's links by a MAC or IP it no longer has (or of a loader it no
+        longer uses): the next node given that address must not boot its file."""
+        if self._links is None:
+            self._links = Links(self._tftpdir, LINK_DIRECTORIES)
+        for path in config_paths(node):
+            self._links.remove_others(path, keep=current)
 
 
 def _changes(plan: _Planned) -> dict[str, str]:
@@ -310,17 +346,25 @@ async def _record(call: Call, outcome: _Outcome) -> None:
 # -- stat ------------------------------------------------------------------------
 
 
-def _states(snapshot: _Snapshot, boot: Settings) -> dict[str, str]:
-    """What each node's boot file was written for; offline when it has none."""
-    states = {}
+def _states(snapshot: _Snapshot, boot: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """What each node's boot file was written for (offline when it has none),
+    and why the file of a node could not be read."""
+    states, errors = {}, {}
     for node, values in snapshot.nodes.items():
         loader = LOADERS.get(values.get("netboot") or DEFAULT)
         try:
+            check_node_name(node)
             text = (boot.tftpdir / loader.config_path(node)).read_text() if loader else ""
+        except NodeError as exc:
+            errors[node] = str(exc)
+            continue
         except FileNotFoundError:
             text = "#offline"
+        except (OSError, UnicodeDecodeError) as exc:
+            errors[node] = f"cannot read its boot file: {exc}"
+            continue
         states[node] = state_of(text) or "unknown"
-    return states
+    return states, errors
 
 
 async def _send_states(call: Call, states: dict[str, str]) -> None:

@@ -33,7 +33,7 @@ class Kind(Enum):
     NUMBER = "number"
 
 
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -109,14 +109,21 @@ def _ip(attribute: Attribute, value: str) -> str:
         raise attribute._bad(value, "expected an IPv4 or IPv6 address") from None
 
 
+def mac_address(text: str) -> str | None:
+    """`text` as a MAC address is stored (lower case, ':'), or None when it is not one.
+    Also for values the store could not check: those of regular expressions."""
+    address = text.strip().lower().replace("-", ":")
+    return address if _MAC.fullmatch(address) else None
+
+
 def _mac(attribute: Attribute, value: str) -> str:
     # xCAT keeps several MACs of a node separated by '|'; '!' marks one not
     # to be used for DHCP ("mac!*NOIP*").
     macs = []
     for mac in value.split("|"):
         address, bang, rest = mac.partition("!")
-        address = address.strip().lower().replace("-", ":")
-        if not _MAC.match(address):
+        address = mac_address(address)
+        if address is None:
             raise attribute._bad(value, "expected a MAC address like 52:54:00:12:34:56")
         macs.append(address + bang + rest)
     return "|".join(macs)
