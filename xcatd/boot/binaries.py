@@ -32,10 +32,7 @@ class Program:
     def provide(self, tftpdir: Path, host: Path) -> None:
         source = host / self.source.lstrip("/")
         if not source.is_file():
-            raise NodeError(
-                f"{self.path} is not in {tftpdir} and {source} is missing: "
-                f"install the Debian package {self.package}"
-            )
+            raise _missing(self.path, tftpdir, source, self.package)
         target = tftpdir / self.path
         target.parent.mkdir(parents=True, exist_ok=True)
         copy_if_changed(source, target)
@@ -53,10 +50,7 @@ class GrubImage:
     def provide(self, tftpdir: Path, host: Path) -> None:
         modules = host / "usr/lib/grub" / self.platform
         if not modules.is_dir():
-            raise NodeError(
-                f"{self.path} is not in {tftpdir} and {modules} is missing: "
-                f"install the Debian package {self.package}"
-            )
+            raise _missing(self.path, tftpdir, modules, self.package)
         target = tftpdir / self.path
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.mkimage")
@@ -67,15 +61,18 @@ class GrubImage:
                 capture_output=True, text=True,
             )  # fmt: skip
         except FileNotFoundError:
-            raise NodeError(
-                f"{self.path} is not in {tftpdir} and grub-mkimage is missing: "
-                f"install the Debian package {GRUB_MKIMAGE_PACKAGE}"
-            ) from None
+            raise _missing(self.path, tftpdir, "grub-mkimage", GRUB_MKIMAGE_PACKAGE) from None
         if built.returncode != 0:
             partial.unlink(missing_ok=True)
             raise NodeError(f"grub-mkimage could not make {self.path}: {built.stderr.strip()}")
         partial.chmod(0o644)
         partial.replace(target)
+
+
+def _missing(path: str, tftpdir: Path, needed: Path | str, package: str) -> NodeError:
+    return NodeError(
+        f"{path} is not in {tftpdir} and {needed} is missing: install the Debian package {package}"
+    )
 
 
 # What a GRUB2 network boot uses: fetch over TFTP or HTTP, read the node's
