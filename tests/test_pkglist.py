@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from xcatd.images.listfiles import MAX_DEPTH
 from xcatd.images.pkglist import InstallPass, PkglistError, other_package, read
 
 
@@ -34,10 +35,19 @@ def test_include_is_relative_to_the_including_list(tmp_path):
     assert [p.name for p in result.files] == ["top.pkglist", "base.pkglist", "more.pkglist"]
 
 
-def test_an_absolute_include(tmp_path):
+def test_includes_splice_in_place_anywhere_but_in_a_comment(tmp_path):
+    write(tmp_path / "one.pkglist", "one\n")
     other = write(tmp_path / "elsewhere/x.pkglist", "zsh\n")
-    top = write(tmp_path / "top.pkglist", f"#INCLUDE:{other}#\n")
-    assert read(str(top)).install == ["zsh"]
+    top = write(tmp_path / "t.pkglist", f"a #INCLUDE:one.pkglist# b #INCLUDE: {other} # c\n")
+    write(top.parent / "more.pkglist", "# old: #INCLUDE:gone.pkglist#\nd\n")
+    assert read(f"{top},{top.parent}/more.pkglist").install == ["a", "one", "b", "zsh", "c", "d"]
+
+
+def test_includes_nested_too_deep_are_refused(tmp_path):
+    for n in range(MAX_DEPTH + 1):
+        write(tmp_path / f"{n}.pkglist", f"#INCLUDE:{n + 1}.pkglist#\n")
+    with pytest.raises(PkglistError, match=rf"/{MAX_DEPTH - 1}\.pkglist:1: #INCLUDE# nested more"):
+        read(str(tmp_path / "0.pkglist"))
 
 
 def test_an_include_cycle_is_refused_naming_the_chain(tmp_path):
@@ -58,15 +68,13 @@ def test_a_missing_include_names_the_file_and_line(tmp_path):
     top = write(tmp_path / "t.pkglist", "a\n#INCLUDE:gone.pkglist#\n")
     with pytest.raises(PkglistError) as caught:
         read(str(top))
-    assert str(caught.value) == f"{top}:2: {tmp_path}/gone.pkglist does not exist"
+    assert str(caught.value) == f"{top}:2: pkglist {tmp_path}/gone.pkglist does not exist"
 
 
 def test_a_missing_list_is_named(tmp_path):
     with pytest.raises(PkglistError) as caught:
         read(str(tmp_path / "nothing.pkglist"))
-    assert str(caught.value) == (
-        f"{tmp_path}/nothing.pkglist: {tmp_path}/nothing.pkglist does not exist"
-    )
+    assert str(caught.value) == f"pkglist {tmp_path}/nothing.pkglist does not exist"
 
 
 @pytest.mark.parametrize(
@@ -145,12 +153,13 @@ def test_relative_top_level_names_are_found_from_base(tmp_path):
 
 
 def test_a_directory_or_binary_file_is_refused(tmp_path):
-    with pytest.raises(PkglistError, match="is a directory, not a package list"):
+    with pytest.raises(PkglistError, match="is a directory, not a list file"):
         read(str(tmp_path))
     binary = tmp_path / "b.pkglist"
-    binary.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(PkglistError, match="is not a text file"):
+    binary.write_bytes(b"bash\n\xff\xfe\x00")
+    with pytest.raises(PkglistError) as caught:
         read(str(binary))
+    assert str(caught.value) == f"{binary}:2: not UTF-8 text"
 
 
 def test_otherpkglist_entries_name_a_directory_and_a_package(tmp_path):

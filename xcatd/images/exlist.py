@@ -5,28 +5,27 @@ path of every entry as `find . -path` sees it (`./usr/share/man/man1/ls.1.gz`),
 so `*` also matches `/` and `./usr/share/man*` takes a directory together with
 everything below it.  A line starting with `+` puts matching paths back; a
 leading `-` is ignored (xCAT accepts it); `#` starts a comment;
-`#INCLUDE:<file>#` inserts another list, a relative name being relative to
-the directory of the list that includes it.  Several lists (the osimage's
-comma-separated `exlist`) combine into one.
+`#INCLUDE:<file>#` inserts another list (`listfiles` reads the lists and
+expands includes).  Several lists (the osimage's comma-separated `exlist`)
+combine into one.
 
 An entry is left out when an exclusion matches its path and no `+` line
 does.  Unlike a bare `find`, the directories above an entry that stays are
 always kept, so an archive never holds a file without its directory.
 
-Everything here is pure: parsing takes file contents through a reader, and
-matching is on bytes paths, so non-UTF-8 names work.
+Matching is pure and on bytes paths, so non-UTF-8 names work: the lists'
+bytes that are not UTF-8 come through `listfiles` as surrogate escapes.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_INCLUDE = re.compile(r"#INCLUDE:([^#\n]+)#")
-MAX_INCLUDE_DEPTH = 20
+from .listfiles import ListFiles
 
 
 class ExlistError(Exception):
@@ -56,52 +55,13 @@ def _normal(pattern: str) -> str:
     return "." + pattern if pattern.startswith("/") else pattern
 
 
-def parse(text: str, where: Path, read: Callable[[Path], str] | None = None) -> Exlist:
-    """One list's text; `where` is its own path (includes are relative to its directory)."""
-    exlist = Exlist()
-    _parse_into(exlist, text, where, read or _read, [where])
-    return exlist
-
-
-def read_lists(paths: Iterable[str | Path], read: Callable[[Path], str] | None = None) -> Exlist:
+def read_lists(paths: Iterable[str | Path]) -> Exlist:
     """Several list files, combined in order (an osimage's comma-separated `exlist`)."""
-    read = read or _read
     exlist = Exlist()
     for path in paths:
-        path = Path(path)
-        _parse_into(exlist, read(path), path, read, [path])
+        for line in ListFiles(ExlistError, "exlist").lines(Path(path)):
+            exlist.add_line(line.text)
     return exlist
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="surrogateescape")
-    except OSError as exc:
-        raise ExlistError(f"cannot read exlist {path}: {exc.strerror or exc}") from None
-
-
-def _parse_into(
-    exlist: Exlist, text: str, where: Path, read: Callable[[Path], str], chain: list[Path]
-) -> None:
-    for raw in text.splitlines():
-        included = _INCLUDE.search(raw)
-        if included is None:
-            exlist.add_line(raw)
-            continue
-        exlist.add_line(raw[: included.start()])
-        target = Path(included.group(1).strip())
-        if not target.is_absolute():
-            target = where.parent / target
-        if target in chain or len(chain) > MAX_INCLUDE_DEPTH:
-            raise ExlistError(
-                f"exlist {chain[0]} includes itself: {' -> '.join(map(str, [*chain, target]))}"
-            )
-        try:
-            content = read(target)
-        except ExlistError as exc:
-            raise ExlistError(f"{exc} (included from {where})") from None
-        _parse_into(exlist, content, target, read, [*chain, target])
-        exlist.add_line(raw[included.end() :])
 
 
 # -- matching ---------------------------------------------------------------

@@ -18,6 +18,7 @@ is `<directory>/<package>`, the directory relative to the osimage's
 otherpkgdir (see `other_package`).
 
 Every problem is one line naming the file and the line: `path:12: ...`.
+How includes may be written: see `listfiles`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_INCLUDE = re.compile(r"#INCLUDE:(?P<file>[^#]*)#$")
+from .listfiles import Line, ListFiles
+
 _ENV = re.compile(r"#ENV:(?P<name>[^=#]*)=(?P<value>[^#]*)#$")
 _NEW_PASS = "#NEW_INSTALL_LIST#"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -34,7 +36,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # no option-looking names, no shell or control characters.
 _NAME = re.compile(r"[A-Za-z0-9_.+:~*?\[\]/=<>-]+")
 _GROUP = re.compile(r"@[A-Za-z0-9_.+-][A-Za-z0-9_.+ -]*")
-MAX_DEPTH = 32
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # listfiles' escapes for bytes that are not UTF-8
 
 
 class PkglistError(Exception):
@@ -76,18 +78,14 @@ def read(paths: str | list[str | Path], base: Path | None = None) -> PackageList
     Relative top-level names are found from `base` (default: the current
     directory).  Empty passes are dropped.
     """
-    if isinstance(paths, str):
-        names: list[str | Path] = [p.strip() for p in paths.split(",") if p.strip()]
-    else:
-        names = list(paths)
+    names = [p.strip() for p in paths.split(",") if p.strip()] if isinstance(paths, str) else paths
+    lists = ListFiles(PkglistError, "pkglist")
     reader = _Reader()
     for name in names:
-        path = Path(name)
-        if not path.is_absolute():
-            path = (base or Path.cwd()) / path
-        reader.read_file(path, stack=(), origin=None)
+        for line in lists.lines((base or Path.cwd()) / name):
+            reader.line(line)
     passes = [p for p in reader.passes if not p.empty]
-    return PackageList(passes, reader.files)
+    return PackageList(passes, lists.files)
 
 
 def other_package(entry: str) -> tuple[str, str]:
@@ -104,58 +102,27 @@ def other_package(entry: str) -> tuple[str, str]:
 class _Reader:
     def __init__(self) -> None:
         self.passes: list[InstallPass] = [InstallPass()]
-        self.files: list[Path] = []
 
-    def read_file(self, path: Path, stack: tuple[Path, ...], origin: str | None) -> None:
-        where = origin or str(path)
-        try:
-            resolved = path.resolve(strict=True)
-        except FileNotFoundError:
-            raise PkglistError(f"{where}: {path} does not exist") from None
-        except (OSError, RuntimeError) as exc:
-            raise PkglistError(f"{where}: cannot read {path}: {exc}") from None
-        if resolved in stack:
-            chain = " -> ".join(str(p) for p in (*stack, resolved))
-            raise PkglistError(f"{where}: #INCLUDE# cycle: {chain}")
-        if len(stack) >= MAX_DEPTH:
-            raise PkglistError(f"{where}: #INCLUDE# nested more than {MAX_DEPTH} deep")
-        try:
-            text = resolved.read_text(encoding="utf-8")
-        except IsADirectoryError:
-            raise PkglistError(f"{where}: {path} is a directory, not a package list") from None
-        except UnicodeDecodeError:
-            raise PkglistError(f"{where}: {path} is not a text file") from None
-        except OSError as exc:
-            raise PkglistError(f"{where}: cannot read {path}: {exc.strerror}") from None
-        self.files.append(resolved)
-        for number, raw in enumerate(text.splitlines(), 1):
-            self._line(raw.strip(), f"{path}:{number}", path, (*stack, resolved))
-
-    def _line(self, line: str, where: str, path: Path, stack: tuple[Path, ...]) -> None:
-        if not line:
+    def line(self, line: Line) -> None:
+        text, where = line.text.strip(), line.where
+        if _NOT_UTF8.search(text):
+            raise PkglistError(f"{where}: not UTF-8 text")
+        if not text:
             return
-        if line.startswith("#"):
-            self._directive(line, where, path, stack)
+        if text.startswith("#"):
+            self._directive(text, where)
             return
-        if line.startswith("@"):  # a group's name may have blanks: @Development Tools
-            if not _GROUP.fullmatch(line):
-                raise PkglistError(f"{where}: '{line}' is not a package group name")
-            if line not in self.passes[-1].install:
-                self.passes[-1].install.append(line)
+        if text.startswith("@"):  # a group's name may have blanks: @Development Tools
+            if not _GROUP.fullmatch(text):
+                raise PkglistError(f"{where}: '{text}' is not a package group name")
+            if text not in self.passes[-1].install:
+                self.passes[-1].install.append(text)
             return
-        for word in line.split():
+        for word in text.split():
             self._entry(word, where)
 
-    def _directive(self, line: str, where: str, path: Path, stack: tuple[Path, ...]) -> None:
-        if line.startswith("#INCLUDE:"):
-            found = _INCLUDE.match(line)
-            if not found or not found.group("file").strip():
-                raise PkglistError(f"{where}: malformed include, write #INCLUDE:<file>#")
-            included = Path(found.group("file").strip())
-            if not included.is_absolute():
-                included = path.parent / included
-            self.read_file(included, stack, where)
-        elif line == _NEW_PASS:
+    def _directive(self, line: str, where: str) -> None:
+        if line == _NEW_PASS:
             self.passes.append(InstallPass())
         elif line.startswith("#ENV:"):
             found = _ENV.match(line)
