@@ -73,8 +73,10 @@ def test_an_installdir_holding_the_daemons_keys_is_never_served(tmp_path):
     cluster = Cluster(tmp_path / "cluster")
     assert cluster.init().returncode == 0
     cluster.start()
-    cluster.ok("chdef", "-t", "site", "-o", "clustersite", f"installdir={cluster.root}")
-    assert cluster.stop() == 0
+    try:
+        cluster.ok("chdef", "-t", "site", "-o", "clustersite", f"installdir={cluster.root}")
+    finally:
+        assert cluster.stop() == 0
     result = serve_once(cluster)
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
