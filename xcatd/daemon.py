@@ -26,6 +26,7 @@ from . import __version__
 from .audit import AuditLog
 from .auth import Authenticator
 from .boot.http import serve_http
+from .boot.netboot import Settings
 from .boot.status import StatusReports
 from .boot.statusport import serve_status_port
 from .boot.tftp import serve_tftp
@@ -183,9 +184,9 @@ class Daemon:
         lines, on every listen address, each unless switched off.  They serve
         the site's tftpdir and installdir as they are at start."""
         config = self.config
-        site = await self.store.run(objects.site)
-        tftpdir = self._served("tftpdir", site.get("tftpdir") or self.layout.tftpdir)
-        installdir = self._served("installdir", site.get("installdir") or self.layout.installdir)
+        boot = Settings.of(await self.store.run(objects.site), self.layout, config)
+        tftpdir = self._served("tftpdir", boot.tftpdir)
+        installdir = self._served("installdir", boot.installdir)
         services = (
             ("TFTP", config.serve_tftp, config.tftp_port, partial(serve_tftp, tftpdir)),
             ("HTTP", config.serve_http, config.http_port,
@@ -207,10 +208,10 @@ class Daemon:
         served = [f"{name} on port {port}" for name, on, port, _ in services if on]
         log.info("boot services: %s", ", ".join(served) or "all switched off")
 
-    def _served(self, name: str, directory: str | Path) -> Path:
+    def _served(self, name: str, directory: Path) -> Path:
         """A directory the boot services hand out to anyone: never one that
         holds the daemon's keys, database or credentials."""
-        root = Path(directory).resolve()
+        root = directory.resolve()
         layout = self.layout
         for private in (layout.etc, layout.state, layout.cred_dir):
             if private.resolve().is_relative_to(root):

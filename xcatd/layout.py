@@ -46,5 +46,10 @@ class Layout:
         return self.etc / "pki"
 
     @property
+    def dhcp(self) -> Path:
+        """The DHCP server configuration makedhcp writes (dnsmasq and ISC dhcpd)."""
+        return self.etc / "dhcp"
+
+    @property
     def database(self) -> Path:
         return self.state / "xcat.sqlite"

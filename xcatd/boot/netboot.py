@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import Config
 from ..images.build import incomplete
+from ..layout import Layout
 from ..store.attributes import mac_address
 from .http import STATUS_PATH
 from .loaders import DEFAULT, LOADERS, Loader, reserved
@@ -48,15 +50,13 @@ class Settings:
     dhcp: bool  # site.dhcpsetup: nodeset writes DHCP entries
 
     @classmethod
-    def of(
-        cls, site: Values, *, tftpdir: Path, installdir: Path, http_port: int, xcatd_port: int
-    ) -> Settings:
-        """`site` values win over the daemon's own (given as keywords)."""
+    def of(cls, site: Values, layout: Layout, config: Config) -> Settings:
+        """`site` values win over the daemon's own layout and configuration."""
         return cls(
-            tftpdir=Path(site.get("tftpdir") or tftpdir),
-            installdir=Path(site.get("installdir") or installdir),
-            http_port=int(site.get("httpport") or http_port),
-            xcatd_port=int(site.get("xcatdport") or xcatd_port),
+            tftpdir=Path(site.get("tftpdir") or layout.tftpdir),
+            installdir=Path(site.get("installdir") or layout.installdir),
+            http_port=int(site.get("httpport") or config.http_port),
+            xcatd_port=int(site.get("xcatdport") or config.port),
             dhcp=site.get("dhcpsetup", "y") not in ("n", "no", "0"),
         )
 

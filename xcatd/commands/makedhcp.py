@@ -51,7 +51,6 @@ from ..boot.netboot import (
     servers,
 )
 from ..call import Call
-from ..layout import Layout
 from ..store import objects
 from ..store.noderange import NoderangeError
 from ..store.nodes import Nodes
@@ -63,20 +62,9 @@ Values = Mapping[str, str]
 DEFAULT_ARCH = "x86_64"  # for nodes that no nodeset has given an architecture yet
 
 
-def dhcp_directory(layout: Layout) -> Path:
-    return layout.etc / "dhcp"
-
-
 def settings(call: Call, site: Values) -> Settings:
     """The boot settings: the site object's, else this daemon's own."""
-    daemon = call.daemon
-    return Settings.of(
-        site,
-        tftpdir=daemon.layout.tftpdir,
-        installdir=daemon.layout.installdir,
-        http_port=daemon.config.http_port,
-        xcatd_port=daemon.config.port,
-    )
+    return Settings.of(site, call.daemon.layout, call.daemon.config)
 
 
 @command("makedhcp", "Write the DHCP server's network and node entries.")
@@ -105,7 +93,7 @@ async def makedhcp(call: Call) -> None:
     except NoderangeError as exc:
         await call.error(str(exc))
         return
-    directory = dhcp_directory(call.daemon.layout)
+    directory = call.daemon.layout.dhcp
     if options.new and not await _write_settings(call, directory, read):
         return
     if options.delete:

@@ -66,7 +66,6 @@ from .common import LINES_PER_RECORD, expand_noderange
 from .makedhcp import (
     DEFAULT_ARCH,
     DhcpFilesError,
-    dhcp_directory,
     host_entry,
     settings,
     write_entries,
@@ -132,7 +131,7 @@ async def _set(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) 
         return
     if boot.dhcp and outcome.hosts:
         try:
-            written = await write_entries(dhcp_directory(call.daemon.layout), outcome.hosts)
+            written = await write_entries(call.daemon.layout.dhcp, outcome.hosts)
         except DhcpFilesError as exc:  # the nodes' files and states are set: say both
             await call.error(str(exc))
         else:
