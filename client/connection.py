@@ -109,7 +109,10 @@ class Connection:
         return request_id
 
     def send(self, message) -> None:
-        self.sock.sendall(encode_frame(message.to_wire()))
+        try:
+            self.sock.sendall(encode_frame(message.to_wire()))
+        except OSError as exc:
+            raise ClientError(f"connection to xcatd at {self.target} lost: {exc}") from None
 
     def receive(self) -> ServerMessage:
         """The next message from the server; ClientError when the connection ends."""

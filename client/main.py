@@ -19,6 +19,7 @@ from .errors import ClientError
 from .render import Renderer
 
 CANCELLED = 130
+READER_GONE = 141  # what a shell reports for a process ended by SIGPIPE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         renderer.finish()
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # Whoever read our output has gone (`lsdef | head -2`): stop quietly,
+        # as a Unix tool ended by SIGPIPE does.  Output still buffered must
+        # not fail again at exit, so it goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return READER_GONE
 
 
 def run(command: str, args: list[str], renderer: Renderer) -> int:
@@ -55,7 +62,7 @@ def run(command: str, args: list[str], renderer: Renderer) -> int:
         if request_id is not None:
             try:  # noqa: SIM105 - contextlib.suppress would cost every command 2 ms to import
                 connection.send(Cancel(request_id))
-            except OSError:
+            except ClientError:
                 pass  # the connection is gone, which cancels the request too
         print(f"Error: {command} cancelled", file=sys.stderr)
         return CANCELLED

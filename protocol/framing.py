@@ -15,6 +15,10 @@ import msgpack
 from .errors import ProtocolError
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+# Values held in all the arrays and maps of one message together.  With the
+# frame limit this bounds what decoding a hostile frame can allocate: 16 MiB
+# of one-byte empty arrays would otherwise become 16 million Python lists.
+DEFAULT_MAX_ITEMS = 1 << 16
 _LENGTH = struct.Struct(">I")
 
 
@@ -24,14 +28,28 @@ def encode_frame(message: dict[str, Any]) -> bytes:
     return _LENGTH.pack(len(payload)) + payload
 
 
-def unpack_map(payload: bytes, what: str = "frame") -> dict[str, Any]:
+def unpack_map(
+    payload: bytes, what: str = "frame", max_items: int = DEFAULT_MAX_ITEMS
+) -> dict[str, Any]:
     """Unpack MessagePack that must hold one map with string keys.
 
-    `unpackb` caps every string, binary, array and map at the length of the
-    input, so a hostile payload cannot make us allocate more than its size.
+    `unpackb` caps every string and binary at the length of the input and
+    nesting at msgpack's stack depth; `_ItemBudget` caps the values of all
+    arrays and maps together, so a hostile payload cannot make us allocate
+    much more than its size.
     """
+    budget = _ItemBudget(max_items, what)
     try:
-        value = msgpack.unpackb(payload, raw=False, strict_map_key=True, ext_hook=_no_ext)
+        value = msgpack.unpackb(
+            payload,
+            raw=False,
+            strict_map_key=True,
+            ext_hook=_no_ext,
+            max_array_len=max_items,
+            max_map_len=max_items,
+            list_hook=budget.array,
+            object_hook=budget.map,
+        )
     except ProtocolError:
         raise
     except Exception as exc:  # msgpack raises several unrelated types
@@ -41,6 +59,28 @@ def unpack_map(payload: bytes, what: str = "frame") -> dict[str, Any]:
     if not all(isinstance(key, str) for key in value):
         raise ProtocolError(f"{what} map keys must be strings")
     return value
+
+
+class _ItemBudget:
+    """Counts the values of every array and map as msgpack completes them,
+    and stops the decoding once a message holds more than `limit`."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.left = limit
+        self.what = what
+
+    def array(self, items: list) -> list:
+        self._spend(len(items))
+        return items
+
+    def map(self, items: dict) -> dict:
+        self._spend(len(items))
+        return items
+
+    def _spend(self, count: int) -> None:
+        self.left -= count + 1
+        if self.left < 0:
+            raise ProtocolError(f"{self.what} holds too many values to be a protocol message")
 
 
 def _no_ext(code: int, data: bytes) -> Any:

@@ -17,6 +17,10 @@ from .errors import ProtocolError
 from .framing import unpack_map
 
 NONCE_SIZE = 16
+# A command line is parsed by the daemon; these bound the work a single
+# request can ask of its option parser (argparse is quadratic in arguments).
+MAX_ARGS = 4096
+MAX_ARGS_BYTES = 4 << 20
 MAX_UINT64 = 2**64 - 1
 OUTPUT_KINDS = ("data", "info", "warning", "error")
 OutputKind = Literal["data", "info", "warning", "error"]
@@ -134,7 +138,20 @@ class RequestBody(NamedTuple):
             stdin_sha256=_field(message, what, "stdin_sha256", _bin, optional=True),
             cwd=_field(message, what, "cwd", _str, optional=True),
             env=_field(message, what, "env", _str_map, optional=True),
-        )
+        )._bounded()
+
+    def _bounded(self) -> RequestBody:
+        if len(self.args) > MAX_ARGS:
+            raise ProtocolError(
+                f"too many arguments ({len(self.args)}; at most {MAX_ARGS}): "
+                "give the nodes as one noderange, or a file with ^FILE"
+            )
+        if sum(map(len, self.args)) > MAX_ARGS_BYTES:
+            raise ProtocolError(
+                f"the arguments are over {MAX_ARGS_BYTES >> 20} MiB: "
+                "give the nodes as one noderange, or a file with ^FILE"
+            )
+        return self
 
 
 class Request(NamedTuple):

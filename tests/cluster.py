@@ -92,6 +92,7 @@ class Cluster:
 
     def start(self, env: dict[str, str] | None = None) -> None:
         """Start `xcatd serve` and wait until it accepts connections."""
+        logged_before = len(self.logs())  # a restart appends to the same log
         self.process = subprocess.Popen(
             [*self.prefix, BIN / "xcatd", "serve", "--root", str(self.root)],
             stdout=subprocess.DEVNULL,
@@ -105,7 +106,7 @@ class Cluster:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"xcatd exited with {self.process.returncode}:\n{self.logs()}")
-            if ready in self.logs():
+            if ready in self.logs()[logged_before:]:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"xcatd did not start listening:\n{self.logs()}")

@@ -203,7 +203,7 @@ async def test_the_client_sends_its_cwd_xcat_environment_and_piped_stdin(
 
     parser = CommandParser(prog="show")
     parser.add_argument("-z", action="store_true")
-    command = Command("show", "show the request", parser, record)
+    command = Command("show", "show the request", parser, record, reads_stdin=True)
     monkeypatch.setitem(REGISTRY, "show", command)
     (tmp_path / "show").symlink_to(BIN / "lsxcatd")
     env = {**served.env, "XCAT_PROFILE": "compute", "OTHER": "not sent"}
@@ -230,9 +230,8 @@ async def test_large_standard_input_is_streamed_and_checked_against_the_signed_d
     async def measure(call: Call) -> None:
         sizes.append(len(call.stdin or b""))
 
-    monkeypatch.setitem(
-        REGISTRY, "measure", Command("measure", "", CommandParser(prog="measure"), measure)
-    )
+    measuring = Command("measure", "", CommandParser(prog="measure"), measure, reads_stdin=True)
+    monkeypatch.setitem(REGISTRY, "measure", measuring)
     connection = await in_thread(connect, served)
     big = os.urandom(9 << 20)  # over the frame-friendly inline size: streamed
     request_id = await in_thread(lambda: connection.request("measure", [], stdin=big, user="t"))

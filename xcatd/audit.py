@@ -3,23 +3,29 @@
 Requests hand their record to `AuditLog.record` and go on; one task owned by
 the daemon writes records in batches from a worker thread, so a burst of
 requests costs one transaction rather than one each.  On shutdown the task
-drains the queue before it ends: nothing is dropped.
+drains the queue before it ends: nothing is dropped.  A batch the database
+cannot take (the disk is full) goes to the daemon's log instead, and the
+daemon goes on serving.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
+import sqlite3
 from typing import NamedTuple
 
 import trio
 
-from .store import Store
+from .store import Store, StoreError
 
 # attr=value arguments whose value must never reach the audit table.
 _SECRET = re.compile(r"^([^=]*(?:password|passwd|secret|token|key)[^=]*=)(.*)$", re.IGNORECASE)
 BATCH = 1000
+
+log = logging.getLogger(__name__)
 
 
 def mask_secrets(args: list[str]) -> list[str]:
@@ -85,7 +91,12 @@ class AuditLog:
                         batch.append(self._receive.receive_nowait()._asdict())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                await self.store.run(lambda db, rows=batch: _insert(db, rows))
+                try:
+                    await self.store.run(lambda db, rows=batch: _insert(db, rows))
+                except (StoreError, sqlite3.Error, OSError) as exc:
+                    log.error("audit table not written (%s); the %d records:", exc, len(batch))
+                    for row in batch:
+                        log.error("audit: %s", json.dumps(row))
 
 
 def _insert(db, rows: list[dict]) -> None:

@@ -95,11 +95,15 @@ class ReplayGuard:
 
     A pair is remembered until its timestamp leaves the window, after which
     the timestamp check alone refuses it; so memory is bounded by the request
-    rate times the window, and by `capacity` beyond that.
+    rate times the window, and by `capacity` beyond that.  The pairs live in
+    memory only, so a request signed before the guard was made (before the
+    daemon started) is refused too: a restart never reopens the window for a
+    captured request.
     """
 
-    def __init__(self, window: float, capacity: int = 500_000) -> None:
+    def __init__(self, window: float, not_before: float, capacity: int = 500_000) -> None:
         self.window = window
+        self.not_before = not_before
         self.capacity = capacity
         self._seen: set[bytes] = set()
         self._expiry: list[tuple[float, bytes]] = []
@@ -110,6 +114,11 @@ class ReplayGuard:
             raise AuthError(
                 f"request timestamp is {ts - now:+.0f} s from the server's clock, outside the "
                 f"±{self.window:.0f} s window: check the clocks"
+            )
+        if ts < self.not_before:
+            raise AuthError(
+                "request was signed before xcatd started, and could be a replay: run it "
+                "again (if this repeats, this host's clock is behind the server's)"
             )
         while self._expiry and self._expiry[0][0] < now:
             self._seen.discard(heapq.heappop(self._expiry)[1])
@@ -123,10 +132,12 @@ class ReplayGuard:
 
 
 class Authenticator:
-    def __init__(self, ca_cert: x509.Certificate, crl_file: Path, replay_window: float) -> None:
+    def __init__(
+        self, ca_cert: x509.Certificate, crl_file: Path, replay_window: float, started: float
+    ) -> None:
         self.ca_cert = ca_cert
         self.revocations = RevocationList(crl_file, ca_cert)
-        self.replay = ReplayGuard(replay_window)
+        self.replay = ReplayGuard(replay_window, not_before=started)
         # Parsing and checking the issuer's signature is done once per certificate.
         self._known: OrderedDict[bytes, Identity] = OrderedDict()
 

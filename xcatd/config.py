@@ -37,9 +37,16 @@ class Config:
     serve_status_port: bool = True
     replay_window: int = 120  # seconds a request's timestamp may differ from ours
     max_frame: int = DEFAULT_MAX_FRAME
+    # Seconds for a TLS handshake; also how long a peer without a client
+    # certificate may stay idle.
     handshake_timeout: float = 10.0
+    idle_timeout: float = 300.0  # a certified peer with nothing running and nothing sent
+    frame_timeout: float = 60.0  # for a frame to arrive whole once begun, or to be sent
     grace_period: float = 30.0  # seconds running requests get to finish on SIGTERM
     max_connections: int = 4096
+    max_connections_per_address: int = 256
+    max_handshakes: int = 256  # TLS handshakes under way at once
+    max_unauthenticated: int = 256  # connections past the handshake without a certificate
 
     @classmethod
     def load(cls, path: Path) -> Config:

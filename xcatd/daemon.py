@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ import trio
 from xcat_protocol.tls import server_context
 
 from . import __version__
+from .admission import Admission
 from .audit import AuditLog
 from .auth import Authenticator
 from .boot.http import serve_http
@@ -32,10 +34,11 @@ from .boot.statusport import serve_status_port
 from .boot.tftp import serve_tftp
 from .ca import CertificateAuthority
 from .config import Config, ConfigError
+from .dispatch import MAX_INPUT_HELD, InputBudget
 from .layout import Layout
 from .policy import Policy, PolicyError
 from .server import Session, handle_connection
-from .store import Store, objects
+from .store import Store, StoreError, objects
 from .systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -52,14 +55,17 @@ class Daemon:
         self.ssl_context = server_context(
             self.ca.server_cert_file, self.ca.server_key_file, self.ca.cert_file
         )
+        self.started = time.time()
         self.store = Store(layout.database)
-        self.auth = Authenticator(self.ca.cert, self.ca.crl_file, self.config.replay_window)
+        self.auth = Authenticator(
+            self.ca.cert, self.ca.crl_file, self.config.replay_window, self.started
+        )
         self.policy = Policy(self.store.db["policy"].rows)
         self.audit = AuditLog(self.store)
         self.reports = StatusReports(self.store)
         self.notifier = notifier or Notifier()
-        self.started = time.time()
-        self.connections = 0
+        self.input_budget = InputBudget(MAX_INPUT_HELD)
+        self.admission = Admission(self.config)
         self.stopping = False
         self.sessions: set[Session] = set()  # connections past the TLS handshake
         self._active_requests = 0
@@ -69,6 +75,10 @@ class Daemon:
     @property
     def role(self) -> str:
         return self.config.role
+
+    @property
+    def connections(self) -> int:
+        return self.admission.total
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve until stopped; `task_status.started` gets the listening ports."""
@@ -131,7 +141,7 @@ class Daemon:
         else:
             if (config.listen, config.port) != (self.config.listen, self.config.port):
                 log.warning("reload: listen and port changes apply at the next start")
-            self.config = config
+            self.config = self.admission.config = config
             self.auth.replay.window = config.replay_window
         await self.reload_policy()
         log.info("reloaded settings and %d policy rules", len(self.policy.rules))
@@ -139,10 +149,9 @@ class Daemon:
     async def reload_policy(self) -> None:
         """Read the policy table again (SIGHUP, or after chdef -t policy); a table
         that cannot be used keeps the rules in force."""
-        rows = await self.store.run(lambda db: list(db["policy"].rows))
         try:
-            self.policy = Policy(rows)
-        except PolicyError as exc:
+            self.policy = Policy(await self.store.run(lambda db: list(db["policy"].rows)))
+        except (PolicyError, StoreError, sqlite3.Error) as exc:
             log.error("reload: %s; keeping the current policy", exc)
 
     @contextmanager

@@ -1,8 +1,11 @@
 """From a received request to its `done`: the steps every request goes through.
 
 decode the body → authenticate (certificate, signature, replay) → find the
-command → policy → read streamed input → parse its options → run → audit.  Each refusal is one
-`Error:` line and rc 1 for the sender, and a row in the audit table.
+command → policy → parse its options → read its streamed input → run → audit.
+Each refusal is one `Error:` line and rc 1 for the sender, and a row in the
+audit table.  Nothing a request does blocks the event loop for long: a long
+command line is parsed in a worker thread, and standard input is bounded per
+request and across requests.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import datetime as dt
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +26,8 @@ from xcat_protocol.messages import Done, Output, Request, RequestBody
 from .audit import AuditRecord
 from .auth import AuthError
 from .call import Call, Send
-from .commands import REGISTRY, HelpRequested, UsageError
+from .commands import REGISTRY, Command, HelpRequested, UsageError
+from .store import StoreError
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -29,7 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANCELLED_RC = 130  # what a shell reports for Ctrl-C, which is how users cancel
-MAX_STREAMED_INPUT = 1 << 30
+MAX_STREAMED_INPUT = 256 << 20  # one request's (a 100,000-node stanza file is 25 MiB)
+MAX_INPUT_HELD = 512 << 20  # all running requests' together
+INLINE_PARSE_ARGS = 64  # shorter command lines are parsed on the loop: cheaper than a thread
 
 
 class Refused(Exception):
@@ -80,6 +88,10 @@ async def serve_request(
         trail.status = refusal.status
         trail.rc = 1
         await send(Output(request.id, "error", text=str(refusal)))
+    except StoreError as exc:
+        log.error("request %s (%s): %s", request.id, trail.command, exc)
+        trail.rc = 1
+        await send(Output(request.id, "error", text=str(exc)))
     except Exception:
         log.exception("request %s (%s) failed", request.id, trail.command)
         trail.rc = 1
@@ -133,16 +145,13 @@ async def _serve(
     if not daemon.policy.allows(caller.name, caller.signer.role, body.cmd):
         raise Refused("Permission denied for request", status="denied")
     trail.status = "allowed"
-    stdin = (
-        body.stdin
-        if body.stdin_sha256 is None
-        else await _streamed(input_frames, body.stdin_sha256)
-    )
     try:
-        options = command.parse(body.args)
+        options = await _parse(command, body.args)
         trail.noderange = trail.noderange or getattr(options, "noderange", None)
-        call = Call(request.id, caller, body, options, daemon, send, stdin)
-        await command.run(call)
+        with daemon.input_budget.account() as take:
+            stdin = await _input(command, body, input_frames, take)
+            call = Call(request.id, caller, body, options, daemon, send, stdin)
+            await command.run(call)
     except HelpRequested as help_text:
         await send(Output(request.id, "info", text=str(help_text)))
         return 0
@@ -151,7 +160,34 @@ async def _serve(
     return call.return_code
 
 
-async def _streamed(input_frames: trio.MemoryReceiveChannel[bytes], digest: bytes) -> bytes:
+async def _parse(command: Command, args: list[str]):
+    """The options of a command line; a long one in a worker thread, since
+    argparse takes time quadratic in the number of arguments."""
+    if len(args) <= INLINE_PARSE_ARGS:
+        return command.parse(args)
+    return await trio.to_thread.run_sync(command.parse, args)
+
+
+async def _input(
+    command: Command,
+    body: RequestBody,
+    input_frames: trio.MemoryReceiveChannel[bytes],
+    take: Callable[[int], None],
+) -> bytes | None:
+    """What the user piped in, for a command that reads it; for any other
+    command it is ignored (the client sends whatever is piped) and streamed
+    frames are dropped unread as they arrive."""
+    if not command.reads_stdin:
+        input_frames.close()
+        return None
+    if body.stdin_sha256 is None:
+        return body.stdin
+    return await _streamed(input_frames, body.stdin_sha256, take)
+
+
+async def _streamed(
+    input_frames: trio.MemoryReceiveChannel[bytes], digest: bytes, take: Callable[[int], None]
+) -> bytes:
     """Standard input too large for the request itself, from its `stdin` frames.
 
     The frames are not signed one by one; the signed body carries the digest
@@ -164,8 +200,39 @@ async def _streamed(input_frames: trio.MemoryReceiveChannel[bytes], digest: byte
         size += len(chunk)
         if size > MAX_STREAMED_INPUT:
             raise Refused(f"standard input is over the {MAX_STREAMED_INPUT >> 20} MiB limit")
+        take(len(chunk))
         hasher.update(chunk)
         chunks.append(chunk)
     if hasher.digest() != digest:
         raise Refused("standard input does not match the digest the request was signed with")
     return b"".join(chunks)
+
+
+class InputBudget:
+    """Streamed standard input held by all running requests together, so
+    that many large inputs at once cannot exhaust the daemon's memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    @contextmanager
+    def account(self) -> Iterator[Callable[[int], None]]:
+        """A `take(n)` for one request's input; what it took is given back
+        when the request ends."""
+        taken = 0
+
+        def take(size: int) -> None:
+            nonlocal taken
+            if self.held + size > self.limit:
+                raise Refused(
+                    f"xcatd holds over {self.limit >> 20} MiB of input for running requests; "
+                    "try again when they are done"
+                )
+            self.held += size
+            taken += size
+
+        try:
+            yield take
+        finally:
+            self.held -= taken

@@ -5,18 +5,24 @@ request, each inside its own cancel scope so a `cancel` frame stops exactly
 that request; one task writes every outgoing frame, so requests never
 interleave bytes.  A client that goes away cancels its requests.  A protocol
 violation is answered with an error frame, then the connection is closed.
+
+`handle_connection` is the boundary between one peer and the daemon: nothing
+that happens on a connection ends more than that connection.  A peer that
+leaves, resets or stalls is routine; anything else is logged with its
+traceback, and the daemon goes on serving.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import socket
 from typing import TYPE_CHECKING
 
 import trio
 from xcat_protocol.errors import ProtocolError
-from xcat_protocol.framing import FrameDecoder, encode_frame
+from xcat_protocol.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
 from xcat_protocol.messages import (
     Cancel,
     Done,
@@ -29,6 +35,7 @@ from xcat_protocol.messages import (
     parse_client_message,
 )
 
+from .admission import Slot
 from .dispatch import serve_request
 
 if TYPE_CHECKING:
@@ -42,24 +49,34 @@ MAX_REQUESTS_PER_CONNECTION = 64
 OUTGOING_QUEUE = 256
 RECEIVE_SIZE = 65536
 INPUT_QUEUE = 64  # stdin frames waiting for their request to read them
+# How a peer leaving shows itself: trio's stream errors, or the socket's own
+# (a reset seen by a raw socket call before TLS).
+CONNECTION_ENDED = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 async def handle_connection(daemon: Daemon, stream: trio.SocketStream) -> None:
     """Serve one accepted TCP connection until either side ends it."""
-    address = _address(stream)
-    daemon.connections += 1
+    host, address = _peer(stream)
     try:
-        if daemon.connections > daemon.config.max_connections:
-            log.warning("refusing %s: %d connections open", address, daemon.connections - 1)
-            return
-        tls = await _accept_tls(daemon, stream, address)
-        if tls is not None and not await Session(daemon, tls, address).run():
-            await _linger(stream)
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        log.debug("connection from %s ended: %s", address, exc)
+        with daemon.admission.slot(host) as slot:
+            if slot is not None:
+                await _serve_connection(daemon, stream, address, slot)
+    except* CONNECTION_ENDED as ended:
+        log.debug("connection from %s ended: %s", address, ended.exceptions[0])
+    except* Exception:
+        log.exception("connection from %s failed; xcatd goes on serving the others", address)
     finally:
-        daemon.connections -= 1
         await trio.aclose_forcefully(stream)
+
+
+async def _serve_connection(
+    daemon: Daemon, stream: trio.SocketStream, address: str, slot: Slot
+) -> None:
+    tls = await _accept_tls(daemon, stream, address)
+    if tls is None or not slot.handshake_done(bool(tls.getpeercert(binary_form=True))):
+        return
+    if not await Session(daemon, tls, address, slot).run():
+        await _linger(stream)
 
 
 async def _linger(stream: trio.SocketStream) -> None:
@@ -107,16 +124,23 @@ async def _accept_tls(
 class Session:
     """A connection past its TLS handshake: frames, requests, their output."""
 
-    def __init__(self, daemon: Daemon, tls: trio.SSLStream, address: str) -> None:
+    def __init__(self, daemon: Daemon, tls: trio.SSLStream, address: str, slot: Slot) -> None:
         self.daemon = daemon
         self.tls = tls
         self.address = address
         self.peer_der: bytes | None = tls.getpeercert(binary_form=True)
+        # A peer without a certificate gets no longer than a handshake to be idle.
+        config = daemon.config
+        self._idle_limit = config.idle_timeout if slot.authenticated else config.handshake_timeout
         self.running: dict[int, trio.CancelScope] = {}
         self._inputs: dict[int, trio.MemorySendChannel[bytes]] = {}
         self._outgoing, self._to_write = trio.open_memory_channel[ServerMessage](OUTGOING_QUEUE)
         self._requests: trio.Nursery | None = None
         self._reading = trio.CancelScope()
+        self._decoder = FrameDecoder(config.max_frame)
+        self._waiting = trio.CancelScope()  # the current wait for input, with its deadline
+        self._last_input = trio.current_time()
+        self._frame_started: float | None = None  # when the incomplete frame's first byte came
 
     async def run(self) -> bool:
         """Serve requests until the client leaves; False after a protocol violation."""
@@ -150,9 +174,11 @@ class Session:
             await self._outgoing.send(message)
 
     async def _read_frames(self) -> None:
-        decoder = FrameDecoder(self.daemon.config.max_frame)
-        while data := await self.tls.receive_some(RECEIVE_SIZE):
-            for raw in decoder.messages(data):
+        while data := await self._receive():
+            now = trio.current_time()
+            self._last_input = now
+            for raw in self._decoder.messages(data):
+                self._frame_started = None
                 message = parse_client_message(raw)
                 if isinstance(message, Request):
                     await self._start(message)
@@ -160,6 +186,37 @@ class Session:
                     scope.cancel()
                 elif isinstance(message, StdinData) and message.id in self._inputs:
                     await self._deliver(message)
+            if self._decoder.pending and self._frame_started is None:
+                self._frame_started = now
+
+    async def _receive(self) -> bytes:
+        """The next bytes from the client; empty when it has gone, or has
+        stalled past its deadline (which is logged)."""
+        self._waiting = trio.CancelScope(deadline=self._deadline())
+        with self._waiting:
+            try:
+                return await self.tls.receive_some(RECEIVE_SIZE)
+            except trio.BrokenResourceError as exc:
+                log.debug("%s went away: %s", self.address, exc.__cause__ or exc)
+                return b""
+        log.info("closing the connection from %s: %s", self.address, self._stall())
+        return b""
+
+    def _deadline(self) -> float:
+        """Until when input may be awaited: a frame once begun must arrive
+        whole within frame_timeout (a trickle does not extend it); a
+        connection with nothing running may stay silent for its idle limit;
+        one with requests running waits for as long as they run."""
+        if self._frame_started is not None:
+            return self._frame_started + self.daemon.config.frame_timeout
+        if self.running:
+            return math.inf
+        return self._last_input + self._idle_limit
+
+    def _stall(self) -> str:
+        if self._frame_started is not None:
+            return f"a frame did not arrive whole within {self.daemon.config.frame_timeout:.0f} s"
+        return f"idle for {self._idle_limit:.0f} s"
 
     async def _deliver(self, message: StdinData) -> None:
         """Hand input to its request.  A request that reads slowly holds up this
@@ -209,6 +266,7 @@ class Session:
             finally:
                 del self.running[request.id]
                 self._inputs.pop(request.id).close()
+                self._waiting.deadline = self._deadline()  # the idle time starts now
 
     async def _write_frames(self) -> None:
         """Write queued frames, several per TLS write when they pile up."""
@@ -217,23 +275,51 @@ class Session:
             async for message in self._to_write:
                 if broken:
                     continue  # keep draining so senders never block on a dead client
-                frames = [encode_frame(message.to_wire())]
+                frames = [_encoded(message)]
                 while len(frames) < 64:
                     try:
-                        frames.append(encode_frame(self._to_write.receive_nowait().to_wire()))
+                        frames.append(_encoded(self._to_write.receive_nowait()))
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                try:
-                    await self.tls.send_all(b"".join(frames))
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    broken = True
-                    if self._requests is not None:
-                        self._requests.cancel_scope.cancel()
+                broken = not await self._write(b"".join(frames))
+                if broken and self._requests is not None:
+                    self._requests.cancel_scope.cancel()
+
+    async def _write(self, data: bytes) -> bool:
+        """Send; False when the client is gone, or has not taken the data
+        within frame_timeout (a client that stops reading must not hold its
+        requests and their memory for ever)."""
+        with trio.move_on_after(self.daemon.config.frame_timeout):
+            try:
+                await self.tls.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return False
+            return True
+        log.info("closing the connection from %s: it stopped reading its replies", self.address)
+        return False
 
 
-def _address(stream: trio.SocketStream) -> str:
+def _encoded(message: ServerMessage) -> bytes:
+    """The frame of a message, or in its place an error the client can read:
+    a frame over the client's limit could never be read, and would leave the
+    client waiting for a `done` that it cannot receive."""
+    try:
+        frame = encode_frame(message.to_wire())
+    except (TypeError, ValueError, OverflowError) as exc:
+        problem = f"a reply could not be encoded ({exc})"
+    else:
+        if len(frame) <= DEFAULT_MAX_FRAME:
+            return frame
+        problem = f"a reply of {len(frame)} bytes is over the {DEFAULT_MAX_FRAME}-byte frame limit"
+    log.error("request %s: %s; sent an error instead", getattr(message, "id", "-"), problem)
+    text = f"{problem} and was not sent; see the xcatd log"
+    return encode_frame(Output(getattr(message, "id", 0), "error", text=text).to_wire())
+
+
+def _peer(stream: trio.SocketStream) -> tuple[str, str]:
+    """The peer's host, and its address as logs and the audit show it."""
     try:
         host, port = stream.socket.getpeername()[:2]
-    except OSError:
-        return "unknown"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    except OSError:  # reset before we looked
+        return "unknown", "unknown"
+    return host, f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -66,3 +66,18 @@ def test_map_keys_must_be_strings():
     payload = msgpack.packb({1: "one"})
     with pytest.raises(ProtocolError):
         FrameDecoder().messages(struct.pack(">I", len(payload)) + payload)
+
+
+def test_a_frame_of_millions_of_empty_arrays_is_refused_before_it_is_built():
+    count = (16 << 20) - 5
+    payload = b"\xdd" + struct.pack(">I", count) + b"\x90" * count
+    with pytest.raises(ProtocolError, match="malformed MessagePack"):
+        FrameDecoder().messages(struct.pack(">I", len(payload)) + payload)
+
+
+def test_nested_arrays_within_each_limit_are_refused_by_their_total():
+    # 256 arrays of 256 empty arrays: each array is short, together too many.
+    inner = b"\xdc\x01\x00" + b"\x90" * 256
+    payload = b"\xdc\x01\x00" + inner * 256
+    with pytest.raises(ProtocolError, match="holds too many values"):
+        FrameDecoder().messages(struct.pack(">I", len(payload)) + payload)

@@ -5,7 +5,7 @@ noderange as the caller may.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..admin import ADMIN
@@ -16,7 +16,9 @@ from ..store.objects import DefinitionError
 from ..store.selection import SelectionError
 from ..store.stanza import StanzaError
 
+# Listings go out a batch of lines to a record: few frames, none too large.
 LINES_PER_RECORD = 2000
+BYTES_PER_RECORD = 1 << 20
 
 
 class Refusal(Exception):
@@ -52,9 +54,23 @@ async def _send(call: Call, produced: Produced) -> None:
         for record in produced.records:
             await call.data(None, data=record)
         return
-    lines = produced.lines
-    for start in range(0, len(lines), LINES_PER_RECORD):
-        await call.info("\n".join(lines[start : start + LINES_PER_RECORD]))
+    for batch in _batches(produced.lines):
+        await call.info("\n".join(batch))
+
+
+def _batches(lines: list[str]) -> Iterator[list[str]]:
+    """The lines in runs of at most LINES_PER_RECORD lines and (unless one
+    line alone is longer) BYTES_PER_RECORD characters."""
+    batch: list[str] = []
+    size = 0
+    for line in lines:
+        if batch and (len(batch) == LINES_PER_RECORD or size + len(line) > BYTES_PER_RECORD):
+            yield batch
+            batch, size = [], 0
+        batch.append(line)
+        size += len(line) + 1
+    if batch:
+        yield batch
 
 
 def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool = True) -> list[str]:

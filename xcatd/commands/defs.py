@@ -106,7 +106,7 @@ def _requested(db, call: Call, *, verify: bool) -> tuple[ObjectType, list[str], 
     return objtype, names, values
 
 
-@command("mkdef", "Create xCAT data object definitions.")
+@command("mkdef", "Create xCAT data object definitions.", reads_stdin=True)
 def mkdef_options(parser: CommandParser) -> None:
     _definition_options(parser)
     parser.add_argument("-f", "--force", action="store_true", help="replace existing objects")
@@ -137,7 +137,7 @@ async def mkdef(call: Call) -> None:
 # -- chdef ---------------------------------------------------------------------
 
 
-@command("chdef", "Change xCAT data object definitions.")
+@command("chdef", "Change xCAT data object definitions.", reads_stdin=True)
 def chdef_options(parser: CommandParser) -> None:
     _definition_options(parser)
     edit = parser.add_mutually_exclusive_group()

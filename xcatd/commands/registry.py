@@ -56,6 +56,7 @@ class Command:
     summary: str
     parser: CommandParser
     run: Runner | None = None
+    reads_stdin: bool = False  # input is dropped unread for any other command
 
     def runs(self, function: Runner) -> Runner:
         """Decorator: `function` is the body of this command."""
@@ -67,11 +68,14 @@ class Command:
         return self.parser.parse_intermixed_args(args)
 
 
-def command(name: str, summary: str, *, add_help: bool = True) -> Callable[[Callable], Command]:
+def command(
+    name: str, summary: str, *, add_help: bool = True, reads_stdin: bool = False
+) -> Callable[[Callable], Command]:
     """Declare a command; the decorated function adds its options to the parser.
 
     Every command takes --json (the client prints structured records); a
-    command that gives -h a meaning of its own passes add_help=False.
+    command that gives -h a meaning of its own passes add_help=False; one
+    that reads what the user pipes in says so with reads_stdin.
     """
 
     def declare(add_options: Callable[[CommandParser], None]) -> Command:
@@ -82,7 +86,7 @@ def command(name: str, summary: str, *, add_help: bool = True) -> Callable[[Call
         )
         parser.add_argument("--json", action="store_true", help="print records as JSON lines")
         add_options(parser)
-        REGISTRY[name] = declared = Command(name, summary, parser)
+        REGISTRY[name] = declared = Command(name, summary, parser, reads_stdin=reads_stdin)
         return declared
 
     return declare
