@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from xcatd.boot.http import serve_http
+from xcatd.boot.http import MAX_HEAD, serve_http
 
 GUARD = 60  # seconds any one exchange may take before the test is declared hung
 
@@ -360,6 +360,31 @@ async def test_a_huge_head_is_refused_and_the_connection_closed(server: Server) 
     request = get("/install/x", "X-Padding: " + "a" * 40_000)
     reply = await exchange(server, request)
     assert reply.status == 431
+
+
+async def test_a_20_kib_head_is_refused_though_it_comes_whole(server: Server, image) -> None:
+    path, _ = image
+    done = await run("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                     "-H", "X-Padding: " + "a" * 20 * 1024, server.url(path))  # fmt: skip
+    assert done.stdout == b"431"
+
+
+@pytest.mark.parametrize(("extra", "status"), [(0, 200), (1, 431)])
+async def test_16_kib_is_the_largest_head_taken(
+    server: Server, image, extra: int, status: int
+) -> None:
+    path, _ = image
+    padding = MAX_HEAD + extra - len(get(str(path), "X-Padding: "))
+    request = get(str(path), "X-Padding: " + "a" * padding)
+    assert len(request) == MAX_HEAD + extra
+    assert (await exchange(server, request)).status == status
+
+
+async def test_a_malformed_absolute_url_is_not_found(server: Server, image) -> None:
+    for target in ("http://[/install/x", "http://[::1/install/x"):
+        assert (await exchange(server, get(target))).status == 404
+    path, content = image
+    assert (await curl(server.url(path))).body == content  # still serving
 
 
 async def test_garbage_is_a_bad_request(server: Server) -> None:

@@ -18,13 +18,15 @@ POST /xcatd/status is where booting nodes report `state=netbooting` and the
 like: the form goes to the daemon's StatusHandler with the peer's address.
 
 Limits, so that bad or slow clients cannot exhaust the daemon: a request
-head still unfinished after 16 KiB is refused with 431 (input is read 16 KiB
-at a time, so no head over 32 KiB is ever taken); a request body (only
-status forms have one) of at most 4 KiB (413); a request must arrive whole
-within request_timeout of the server being ready for it (slowloris; also
-how long an idle keep-alive connection lives); a client that takes no bytes
-for send_timeout is dropped; connections past max_connections are closed
-as soon as they are accepted.
+head (request line and header fields) over 16 KiB is refused with 431, be it
+still unfinished or whole in one read; a request body (only status forms
+have one) of at most 4 KiB (413); a request must arrive whole within
+request_timeout of the server being ready for it (slowloris; also how long
+an idle keep-alive connection lives); a client that takes no bytes for
+send_timeout is dropped; connections past max_connections are closed as
+soon as they are accepted.  Whatever a client sends costs its own connection
+at most: an unexpected error (a bug) is logged with its traceback, and the
+server carries on.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ StatusHandler = Callable[[str, dict[str, str]], Awaitable[tuple[int, str]]]
 STATUS_PATH = "/xcatd/status"
 FILE_METHODS = (b"GET", b"HEAD")
 MAX_HEAD = 16 * 1024
-RECEIVE_SIZE = MAX_HEAD  # requests are small; larger reads would let larger heads through
+RECEIVE_SIZE = 16 * 1024  # requests are small
 MAX_FORM = 4 * 1024
 MAX_FORM_FIELDS = 32
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -112,8 +114,8 @@ class _Server:
             await _Connection(self, stream).serve()
         except (trio.BrokenResourceError, trio.TooSlowError, OSError) as exc:
             log.debug("HTTP connection dropped: %s", exc)
-        except h11.LocalProtocolError:
-            log.exception("HTTP: a response broke the protocol; connection dropped")
+        except Exception:  # a bug: it must cost this connection, never the server
+            log.exception("HTTP: serving a connection failed; it is dropped, the server carries on")
         finally:
             self.connections -= 1
 
@@ -174,7 +176,7 @@ class _Connection:
     async def _receive_request(self) -> _Request | None:
         head, body = None, bytearray()
         while True:
-            event = self.http.next_event()
+            event = self._next_event()
             if event is h11.NEED_DATA:
                 self.http.receive_data(await self.stream.receive_some(RECEIVE_SIZE))
             elif isinstance(event, h11.Request):
@@ -188,6 +190,19 @@ class _Connection:
                 return _Request(head, bytes(body))
             else:
                 return None  # ConnectionClosed
+
+    def _next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        """h11's next event; RemoteProtocolError (431) for a request head over MAX_HEAD.
+
+        h11's max_incomplete_event_size bounds only a head still waiting for
+        its end: one that arrives whole in a read is taken at any size.  So
+        the head's size is what parsing it took out of h11's buffer.
+        """
+        unparsed = len(self.http.trailing_data[0])
+        event = self.http.next_event()
+        if isinstance(event, h11.Request) and unparsed - len(self.http.trailing_data[0]) > MAX_HEAD:
+            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+        return event
 
     async def _respond(self, request: _Request) -> None:
         path = decode_target(request.head.target)
@@ -362,13 +377,17 @@ def _phrase(code: int) -> str:
 def decode_target(target: bytes) -> str | None:
     """The absolute path a request target names, percent-decoded once.
 
-    None when it names none that may be served: not a path, a `..` segment,
-    an encoded `/` (which would make one segment two) or a NUL byte.
+    None when it names none that may be served: not a path (nor a URL, such
+    as `http://[/`), a `..` segment, an encoded `/` (which would make one
+    segment two) or a NUL byte.
     """
     if target.startswith(b"/"):
         raw = target.partition(b"?")[0]
     else:  # absolute-form, http://host/path (RFC 9112 §3.2.2)
-        raw = urllib.parse.urlsplit(target).path
+        try:
+            raw = urllib.parse.urlsplit(target).path
+        except ValueError:  # an unclosed "[" of an IPv6 host, or bytes that are not ASCII
+            return None
     if b"%2f" in raw.lower():
         return None
     path = urllib.parse.unquote_to_bytes(raw)

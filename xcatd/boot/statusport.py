@@ -56,7 +56,8 @@ async def _answer(
             room.release()
 
 
-async def _read_line(stream: trio.SocketStream) -> str | None:
+async def _read_line(stream: trio.SocketStream) -> bytes | None:
+    """The node's line (the end of its input ends one too); None when it runs past MAX_LINE."""
     received = b""
     while b"\n" not in received and len(received) <= MAX_LINE:
         chunk = await stream.receive_some(MAX_LINE)
@@ -64,15 +65,25 @@ async def _read_line(stream: trio.SocketStream) -> str | None:
             break
         received += chunk
     line = received.split(b"\n", 1)[0]
-    return None if len(line) > MAX_LINE else line.decode("utf-8", "replace").strip()
+    return None if len(line) > MAX_LINE else line
 
 
-async def _handle(reports: StatusReports, peer: str, line: str) -> str:
-    command, _, state = line.partition(" ")
+class BadLine(Refused):
+    """A line that is not `installstatus <state>`."""
+
+
+def reported_state(line: bytes) -> str:
+    """The state an `installstatus <state>` line reports; BadLine for any other line."""
+    command, _, state = line.decode("utf-8", "replace").strip().partition(" ")
     if command != "installstatus" or not state.strip():
-        return "error: expected 'installstatus <state>'"
+        raise BadLine("expected 'installstatus <state>'")
+    return state.strip()
+
+
+async def _handle(reports: StatusReports, peer: str, line: bytes) -> str:
+    """The answer to one line: `ok`, or `error: <why>`."""
     try:
-        await reports.report(peer, state.strip())
+        await reports.report(peer, reported_state(line))
     except Refused as exc:
         return f"error: {exc}"
     return "ok"

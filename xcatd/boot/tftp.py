@@ -7,8 +7,10 @@ sent to and connected to the client, so the kernel drops datagrams from
 anyone else and reports a client that has gone (ICMP port unreachable) as
 ConnectionRefusedError.  Garbage is dropped unanswered, a repeated request
 is left to the running transfer's retransmissions, and each client host
-gets at most MAX_TRANSFERS_PER_HOST transfers at once.  Files are opened and read
-in worker threads, a window at a time, so a slow disk never stalls the event
+gets at most MAX_TRANSFERS_PER_HOST transfers at once.  Nothing one datagram
+or transfer does ends the server: an unexpected error (a bug) is logged with
+its traceback and costs that request alone.  Files are opened and read in
+worker threads, a window at a time, so a slow disk never stalls the event
 loop.  The protocol itself is the sans-I/O `tftp_protocol`.
 """
 
@@ -75,9 +77,7 @@ async def serve_tftp(
             while True:
                 datagram, ancillary, _, client = await sock.recvmsg(MAX_DATAGRAM, PKTINFO_SPACE)
                 local_address = _reply_address(ancillary, listening)
-                refusal = _take_request(datagram, client, local_address, root, sock, transfers)
-                if refusal is not None:
-                    await _send_refusal(sock, client, refusal)
+                await _on_datagram(datagram, client, local_address, root, sock, transfers)
 
 
 class _Transfers:
@@ -139,6 +139,23 @@ def _reply_address(ancillary: list[tuple[int, int, bytes]], listening: str) -> s
     return listening
 
 
+async def _on_datagram(
+    datagram: bytes,
+    client: Any,
+    local_address: str,
+    root: Path,
+    sock: trio.socket.SocketType,
+    transfers: _Transfers,
+) -> None:
+    """Take one datagram sent to the server's port; whatever it holds, the server carries on."""
+    try:
+        refusal = _take_request(datagram, client, local_address, root, sock, transfers)
+        if refusal is not None:
+            await _send_refusal(sock, client, refusal)
+    except Exception:  # a bug: it must cost this request, never the server
+        log.exception("TFTP: a datagram from %s could not be handled", _peer(client))
+
+
 def _take_request(
     datagram: bytes,
     client: Any,
@@ -189,6 +206,8 @@ async def _serve_request(
         log.info("TFTP: %s went away during %s", peer, request.filename)
     except OSError as exc:  # one transfer's failure must not end the server
         log.warning("TFTP: sending %s to %s failed: %s", request.filename, peer, exc)
+    except Exception:  # nor must a bug
+        log.exception("TFTP: sending %s to %s failed", request.filename, peer)
 
 
 async def _answer(sock: trio.socket.SocketType, root: Path, request: Request, peer: str) -> None:
