@@ -255,3 +255,21 @@ async def test_large_standard_input_is_streamed_and_checked_against_the_signed_d
         ["Error: standard input does not match the digest the request was signed with"],
         1,
     )
+
+
+async def test_a_reply_too_large_for_the_client_arrives_as_an_error_in_its_place(
+    served, monkeypatch
+):
+    async def shout(call: Call) -> None:
+        await call.info("x" * (17 << 20))
+        await call.info("and then a line that fits")
+
+    monkeypatch.setitem(REGISTRY, "shout", Command("shout", "", CommandParser(prog="shout"), shout))
+    connection = await in_thread(connect, served)
+    request_id = await in_thread(lambda: connection.request("shout", [], user="t"))
+    lines, _ = await in_thread(outcome, connection, request_id)
+    assert lines == [
+        f"Error: a reply of {(17 << 20) + 35} bytes is over the 16777216-byte frame limit "
+        "and was not sent; see the xcatd log",
+        "and then a line that fits",
+    ]

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import sqlite3
 import ssl
 import struct
 import subprocess
+import sys
+import sysconfig
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -341,3 +344,27 @@ def test_a_full_disk_fails_the_write_cleanly_and_the_daemon_goes_on(small_disk, 
         assert node_count(cluster) == 1
     finally:
         cluster.stop()
+
+
+def test_a_client_on_another_python_build_cannot_end_the_daemon(cluster) -> None:
+    """The machine's own python3 (not Debian's) leaves TLS session tickets
+    unread when it closes, so its every close is a reset: once, one mkdef
+    from it stopped the daemon."""
+    other = shutil.which("python3", path=os.environ["PATH"].replace(str(BIN), ""))
+    if other is None or Path(other).resolve() == Path(sys.executable).resolve():
+        pytest.skip("no python3 other than the test's own on PATH")
+    client = (
+        "import site, sys; site.addsitedir(sys.argv[1]); "
+        "from xcat_client.main import main; sys.exit(main(sys.argv[2:]))"
+    )
+    site_packages = sysconfig.get_path("purelib")
+    for n in range(3):
+        result = subprocess.run(
+            [other, "-c", client, site_packages, "mkdef", f"other{n}", "groups=compute"],
+            capture_output=True,
+            text=True,
+            env=cluster.env,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+    still_serving(cluster)
