@@ -34,8 +34,10 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def report(label: str, value: float, unit: str, target: str = "", ok: bool | None = None) -> bool:
-    """Print `label  value unit  (target ...)  ok|MISSED`; returns False only when missed."""
-    line = f"{label:<30}{value:>9.1f} {unit:<6}"
+    """Print `label  value unit  (target ...)  ok|MISSED`; returns False only when missed.
+    A whole number (an int) is printed without decimals."""
+    shown = f"{value:>9d}" if isinstance(value, int) else f"{value:>9.1f}"
+    line = f"{label:<30}{shown} {unit:<6}"
     if target:
         line += f"(target {target})  {'ok' if ok else 'MISSED'}"
     print(line.rstrip(), flush=True)

@@ -107,7 +107,7 @@ def write_stanzas(path: Path, count: int) -> None:
 # -- the daemon's memory ---------------------------------------------------------
 
 
-def _status_kib(pid: int, field: str) -> int:
+def status_kib(pid: int, field: str) -> int:
     """A `kB` field of /proc/PID/status (VmRSS, VmHWM), in KiB; 0 once the process is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -145,7 +145,7 @@ class MemorySampler(threading.Thread):
             self._finished.wait(SAMPLE_EVERY)
 
     def sample(self) -> None:
-        rss = _status_kib(self.pid, "VmRSS")
+        rss = status_kib(self.pid, "VmRSS")
         with self._lock:
             self.samples += 1
             self.peak_kib = max(self.peak_kib, rss)
@@ -292,7 +292,7 @@ def _measure(count: int, runs: int, keep: Path | None) -> bool:
             ok = _commands(bench, cluster, stanzas, count, runs, slow_runs)
         finally:
             sampler.stop()
-            hwm_mib = _status_kib(sampler.pid, "VmHWM") / 1024
+            hwm_mib = status_kib(sampler.pid, "VmHWM") / 1024
             if keep is not None:
                 keep.mkdir(parents=True, exist_ok=True)
                 _copy_database(Layout.for_root(cluster.root).database, keep / "xcat.sqlite")

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from .common import report, running_cluster
-from .objects import MemorySampler, _status_kib
+from .objects import MemorySampler, status_kib
 
 SIZE_MB = 1300
 MEMORY_LIMIT_MIB = 300
@@ -118,7 +118,7 @@ def _measure(cluster, imagedir: Path, workdir: Path, runs: int, every: bool) -> 
     assert cluster.process is not None
     sampler = MemorySampler(cluster.process.pid)
     sampler.start()
-    idle_mib = _status_kib(cluster.process.pid, "VmRSS") / 1024
+    idle_mib = status_kib(cluster.process.pid, "VmRSS") / 1024
 
     reference = [pipeline(imagedir / "rootimg", workdir / "pipeline.cpio.gz") for _ in range(runs)]
     (workdir / "pipeline.cpio.gz").unlink()
@@ -151,7 +151,7 @@ def _measure(cluster, imagedir: Path, workdir: Path, runs: int, every: bool) -> 
         others = [("-c", "xz"), ("-m", "tar", "-c", "zstd"), ("-m", "squashfs", "-c", "zstd")]
         peaks += [pack(*options)[2] for options in others]
     sampler.stop()
-    hwm = _status_kib(cluster.process.pid, "VmHWM") / 1024
+    hwm = status_kib(cluster.process.pid, "VmHWM") / 1024
 
     print()
     ok = report("gzip time / pipeline", 100 * gzip_time / base_time, "%", "<= 100 %",
