@@ -14,16 +14,14 @@ finds a budget spent is closed at once.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .config import Config
+from .throttle import ThrottledWarning
 
 log = logging.getLogger(__name__)
-
-WARN_EVERY = 10.0  # seconds between warnings about refused connections
 
 
 class Slot:
@@ -59,8 +57,7 @@ class Admission:
         self.total = 0
         self.per_address: Counter[str] = Counter()
         self.held = {HANDSHAKING: 0, UNAUTHENTICATED: 0}
-        self._refused = 0
-        self._warned = 0.0
+        self._refusals = ThrottledWarning(log)
 
     @contextmanager
     def slot(self, host: str) -> Iterator[Slot | None]:
@@ -104,15 +101,4 @@ class Admission:
         return None
 
     def note_refusal(self, host: str, reason: str) -> None:
-        """Warn at most every WARN_EVERY seconds: a flood of refusals must not
-        become a flood of log lines."""
-        self._refused += 1
-        now = time.monotonic()
-        if now - self._warned >= WARN_EVERY:
-            log.warning(
-                "refusing connections (%d since the last warning), the latest from %s: %s",
-                self._refused,
-                host,
-                reason,
-            )
-            self._refused, self._warned = 0, now
+        self._refusals.warning("refusing connections, the latest from %s: %s", host, reason)

@@ -22,6 +22,7 @@ import trio
 from ..store import Store
 from ..store.nodes import Nodes
 from ..store.objtypes import NODE
+from ..throttle import ThrottledWarning
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class StatusReports:
         self.store = store
         self._index: _AddressIndex | None = None
         self._reading = trio.Lock()
+        self._refusals = ThrottledWarning(log)  # anyone can send reports
 
     async def report(self, peer: str, state: str, node: str | None = None, detail: str = "") -> str:
         """Record `state` for the node at `peer` (or `node`, which must be at
@@ -109,7 +111,7 @@ class StatusReports:
             found = _match(index, peer, claimed)
         if found is None:
             what = f"node {claimed!r}" if claimed is not None else "any node"
-            log.warning("status report refused: %s is not the address of %s", peer, what)
+            self._refusals.warning("status report refused: %s is not the address of %s", peer, what)
             raise Refused(f"{peer} is not the address of {what}")
         return found
 
