@@ -354,3 +354,93 @@ def test_rmdef_all_needs_force(xcat):
     assert (
         ok(xcat("lsdef", "-t", "network")) == "Could not find any object definitions to display.\n"
     )
+
+
+def test_spaces_around_equals_on_the_command_line_are_refused(xcat):
+    ok(xcat("mkdef", "sp1", "groups=spg"))
+    assert xcat("chdef", "sp1", "groups = other") == (
+        1,
+        "",
+        "Error: 'groups = other': write groups=other, with no spaces around '='\n",
+    )
+    assert xcat("chdef", "sp1", "gr oups=x") == (
+        1,
+        "",
+        "Error: 'gr oups=x': 'gr oups' is not an attribute name (up to 64 letters, digits, "
+        "'_' and '.'; see lsdef -t TYPE -h)\n",
+    )
+    assert ok(xcat("nodels", "sp1", "groups")) == "sp1: spg\n"
+
+
+def test_a_stanza_file_may_put_spaces_around_equals_as_in_xcat(xcat):
+    ok(xcat("mkdef", "-z", stdin="sp2:\n    objtype = node\n    groups = spg2\n"))
+    assert ok(xcat("nodels", "sp2", "groups")) == "sp2: spg2\n"
+
+
+def test_a_value_over_64_kib_is_refused_and_nothing_is_written(xcat):
+    ok(xcat("mkdef", "big1", "groups=bigg"))
+    assert xcat("chdef", "big1", "usercomment=" + "x" * 70_000) == (
+        1,
+        "",
+        "Error: big1: Invalid value for attribute 'usercomment': longer than 65,536 bytes "
+        "(64 KiB), the most a value may hold\n",
+    )
+    # 20 MiB in a stanza: refused too, rather than stored and then too big to list.
+    stanza = f"big2:\n    objtype=node\n    groups=bigg\n    usercomment={'y' * (20 << 20)}\n"
+    rc, _, err = xcat("mkdef", "-z", stdin=stanza)
+    assert (rc, err) == (
+        1,
+        "Error: big2: Invalid value for attribute 'usercomment': longer than 65,536 bytes "
+        "(64 KiB), the most a value may hold\n",
+    )
+    # The limit is on UTF-8 bytes: 32,768 'é' are 64 KiB exactly, one more is too many.
+    assert xcat("chdef", "big1", "usercomment=" + "é" * 32_769)[0] == 1
+    ok(xcat("chdef", "big1", "usercomment=" + "é" * 32_768))
+    assert ok(xcat("nodels", "big1", "usercomment")) == "big1: " + "é" * 32_768 + "\n"
+    assert ok(xcat("nodels", "bigg")) == "big1\n"
+
+
+def test_an_error_repeats_only_the_start_of_a_long_value(xcat):
+    # One such line comes back for each node named: they must stay short.
+    ok(xcat("mkdef", "lv[1-3]", "groups=lvg"))
+    assert xcat("chdef", "lvg", "ip=" + "9" * 60_000) == (
+        1,
+        "",
+        "".join(
+            f"Error: lv{n}: Invalid value '{'9' * 80}... (60,000 characters)' for attribute "
+            "'ip': expected an IPv4 or IPv6 address\n"
+            for n in (1, 2, 3)
+        ),
+    )
+
+
+def test_a_regular_expression_that_backtracks_without_end_fails_at_once(xcat):
+    # Matching the pattern against any of these names would take minutes.
+    ok(xcat("mkdef", "bt[001-200]" + "a" * 40 + "-x", "groups=btg"))
+    assert xcat("nodels", r"/^(\w|\w\w)*-$") == (
+        1,
+        "",
+        r"Error: Bad regular expression '/^(\w|\w\w)*-$': one match took more than 0.25 s: "
+        "simplify it\n",
+    )
+    assert ok(xcat("nodels", "btg")).count("\n") == 200  # and the daemon goes on
+
+
+def test_a_regular_expression_value_that_fails_for_a_node_says_so_in_one_line(xcat):
+    ok(xcat("mkdef", "rvx1", "groups=rvg"))
+    ok(xcat("mkdef", "rv" + "a" * 40 + "-x", "groups=rvg"))
+    ok(xcat("chdef", "-t", "group", "rvg", r"ip=|rv(\w+)|10.0.0.($1+0)|"))
+    assert xcat("nodels", "rvx1", "ip") == (
+        1,
+        "",
+        r"Error: Bad regular expression value '|rv(\w+)|10.0.0.($1+0)|' for node 'rvx1': "
+        "$1 is 'x1', not a number\n",
+    )
+    ok(xcat("chdef", "-t", "group", "rvg", r"ip=", r"bmc=/^(\w|\w\w)*-$/bmc/"))
+    rc, _, err = xcat("lsdef", "rvg")
+    assert (rc, err) == (
+        1,
+        r"Error: Bad regular expression value '/^(\w|\w\w)*-$/bmc/' for node 'rv"
+        + "a" * 40
+        + "-x': one match took more than 0.25 s: simplify it\n",
+    )

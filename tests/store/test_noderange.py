@@ -170,6 +170,36 @@ def test_a_group_is_tried_before_a_range(cluster: FakeCluster) -> None:
     assert expand("rack1-rack2", cluster) == ["login-a"]
 
 
+@pytest.mark.parametrize(
+    "noderange",
+    [
+        ",".join(f"{prefix}[000001-999999]" for prefix in ("a", "b", "c", "d", "e")),
+        "n[1-1000],-m[1-999001]",  # what is excluded counts too
+        "n[1-1000]m[1-1000]k[1-1000]",
+        "m1,n1+999999",
+        "^ranges.txt",  # a file's lines are part of the noderange
+    ],
+)
+def test_a_noderange_names_at_most_a_million_names_in_all(noderange: str, tmp_path: Path) -> None:
+    (tmp_path / "ranges.txt").write_text("m1\nn1-n1000000\n")
+    empty = FakeCluster({})  # mkdef creating nodes: nothing is known yet
+    with pytest.raises(NoderangeError) as raised:
+        expand(noderange, empty, cwd=str(tmp_path), verify=False)
+    assert str(raised.value) == f"Noderange '{noderange}' expands to more than 1,000,000 names"
+
+
+def test_a_huge_number_is_a_name_like_any_other_and_quickly_so() -> None:
+    # Arguments may be megabytes long: nothing here may take the square of that.
+    digits = "1" * 1_200_000  # more digits than natural_key can count in a character
+    assert expand(f"{digits},x,2", FakeCluster({}), verify=False) == ["2", "x", digits]
+
+
+def test_a_group_named_again_and_again_counts_each_time() -> None:
+    big = FakeCluster({f"node{i:06d}": {"groups": "all"} for i in range(200_000)})
+    with pytest.raises(NoderangeError, match="expands to more than 1,000,000 names"):
+        expand(",".join(["all"] * 10_000), big)
+
+
 def test_a_large_range_against_a_large_cluster() -> None:
     big = FakeCluster({f"node{i:06d}": {"groups": "all"} for i in range(100_000, 0, -1)})
     names = expand("node[000001-100000]", big)

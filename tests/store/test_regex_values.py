@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from xcatd.store.patterns import MATCH_LIMIT
 from xcatd.store.regex_values import (
     MAX_LENGTH,
     RegexValueError,
@@ -122,7 +123,9 @@ def test_escaped_delimiters_belong_to_the_pattern() -> None:
         (r"|node(\d+|x|", "bad pattern: missing ), unterminated subpattern"),
         (r"||x|", "empty pattern"),
         (r"/node(\d)/\2/", "bad replacement: invalid group reference 2"),
-        ("|node|" + "1" * MAX_LENGTH + "|", f"longer than {MAX_LENGTH} characters"),
+        (r"/node(\d)/\g<x>/", "bad replacement: unknown group name 'x'"),
+        (r"|a{4294967295}|x|", "bad pattern: the repetition number is too large"),
+        (r"|(?:a{100}){200}|x|", "bad pattern: its repeat counts unroll to more than 10,000"),
     ],
 )
 def test_bad_values_are_refused_with_one_line_naming_them(value: str, problem: str) -> None:
@@ -133,6 +136,15 @@ def test_bad_values_are_refused_with_one_line_naming_them(value: str, problem: s
     assert problem in message
     assert "\n" not in message
     assert isinstance(raised.value, ValueError)
+
+
+def test_a_value_too_long_is_refused_without_repeating_all_of_it() -> None:
+    value = "|node|" + "1" * 60_000 + "|"
+    with pytest.raises(RegexValueError) as raised:
+        compile_value(value)
+    message = str(raised.value)
+    assert message.endswith(f"' (60,007 characters): longer than {MAX_LENGTH} characters")
+    assert len(message) < 200
 
 
 # -- failures for one node ----------------------------------------------------
@@ -155,6 +167,16 @@ def test_huge_numbers_in_node_names_are_refused() -> None:
         evaluate(r"|n(\d+)|($1*10)|", "n" + "9" * 18)
     with pytest.raises(RegexValueError, match="out of range"):
         evaluate(r"|n(\d+)|($1)|", "n" + "1" * 5000)
+
+
+def test_a_pattern_that_backtracks_without_end_fails_for_the_node_in_bounded_time() -> None:
+    evaluate_for = compile_value("/(a|aa)+b/x/")
+    with pytest.raises(RegexValueError) as raised:
+        evaluate_for("a" * 60 + "cb")
+    assert str(raised.value) == (
+        "Bad regular expression value '/(a|aa)+b/x/' for node '" + "a" * 60 + "cb': "
+        f"one match took more than {MATCH_LIMIT:g} s: simplify it"
+    )
 
 
 def test_compiled_values_are_shared() -> None:

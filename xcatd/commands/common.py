@@ -13,6 +13,7 @@ from ..call import Call
 from ..store.noderange import NoderangeError, expand
 from ..store.nodes import Nodes
 from ..store.objects import DefinitionError
+from ..store.regex_values import RegexValueError
 from ..store.selection import SelectionError
 from ..store.stanza import StanzaError
 
@@ -33,7 +34,14 @@ async def respond(call: Call, work: Callable) -> None:
     """Run `work(db)` in the store's thread and send what it produced."""
     try:
         produced = await call.daemon.store.run(work)
-    except (Refusal, DefinitionError, NoderangeError, StanzaError, SelectionError) as exc:
+    except (
+        Refusal,
+        DefinitionError,
+        NoderangeError,
+        StanzaError,
+        SelectionError,
+        RegexValueError,  # a node's regular-expression value failing for it
+    ) as exc:
         for line in getattr(exc, "lines", None) or getattr(exc, "problems", None) or [str(exc)]:
             await call.error(line)
         return

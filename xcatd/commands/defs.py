@@ -18,7 +18,7 @@ from ..store import objects
 from ..store.nodes import Nodes
 from ..store.objects import Definition, Edit
 from ..store.objtypes import GROUP, NODE, POLICY, TYPES, ObjectType
-from ..store.selection import Selection, parse_selection
+from ..store.selection import ATTRIBUTE_NAME, Selection, parse_selection
 from ..store.stanza import format_stanzas, parse
 from .common import Produced, Refusal, expand_noderange, respond
 from .registry import CommandParser, HelpRequested, command
@@ -41,8 +41,22 @@ def _split_positionals(positionals: list[str]) -> tuple[str | None, dict[str, st
         attribute, equals, value = pair.partition("=")
         if not equals:
             raise Refusal(f"'{pair}' is not attribute=value")
-        values[attribute.strip()] = value
+        if not ATTRIBUTE_NAME.fullmatch(attribute):
+            raise Refusal(_bad_attribute(pair, attribute, value))
+        values[attribute] = value
     return names, values
+
+
+def _bad_attribute(pair: str, attribute: str, value: str) -> str:
+    """Why `pair` is not attr=value: spaces around '=' (which the shell kept,
+    and which would end up in the name or the value), or no attribute name."""
+    name = attribute.strip()
+    if ATTRIBUTE_NAME.fullmatch(name):
+        return f"'{pair}': write {name}={value.strip()}, with no spaces around '='"
+    return (
+        f"'{pair}': '{attribute}' is not an attribute name "
+        "(up to 64 letters, digits, '_' and '.'; see lsdef -t TYPE -h)"
+    )
 
 
 def _names(

@@ -3,7 +3,9 @@
 An attribute is declared once (see `objtypes`) with its kind; parsing,
 validation, `lsdef -h` and the table columns all read that declaration.
 Checks return the value as it will be stored, or raise AttributeValueError
-with a sentence naming the attribute and what is wrong.
+with a sentence naming the attribute and what is wrong.  `Attribute.check` is
+where every value written is checked, whatever its kind: no value is longer
+than `MAX_VALUE_BYTES`, so that no listing of it outgrows a reply frame.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .regex_values import RegexValueError, compile_value, is_regex_value
+
+MAX_VALUE_BYTES = 64 << 10  # of one attribute value, in UTF-8
+_SHOWN = 80  # characters of a bad value that its error message repeats
 
 
 class AttributeValueError(ValueError):
@@ -57,9 +62,13 @@ class Attribute:
 
     def check(self, value: str) -> str:
         """The value to store; '' clears the attribute."""
+        if len(value) > MAX_VALUE_BYTES:  # surely too long: refused without encoding it
+            raise self._too_long()
         return _checked(self, value)
 
     def _check(self, value: str) -> str:
+        if len(value.encode(errors="surrogatepass")) > MAX_VALUE_BYTES:
+            raise self._too_long()
         if _CONTROL.search(value):
             raise self._bad(value, "control characters are not allowed")
         if value == "":
@@ -74,11 +83,21 @@ class Attribute:
             return value
         return _CHECKS[self.kind](self, value)
 
+    def _too_long(self) -> AttributeValueError:
+        return AttributeValueError(
+            f"Invalid value for attribute '{self.name}': longer than {MAX_VALUE_BYTES:,} "
+            f"bytes ({MAX_VALUE_BYTES >> 10} KiB), the most a value may hold"
+        )
+
     def _bad(self, value: str, why: str) -> AttributeValueError:
+        # Not all of a long value: a chdef of 100,000 nodes makes this message
+        # for each of them.
+        if len(value) > _SHOWN:
+            value = f"{value[:_SHOWN]}... ({len(value):,} characters)"
         return AttributeValueError(f"Invalid value '{value}' for attribute '{self.name}': {why}")
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=1024)  # values of up to 64 KiB: at most 64 MiB
 def _checked(attribute: Attribute, value: str) -> str:
     # A chdef of 100,000 nodes checks the same value 100,000 times.
     return attribute._check(value)

@@ -32,30 +32,41 @@ An atom is, tried in this order:
 
 Unknown names are an error unless ``verify=False`` (mkdef creating nodes from
 a range), which keeps them.
+
+Limits, so that no noderange can exhaust the daemon: its parts together may
+name at most `MAX_NAMES` nodes (each part counts, ``all,all`` twice; a range
+is counted before its names are made), and its regular expressions share the
+request's matching budget (`patterns`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import product
-from math import prod
 from pathlib import Path
 from stat import S_ISREG
 from typing import NamedTuple, Protocol
 
+from .patterns import Pattern, PatternError
+from .regex_values import RegexValueError
 from .selection import SelectionError, parse_selection
 
-MAX_NAMES = 1_000_000  # in one range: more is a typo, and would exhaust memory
+MAX_NAMES = 1_000_000  # named by one noderange: more is a typo, and would exhaust memory
 MAX_DEPTH = 50  # nested parentheses
 MAX_FILE_BYTES = 16 << 20
 
 
 class NoderangeError(ValueError):
     """A noderange that cannot be expanded; the message says why, on one line."""
+
+
+class _TooMany(Exception):
+    """The noderange names more than MAX_NAMES; `expand` says which noderange."""
 
 
 class NodeSource(Protocol):
@@ -66,11 +77,13 @@ class NodeSource(Protocol):
         ...
 
     def group_members(self, group: str) -> Sequence[str] | None:
-        """The members of a static or dynamic group; None if there is no such group."""
+        """The members of a static or dynamic group; None if there is no such group.
+        SelectionError when a dynamic group's selections cannot be used."""
         ...
 
     def attribute(self, node: str, attr: str) -> str | None:
-        """The node's effective value (after inheritance and regular expressions)."""
+        """The node's effective value (after inheritance and regular expressions);
+        RegexValueError when a regular-expression value fails for the node."""
         ...
 
 
@@ -88,13 +101,22 @@ def expand(
     for callers who must not make the daemon read files on their behalf (it
     echoes unknown words back).  With *verify*, names that are
     neither nodes nor groups raise NoderangeError with xCAT's message; without
-    it they are returned, so that mkdef can create them.
+    it they are returned, so that mkdef can create them.  What the source
+    cannot work out (a dynamic group's bad selection, a regular-expression
+    value failing for a node) is a NoderangeError too, with the source's message.
     """
     text = noderange.strip()
     if not text:
         raise NoderangeError("Empty noderange: name at least one node or group")
     resolver = _Resolver(source, cwd if read_files else _NO_FILES, verify)
-    names = resolver.evaluate(_Parser(text).parse())
+    try:
+        names = resolver.evaluate(_Parser(text).parse())
+    except _TooMany:
+        raise NoderangeError(
+            f"Noderange '{text}' expands to more than {MAX_NAMES:,} names"
+        ) from None
+    except (SelectionError, RegexValueError) as error:
+        raise NoderangeError(str(error)) from None
     if resolver.missing:
         raise NoderangeError(
             "Invalid nodes and/or groups in noderange: " + ",".join(resolver.missing)
@@ -103,6 +125,7 @@ def expand(
 
 
 _NUMBER = re.compile(r"([0-9]+)")
+_MOST_DIGITS = sys.maxunicode - ord("0")  # that natural_key counts
 _NO_FILES = "\0no files"  # a cwd no path can have: ^file is refused
 
 
@@ -119,7 +142,9 @@ def natural_key(name: str) -> str:
 
 def _number_key(match: re.Match[str]) -> str:
     digits = match[0].lstrip("0") or "0"
-    return chr(ord("0") + len(digits)) + digits
+    # Numbers of more digits than a character can count (a million: no real
+    # name's) all take the last character, and compare as text.
+    return chr(ord("0") + min(len(digits), _MOST_DIGITS)) + digits
 
 
 # -- parsing ---------------------------------------------------------------
@@ -258,6 +283,7 @@ class _Resolver:
         self.missing: dict[str, None] = {}  # an ordered set: reported in the order met
         self._groups: dict[str, Sequence[str] | None] = {}
         self._file: Path | None = None  # the file being read, to refuse nesting
+        self.room = MAX_NAMES  # how many more names the noderange's parts may give
 
     @cached_property
     def all_names(self) -> Sequence[str]:
@@ -303,10 +329,17 @@ class _Resolver:
         if text.startswith("^"):
             return self.file(text[1:])
         if text.startswith("/"):
-            return self.regex(text[1:])
+            return self.counted(self.regex(text[1:]))
         if "=" in text or "!~" in text:  # no node or group name holds these
-            return self.select(text)
-        return self.name(text)
+            return self.counted(self.select(text))
+        return self.counted(self.name(text))
+
+    def counted(self, names: _Names) -> _Names:
+        """*names*, taken from the room left; _TooMany when there is none."""
+        self.room -= len(names.items)
+        if self.room < 0:
+            raise _TooMany
+        return names
 
     def name(self, text: str) -> _Names:
         if text in self.nodes:
@@ -314,7 +347,7 @@ class _Resolver:
         members = self.group(text)
         if members is not None:
             return _Names(list(members), False)
-        generated = _generate(text, strict=self.verify)
+        generated = _generate(text, strict=self.verify, limit=self.room)
         return self.resolve(*generated) if generated is not None else self.resolve([text], True)
 
     def resolve(self, names: list[str], ordered: bool) -> _Names:
@@ -336,18 +369,20 @@ class _Resolver:
 
     def regex(self, pattern: str) -> _Names:
         try:
-            compiled = re.compile(pattern)
-        except re.error as error:
+            compiled = Pattern(pattern)
+            chosen = [name for name in self.all_names if compiled.fullmatch(name)]
+        except PatternError as error:
             raise NoderangeError(f"Bad regular expression '/{pattern}': {error}") from None
-        return _Names([name for name in self.all_names if compiled.fullmatch(name)], False)
+        return _Names(chosen, False)
 
     def select(self, text: str) -> _Names:
         try:
             selection = parse_selection(text)
+            attribute, name = self.source.attribute, selection.attribute
+            chosen = [n for n in self.all_names if selection.matches(attribute(n, name))]
         except SelectionError as error:
             raise NoderangeError(f"Bad attribute selection in noderange: {error}") from None
-        attribute, name = self.source.attribute, selection.attribute
-        return _Names([n for n in self.all_names if selection.matches(attribute(n, name))], False)
+        return _Names(chosen, False)
 
     def file(self, name: str) -> _Names:
         if self.cwd is _NO_FILES:
@@ -407,31 +442,45 @@ def _open_nonblocking(path: str, flags: int) -> int:
 
 # -- ranges ----------------------------------------------------------------
 
-_PLUS = re.compile(r"(.*?)([0-9]+)\+([0-9]+)")
+_DIGITS = "0123456789"
 _BRACKET = re.compile(r"\[([^\[\]]*)\]")
 _BRACKET_ITEM = re.compile(r"([0-9]+)(?:[-:]([0-9]+))?")
 # "\0" marks where a bracket's number goes in the joined literal text.
 _SLOT_TOUCHING_DIGIT = re.compile(r"[0-9]\0|\0[0-9]|\0\0")
 
 
-def _generate(text: str, strict: bool) -> tuple[list[str], bool] | None:
+def _generate(text: str, strict: bool, limit: int) -> tuple[list[str], bool] | None:
     """The names a range atom stands for and whether they are in natural order.
 
     None if *text* is not a range.  A hyphenated name whose sides differ in
     more than a number (rack1-node1) is malformed when *strict*, and otherwise
-    a name to create.
+    a name to create.  More than *limit* names raise _TooMany before they
+    are made.
     """
     if "[" in text:
-        return _brackets(text)
-    plus = _PLUS.fullmatch(text)
+        return _brackets(text, limit)
+    plus = _plus(text)
     if plus is not None:
-        prefix, first, more = plus.groups()
+        prefix, first, more = plus
         last = _integer(first, text) + _integer(more, text)
-        return [prefix + number for number in _numbers(first, last, text)], True
-    return _span(text, strict)
+        return [prefix + number for number in _numbers(first, last, text, limit)], True
+    return _span(text, strict, limit)
 
 
-def _span(text: str, strict: bool) -> tuple[list[str], bool] | None:
+def _plus(text: str) -> tuple[str, str, str] | None:
+    """``node10+3`` as its prefix, first number and count; None if it is not one.
+
+    With string methods: a regular expression for it backtracks, in time
+    growing with the square of the length of a long atom without a '+'.
+    """
+    head, plus, more = text.rpartition("+")
+    prefix = head.rstrip(_DIGITS)
+    if not plus or prefix == head or not more or more.strip(_DIGITS):
+        return None
+    return prefix, head[len(prefix) :], more
+
+
+def _span(text: str, strict: bool, limit: int) -> tuple[list[str], bool] | None:
     ends = _ends(text)
     if ends is None:
         return None
@@ -453,7 +502,7 @@ def _span(text: str, strict: bool) -> tuple[list[str], bool] | None:
         )
     i = differ[0]
     prefix, suffix = "".join(left_parts[:i]), "".join(left_parts[i + 1 :])
-    numbers = _numbers(left_parts[i], _integer(right_parts[i], text), text)
+    numbers = _numbers(left_parts[i], _integer(right_parts[i], text), text, limit)
     return [prefix + number + suffix for number in numbers], True
 
 
@@ -469,14 +518,16 @@ def _ends(text: str) -> tuple[str, str] | None:
     return "-".join(pieces[:half]), "-".join(pieces[half:])
 
 
-def _brackets(text: str) -> tuple[list[str], bool]:
+def _brackets(text: str, limit: int) -> tuple[list[str], bool]:
     pieces = _BRACKET.split(text)
     literals, contents = pieces[0::2], pieces[1::2]
     if any("[" in literal or "]" in literal for literal in literals):
         raise NoderangeError(f"Bad range '{text}': brackets do not nest")
-    choices = [_bracket_numbers(content, text) for content in contents]
-    if prod(len(numbers) for numbers, _ in choices) > MAX_NAMES:
-        raise _too_many(text)
+    choices: list[tuple[list[str], bool]] = []
+    count = 1  # names in the product so far; each bracket may multiply it up to *limit*
+    for content in contents:
+        choices.append(_bracket_numbers(content, text, limit // count))
+        count *= len(choices[-1][0])
     # The product comes out in natural order when every bracket counts up and
     # none touches a digit: node[1-2]0 or a[1-2][3-4] run numbers together.
     ordered = all(up for _, up in choices) and not _SLOT_TOUCHING_DIGIT.search("\0".join(literals))
@@ -486,8 +537,9 @@ def _brackets(text: str) -> tuple[list[str], bool]:
     return ["".join(parts) for parts in product(*slots)], ordered
 
 
-def _bracket_numbers(content: str, text: str) -> tuple[list[str], bool]:
-    """The numbers of one bracket, ``01-10`` or ``1,5-7``, and whether they count up."""
+def _bracket_numbers(content: str, text: str, limit: int) -> tuple[list[str], bool]:
+    """The numbers of one bracket, ``01-10`` or ``1,5-7``, and whether they count up;
+    _TooMany for more than *limit*."""
     numbers: list[str] = []
     up, previous = True, -1
     for item in content.split(","):
@@ -497,21 +549,20 @@ def _bracket_numbers(content: str, text: str) -> tuple[list[str], bool]:
                 f"Bad range '{text}': '{item}' in brackets is not a number or a range like 1-10"
             )
         first, last = match[1], _integer(match[2] or match[1], text)
-        numbers += _numbers(first, last, text)
-        if len(numbers) > MAX_NAMES:
-            raise _too_many(text)
+        numbers += _numbers(first, last, text, limit - len(numbers))
         up = up and int(first) > previous
         previous = last
     return numbers, up
 
 
-def _numbers(first: str, last: int, text: str) -> list[str]:
-    """*first*..*last* as text; a zero-padded *first* sets the width (01..10)."""
+def _numbers(first: str, last: int, text: str, limit: int) -> list[str]:
+    """*first*..*last* as text; a zero-padded *first* sets the width (01..10).
+    _TooMany, before making them, for more than *limit*."""
     start = _integer(first, text)
     if last < start:
         raise NoderangeError(f"Bad range '{text}': it counts down, from {first} to {last}")
-    if last - start >= MAX_NAMES:
-        raise _too_many(text)
+    if last - start >= limit:
+        raise _TooMany
     width = len(first) if first.startswith("0") else 0
     return [str(number).zfill(width) for number in range(start, last + 1)]
 
@@ -521,7 +572,3 @@ def _integer(digits: str, text: str) -> int:
     if len(digits) > 18:
         raise NoderangeError(f"Bad range '{text}': a number has more than 18 digits")
     return int(digits)
-
-
-def _too_many(text: str) -> NoderangeError:
-    return NoderangeError(f"Bad range '{text}': more than {MAX_NAMES:,} names")

@@ -29,7 +29,8 @@ an empty result as unset without looking further.)
 No user text is ever run as code: the arithmetic has its own small parser, a
 regular-expression value is at most 256 characters long, and every number
 stays below 10**18 in magnitude.  The pattern is an ordinary Python regular
-expression: node names are short, but a pathological pattern can backtrack.
+expression, matched within the request's budget (`patterns`), so that one
+that backtracks catastrophically fails instead of holding the daemon.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
+import regex
+
+from .patterns import Pattern, PatternError
+
 MAX_LENGTH = 256
+_SHOWN = 40  # characters of a value too long that its error message repeats
 LIMIT = 10**18
 
 Captures = Sequence[str | None]  # one match's groups, $1 first
@@ -89,9 +95,13 @@ def compile_value(value: str) -> Callable[[str], str | None]:
 
 @lru_cache(maxsize=4096)
 def _compile_regex(value: str) -> Callable[[str], str | None]:
+    if len(value) > MAX_LENGTH:
+        # Only its start: a chdef of 100,000 nodes makes this message for each.
+        raise RegexValueError(
+            f"Bad regular expression value '{value[:_SHOWN]}...' ({len(value):,} characters): "
+            f"longer than {MAX_LENGTH} characters"
+        )
     try:
-        if len(value) > MAX_LENGTH:
-            raise _Problem(f"longer than {MAX_LENGTH} characters")
         middle = _middle(value)
         assert middle is not None  # compile_value checked the form
         pattern = _pattern(value[1:middle])
@@ -122,25 +132,25 @@ def _middle(value: str) -> int | None:
     return None
 
 
-def _pattern(text: str) -> re.Pattern[str]:
+def _pattern(text: str) -> Pattern:
     if not text:
         raise _Problem("empty pattern")
     try:
-        return re.compile(text)
-    except re.error as error:
+        return Pattern(text)
+    except PatternError as error:
         raise _Problem(f"bad pattern: {error}") from None
 
 
 def _evaluator(
-    value: str, pattern: re.Pattern[str], render: Callable[[re.Match[str]], str]
+    value: str, pattern: Pattern, render: Callable[[regex.Match[str]], str]
 ) -> Callable[[str], str | None]:
     def evaluate_for(node: str) -> str | None:
-        match = pattern.search(node)
-        if match is None:
-            return None
         try:
+            match = pattern.search(node)
+            if match is None:
+                return None
             replacement = render(match)
-        except _Problem as problem:
+        except (_Problem, PatternError) as problem:
             raise RegexValueError(
                 f"Bad regular expression value '{value}' for node '{node}': {problem}"
             ) from None
@@ -149,13 +159,11 @@ def _evaluator(
     return evaluate_for
 
 
-def _substitution(body: str, pattern: re.Pattern[str]) -> Callable[[re.Match[str]], str]:
+def _substitution(body: str, pattern: Pattern) -> Callable[[regex.Match[str]], str]:
     template = re.sub(r"\$([0-9]+)", r"\\g<\1>", body)
     try:
-        # re checks a template only when it substitutes; an empty subject
-        # makes it check this one now, without needing a match.
-        pattern.sub(template, "")
-    except re.error as error:
+        pattern.check_template(template)
+    except PatternError as error:
         raise _Problem(f"bad replacement: {error}") from None
     return lambda match: match.expand(template)
 
@@ -164,7 +172,7 @@ def _substitution(body: str, pattern: re.Pattern[str]) -> Callable[[re.Match[str
 _OUTSIDE = re.compile(r"[^()$]+|\$[0-9]*|\)")
 
 
-def _expression(body: str, pattern: re.Pattern[str]) -> Callable[[re.Match[str]], str]:
+def _expression(body: str, pattern: Pattern) -> Callable[[regex.Match[str]], str]:
     pieces: list[Piece] = []
     position = 0
     while position < len(body):
@@ -184,7 +192,7 @@ def _expression(body: str, pattern: re.Pattern[str]) -> Callable[[re.Match[str]]
             pieces.append(lambda captures, text=text: text)
         position = token.end()
 
-    def render(match: re.Match[str]) -> str:
+    def render(match: regex.Match[str]) -> str:
         captures = match.groups()
         return "".join([piece(captures) for piece in pieces])
 

@@ -2,7 +2,8 @@
 
 The same four forms select objects in `lsdef -w`, nodes of a dynamic group
 (`wherevals`, joined by `::`) and nodes in a noderange.  `attr=value`
-means `==`, as in xCAT.
+means `==`, as in xCAT.  A regular expression is the user's: it is matched
+within the request's budget (`patterns`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_FORM = re.compile(r"^([A-Za-z0-9_.]+)(==|!=|=~|!~|=)(.*)$", re.DOTALL)
+from .patterns import Pattern, PatternError
+
+# What an attribute name may be (xCAT's are short; a long one is a mistake,
+# and would be repeated in an error message for each object named).
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.]{1,64}")
+_FORM = re.compile(rf"^({ATTRIBUTE_NAME.pattern})(==|!=|=~|!~|=)(.*)$", re.DOTALL)
 
 
 class SelectionError(ValueError):
-    pass
+    """A selection that cannot be used; the message names it and says why, on one line."""
 
 
 @dataclass(frozen=True)
@@ -22,7 +28,7 @@ class Selection:
     attribute: str
     operator: str
     value: str
-    pattern: re.Pattern[str] | None = None
+    pattern: Pattern | None = None
 
     def matches(self, actual: str | None) -> bool:
         actual = actual or ""
@@ -31,8 +37,16 @@ class Selection:
         if self.operator == "!=":
             return actual != self.value
         assert self.pattern is not None
-        found = self.pattern.search(actual) is not None
+        try:
+            found = self.pattern.search(actual) is not None
+        except PatternError as error:
+            raise SelectionError(f"'{self.text}': {error}") from None
         return found if self.operator == "=~" else not found
+
+    @property
+    def text(self) -> str:
+        """The selection as written (with `==` for `=`)."""
+        return f"{self.attribute}{self.operator}{self.value}"
 
 
 def parse_selection(text: str) -> Selection:
@@ -47,8 +61,8 @@ def parse_selection(text: str) -> Selection:
     pattern = None
     if operator in ("=~", "!~"):
         try:
-            pattern = re.compile(value)
-        except re.error as exc:
+            pattern = Pattern(value)
+        except PatternError as exc:
             raise SelectionError(f"'{text}': bad regular expression: {exc}") from None
     return Selection(attribute, operator, value, pattern)
 
