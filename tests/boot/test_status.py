@@ -110,3 +110,14 @@ def test_a_node_that_resets_its_connection_does_not_stop_the_listener(booting):
             sock.connect(("127.0.0.1", booting.status_port))
     assert status_line(booting, "127.0.0.3", b"installstatus booted\n") == b"ok\n"
     assert booting.process.poll() is None
+
+
+def test_a_regex_address_that_fails_for_one_node_refuses_only_that_node(booting):
+    booting.ok("mkdef", "-t", "group", "-o", "badrack", "ip=|bad(\\d+)|127.0.9.(6/($1-7))|")
+    booting.ok("mkdef", "bad7", "groups=badrack")
+    try:
+        assert report(booting, "127.0.0.2", node="n1", state="booted") == (200, "n1: booted")
+        assert report(booting, "127.0.9.1", node="bad7", state="booted")[0] == 403
+    finally:
+        booting.ok("rmdef", "-t", "node", "-o", "bad7")
+        booting.ok("rmdef", "-t", "group", "-o", "badrack")

@@ -22,6 +22,7 @@ import trio
 from ..store import Store
 from ..store.nodes import Nodes
 from ..store.objtypes import NODE
+from ..store.regex_values import RegexValueError
 from ..throttle import ThrottledWarning
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,17 @@ class _AddressIndex:
 
 def _read_index(db: sqlite_utils.Database) -> _AddressIndex:
     nodes = Nodes.load(db)
-    ip_of = {node: ip for node in nodes.all_nodes() if (ip := nodes.attribute(node, "ip"))}
+    ip_of = {node: ip for node in nodes.all_nodes() if (ip := _ip(nodes, node))}
     return _AddressIndex({ip: node for node, ip in ip_of.items()}, ip_of, time.monotonic())
+
+
+def _ip(nodes: Nodes, node: str) -> str | None:
+    """The node's address; none when its (regex) value fails for it, so that
+    one bad value refuses that node's reports only, never everyone's."""
+    try:
+        return nodes.attribute(node, "ip")
+    except RegexValueError:
+        return None
 
 
 class StatusReports:

@@ -55,6 +55,7 @@ from ..store import objects
 from ..store.noderange import NoderangeError
 from ..store.nodes import Nodes
 from ..store.objtypes import NETWORK
+from ..store.regex_values import RegexValueError
 from .common import expand_noderange
 from .registry import CommandParser, UsageError, command
 
@@ -90,7 +91,7 @@ async def makedhcp(call: Call) -> None:
         raise UsageError("-a takes every node with a MAC: give no noderange with it")
     try:
         read = await call.daemon.store.run(lambda db: _read(db, call))
-    except NoderangeError as exc:
+    except (NoderangeError, RegexValueError) as exc:  # a node's regex value that fails
         await call.error(str(exc))
         return
     directory = call.daemon.layout.dhcp

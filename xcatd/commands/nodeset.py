@@ -62,6 +62,7 @@ from ..store.noderange import NoderangeError
 from ..store.nodes import Nodes
 from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import NODE, OSIMAGE
+from ..store.regex_values import RegexValueError
 from .common import LINES_PER_RECORD, expand_noderange
 from .makedhcp import (
     DEFAULT_ARCH,
@@ -104,7 +105,7 @@ async def nodeset(call: Call) -> None:
     action = parse_action(call.options.action)
     try:
         snapshot = await call.daemon.store.run(lambda db: _read(db, call, action))
-    except NoderangeError as exc:
+    except (NoderangeError, RegexValueError) as exc:  # a node's regex value that fails
         await call.error(str(exc))
         return
     boot = settings(call, snapshot.site)
