@@ -273,3 +273,42 @@ async def test_a_reply_too_large_for_the_client_arrives_as_an_error_in_its_place
         "and was not sent; see the xcatd log",
         "and then a line that fits",
     ]
+
+
+def send_streamed(connection, key, request_id: int, cmd: str, megabytes: int) -> None:
+    """A request whose standard input is `megabytes` MiB streamed after it, in
+    1 MiB frames sent as they are made (the test never holds it whole)."""
+    chunk = os.urandom(1 << 20)
+    payload = RequestBody(
+        cmd=cmd,
+        args=[],
+        user="t",
+        ts=int(time.time() * 1000),
+        nonce=os.urandom(16),
+        stdin_sha256=hashlib.sha256(b"the limits come before the digest").digest(),
+    ).encode()
+    connection.send(signed(request_id, key, payload))
+    for _ in range(megabytes):
+        connection.send(StdinData(request_id, chunk))
+    connection.send(StdinData(request_id, b""))
+
+
+async def test_standard_input_is_bounded_and_dropped_unread_where_not_wanted(served, monkeypatch):
+    async def measure(call: Call) -> None:
+        await call.info(f"{len(call.stdin or b'')} bytes")
+
+    for name, reads in (("measure", True), ("ignore", False)):
+        command = Command(name, "", CommandParser(prog=name), measure, reads_stdin=reads)
+        monkeypatch.setitem(REGISTRY, name, command)
+    connection = await in_thread(connect, served)
+    key = key_of(served.cred_dir)
+
+    await in_thread(send_streamed, connection, key, 1, "measure", 257)
+    assert await in_thread(outcome, connection, 1) == (
+        ["Error: standard input is over the 256 MiB limit"],
+        1,
+    )
+    # A command that reads no input is not held up by it, nor made to keep it.
+    await in_thread(send_streamed, connection, key, 2, "ignore", 64)
+    assert await in_thread(outcome, connection, 2) == (["0 bytes"], 0)
+    assert served.daemon.input_budget.held == 0

@@ -37,6 +37,7 @@ from xcat_protocol.messages import (
 
 from .admission import Slot
 from .dispatch import serve_request
+from .throttle import ThrottledWarning
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -52,6 +53,8 @@ INPUT_QUEUE = 64  # stdin frames waiting for their request to read them
 # How a peer leaving shows itself: trio's stream errors, or the socket's own
 # (a reset seen by a raw socket call before TLS).
 CONNECTION_ENDED = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+# What peers do wrong, which any stranger can repeat as fast as the network allows.
+PEER_TROUBLE = ThrottledWarning(log)
 
 
 async def handle_connection(daemon: Daemon, stream: trio.SocketStream) -> None:
@@ -106,7 +109,7 @@ async def _accept_tls(
         if not first:
             return None
         if first[0] != TLS_HANDSHAKE_RECORD:
-            log.info("%s sent plain text instead of TLS", address)
+            PEER_TROUBLE.warning("%s sent plain text instead of TLS", address)
             await stream.send_all(NOT_TLS_REPLY)
             await _linger(stream)
             return None
@@ -114,10 +117,10 @@ async def _accept_tls(
         try:
             await tls.do_handshake()
         except trio.BrokenResourceError as exc:
-            log.info("TLS handshake with %s failed: %s", address, exc.__cause__ or exc)
+            PEER_TROUBLE.warning("TLS handshake with %s failed: %s", address, exc.__cause__ or exc)
             return None
         return tls
-    log.info("TLS handshake with %s timed out", address)
+    PEER_TROUBLE.warning("TLS handshake with %s timed out", address)
     return None
 
 
@@ -155,7 +158,7 @@ class Session:
                         with self._reading, self.daemon.track_session(self):
                             await self._read_frames()
                     except ProtocolError as exc:
-                        log.info("protocol error from %s: %s", self.address, exc)
+                        PEER_TROUBLE.warning("protocol error from %s: %s", self.address, exc)
                         violated = True
                         await self.send(ErrorFrame(str(exc)))
                     # End of input, or a violation: whatever still runs is cancelled.
@@ -199,7 +202,7 @@ class Session:
             except trio.BrokenResourceError as exc:
                 log.debug("%s went away: %s", self.address, exc.__cause__ or exc)
                 return b""
-        log.info("closing the connection from %s: %s", self.address, self._stall())
+        PEER_TROUBLE.warning("closing the connection from %s: %s", self.address, self._stall())
         return b""
 
     def _deadline(self) -> float:
@@ -295,7 +298,7 @@ class Session:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return False
             return True
-        log.info("closing the connection from %s: it stopped reading its replies", self.address)
+        PEER_TROUBLE.warning("closing the connection from %s: it reads no replies", self.address)
         return False
 
 
