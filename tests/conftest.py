@@ -33,3 +33,14 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One running cluster for a whole module of tests that only read."""
     yield from _started(tmp_path_factory.mktemp("cluster"))
+
+
+@pytest.fixture(scope="module")
+def xcat(shared_cluster: Cluster):
+    """Run a client command against the module's cluster; return (rc, stdout, stderr)."""
+
+    def run(command: str, *args: str, stdin: str | None = None):
+        result = shared_cluster.run(command, *args, input=stdin)
+        return result.returncode, result.stdout, result.stderr
+
+    return run

@@ -6,7 +6,7 @@ noderange as the caller may.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..admin import ADMIN
 from ..call import Call
@@ -23,11 +23,14 @@ BYTES_PER_RECORD = 1 << 20
 
 
 class Refusal(Exception):
-    """The command stops with these error lines and rc 1; nothing was written."""
+    """The command stops with these error lines and rc 1; nothing was written.
+    With `usage`, that text follows on stdout, as xCAT prints its usage after
+    an error in the command line."""
 
-    def __init__(self, *lines: str) -> None:
+    def __init__(self, *lines: str, usage: str | None = None) -> None:
         super().__init__(*lines)
         self.lines = lines
+        self.usage = usage
 
 
 async def respond(call: Call, work: Callable) -> None:
@@ -44,7 +47,11 @@ async def respond(call: Call, work: Callable) -> None:
     ) as exc:
         for line in getattr(exc, "lines", None) or getattr(exc, "problems", None) or [str(exc)]:
             await call.error(line)
+        if usage := getattr(exc, "usage", None):
+            await call.info(usage)
         return
+    for line in produced.errors:
+        await call.error(line)
     await _send(call, produced)
     if produced.policy_changed:
         await call.daemon.reload_policy()
@@ -55,6 +62,9 @@ class Produced:
     lines: list[str]
     records: list[dict] | None = None  # for --json
     policy_changed: bool = False  # the daemon must read the policy table again
+    # Objects the command could not find: said before the output, and rc 1,
+    # while the others are still listed or removed, as xCAT does.
+    errors: list[str] = field(default_factory=list)
 
 
 async def _send(call: Call, produced: Produced) -> None:

@@ -9,7 +9,7 @@ nodes is a few hundred frames, not a million.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property, partial
 
@@ -21,7 +21,8 @@ from ..store.objtypes import GROUP, NODE, POLICY, TYPES, ObjectType
 from ..store.selection import ATTRIBUTE_NAME, Selection, parse_selection
 from ..store.stanza import format_stanzas, parse
 from .common import Produced, Refusal, expand_noderange, respond
-from .registry import CommandParser, HelpRequested, command
+from .defs_usage import NODELS, usage
+from .registry import CommandParser, command
 
 # -- shared option handling ---------------------------------------------------
 
@@ -59,15 +60,20 @@ def _bad_attribute(pair: str, attribute: str, value: str) -> str:
     )
 
 
-def _names(
-    db, objtype: ObjectType, names: str | None, call: Call, *, verify: bool = True
-) -> list[str]:
-    """Object names from -o or a positional noderange; for nodes a noderange."""
+def _names(db, objtype: ObjectType, names: str | None, call: Call) -> list[str]:
+    """Object names from -o or a positional noderange; for nodes a noderange,
+    whose unknown names are kept: mkdef and chdef create them, rmdef says
+    they are not found, as xCAT's commands do."""
     if names is None:
         return []
     if objtype is NODE:
-        return expand_noderange(call, names, Nodes.load(db), verify=verify)
-    return [name.strip() for name in names.split(",") if name.strip()]
+        return expand_noderange(call, names, Nodes.load(db), verify=False)
+    return _comma_list(names)
+
+
+def _comma_list(names: str) -> list[str]:
+    """The names of a comma list, each once, in order."""
+    return list(dict.fromkeys(name.strip() for name in names.split(",") if name.strip()))
 
 
 def _stanzas(call: Call) -> list[Definition]:
@@ -84,10 +90,33 @@ def _without_objtype(attributes: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in attributes.items() if k != "objtype"}
 
 
-def _count(n: int, what: str, types: Iterable[ObjectType]) -> Produced:
-    return Produced(
-        [f"{n} object definitions have been {what}."], policy_changed=POLICY in set(types)
-    )
+def _written(
+    lines: list[str], types: Iterable[ObjectType], errors: list[str] | None = None
+) -> Produced:
+    """What a command that wrote prints; policies written make the daemon read them again."""
+    return Produced(lines, policy_changed=POLICY in set(types), errors=errors or [])
+
+
+def _first_answer(call: Call) -> Produced | None:
+    """What xCAT answers before it looks at any object: the usage (mkdef, chdef
+    or rmdef without arguments; -h without -t), the version (-v), the
+    attributes of the types (-h with -t).  None: the command goes on."""
+    options, name = call.options, call.body.cmd
+    if (not call.body.args and name != "lsdef") or (options.help and options.type is None):
+        return Produced([usage(name)])
+    if options.version:
+        return Produced([f"{name} - Version {call.daemon.version}"])
+    if options.help:
+        return Produced([_attribute_help(_types(options))])
+    return None
+
+
+def _no_names(call: Call) -> Refusal:
+    """xCAT's refusal of a command that names no object; chdef and rmdef
+    given a type print their usage after it."""
+    with_usage = call.body.cmd in ("chdef", "rmdef") and call.options.type is not None
+    text = usage(call.body.cmd) if with_usage else None
+    return Refusal("No object names were provided.", usage=text)
 
 
 # -- mkdef ---------------------------------------------------------------------
@@ -95,6 +124,10 @@ def _count(n: int, what: str, types: Iterable[ObjectType]) -> Produced:
 
 def _object_options(parser: CommandParser, types: str = "object type (default node)") -> None:
     """The options every definition command shares."""
+    parser.add_argument(
+        "-h", "-?", "--help", dest="help", action="store_true", help="usage; with -t: attributes"
+    )
+    parser.add_argument("-v", "--version", action="store_true", help="the version")
     parser.add_argument("-t", dest="type", help=types)
     parser.add_argument("-o", dest="objects", help="object names (a noderange for nodes)")
     parser.add_argument(
@@ -109,18 +142,20 @@ def _definition_options(parser: CommandParser) -> None:
     parser.add_argument("args", nargs="*", metavar="[noderange] attr=value")
 
 
-def _requested(db, call: Call, *, verify: bool) -> tuple[ObjectType, list[str], dict[str, str]]:
+def _requested(db, call: Call) -> tuple[ObjectType, list[str], dict[str, str]]:
     """The type, names and attr=value pairs given on the command line."""
     options = call.options
     (objtype,) = _types(options)
     positional, values = _split_positionals(options.args)
-    names = _names(db, objtype, options.objects or positional, call, verify=verify)
+    names = _names(db, objtype, options.objects or positional, call)
+    if not names and objtype.only_object:
+        names = [objtype.only_object]  # -t site: the one site object, as in xCAT
     if not names:
-        raise Refusal(f"{call.body.cmd} needs object names: -o NAMES or a noderange")
+        raise _no_names(call)
     return objtype, names, values
 
 
-@command("mkdef", "Create xCAT data object definitions.", reads_stdin=True)
+@command("mkdef", "Create xCAT data object definitions.", add_help=False, reads_stdin=True)
 def mkdef_options(parser: CommandParser) -> None:
     _definition_options(parser)
     parser.add_argument("-f", "--force", action="store_true", help="replace existing objects")
@@ -132,10 +167,12 @@ async def mkdef(call: Call) -> None:
     options = call.options
 
     def work(db) -> Produced:
+        if (answer := _first_answer(call)) is not None:
+            return answer
         if options.stanza:
             definitions = _stanzas(call)
         else:
-            objtype, names, values = _requested(db, call, verify=False)
+            objtype, names, values = _requested(db, call)
             if options.template:
                 template = objects.load(db, objtype, [options.template]).get(options.template)
                 if template is None:
@@ -143,7 +180,10 @@ async def mkdef(call: Call) -> None:
                 values = {**template, **values}
             definitions = [Definition(objtype, name, dict(values)) for name in names]
         created = objects.create(db, definitions, options.force)
-        return _count(created, "created or modified", (d.objtype for d in definitions))
+        return _written(
+            [f"{created} object definitions have been created or modified."],
+            (d.objtype for d in definitions),
+        )
 
     await respond(call, work)
 
@@ -151,7 +191,7 @@ async def mkdef(call: Call) -> None:
 # -- chdef ---------------------------------------------------------------------
 
 
-@command("chdef", "Change xCAT data object definitions.", reads_stdin=True)
+@command("chdef", "Change xCAT data object definitions.", add_help=False, reads_stdin=True)
 def chdef_options(parser: CommandParser) -> None:
     _definition_options(parser)
     edit = parser.add_mutually_exclusive_group()
@@ -166,16 +206,21 @@ async def chdef(call: Call) -> None:
     mode = "add" if options.plus else "remove" if options.minus else "set"
 
     def work(db) -> Produced:
+        if (answer := _first_answer(call)) is not None:
+            return answer
         if options.stanza:
             definitions = _stanzas(call)
         else:
-            objtype, names, values = _requested(db, call, verify=True)
+            objtype, names, values = _requested(db, call)
             if not values and not options.newname:
                 raise Refusal("nothing to change: give attr=value or -n NEWNAME")
             definitions = [Definition(objtype, name, dict(values)) for name in names]
         edits = [Edit(definition, mode) for definition in definitions]
-        changed = objects.change(db, edits, options.newname)
-        return _count(changed, "created or modified", (d.objtype for d in definitions))
+        changed = objects.change(db, edits, options.newname, create=True)
+        lines = [f"{changed.count} object definitions have been created or modified."]
+        if changed.new:
+            lines.append(f"New object definitions '{','.join(changed.new)}' have been created.")
+        return _written(lines, (d.objtype for d in definitions))
 
     await respond(call, work)
 
@@ -183,7 +228,7 @@ async def chdef(call: Call) -> None:
 # -- rmdef ---------------------------------------------------------------------
 
 
-@command("rmdef", "Remove xCAT data object definitions.")
+@command("rmdef", "Remove xCAT data object definitions.", add_help=False)
 def rmdef_options(parser: CommandParser) -> None:
     _object_options(parser)
     parser.add_argument("-a", "--all", action="store_true", help="every object of the type")
@@ -196,18 +241,32 @@ async def rmdef(call: Call) -> None:
     options = call.options
 
     def work(db) -> Produced:
+        if (answer := _first_answer(call)) is not None:
+            return answer
         (objtype,) = _types(options)
         if options.all:
             if not options.force:
-                raise Refusal(f"removing every {objtype.name} needs -f as well as -a")
+                raise Refusal(
+                    "You must use the '-f' option when using the '-a' option.",
+                    usage=usage("rmdef"),
+                )
             names = list(objects.load(db, objtype))
         else:
             names = _names(db, objtype, options.objects or options.noderange, call)
         if not names:
-            raise Refusal("rmdef needs object names: -o NAMES, a noderange, or -a -f")
-        return _count(objects.remove(db, objtype, names), "removed", [objtype])
+            raise _no_names(call)
+        removed, missing = objects.remove(db, objtype, names)
+        errors = [objects.not_found(name, objtype) for name in missing]
+        return _written([_removed(removed)], [objtype] if removed else [], errors)
 
     await respond(call, work)
+
+
+def _removed(count: int) -> str:
+    """xCAT's report of what rmdef removed."""
+    if count:
+        return f"{count} object definitions have been removed."
+    return "No objects have been removed from the xCAT database."
 
 
 # -- lsdef ---------------------------------------------------------------------
@@ -215,14 +274,11 @@ async def rmdef(call: Call) -> None:
 
 @command("lsdef", "List xCAT data object definitions.", add_help=False)
 def lsdef_options(parser: CommandParser) -> None:
-    parser.add_argument(
-        "-h", "--help", dest="help", action="store_true", help="with -t: list the attributes"
-    )
     _object_options(parser, "object types, comma separated (default node)")
-    form = parser.add_mutually_exclusive_group()
-    form.add_argument("-l", "--long", action="store_true", help="every attribute")
-    form.add_argument("-s", "--short", action="store_true", help="names only")
-    form.add_argument("-z", "--stanza", action="store_true", help="stanza format")
+    # -l and -z combine (a stanza is long output); conflicts are xCAT's (_conflict).
+    parser.add_argument("-l", "--long", action="store_true", help="every attribute")
+    parser.add_argument("-s", "--short", action="store_true", help="names only")
+    parser.add_argument("-z", "--stanza", action="store_true", help="stanza format")
     parser.add_argument("-a", "--all", action="store_true", help="objects of every type")
     parser.add_argument("-i", dest="attributes", help="only these attributes, comma separated")
     parser.add_argument("-c", "--compress", action="store_true", help="with -i: obj: attr=val")
@@ -234,13 +290,23 @@ def lsdef_options(parser: CommandParser) -> None:
 
 @lsdef_options.runs
 async def lsdef(call: Call) -> None:
-    options = call.options
-    if options.help:
-        if options.type is None:
-            raise HelpRequested(lsdef_options.parser.format_help().rstrip())
-        await call.info(_attribute_help(_types(options)))
-        return
-    await respond(call, lambda db: _listing(db, call))
+    def work(db) -> Produced:
+        if conflict := _conflict(call.options):
+            raise Refusal(conflict, usage=usage("lsdef"))
+        return _first_answer(call) or _listing(db, call)
+
+    await respond(call, work)
+
+
+def _conflict(options: argparse.Namespace) -> str | None:
+    """Options that xCAT's lsdef refuses together, in xCAT's words."""
+    if options.long and options.short:
+        return "The flags '-l' and '-s' cannot be used together."
+    if options.attributes and options.short:
+        return "The flags '-i' and '-s' cannot be used together."
+    if options.compress and not options.attributes:
+        return "The flags '-c' and '-i' must be used together."
+    return None
 
 
 def _attribute_help(types: list[ObjectType]) -> str:
@@ -266,67 +332,98 @@ class Listed:
         return self.fetch()
 
 
+@dataclass
+class Found:
+    """The objects of one type that lsdef lists."""
+
+    listed: list[Listed]  # those named (or all) that every selection holds for
+    missing: list[str]  # the names that are not objects of the type
+    none: bool  # the type has no objects at all
+
+
 def _listing(db, call: Call) -> Produced:
+    """What lsdef prints, and xCAT's words when there is nothing to list."""
     options = call.options
     types = list(TYPES.values()) if options.all else _types(options)
     names = options.objects or options.noderange
     selections = [parse_selection(w) for w in options.where]
-    listed = [
-        item for objtype in types for item in _objects_of(db, objtype, names, call, selections)
+    found = {objtype: _objects_of(db, objtype, names, call, selections) for objtype in types}
+    empty = [objtype.name for objtype, of_type in found.items() if of_type.none]
+    if empty and not (names or options.all):
+        raise Refusal(f"Could not get objects of type '{empty[0]}'.")
+    listed = [item for of_type in found.values() for item in of_type.listed]
+    errors = [
+        objects.not_found(name, objtype)
+        for objtype, of_type in found.items()
+        if not (of_type.none or selections)  # with -w, a missing name is just not selected
+        for name in of_type.missing
     ]
-    if not listed:
-        return Produced(["Could not find any object definitions to display."], [])
     if options.json:
-        return Produced([], [_record(item) for item in listed])
-    form = _form(options, names, selections)
-    return Produced(list(form(listed, options, len(types) > 1)))
+        return Produced([], [_record(item) for item in listed], errors=errors)
+    lines = list(_form(options, names, selections)(listed, options, len(types) > 1))
+    if not lines and len(empty) < len(types):
+        lines = ["No object definitions have been found"]
+    notes = [f"Could not find any objects of type '{name}'." for name in empty]
+    return Produced(notes + lines, errors=errors)
 
 
 def _objects_of(
     db, objtype: ObjectType, names: str | None, call: Call, selections: list[Selection]
-) -> Iterator[Listed]:
+) -> Found:
+    """The objects of a type to list: those named, or all."""
     if objtype is NODE:
-        nodes = Nodes.load(db)
-        chosen = expand_noderange(call, names, nodes) if names else sorted_names(nodes.groups_of)
-        for name in chosen:
-            # Test the selected attributes alone before working out all of them.
-            if all(s.matches(nodes.attribute(name, s.attribute)) for s in selections):
-                yield Listed(NODE, name, partial(nodes.sourced, name))
-        return
-    if objtype is GROUP:
-        candidates: Iterable[Listed] = _groups(Nodes.load(db), names)
-    else:
-        candidates = _stored(db, objtype, names)
-    for item in candidates:
-        if all(s.matches(item.values.get(s.attribute, ("",))[0]) for s in selections):
-            yield item
+        return _nodes(db, names, call, selections)
+    found = _groups(Nodes.load(db), names) if objtype is GROUP else _stored(db, objtype, names)
+    found.listed = [
+        item
+        for item in found.listed
+        if all(s.matches(item.values.get(s.attribute, ("",))[0]) for s in selections)
+    ]
+    return found
 
 
-def _stored(db, objtype: ObjectType, names: str | None) -> Iterator[Listed]:
+def _nodes(db, names: str | None, call: Call, selections: list[Selection]) -> Found:
+    nodes = Nodes.load(db)
+    named = expand_noderange(call, names, nodes, verify=False) if names else None
+    chosen, missing = _existing(named, nodes.groups_of)
+    listed = [
+        Listed(NODE, name, partial(nodes.sourced, name))
+        for name in chosen
+        # Test the selected attributes alone before working out all of them.
+        if all(s.matches(nodes.attribute(name, s.attribute)) for s in selections)
+    ]
+    return Found(listed, missing, none=not nodes.groups_of)
+
+
+def _stored(db, objtype: ObjectType, names: str | None) -> Found:
     stored = objects.load(db, objtype)
-    chosen = [n.strip() for n in names.split(",")] if names else sorted_names(stored)
-    missing = [name for name in chosen if name not in stored]
-    if missing:
-        raise Refusal(
-            *(f"Could not find an object named '{n}' of type '{objtype.name}'." for n in missing)
-        )
+    chosen, missing = _existing(_comma_list(names) if names else None, stored)
+    listed = []
     for name in chosen:
         values = {a: (v, None) for a, v in stored[name].items()}
-        yield Listed(objtype, name, lambda values=values: values)
+        listed.append(Listed(objtype, name, lambda values=values: values))
+    return Found(listed, missing, none=not stored)
 
 
-def _groups(nodes: Nodes, names: str | None) -> Iterator[Listed]:
-    known = list(nodes.group_names())
-    chosen = [n.strip() for n in names.split(",")] if names else sorted_names(known)
-    missing = [name for name in chosen if name not in known]
-    if missing:
-        raise Refusal(*(f"Could not find an object named '{n}' of type 'group'." for n in missing))
+def _groups(nodes: Nodes, names: str | None) -> Found:
+    known = set(nodes.group_names())
+    chosen, missing = _existing(_comma_list(names) if names else None, known)
+    listed = []
     for name in chosen:
         values = {a: (v, None) for a, v in nodes.groups.get(name, {}).items()}
         values.setdefault("grouptype", ("static", None))
         if values["grouptype"][0] == "static":
             values["members"] = (",".join(nodes.group_members(name) or []), None)
-        yield Listed(GROUP, name, lambda values=values: values)
+        listed.append(Listed(GROUP, name, lambda values=values: values))
+    return Found(listed, missing, none=not known)
+
+
+def _existing(named: list[str] | None, known: Collection[str]) -> tuple[list[str], list[str]]:
+    """The named objects that exist (all of them, in natural order, when none is
+    named) and the names that are not objects."""
+    if named is None:
+        return sorted_names(known), []
+    return [n for n in named if n in known], [n for n in named if n not in known]
 
 
 def sorted_names(names: Iterable[str]) -> list[str]:
@@ -348,8 +445,9 @@ def _form(options, names: str | None, selections: list[Selection]) -> Callable:
 
 
 def _short_lines(listed: list[Listed], options, several_types: bool) -> Iterator[str]:
+    gap = " " if options.all else "  "  # xCAT's lsdef -a puts one space, otherwise two
     for item in listed:
-        yield f"{item.name}  ({item.objtype.name})"
+        yield f"{item.name}{gap}({item.objtype.name})"
 
 
 def _long_lines(listed: list[Listed], options, several_types: bool) -> Iterator[str]:
@@ -382,7 +480,8 @@ def _stanza_lines(listed: list[Listed], options, several_types: bool) -> Iterato
 
 
 def _wanted(options) -> list[str]:
-    return [a.strip() for a in (options.attributes or "").split(",") if a.strip()]
+    """The -i attributes, each once and sorted, as xCAT lists them."""
+    return sorted({a.strip() for a in (options.attributes or "").split(",") if a.strip()})
 
 
 def _record(item: Listed) -> dict:
@@ -396,8 +495,10 @@ def _record(item: Listed) -> dict:
 # -- nodels --------------------------------------------------------------------
 
 
-@command("nodels", "List nodes, and their attributes.")
+@command("nodels", "List nodes, and their attributes.", add_help=False)
 def nodels_options(parser: CommandParser) -> None:
+    parser.add_argument("-h", "-?", "--help", dest="help", action="store_true", help="usage")
+    parser.add_argument("-v", "--version", action="store_true", help="the version")
     parser.add_argument("-H", "--with-fieldname", action="store_true", help="node: attr: value")
     parser.add_argument(
         "-b", "--blame", action="store_true", help="say which group a value comes from"
@@ -409,6 +510,9 @@ def nodels_options(parser: CommandParser) -> None:
 @nodels_options.runs
 async def nodels(call: Call) -> None:
     options = call.options
+    if options.help or options.version:  # as xCAT's nodels: -h before -v
+        await call.info(NODELS if options.help else f"Version {call.daemon.version}")
+        return
 
     def work(db) -> Produced:
         nodes = Nodes.load(db)

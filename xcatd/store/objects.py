@@ -15,7 +15,7 @@ import sqlite_utils
 
 from .attributes import AttributeValueError
 from .nodes import rows
-from .objtypes import SITE, TYPES, ObjectType, check_name
+from .objtypes import GROUP, NETWORK, NODE, SITE, TYPES, ObjectType, check_name
 
 Values = dict[str, str]
 
@@ -121,12 +121,8 @@ def create(db: sqlite_utils.Database, definitions: list[Definition], replace: bo
         except DefinitionError as exc:
             problems += exc.problems
             continue
-        for required in definition.objtype.required:
-            if not values.get(required):
-                problems.append(
-                    f"{definition.name}: a {definition.objtype.name} needs '{required}' "
-                    f"(e.g. {required}=...)"
-                )
+        if lacking := _lacking(definition.objtype, definition.name, values):
+            problems.append(lacking)
         row = {definition.objtype.key: definition.name, **values}
         by_type.setdefault(definition.objtype.name, []).append(row)
     if not replace:
@@ -166,17 +162,21 @@ class Edit:
     mode: str = "set"  # set | add (-p) | remove (-m)
 
 
-def change(db: sqlite_utils.Database, edits: list[Edit], rename_to: str | None = None) -> int:
-    """chdef: change existing objects (groups and the site object are created if missing)."""
+def change(
+    db: sqlite_utils.Database,
+    edits: list[Edit],
+    rename_to: str | None = None,
+    *,
+    create: bool = False,
+) -> Changed:
+    """Change objects; with `create` (chdef) those that do not exist are created,
+    as xCAT's chdef does (without it, only groups and the site object are)."""
+    if rename_to is not None and (refused := _rename_problems(db, edits, rename_to)):
+        raise DefinitionError(refused)
     problems: list[str] = []
     updates: list[Update] = []
     for objtype, group in _by_type(edits).items():
-        names = [edit.definition.name for edit in group]
-        # Setting values needs only what must stay set; -p and -m edit the current lists.
-        needed = {*objtype.required}
-        if any(edit.mode != "set" for edit in group):
-            needed.update(name for edit in group for name in edit.definition.values)
-        present = load(db, objtype, names, columns=needed)
+        present = _present(db, objtype, group)
         for edit in group:
             name = edit.definition.name
             try:
@@ -185,20 +185,17 @@ def change(db: sqlite_utils.Database, edits: list[Edit], rename_to: str | None =
                 problems += exc.problems
                 continue
             current = present.get(name)
-            if current is None and objtype.name not in ("group", SITE.name):
-                problems.append(
-                    f"Could not find an object named '{name}' of type '{objtype.name}'."
-                )
+            if current is None and not (create or objtype in (GROUP, SITE)):
+                problems.append(not_found(name, objtype))
                 continue
             new = _edited(current or {}, values, edit.mode)
-            for required in objtype.required:
-                if not new.get(required, (current or {}).get(required)):
-                    problems.append(f"{name}: a {objtype.name} must keep '{required}'")
-            updates.append(Update(objtype, name, new, created=current is None))
-    if rename_to is not None:
-        problems += _rename_problems(db, edits, rename_to)
+            if why := _refused(edit, current, new):
+                problems.append(why)
+            else:
+                updates.append(Update(objtype, name, new, created=current is None))
     if problems:
         raise DefinitionError(problems)
+    new = _new(db, [update for update in updates if update.created])
     with db.atomic():
         _write(db, updates)
         if rename_to is not None:
@@ -207,7 +204,81 @@ def change(db: sqlite_utils.Database, edits: list[Edit], rename_to: str | None =
                 f"update [{objtype.name}] set [{objtype.key}] = ? where [{objtype.key}] = ?",
                 [rename_to, edits[0].definition.name],
             )
-    return len(updates)
+    return Changed(len(updates), new)
+
+
+@dataclass
+class Changed:
+    """What chdef wrote: how many objects, and the names of those that did not
+    exist before (xCAT prints them)."""
+
+    count: int
+    new: list[str]
+
+
+def _present(
+    db: sqlite_utils.Database, objtype: ObjectType, group: list[Edit]
+) -> dict[str, Values]:
+    """The edited objects that exist, with what the edits need of their values:
+    what must stay set, and the current lists that -p and -m edit."""
+    needed = {*objtype.required}
+    if any(edit.mode != "set" for edit in group):
+        needed.update(name for edit in group for name in edit.definition.values)
+    return load(db, objtype, [edit.definition.name for edit in group], columns=needed)
+
+
+def _refused(edit: Edit, current: Values | None, new: Values) -> str | None:
+    """Why this edit, giving the object `new` values, cannot be made (in xCAT's
+    words where xCAT refuses it too), or None."""
+    objtype, name = edit.definition.objtype, edit.definition.name
+    if current is None:
+        if edit.mode == "remove":
+            return f"The '-m' option is not valid since the '{name}' definition does not exist."
+        return _lacking(objtype, name, new)
+    for required in objtype.required:
+        if not new.get(required, current.get(required)):
+            return f"{name}: a {objtype.name} must keep '{required}'"
+    return None
+
+
+# What xCAT says (DBobjectdefs.pm, defmk and defch) of a new object without
+# what its type requires.
+_LACKING = {
+    NODE.name: "Attribute 'groups' is not specified for node '{}', skipping to the next node.",
+    NETWORK.name: "Net or mask value should not be empty for xCAT network object '{}'.",
+}
+
+
+def _lacking(objtype: ObjectType, name: str, values: Values) -> str | None:
+    """xCAT's refusal of a new object without an attribute its type requires, or None."""
+    if all(values.get(required) for required in objtype.required):
+        return None
+    return _LACKING[objtype.name].format(name)
+
+
+def not_found(name: str, objtype: ObjectType) -> str:
+    """xCAT's words for a named object that does not exist."""
+    return f"Could not find an object named '{name}' of type '{objtype.name}'."
+
+
+def _new(db: sqlite_utils.Database, created: list[Update]) -> list[str]:
+    """The objects among those just given a row that did not exist before, as
+    xCAT counts them: the site object always exists, and so does a group that
+    some node lists."""
+    listed = _listed_groups(db) if any(u.objtype is GROUP for u in created) else set()
+    return [
+        u.name
+        for u in created
+        if u.objtype is not SITE and not (u.objtype is GROUP and u.name in listed)
+    ]
+
+
+def _listed_groups(db: sqlite_utils.Database) -> set[str]:
+    """Every group named in some node's `groups` (there are few distinct lists)."""
+    listed: set[str] = set()
+    for (groups,) in db.execute(f"select distinct groups from [{NODE.name}]"):
+        listed.update((groups or "").split(","))
+    return listed
 
 
 @dataclass
@@ -220,16 +291,21 @@ class Update:
 
 def _write(db: sqlite_utils.Database, updates: list[Update]) -> None:
     """Write changed columns; one executemany per distinct set of columns, so a
-    chdef of one attribute on 100,000 nodes is a single statement."""
+    chdef of one attribute on 100,000 nodes is a single statement; new objects
+    are inserted in batches."""
+    inserts: dict[ObjectType, list[dict]] = {}
     batches: dict[tuple[ObjectType, tuple[str, ...]], list[list]] = {}
     for update in updates:
         if update.created:
-            db[update.objtype.name].insert({update.objtype.key: update.name, **update.columns})
+            row = {update.objtype.key: update.name, **update.columns}
+            inserts.setdefault(update.objtype, []).append(row)
             continue
         columns = tuple(update.columns)
         batches.setdefault((update.objtype, columns), []).append(
             [*update.columns.values(), update.name]
         )
+    for objtype, new_rows in inserts.items():
+        db[objtype.name].insert_all(new_rows, batch_size=2000)
     for (objtype, columns), parameters in batches.items():
         if not columns:
             continue
@@ -265,23 +341,24 @@ def _edited(current: Values, values: Values, mode: str) -> Values:
 def _rename_problems(db: sqlite_utils.Database, edits: list[Edit], new_name: str) -> list[str]:
     if len(edits) != 1:
         return ["-n renames one object at a time"]
-    objtype = edits[0].definition.objtype
+    objtype, name = edits[0].definition.objtype, edits[0].definition.name
     if why := check_name(objtype, new_name):
         return [why]
+    if not existing(db, objtype, [name]):
+        return [f"The {name} is not a valid object."]  # xCAT's words
     if existing(db, objtype, [new_name]):
         return [f"A definition for '{new_name}' already exists."]
     return []
 
 
-def remove(db: sqlite_utils.Database, objtype: ObjectType, names: list[str]) -> int:
-    """rmdef: all the named objects, or none when one of them does not exist."""
+def remove(
+    db: sqlite_utils.Database, objtype: ObjectType, names: list[str]
+) -> tuple[int, list[str]]:
+    """rmdef: the named objects that exist, as xCAT removes them; how many
+    were removed, and the names of those that do not exist."""
+    names = list(dict.fromkeys(names))
     present = existing(db, objtype, names)
-    missing = [name for name in names if name not in present]
-    if missing:
-        raise DefinitionError(
-            [f"Could not find an object named '{n}' of type '{objtype.name}'." for n in missing]
-        )
     with db.atomic():
-        for chunk, marks in _in_chunks(names):
+        for chunk, marks in _in_chunks([name for name in names if name in present]):
             db.execute(f"delete from [{objtype.name}] where [{objtype.key}] in ({marks})", chunk)
-    return len(names)
+    return len(present), [name for name in names if name not in present]

@@ -1,0 +1,349 @@
+"""The definition commands as an administrator coming from xCAT knows them:
+the same command lines give the same bytes, on the same stream, with the
+same exit code.  Expected texts are xCAT's (DBobjectdefs.pm, tabutils.pm,
+the man pages); the list of object types in a usage text is this project's.
+Each test uses its own names, so one cluster serves the module."""
+
+from __future__ import annotations
+
+import pytest
+
+from xcatd import __version__
+
+# What xCAT's usage subroutines print (defmk_usage, defch_usage, defls_usage,
+# defrm_usage in DBobjectdefs.pm), with this project's object types.
+TYPES = " group network node osimage policy site"
+TAIL = (
+    "The following data object types are supported by xCAT:\n\n"
+    f"{TYPES}\n\n\n"
+    "Use the '-h' option together with the '-t <object-types>' option to\n"
+    " get a list of valid attribute names for each object type.\n\n"
+)
+USAGE = {
+    "mkdef": (
+        "\nUsage: mkdef - Create xCAT data object definitions.\n\n"
+        "  mkdef [-h | --help ] [-t object-types]\n\n"
+        "  mkdef [-V | --verbose] [-t object-types] [--template template-object-name]\n"
+        "      [-o object-names] [-z|--stanza ]\n"
+        "      [-d | --dynamic] [-w attr==val [-w attr=~val] ...]\n"
+        "      [-f | --force] [noderange] [attr=val [attr=val...]]\n\n" + TAIL
+    ),
+    "chdef": (
+        "\nUsage: chdef - Change xCAT data object definitions.\n\n"
+        "  chdef [-h | --help ] [-t object-types]\n\n"
+        "  chdef [-t object-types] [-o object-names] [-n new-name] [node]\n\n"
+        "  chdef [-V | --verbose] [-t object-types] [-o object-names] [-d | --dynamic]\n"
+        "    [-z | --stanza] [-m | --minus] [-p | --plus]\n"
+        "    [-w attr==val [-w attr=~val] ... ] [noderange] [attr=val [attr=val...]]\n\n\n"
+        + TAIL.replace(TYPES, TYPES.strip().replace(" ", ","))
+    ),
+    "lsdef": (
+        "\nUsage: lsdef - List xCAT data object definitions.\n\n"
+        "  lsdef [-h | --help ] [-t object-types]\n\n"
+        "  lsdef [-l|--long] [-a|--all] [-t *object-types*] [-z|--stanza]\n"
+        "        [-i attr-list] [--template [template-object-name]] \n\n"
+        "  lsdef [-V | --verbose] [-t object-types] [-o object-names]\n"
+        "        [ -l | --long] [-s | --short] [-a | --all] [-z | --stanza ] [-S]\n"
+        "        [-i attr-list] [-w attr==val [-w attr=~val] ...] [noderange]\n\n\n" + TAIL
+    ),
+    "rmdef": (
+        "\nUsage: rmdef - Remove xCAT data object definitions.\n\n"
+        "  rmdef [-h | --help ] [-t object-types]\n\n"
+        "  rmdef [-V | --verbose] [-t object-types] [-a | --all] [-f | --force]\n"
+        "    [-o object-names] [-C | --cleanup] [noderange]\n\n\n" + TAIL
+    ),
+}
+NODELS_USAGE = (
+    "Usage:\n"
+    "  nodels [noderange] [-b|--blame] [-H|--with-fieldname] [table.attribute | shortname] "
+    "[-S][...]\n"
+    "  nodels {-v|--version}\n"
+    "  nodels [-?|-h|--help]\n"
+)
+NO_GROUPS = "Error: Attribute 'groups' is not specified for node '{}', skipping to the next node.\n"
+
+
+def ok(result) -> str:
+    rc, out, err = result
+    assert (rc, err) == (0, ""), err
+    return out
+
+
+def created(n: int) -> str:
+    return f"{n} object definitions have been created or modified.\n"
+
+
+def not_found(*names: str, objtype: str = "node") -> str:
+    """What xCAT's def commands print on stderr for objects that do not exist."""
+    return "".join(
+        f"Error: Could not find an object named '{name}' of type '{objtype}'.\n" for name in names
+    )
+
+
+# -- lsdef -l -z, -i -z ---------------------------------------------------------------
+
+
+def test_the_seed_step_saves_an_osimage_as_a_stanza_file_and_it_reads_back(xcat, tmp_path):
+    image = "rhels6.3-ppc64-netboot-service"
+    rootimgdir = "/install/netboot/rhels6.3/ppc64/service"
+    ok(xcat("mkdef", "-t", "osimage", "-o", image, "provmethod=netboot", "osvers=rhels6.3",
+            "osarch=ppc64", "profile=service", f"rootimgdir={rootimgdir}"))  # fmt: skip
+    stanza = ok(xcat("lsdef", "-t", "osimage", "-l", image, "-z"))
+    assert stanza == (
+        "# <xCAT data object stanza file>\n\n"
+        f"{image}:\n"
+        "    objtype=osimage\n"
+        "    osarch=ppc64\n"
+        "    osvers=rhels6.3\n"
+        "    profile=service\n"
+        "    provmethod=netboot\n"
+        f"    rootimgdir={rootimgdir}\n"
+    )
+    assert ok(xcat("lsdef", "-t", "osimage", image, "-z")) == stanza  # -l adds nothing to -z
+    saved = tmp_path / "myservice.def"
+    saved.write_text(stanza)
+    assert ok(xcat("rmdef", "-t", "osimage", image)) == "1 object definitions have been removed.\n"
+    assert ok(xcat("mkdef", "-z", stdin=saved.read_text())) == created(1)
+    assert ok(xcat("lsdef", "-t", "osimage", "-l", image, "-z")) == stanza
+
+
+def test_i_with_z_gives_the_listed_attributes_sorted_even_when_empty(xcat):
+    ok(xcat("mkdef", "-t", "osimage", "-o", "iz-img", "provmethod=netboot", "osvers=debian12"))
+    assert ok(
+        xcat("lsdef", "-t", "osimage", "iz-img", "-i", "provmethod,pkglist,osvers", "-z")
+    ) == (
+        "# <xCAT data object stanza file>\n\n"
+        "iz-img:\n"
+        "    objtype=osimage\n"
+        "    osvers=debian12\n"
+        "    pkglist=\n"
+        "    provmethod=netboot\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["-l", "-s"], "The flags '-l' and '-s' cannot be used together."),
+        (["-i", "ip", "-s"], "The flags '-i' and '-s' cannot be used together."),
+        (["-c"], "The flags '-c' and '-i' must be used together."),
+    ],
+)
+def test_lsdef_refuses_what_xcat_refuses_together_with_its_usage(xcat, args, error):
+    assert xcat("lsdef", *args) == (1, USAGE["lsdef"], f"Error: {error}\n")
+
+
+# -- chdef creates ---------------------------------------------------------------------
+
+
+def test_chdef_creates_a_node_that_does_not_exist(xcat):
+    assert ok(xcat("chdef", "-t", "node", "-o", "newnode", "groups=all")) == (
+        created(1) + "New object definitions 'newnode' have been created.\n"
+    )
+    assert ok(xcat("lsdef", "newnode")) == "Object name: newnode\n    groups=all\n"
+    assert ok(xcat("chdef", "newnode", "status=booted")) == created(1)  # exists now
+
+
+def test_chdef_creates_a_noderange_and_other_types(xcat):
+    assert ok(xcat("chdef", "cr[1-3]", "groups=crg")) == (
+        created(3) + "New object definitions 'cr1,cr2,cr3' have been created.\n"
+    )
+    assert ok(xcat("nodels", "crg")) == "cr1\ncr2\ncr3\n"
+    assert ok(xcat("chdef", "-t", "osimage", "-o", "cr-img", "provmethod=netboot")) == (
+        created(1) + "New object definitions 'cr-img' have been created.\n"
+    )
+    network = ok(xcat("chdef", "-t", "network", "-o", "crnet", "net=10.8.0.0", "mask=255.255.0.0"))
+    assert network == created(1) + "New object definitions 'crnet' have been created.\n"
+
+
+def test_a_group_some_node_lists_or_the_site_is_not_new(xcat):
+    ok(xcat("mkdef", "lg1", "groups=listedg"))
+    assert ok(xcat("chdef", "-t", "group", "-o", "listedg", "netboot=xnba")) == created(1)
+    assert ok(xcat("chdef", "-t", "group", "-o", "emptyg", "netboot=xnba")) == (
+        created(1) + "New object definitions 'emptyg' have been created.\n"
+    )
+    assert ok(xcat("chdef", "-t", "site", "-o", "clustersite", "timezone=UTC")) == created(1)
+
+
+def test_a_new_node_without_groups_writes_nothing_for_any_object(xcat):
+    ok(xcat("mkdef", "keep1", "groups=keepg"))
+    assert xcat("chdef", "keep1,lack1,lack2", "status=booted") == (
+        1,
+        "",
+        NO_GROUPS.format("lack1") + NO_GROUPS.format("lack2"),
+    )
+    stanza = (
+        "keep1:\n    objtype=node\n    status=booted\n\n"
+        "lack3:\n    objtype=node\n    status=booted\n"
+    )
+    assert xcat("chdef", "-z", stdin=stanza) == (1, "", NO_GROUPS.format("lack3"))
+    assert ok(xcat("lsdef", "keep1")) == "Object name: keep1\n    groups=keepg\n"
+    assert xcat("nodels", "lack1,lack2,lack3")[2] == (
+        "Error: Invalid nodes and/or groups in noderange: lack1,lack2,lack3\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["-m", "mghost", "groups=all"],
+         "The '-m' option is not valid since the 'mghost' definition does not exist."),
+        (["-t", "network", "-o", "halfnet", "net=10.9.0.0"],
+         "Net or mask value should not be empty for xCAT network object 'halfnet'."),
+        (["rnghost", "-n", "rnnew"], "The rnghost is not a valid object."),
+    ],
+)  # fmt: skip
+def test_what_chdef_cannot_create_is_refused_as_xcat_refuses_it(xcat, args, error):
+    assert xcat("chdef", *args) == (1, "", f"Error: {error}\n")
+
+
+def test_mkdef_says_what_a_new_object_lacks_in_xcat_s_words(xcat):
+    assert xcat("mkdef", "-t", "network", "-o", "maskless", "net=10.10.0.0") == (
+        1,
+        "",
+        "Error: Net or mask value should not be empty for xCAT network object 'maskless'.\n",
+    )
+    assert xcat("mkdef", "lack4", "status=booted") == (1, "", NO_GROUPS.format("lack4"))
+
+
+# -- objects that do not exist -----------------------------------------------------------
+
+
+def test_lsdef_of_a_node_that_does_not_exist(xcat):
+    nothing = "No object definitions have been found\n"
+    assert xcat("lsdef", "-t", "node", "nosuch") == (1, nothing, not_found("nosuch"))
+    header = "# <xCAT data object stanza file>\n"
+    assert xcat("lsdef", "-z", "nosuch") == (1, header, not_found("nosuch"))
+
+
+def test_lsdef_lists_the_objects_that_exist_and_names_the_others(xcat):
+    ok(xcat("mkdef", "ex[1-2]", "groups=exg"))
+    assert xcat("lsdef", "ex1,nosuch1,ex2,nosuch2", "-s") == (
+        1,
+        "ex1  (node)\nex2  (node)\n",
+        not_found("nosuch1", "nosuch2"),
+    )
+    ok(xcat("mkdef", "-t", "osimage", "-o", "ex-img", "provmethod=netboot"))
+    assert xcat("lsdef", "-t", "osimage", "-o", "ex-img,no-img") == (
+        1,
+        "Object name: ex-img\n    provmethod=netboot\n",
+        not_found("no-img", objtype="osimage"),
+    )
+    assert xcat("lsdef", "-t", "group", "-o", "nosuchgroup")[2] == not_found(
+        "nosuchgroup", objtype="group"
+    )
+
+
+def test_with_w_a_missing_name_is_just_not_selected(xcat):
+    ok(xcat("mkdef", "wn1", "groups=wng"))
+    assert xcat("lsdef", "-w", "status==nope", "wn1,nosuch") == (
+        0,
+        "No object definitions have been found\n",
+        "",
+    )
+    assert ok(xcat("lsdef", "-w", "status==nope")) == "No object definitions have been found\n"
+
+
+def test_a_type_without_objects(cluster):
+    def run(*args: str) -> tuple[int, str, str]:
+        result = cluster.run("lsdef", *args)
+        return result.returncode, result.stdout, result.stderr
+
+    assert run() == (1, "", "Error: Could not get objects of type 'node'.\n")
+    assert run("-t", "osimage", "-l") == (
+        1,
+        "",
+        "Error: Could not get objects of type 'osimage'.\n",
+    )
+    assert run("nosuch") == (0, "Could not find any objects of type 'node'.\n", "")
+    assert run("-t", "network", "-o", "nonet", "-z") == (
+        0,
+        "Could not find any objects of type 'network'.\n# <xCAT data object stanza file>\n",
+        "",
+    )
+    shown = run("-a", "-s")
+    assert shown[0] == 0
+    assert shown[1].startswith(
+        "Could not find any objects of type 'node'.\nCould not find any objects of type 'group'.\n"
+    )
+    assert "clustersite (site)\n" in shown[1]  # one space with -a, as xCAT prints it
+
+
+def test_rmdef_removes_what_exists_and_names_the_rest(xcat):
+    ok(xcat("mkdef", "rx[1-2]", "groups=rxg"))
+    assert xcat("rmdef", "rx1,nosuch,rx2") == (
+        1,
+        "2 object definitions have been removed.\n",
+        not_found("nosuch"),
+    )
+    assert xcat("nodels", "rx1")[2] == "Error: Invalid nodes and/or groups in noderange: rx1\n"
+
+
+def test_nodels_keeps_the_noderange_message(xcat):
+    assert xcat("nodels", "nosuch") == (
+        1,
+        "",
+        "Error: Invalid nodes and/or groups in noderange: nosuch\n",
+    )
+
+
+# -- usage, help and version ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["mkdef", "chdef", "rmdef"])
+def test_without_arguments_the_usage_is_printed(xcat, command):
+    assert xcat(command) == (0, USAGE[command], "")
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [("mkdef", "-h"), ("chdef", "--help"), ("rmdef", "-h"), ("lsdef", "-h"), ("lsdef", "-?")],
+)
+def test_h_prints_the_usage(xcat, command, option):
+    assert xcat(command, option) == (0, USAGE[command], "")
+
+
+def test_h_with_a_type_lists_its_attributes_in_every_def_command(xcat):
+    listing = ok(xcat("lsdef", "-t", "network", "-h"))
+    assert listing.startswith("The valid attribute names for object type 'network' are:\n")
+    for command in ("mkdef", "chdef", "rmdef"):
+        assert ok(xcat(command, "-t", "network", "-h")) == listing
+
+
+@pytest.mark.parametrize(
+    ("args", "usage"),
+    [
+        (["chdef", "-t", "node"], True),
+        (["rmdef", "-t", "osimage"], True),
+        (["chdef", "status=booted"], False),
+        (["mkdef", "-t", "osimage"], False),
+        (["rmdef", "-f"], False),
+    ],
+)
+def test_no_object_names(xcat, args, usage):
+    expected = USAGE[args[0]] if usage else ""
+    assert xcat(*args) == (1, expected, "Error: No object names were provided.\n")
+
+
+@pytest.mark.parametrize("command", ["lsdef", "mkdef", "chdef", "rmdef"])
+@pytest.mark.parametrize("option", ["-v", "--version"])
+def test_v_prints_the_version_as_xcat_does(xcat, command, option):
+    assert xcat(command, option) == (0, f"{command} - Version {__version__}\n", "")
+
+
+def test_nodels_v_and_h(xcat):
+    assert xcat("nodels", "-v") == (0, f"Version {__version__}\n", "")
+    assert xcat("nodels", "--version") == (0, f"Version {__version__}\n", "")
+    assert xcat("nodels", "-h") == (0, NODELS_USAGE, "")
+
+
+# -- the site --------------------------------------------------------------------------
+
+
+def test_t_site_without_a_name_means_clustersite(xcat):
+    assert ok(xcat("chdef", "-t", "site", "domain=cluster.example")) == created(1)
+    assert "\n    domain=cluster.example\n" in ok(xcat("lsdef", "-t", "site", "-l"))
+    assert ok(xcat("lsdef", "-t", "site", "-i", "domain", "-c")) == (
+        "clustersite: domain=cluster.example\n"
+    )
+    assert ok(xcat("lsdef", "-t", "site", "-s")) == "clustersite  (site)\n"
