@@ -61,6 +61,11 @@ NODELS_USAGE = (
     "  nodels [-?|-h|--help]\n"
 )
 NO_GROUPS = "Error: Attribute 'groups' is not specified for node '{}', skipping to the next node.\n"
+# What xCAT's mkdef and chdef print last once some object has failed (DBobjectdefs.pm).
+SOME_FAILED = (
+    "Error: One or more errors occured when attempting to create or modify xCAT object "
+    "definitions.\n"
+)
 
 
 def ok(result) -> str:
@@ -170,13 +175,13 @@ def test_a_new_node_without_groups_writes_nothing_for_any_object(xcat):
     assert xcat("chdef", "keep1,lack1,lack2", "status=booted") == (
         1,
         "",
-        NO_GROUPS.format("lack1") + NO_GROUPS.format("lack2"),
+        NO_GROUPS.format("lack1") + NO_GROUPS.format("lack2") + SOME_FAILED,
     )
     stanza = (
         "keep1:\n    objtype=node\n    status=booted\n\n"
         "lack3:\n    objtype=node\n    status=booted\n"
     )
-    assert xcat("chdef", "-z", stdin=stanza) == (1, "", NO_GROUPS.format("lack3"))
+    assert xcat("chdef", "-z", stdin=stanza) == (1, "", NO_GROUPS.format("lack3") + SOME_FAILED)
     assert ok(xcat("lsdef", "keep1")) == "Object name: keep1\n    groups=keepg\n"
     assert xcat("nodels", "lack1,lack2,lack3")[2] == (
         "Error: Invalid nodes and/or groups in noderange: lack1,lack2,lack3\n"
@@ -190,20 +195,24 @@ def test_a_new_node_without_groups_writes_nothing_for_any_object(xcat):
          "The '-m' option is not valid since the 'mghost' definition does not exist."),
         (["-t", "network", "-o", "halfnet", "net=10.9.0.0"],
          "Net or mask value should not be empty for xCAT network object 'halfnet'."),
-        (["rnghost", "-n", "rnnew"], "The rnghost is not a valid object."),
     ],
 )  # fmt: skip
 def test_what_chdef_cannot_create_is_refused_as_xcat_refuses_it(xcat, args, error):
-    assert xcat("chdef", *args) == (1, "", f"Error: {error}\n")
+    assert xcat("chdef", *args) == (1, "", f"Error: {error}\n" + SOME_FAILED)
 
 
 def test_mkdef_says_what_a_new_object_lacks_in_xcat_s_words(xcat):
     assert xcat("mkdef", "-t", "network", "-o", "maskless", "net=10.10.0.0") == (
         1,
         "",
-        "Error: Net or mask value should not be empty for xCAT network object 'maskless'.\n",
+        "Error: Net or mask value should not be empty for xCAT network object 'maskless'.\n"
+        + SOME_FAILED,
     )
-    assert xcat("mkdef", "lack4", "status=booted") == (1, "", NO_GROUPS.format("lack4"))
+    assert xcat("mkdef", "lack4", "status=booted") == (
+        1,
+        "",
+        NO_GROUPS.format("lack4") + SOME_FAILED,
+    )
 
 
 # -- objects that do not exist -----------------------------------------------------------
@@ -347,3 +356,244 @@ def test_t_site_without_a_name_means_clustersite(xcat):
         "clustersite: domain=cluster.example\n"
     )
     assert ok(xcat("lsdef", "-t", "site", "-s")) == "clustersite  (site)\n"
+
+
+# -- chdef -n ---------------------------------------------------------------------------
+
+
+def test_chdef_n_says_what_it_renamed(xcat):
+    ok(xcat("mkdef", "rn1,rn2", "groups=rng"))
+    assert xcat("chdef", "rn1", "-n", "rn3") == (
+        0,
+        "Changed the object name from rn1 to rn3.\n",
+        "",
+    )
+    assert ok(xcat("nodels", "rng")) == "rn2\nrn3\n"
+    assert xcat("chdef", "rn3", "-n", "rn2") == (1, "", "Error: Object rn2 already exists.\n")
+    assert xcat("chdef", "rnghost", "-n", "rnnew") == (
+        1,
+        "",
+        "Error: The rnghost is not a valid object.\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["-p", "rn2", "-n", "rn4", "groups=x"],
+         "Cannot combine '-n' and '-d','-p','-m','-z','-w' options."),
+        (["rn2,rn3", "-n", "rn4"],
+         "The '-n' option (changing object name) can only work on one object."),
+        (["rn2", "-n", "a/b"],
+         "The new object name 'a/b' is not valid.Please refer to \"man xcatdb\" for the valid "
+         "\"xCAT Object Name Format\" "),
+    ],
+)  # fmt: skip
+def test_chdef_n_refuses_with_its_usage(xcat, args, error):
+    assert xcat("chdef", *args) == (1, USAGE["chdef"], f"Error: {error}\n")
+
+
+# -- what fails, what exists -------------------------------------------------------------
+
+
+def test_one_failing_object_closes_with_xcat_s_line_and_nothing_is_written(xcat):
+    assert xcat("mkdef", "fo1,fo2", "groups=fog", "ip=10.0.0.300") == (
+        1,
+        "",
+        "Error: fo1: Invalid value '10.0.0.300' for attribute 'ip': expected an IPv4 or IPv6 "
+        "address\n"
+        "Error: fo2: Invalid value '10.0.0.300' for attribute 'ip': expected an IPv4 or IPv6 "
+        "address\n" + SOME_FAILED,
+    )
+    stanza = "fo3:\n    objtype=node\n    groups=fog\n\nfo4:\n    objtype=node\n"
+    assert xcat("mkdef", "-z", stdin=stanza) == (1, "", NO_GROUPS.format("fo4") + SOME_FAILED)
+    assert xcat("nodels", "fo1,fo3")[2] == (
+        "Error: Invalid nodes and/or groups in noderange: fo1,fo3\n"
+    )
+
+
+def test_an_unknown_attribute_fails_the_whole_mkdef_without_the_closing_line(xcat):
+    # xCAT's mkdef refuses unknown attributes before it looks at any object;
+    # its chdef goes on and closes with its line.
+    unknown = (
+        "Error: {}: 'colour' is not a valid attribute name for an object type of 'node' "
+        "(see lsdef -t node -h)\n"
+    )
+    assert xcat("mkdef", "ua1", "groups=uag", "colour=blue") == (1, "", unknown.format("ua1"))
+    assert xcat("chdef", "ua2", "groups=uag", "colour=blue") == (
+        1,
+        "",
+        unknown.format("ua2") + SOME_FAILED,
+    )
+
+
+EXISTS = (
+    "Warning: A definition for '{}' already exists. No changes will be made.  "
+    "Run again with '-f' option to force replace.\n"
+)
+
+
+def test_mkdef_of_an_existing_object_warns_and_creates_the_others(xcat):
+    ok(xcat("mkdef", "ae1", "groups=aeg", "ip=10.11.0.1"))
+    assert xcat("mkdef", "ae1,ae2", "groups=aeg2") == (0, created(1), EXISTS.format("ae1"))
+    assert ok(xcat("lsdef", "ae1,ae2")) == (
+        "Object name: ae1\n    groups=aeg\n    ip=10.11.0.1\nObject name: ae2\n    groups=aeg2\n"
+    )
+    assert xcat("mkdef", "ae1,ae2", "groups=aeg2") == (
+        1,
+        "",
+        EXISTS.format("ae1") + EXISTS.format("ae2")
+        + "Error: 0 object definitions have been created or modified.\n",
+    )  # fmt: skip
+    # With an object that fails, the warning still comes and nothing is written.
+    assert xcat("mkdef", "ae1,ae3", "status=booted") == (
+        1,
+        "",
+        EXISTS.format("ae1") + NO_GROUPS.format("ae3") + SOME_FAILED,
+    )
+
+
+def test_mkdef_of_an_existing_network_is_an_error_even_with_f(xcat):
+    ok(xcat("mkdef", "-t", "network", "-o", "exnet", "net=10.12.0.0", "mask=255.255.0.0"))
+    for force in ([], ["-f"]):
+        assert xcat("mkdef", *force, "-t", "network", "-o", "exnet", "net=10.13.0.0",
+                    "mask=255.255.0.0") == (
+            1,
+            "",
+            "Error: A network definition called 'exnet' already exists. Cannot create a "
+            "definition for 'exnet'.\n" + SOME_FAILED,
+        )  # fmt: skip
+
+
+# -- bad options and types ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["lsdef", "mkdef", "chdef", "rmdef"])
+@pytest.mark.parametrize("args", [["-Q"], ["--nosuch", "n1"], ["-o"]])
+def test_a_bad_option_prints_xcat_s_words_and_the_usage(xcat, command, args):
+    assert xcat(command, *args) == (1, USAGE[command], "Error: Invalid option..\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["lsdef", "-t", "gizmo"],
+        ["lsdef", "-t", "node,gizmo", "-s"],
+        ["mkdef", "-t", "gizmo", "-o", "x1", "a=b"],
+        ["chdef", "-t", "gizmo", "-o", "x1", "a=b"],
+        ["rmdef", "-t", "gizmo", "-o", "x1"],
+        ["lsdef", "-t", "gizmo", "-h"],
+    ],
+)
+def test_a_bad_type_in_xcat_s_words_for_every_def_command(xcat, args):
+    assert xcat(*args) == (1, "", "Error: \nType 'gizmo' is not a valid xCAT object type.\n")
+
+
+@pytest.mark.parametrize("command", ["mkdef", "chdef"])
+def test_several_types_do_not_take_attribute_values(xcat, command):
+    assert xcat(command, "-t", "node,group", "-o", "mt1", "groups=mtg") == (
+        1,
+        "",
+        "Error: Cannot combine multiple types with 'att=val' pairs on the command line.\n",
+    )
+
+
+def test_rmdef_of_several_types_removes_objects_of_the_first(xcat):
+    ok(xcat("mkdef", "mt2", "groups=mtg"))
+    assert ok(xcat("rmdef", "-t", "node,group", "-o", "mt2")) == (
+        "1 object definitions have been removed.\n"
+    )
+
+
+# -- lsdef forms -------------------------------------------------------------------------
+
+
+def test_lsdef_s_z_gives_the_names_as_stanzas(xcat):
+    ok(xcat("mkdef", "sz2,sz10", "groups=szg"))
+    assert ok(xcat("lsdef", "-s", "-z", "szg")) == (
+        "# <xCAT data object stanza file>\n\nsz10:\n\nsz2:\n"
+    )
+
+
+def test_lsdef_sorts_names_as_xcat_does(xcat):
+    ok(xcat("mkdef", "so2,so10,so1", "groups=sog"))
+    assert ok(xcat("lsdef", "-s", "so2,so10,so1")) == ("so1  (node)\nso10  (node)\nso2  (node)\n")
+    for name in ("b-img", "a-img"):
+        ok(xcat("mkdef", "-t", "osimage", "-o", name, "provmethod=netboot"))
+    assert ok(xcat("lsdef", "-t", "osimage", "-o", "b-img,a-img", "-s")) == (
+        "a-img  (osimage)\nb-img  (osimage)\n"
+    )
+    assert xcat("lsdef", "-t", "osimage", "-o", "z-img,b-img,y-img", "-s") == (
+        1,
+        "b-img  (osimage)\n",
+        not_found("y-img", "z-img", objtype="osimage"),
+    )
+
+
+def test_a_group_s_members_in_long_and_stanza_output(xcat):
+    ok(xcat("mkdef", "gmz1,gmz2", "groups=gmz"))
+    ok(xcat("mkdef", "-t", "group", "-o", "gmzempty", "netboot=xnba"))
+    assert ok(xcat("lsdef", "-t", "group", "-o", "gmz,gmzempty")) == (
+        "Object name: gmz\n    members=gmz1,gmz2\n"
+        "Object name: gmzempty\n    grouptype=static\n    members=\n    netboot=xnba\n"
+    )
+    assert ok(xcat("lsdef", "-t", "group", "-o", "gmz,gmzempty", "-z")) == (
+        "# <xCAT data object stanza file>\n\n"
+        "gmz:\n    objtype=group\n    members=gmz1,gmz2\n\n"
+        "gmzempty:\n    objtype=group\n    grouptype=static\n    members=\n    netboot=xnba\n"
+    )
+
+
+def test_lsdef_t_site_with_a_name_lists_the_site_and_names_the_name(xcat):
+    site = ok(xcat("lsdef", "-t", "site", "-o", "clustersite"))
+    assert site.startswith("Object name: clustersite\n")
+    assert xcat("lsdef", "-t", "site", "-o", "foo") == (1, site, not_found("foo", objtype="site"))
+    assert xcat("lsdef", "-t", "site", "foo") == (1, site, not_found("foo", objtype="site"))
+
+
+def test_lsdef_a_z_is_every_object_as_stanzas(cluster):
+    assert cluster.run("mkdef", "az1", "groups=azg").returncode == 0
+    result = cluster.run("lsdef", "-a", "-z")
+    assert (result.returncode, result.stderr) == (0, "")
+    notes, _, stanzas = result.stdout.partition("# <xCAT data object stanza file>\n")
+    assert notes == (
+        "Could not find any objects of type 'osimage'.\n"
+        "Could not find any objects of type 'network'.\n"
+    )
+    assert "\naz1:\n    objtype=node\n    groups=azg\n" in stanzas
+    assert "\nazg:\n    objtype=group\n    members=az1\n" in stanzas
+    assert stanzas.startswith("\nclustersite:\n    objtype=site\n")
+    names = cluster.run("lsdef", "-a", "-s", "-z").stdout.partition("file>\n")[2]
+    assert names.startswith("\nclustersite:\n\naz1:\n\nazg:\n\n")
+
+
+# -- rmdef of groups ---------------------------------------------------------------------
+
+
+def test_rmdef_of_a_group_takes_it_out_of_its_members_groups(xcat):
+    ok(xcat("mkdef", "rg1", "groups=rgkeep,rgdef,rglisted"))
+    ok(xcat("mkdef", "rg2", "groups=rgdef"))
+    ok(xcat("chdef", "-t", "group", "-o", "rgdef", "netboot=xnba"))
+    assert ok(xcat("rmdef", "-t", "group", "-o", "rgdef,rglisted")) == (
+        "2 object definitions have been removed.\n"
+    )
+    assert ok(xcat("nodels", "rg1,rg2", "groups")) == "rg1: rgkeep\nrg2: \n"
+    assert xcat("lsdef", "-t", "group", "-o", "rgdef,rglisted")[2] == not_found(
+        "rgdef", "rglisted", objtype="group"
+    )
+
+
+def test_rmdef_of_a_dynamic_group_leaves_the_nodes(xcat):
+    ok(xcat("mkdef", "rd1", "groups=rdg", "status=rdstate"))
+    ok(
+        xcat(
+            "mkdef", "-t", "group", "-o", "rddyn", "grouptype=dynamic", "wherevals=status==rdstate"
+        )
+    )
+    assert ok(xcat("lsdef", "-t", "group", "-o", "rddyn", "-i", "members")) == (
+        "Object name: rddyn\n    members=rd1\n"
+    )
+    assert ok(xcat("rmdef", "-t", "group", "-o", "rddyn")) == (
+        "1 object definitions have been removed.\n"
+    )
+    assert ok(xcat("nodels", "rd1", "groups")) == "rd1: rdg\n"

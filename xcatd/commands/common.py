@@ -5,7 +5,7 @@ noderange as the caller may.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ..admin import ADMIN
@@ -25,12 +25,14 @@ BYTES_PER_RECORD = 1 << 20
 class Refusal(Exception):
     """The command stops with these error lines and rc 1; nothing was written.
     With `usage`, that text follows on stdout, as xCAT prints its usage after
-    an error in the command line."""
+    an error in the command line; `warnings` go before the errors (xCAT's
+    mkdef warns of the objects it skips, whatever else fails)."""
 
-    def __init__(self, *lines: str, usage: str | None = None) -> None:
+    def __init__(self, *lines: str, usage: str | None = None, warnings: Sequence[str] = ()) -> None:
         super().__init__(*lines)
         self.lines = lines
         self.usage = usage
+        self.warnings = warnings
 
 
 async def respond(call: Call, work: Callable) -> None:
@@ -45,11 +47,15 @@ async def respond(call: Call, work: Callable) -> None:
         SelectionError,
         RegexValueError,  # a node's regular-expression value failing for it
     ) as exc:
+        for line in getattr(exc, "warnings", ()):
+            await call.warning(line)
         for line in getattr(exc, "lines", None) or getattr(exc, "problems", None) or [str(exc)]:
             await call.error(line)
         if usage := getattr(exc, "usage", None):
             await call.info(usage)
         return
+    for line in produced.warnings:
+        await call.warning(line)
     for line in produced.errors:
         await call.error(line)
     await _send(call, produced)
@@ -65,6 +71,7 @@ class Produced:
     # Objects the command could not find: said before the output, and rc 1,
     # while the others are still listed or removed, as xCAT does.
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # said before the errors
 
 
 async def _send(call: Call, produced: Produced) -> None:

@@ -16,20 +16,44 @@ from functools import cached_property, partial
 from ..call import Call
 from ..store import objects
 from ..store.nodes import Nodes
-from ..store.objects import Definition, Edit
-from ..store.objtypes import GROUP, NODE, POLICY, TYPES, ObjectType
+from ..store.objects import Definition, DefinitionError, Edit
+from ..store.objtypes import GROUP, NODE, POLICY, SITE, TYPES, ObjectType, check_name
 from ..store.selection import ATTRIBUTE_NAME, Selection, parse_selection
-from ..store.stanza import format_stanzas, parse
+from ..store.stanza import HEADER, format_stanzas, parse
 from .common import Produced, Refusal, expand_noderange, respond
 from .defs_usage import NODELS, usage
-from .registry import CommandParser, command
+from .registry import CommandParser, UsageError, command
+
+# xCAT's closing line once some object of a mkdef or chdef has failed
+# (DBobjectdefs.pm defmk, defch; its spelling).
+SOME_FAILED = (
+    "One or more errors occured when attempting to create or modify xCAT object definitions."
+)
 
 # -- shared option handling ---------------------------------------------------
 
 
-def _types(options: argparse.Namespace, default: str = "node") -> list[ObjectType]:
-    names = (options.type or default).split(",")
-    return [objects.object_type(name.strip()) for name in names if name.strip()]
+class DefParser(CommandParser):
+    """The def commands' parser: a bad option does not end the request here;
+    the command answers it with xCAT's `Invalid option..` and its own usage
+    text (DBobjectdefs.pm processArgs), which a UsageError cannot carry."""
+
+    def parse_intermixed_args(self, args=None, namespace=None) -> argparse.Namespace:  # type: ignore[override]
+        try:
+            return super().parse_intermixed_args(args, namespace)
+        except UsageError:
+            options = super().parse_intermixed_args([])
+            options.invalid_option = True
+            return options
+
+
+def _types(options: argparse.Namespace, values: bool = False) -> list[ObjectType]:
+    """The types of -t (node without it), each checked, in xCAT's words:
+    several types cannot take attr=value pairs (`values`)."""
+    names = [name.strip() for name in (options.type or "node").split(",") if name.strip()]
+    if len(names) > 1 and values:
+        raise Refusal("Cannot combine multiple types with 'att=val' pairs on the command line.")
+    return [objects.object_type(name) for name in names]
 
 
 def _split_positionals(positionals: list[str]) -> tuple[str | None, dict[str, str]]:
@@ -102,6 +126,8 @@ def _first_answer(call: Call) -> Produced | None:
     or rmdef without arguments; -h without -t), the version (-v), the
     attributes of the types (-h with -t).  None: the command goes on."""
     options, name = call.options, call.body.cmd
+    if options.invalid_option:
+        raise Refusal("Invalid option..", usage=usage(name))
     if (not call.body.args and name != "lsdef") or (options.help and options.type is None):
         return Produced([usage(name)])
     if options.version:
@@ -133,6 +159,7 @@ def _object_options(parser: CommandParser, types: str = "object type (default no
     parser.add_argument(
         "-V", "--verbose", action="store_true", help="lsdef: say which group a value comes from"
     )
+    parser.set_defaults(invalid_option=False)  # DefParser sets it
 
 
 def _definition_options(parser: CommandParser) -> None:
@@ -145,8 +172,8 @@ def _definition_options(parser: CommandParser) -> None:
 def _requested(db, call: Call) -> tuple[ObjectType, list[str], dict[str, str]]:
     """The type, names and attr=value pairs given on the command line."""
     options = call.options
-    (objtype,) = _types(options)
     positional, values = _split_positionals(options.args)
+    objtype = _types(options, bool(values))[0]  # xCAT's: the first type names the objects
     names = _names(db, objtype, options.objects or positional, call)
     if not names and objtype.only_object:
         names = [objtype.only_object]  # -t site: the one site object, as in xCAT
@@ -155,7 +182,13 @@ def _requested(db, call: Call) -> tuple[ObjectType, list[str], dict[str, str]]:
     return objtype, names, values
 
 
-@command("mkdef", "Create xCAT data object definitions.", add_help=False, reads_stdin=True)
+@command(
+    "mkdef",
+    "Create xCAT data object definitions.",
+    add_help=False,
+    reads_stdin=True,
+    parser_class=DefParser,
+)
 def mkdef_options(parser: CommandParser) -> None:
     _definition_options(parser)
     parser.add_argument("-f", "--force", action="store_true", help="replace existing objects")
@@ -179,19 +212,44 @@ async def mkdef(call: Call) -> None:
                     raise Refusal(f"the template '{options.template}' is not a {objtype.name}")
                 values = {**template, **values}
             definitions = [Definition(objtype, name, dict(values)) for name in names]
-        created = objects.create(db, definitions, options.force)
-        return _written(
-            [f"{created} object definitions have been created or modified."],
-            (d.objtype for d in definitions),
-        )
+        try:
+            created = objects.create(db, definitions, options.force)
+        except DefinitionError as exc:
+            raise _failed(exc, closing=exc.per_object) from None
+        return _created(created, [d.objtype for d in definitions])
 
     await respond(call, work)
+
+
+def _failed(exc: DefinitionError, closing: bool) -> Refusal:
+    """The problems of a mkdef or chdef that wrote nothing, with xCAT's
+    closing line when some object failed its checks (DBobjectdefs.pm defmk
+    prints it only then; defch after any error)."""
+    return Refusal(*exc.problems, *([SOME_FAILED] if closing else []), warnings=exc.warnings)
+
+
+def _created(created: objects.Created, types: list[ObjectType]) -> Produced:
+    """What mkdef prints once it has written: the count, or xCAT's error when
+    every object existed already (DBobjectdefs.pm defmk), after the warnings
+    of those it left as they were."""
+    count = f"{created.count} object definitions have been created or modified."
+    if not created.count:
+        return Produced([], errors=[count], warnings=created.warnings)
+    produced = _written([count], types)
+    produced.warnings = created.warnings
+    return produced
 
 
 # -- chdef ---------------------------------------------------------------------
 
 
-@command("chdef", "Change xCAT data object definitions.", add_help=False, reads_stdin=True)
+@command(
+    "chdef",
+    "Change xCAT data object definitions.",
+    add_help=False,
+    reads_stdin=True,
+    parser_class=DefParser,
+)
 def chdef_options(parser: CommandParser) -> None:
     _definition_options(parser)
     edit = parser.add_mutually_exclusive_group()
@@ -208,15 +266,20 @@ async def chdef(call: Call) -> None:
     def work(db) -> Produced:
         if (answer := _first_answer(call)) is not None:
             return answer
+        if options.newname is not None:
+            return _renamed(db, call)
         if options.stanza:
             definitions = _stanzas(call)
         else:
             objtype, names, values = _requested(db, call)
-            if not values and not options.newname:
+            if not values:
                 raise Refusal("nothing to change: give attr=value or -n NEWNAME")
             definitions = [Definition(objtype, name, dict(values)) for name in names]
         edits = [Edit(definition, mode) for definition in definitions]
-        changed = objects.change(db, edits, options.newname, create=True)
+        try:
+            changed = objects.change(db, edits, create=True)
+        except DefinitionError as exc:
+            raise _failed(exc, closing=True) from None
         lines = [f"{changed.count} object definitions have been created or modified."]
         if changed.new:
             lines.append(f"New object definitions '{','.join(changed.new)}' have been created.")
@@ -225,10 +288,35 @@ async def chdef(call: Call) -> None:
     await respond(call, work)
 
 
+def _renamed(db, call: Call) -> Produced:
+    """chdef -n: one object renamed, nothing else done, as xCAT's defch does,
+    with its words for what it refuses."""
+    options = call.options
+    if options.plus or options.minus or options.stanza:
+        raise Refusal(
+            "Cannot combine '-n' and '-d','-p','-m','-z','-w' options.", usage=usage("chdef")
+        )
+    objtype = _types(options)[0]
+    if check_name(objtype, options.newname):
+        raise Refusal(
+            f"The new object name '{options.newname}' is not valid.Please refer to "
+            '"man xcatdb" for the valid "xCAT Object Name Format" ',
+            usage=usage("chdef"),
+        )
+    _, names, _ = _requested(db, call)
+    if len(names) > 1:
+        raise Refusal(
+            "The '-n' option (changing object name) can only work on one object.",
+            usage=usage("chdef"),
+        )
+    objects.rename(db, objtype, names[0], options.newname)
+    return _written([f"Changed the object name from {names[0]} to {options.newname}."], [objtype])
+
+
 # -- rmdef ---------------------------------------------------------------------
 
 
-@command("rmdef", "Remove xCAT data object definitions.", add_help=False)
+@command("rmdef", "Remove xCAT data object definitions.", add_help=False, parser_class=DefParser)
 def rmdef_options(parser: CommandParser) -> None:
     _object_options(parser)
     parser.add_argument("-a", "--all", action="store_true", help="every object of the type")
@@ -243,7 +331,7 @@ async def rmdef(call: Call) -> None:
     def work(db) -> Produced:
         if (answer := _first_answer(call)) is not None:
             return answer
-        (objtype,) = _types(options)
+        objtype = _types(options)[0]  # xCAT's: the first type names the objects
         if options.all:
             if not options.force:
                 raise Refusal(
@@ -272,7 +360,7 @@ def _removed(count: int) -> str:
 # -- lsdef ---------------------------------------------------------------------
 
 
-@command("lsdef", "List xCAT data object definitions.", add_help=False)
+@command("lsdef", "List xCAT data object definitions.", add_help=False, parser_class=DefParser)
 def lsdef_options(parser: CommandParser) -> None:
     _object_options(parser, "object types, comma separated (default node)")
     # -l and -z combine (a stanza is long output); conflicts are xCAT's (_conflict).
@@ -397,7 +485,10 @@ def _nodes(db, names: str | None, call: Call, selections: list[Selection]) -> Fo
 
 def _stored(db, objtype: ObjectType, names: str | None) -> Found:
     stored = objects.load(db, objtype)
-    chosen, missing = _existing(_comma_list(names) if names else None, stored)
+    named = _comma_list(names) if names else None
+    if named and objtype is SITE:
+        named.append(SITE.only_object)  # xCAT's lsdef lists it beside any name given
+    chosen, missing = _existing(named, stored)
     listed = []
     for name in chosen:
         values = {a: (v, None) for a, v in stored[name].items()}
@@ -408,22 +499,30 @@ def _stored(db, objtype: ObjectType, names: str | None) -> Found:
 def _groups(nodes: Nodes, names: str | None) -> Found:
     known = set(nodes.group_names())
     chosen, missing = _existing(_comma_list(names) if names else None, known)
-    listed = []
-    for name in chosen:
-        values = {a: (v, None) for a, v in nodes.groups.get(name, {}).items()}
-        values.setdefault("grouptype", ("static", None))
-        if values["grouptype"][0] == "static":
-            values["members"] = (",".join(nodes.group_members(name) or []), None)
-        listed.append(Listed(GROUP, name, lambda values=values: values))
+    listed = [Listed(GROUP, name, partial(_group_values, nodes, name)) for name in chosen]
     return Found(listed, missing, none=not known)
 
 
+def _group_values(nodes: Nodes, name: str) -> dict[str, tuple[str, str | None]]:
+    """A group's own values and its members, which xCAT's lsdef shows even when
+    there are none (worked out only when shown: a dynamic group's mean testing
+    every node).  A defined group is static unless it says otherwise, as
+    xCAT's mkdef and chdef store it; one that nodes only list has no type."""
+    values = {a: (v, None) for a, v in nodes.groups.get(name, {}).items()}
+    if name in nodes.groups:
+        values.setdefault("grouptype", ("static", None))
+    values["members"] = (",".join(nodes.group_members(name) or []), None)
+    return values
+
+
 def _existing(named: list[str] | None, known: Collection[str]) -> tuple[list[str], list[str]]:
-    """The named objects that exist (all of them, in natural order, when none is
-    named) and the names that are not objects."""
+    """The named objects that exist (all of them when none is named) and the
+    names that are not objects, each once and sorted as xCAT's lsdef sorts
+    them (Perl's `sort`: by characters, so node10 comes before node2)."""
     if named is None:
-        return sorted_names(known), []
-    return [n for n in named if n in known], [n for n in named if n not in known]
+        return sorted(known), []
+    names = set(named)
+    return sorted(n for n in names if n in known), sorted(n for n in names if n not in known)
 
 
 def sorted_names(names: Iterable[str]) -> list[str]:
@@ -433,6 +532,8 @@ def sorted_names(names: Iterable[str]) -> list[str]:
 
 
 def _form(options, names: str | None, selections: list[Selection]) -> Callable:
+    if options.stanza and options.short:
+        return _stanza_names
     if options.stanza:
         return _stanza_lines
     if options.attributes and options.compress:
@@ -457,7 +558,7 @@ def _long_lines(listed: list[Listed], options, several_types: bool) -> Iterator[
         yield f"Object name: {item.name}{suffix}"
         for attribute in wanted or sorted(item.values):
             value, source = item.values.get(attribute, ("", None))
-            if value or wanted:
+            if value or wanted or attribute == "members":  # a group's, even when it has none
                 origin = f" (inherited from group {source})" if source and options.verbose else ""
                 yield f"    {attribute}={value}{origin}"
 
@@ -473,10 +574,17 @@ def _stanza_lines(listed: list[Listed], options, several_types: bool) -> Iterato
     wanted = _wanted(options)
 
     def plain(item: Listed) -> dict[str, str]:
-        chosen = wanted or item.values
-        return {a: item.values.get(a, ("",))[0] for a in chosen if a != "members"}
+        return {a: item.values.get(a, ("",))[0] for a in wanted or item.values}
 
     return format_stanzas((item.name, item.objtype.name, plain(item)) for item in listed)
+
+
+def _stanza_names(listed: list[Listed], options, several_types: bool) -> Iterator[str]:
+    """lsdef -s -z: xCAT's stanza header, then each object's name alone."""
+    yield HEADER
+    for item in listed:
+        yield ""
+        yield f"{item.name}:"
 
 
 def _wanted(options) -> list[str]:

@@ -69,21 +69,26 @@ class Command:
 
 
 def command(
-    name: str, summary: str, *, add_help: bool = True, reads_stdin: bool = False
+    name: str,
+    summary: str,
+    *,
+    add_help: bool = True,
+    reads_stdin: bool = False,
+    parser_class: type[CommandParser] = CommandParser,
 ) -> Callable[[Callable], Command]:
     """Declare a command; the decorated function adds its options to the parser.
 
     Every command takes --json (the client prints structured records); a
     command that gives -h a meaning of its own passes add_help=False; one
-    that reads what the user pipes in says so with reads_stdin.
+    that reads what the user pipes in says so with reads_stdin; one that
+    answers bad options itself (as xCAT's def commands do) passes a
+    CommandParser subclass as parser_class.
     """
 
     def declare(add_options: Callable[[CommandParser], None]) -> Command:
         if name in REGISTRY:
             raise RuntimeError(f"command {name} is declared twice")
-        parser = CommandParser(
-            prog=name, description=summary, allow_abbrev=False, add_help=add_help
-        )
+        parser = parser_class(prog=name, description=summary, allow_abbrev=False, add_help=add_help)
         parser.add_argument("--json", action="store_true", help="print records as JSON lines")
         add_options(parser)
         REGISTRY[name] = declared = Command(name, summary, parser, reads_stdin=reads_stdin)

@@ -21,11 +21,20 @@ Values = dict[str, str]
 
 
 class DefinitionError(Exception):
-    """Definitions that cannot be written; one line per problem."""
+    """Definitions that cannot be written; one line per problem.
 
-    def __init__(self, problems: list[str]) -> None:
+    `per_object`: the problems are those of objects that failed xCAT's checks
+    one by one (xCAT goes on with the others and closes with a line of its
+    own); otherwise the request as a whole is wrong.  `warnings`: objects
+    skipped on the way, which xCAT warns of whatever else happens."""
+
+    def __init__(
+        self, problems: list[str], *, per_object: bool = False, warnings: list[str] | None = None
+    ) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.per_object = per_object
+        self.warnings = warnings or []
 
 
 @dataclass
@@ -41,32 +50,45 @@ def object_type(name: str) -> ObjectType:
     try:
         return TYPES[name]
     except KeyError:
-        raise DefinitionError(
-            [f"'{name}' is not a valid object type: use one of {', '.join(TYPES)}"]
-        ) from None
+        # xCAT's words, leading newline included (DBobjectdefs.pm processArgs).
+        raise DefinitionError([f"\nType '{name}' is not a valid xCAT object type."]) from None
 
 
 def checked(definition: Definition) -> Values:
     """The definition's values as they will be stored, or DefinitionError."""
-    objtype, problems, values = definition.objtype, [], {}
+    if problems := naming_problems(definition):
+        raise DefinitionError(problems)
+    return checked_values(definition)
+
+
+def naming_problems(definition: Definition) -> list[str]:
+    """What is wrong with the object's name and its attributes' names: what
+    xCAT refuses for the whole request before it looks at any object."""
+    objtype, problems = definition.objtype, []
     if why := check_name(objtype, definition.name):
         problems.append(why)
     if objtype.only_object and definition.name != objtype.only_object:
         problems.append(f"the only {objtype.name} object is '{objtype.only_object}'")
-    for name, value in definition.values.items():
-        attribute = objtype.attribute(name)
-        if attribute is None:
+    for name in definition.values:
+        if objtype.attribute(name) is None:
             problems.append(
                 f"{definition.name}: '{name}' is not a valid attribute name for an object "
                 f"type of '{objtype.name}' (see lsdef -t {objtype.name} -h)"
             )
-            continue
+    return problems
+
+
+def checked_values(definition: Definition) -> Values:
+    """The values of a definition whose names are known good, as they will be
+    stored, or DefinitionError (per object) naming each bad value."""
+    values, problems = {}, []
+    for name, value in definition.values.items():
         try:
-            values[name] = attribute.check(value)
+            values[name] = definition.objtype.attributes[name].check(value)
         except AttributeValueError as exc:
             problems.append(f"{definition.name}: {exc}")
     if problems:
-        raise DefinitionError(problems)
+        raise DefinitionError(problems, per_object=True)
     return values
 
 
@@ -111,38 +133,70 @@ def site(db: sqlite_utils.Database) -> Values:
     return load(db, SITE, [SITE.only_object]).get(SITE.only_object, {})
 
 
-def create(db: sqlite_utils.Database, definitions: list[Definition], replace: bool) -> int:
-    """mkdef: new objects (or, with `replace`, objects replaced whole)."""
-    problems: list[str] = []
-    by_type: dict[str, list[dict]] = {}
-    for definition in definitions:
-        try:
-            values = checked(definition)
-        except DefinitionError as exc:
-            problems += exc.problems
-            continue
-        if lacking := _lacking(definition.objtype, definition.name, values):
-            problems.append(lacking)
-        row = {definition.objtype.key: definition.name, **values}
-        by_type.setdefault(definition.objtype.name, []).append(row)
-    if not replace:
-        clashes = [
-            name
-            for type_name, new_rows in by_type.items()
-            for name in sorted(
-                existing(db, TYPES[type_name], (r[TYPES[type_name].key] for r in new_rows))
-            )
-        ]
-        problems += [f"A definition for '{name}' already exists." for name in clashes]
-        if clashes:
-            problems.append("Run again with '-f' option to force replace.")
+@dataclass
+class Created:
+    """What mkdef wrote: how many objects, and xCAT's warning for each existing
+    object it left as it was."""
+
+    count: int
+    warnings: list[str]
+
+
+# xCAT's words (DBobjectdefs.pm defmk) for an object that exists already: a
+# warning, and the others are still created; for a network, an error.
+_EXISTS = (
+    "A definition for '{}' already exists. No changes will be made.  "
+    "Run again with '-f' option to force replace."
+)
+_NETWORK_EXISTS = (
+    "A network definition called '{0}' already exists. Cannot create a definition for '{0}'."
+)
+
+
+def create(db: sqlite_utils.Database, definitions: list[Definition], replace: bool) -> Created:
+    """mkdef: new objects (or, with `replace`, objects replaced whole).
+
+    Checked as xCAT's defmk checks them: the names, for the whole request;
+    then each object: a network whose name is taken (even with `replace`),
+    an existing object (left as it is, with a warning, unless replaced), its
+    values, what its type requires.  Unlike xCAT, nothing is written when
+    any object fails."""
+    problems = [problem for definition in definitions for problem in naming_problems(definition)]
     _refuse_duplicates(definitions, problems)
     if problems:
         raise DefinitionError(problems)
+    types = {definition.objtype for definition in definitions}
+    present = {t: existing(db, t, [d.name for d in definitions if d.objtype is t]) for t in types}
+    skipped: list[str] = []
+    rows: dict[ObjectType, list[dict]] = {}
+    for definition in definitions:
+        exists = definition.name in present[definition.objtype]
+        if exists and definition.objtype is NETWORK:
+            problems.append(_NETWORK_EXISTS.format(definition.name))
+        elif exists and not replace:
+            skipped.append(_EXISTS.format(definition.name))
+        elif (row := _new_row(definition, problems)) is not None:
+            rows.setdefault(definition.objtype, []).append(row)
+    if problems:
+        raise DefinitionError(problems, per_object=True, warnings=skipped)
     with db.atomic():
-        for type_name, new_rows in by_type.items():
-            db[type_name].insert_all(new_rows, replace=replace, batch_size=2000)
-    return len(definitions)
+        for objtype, new_rows in rows.items():
+            db[objtype.name].insert_all(new_rows, replace=replace, batch_size=2000)
+    return Created(sum(len(new_rows) for new_rows in rows.values()), skipped)
+
+
+def _new_row(definition: Definition, problems: list[str]) -> dict | None:
+    """The row of a new object, or None, with why it cannot be made added to
+    `problems`: a bad value, or an attribute its type requires missing."""
+    try:
+        values = checked_values(definition)
+    except DefinitionError as exc:
+        problems += exc.problems
+        return None
+    if lacking := _lacking(definition.objtype, definition.name, values):
+        problems.append(lacking)
+        return None
+    return {definition.objtype.key: definition.name, **values}
 
 
 def _refuse_duplicates(definitions: list[Definition], problems: list[str]) -> None:
@@ -162,17 +216,9 @@ class Edit:
     mode: str = "set"  # set | add (-p) | remove (-m)
 
 
-def change(
-    db: sqlite_utils.Database,
-    edits: list[Edit],
-    rename_to: str | None = None,
-    *,
-    create: bool = False,
-) -> Changed:
+def change(db: sqlite_utils.Database, edits: list[Edit], *, create: bool = False) -> Changed:
     """Change objects; with `create` (chdef) those that do not exist are created,
     as xCAT's chdef does (without it, only groups and the site object are)."""
-    if rename_to is not None and (refused := _rename_problems(db, edits, rename_to)):
-        raise DefinitionError(refused)
     problems: list[str] = []
     updates: list[Update] = []
     for objtype, group in _by_type(edits).items():
@@ -198,12 +244,6 @@ def change(
     new = _new(db, [update for update in updates if update.created])
     with db.atomic():
         _write(db, updates)
-        if rename_to is not None:
-            objtype = edits[0].definition.objtype
-            db.execute(
-                f"update [{objtype.name}] set [{objtype.key}] = ? where [{objtype.key}] = ?",
-                [rename_to, edits[0].definition.name],
-            )
     return Changed(len(updates), new)
 
 
@@ -338,27 +378,54 @@ def _edited(current: Values, values: Values, mode: str) -> Values:
     return new
 
 
-def _rename_problems(db: sqlite_utils.Database, edits: list[Edit], new_name: str) -> list[str]:
-    if len(edits) != 1:
-        return ["-n renames one object at a time"]
-    objtype, name = edits[0].definition.objtype, edits[0].definition.name
-    if why := check_name(objtype, new_name):
-        return [why]
+def rename(db: sqlite_utils.Database, objtype: ObjectType, name: str, new_name: str) -> None:
+    """chdef -n: the object's new name, or DefinitionError in xCAT's words
+    (DBobjectdefs.pm defch) when it does not exist or the name is taken."""
     if not existing(db, objtype, [name]):
-        return [f"The {name} is not a valid object."]  # xCAT's words
+        raise DefinitionError([f"The {name} is not a valid object."])
     if existing(db, objtype, [new_name]):
-        return [f"A definition for '{new_name}' already exists."]
-    return []
+        raise DefinitionError([f"Object {new_name} already exists."])
+    with db.atomic():
+        db.execute(
+            f"update [{objtype.name}] set [{objtype.key}] = ? where [{objtype.key}] = ?",
+            [new_name, name],
+        )
 
 
 def remove(
     db: sqlite_utils.Database, objtype: ObjectType, names: list[str]
 ) -> tuple[int, list[str]]:
     """rmdef: the named objects that exist, as xCAT removes them; how many
-    were removed, and the names of those that do not exist."""
+    were removed, and the names of those that do not exist.
+
+    A group exists when it is defined or some node lists it; removing a
+    static group takes it out of its members' `groups`, as xCAT's defrm does
+    (a dynamic group's members are left as they are)."""
     names = list(dict.fromkeys(names))
     present = existing(db, objtype, names)
     with db.atomic():
+        if objtype is GROUP:
+            present |= _listed_groups(db) & set(names)
+            _leave_groups(db, present - _dynamic(db, present))
         for chunk, marks in _in_chunks([name for name in names if name in present]):
             db.execute(f"delete from [{objtype.name}] where [{objtype.key}] in ({marks})", chunk)
     return len(present), [name for name in names if name not in present]
+
+
+def _dynamic(db: sqlite_utils.Database, groups: set[str]) -> set[str]:
+    """The dynamic groups among these."""
+    defined = load(db, GROUP, groups, columns=["grouptype"])
+    return {name for name, values in defined.items() if values.get("grouptype") == "dynamic"}
+
+
+def _leave_groups(db: sqlite_utils.Database, groups: set[str]) -> None:
+    """Take these groups out of the `groups` of every node that lists them."""
+    if not groups:
+        return
+    changed = []
+    for node, listed in db.execute(f"select [{NODE.key}], groups from [{NODE.name}]"):
+        items = (listed or "").split(",")
+        kept = [group for group in items if group not in groups]
+        if len(kept) != len(items):
+            changed.append([",".join(kept) or None, node])
+    db.conn.executemany(f"update [{NODE.name}] set groups = ? where [{NODE.key}] = ?", changed)
