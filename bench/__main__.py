@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from . import client_startup, http, nodeset, objects, packimage, requests, tftp
+from . import client_startup, http, nodeset, objects, packimage, power, requests, tftp
 
 if __name__ == "__main__":
     results = [
@@ -19,5 +19,6 @@ if __name__ == "__main__":
         nodeset.main(),
         http.main(),
         tftp.main(),
+        power.main(),
     ]
     sys.exit(0 if all(results) else 1)

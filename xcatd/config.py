@@ -47,6 +47,12 @@ class Config:
     max_connections_per_address: int = 256
     max_handshakes: int = 256  # TLS handshakes under way at once
     max_unauthenticated: int = 256  # connections past the handshake without a certificate
+    # Hardware control (rpower, rsetboot, rnetboot): BMC sessions this daemon
+    # drives at once, over all requests (xCAT's ipmimaxp; at most 256), and the
+    # seconds one attempt at one node may take; a node that does not answer is
+    # tried twice.
+    bmc_fanout: int = 128
+    bmc_timeout: float = 10.0
 
     @classmethod
     def load(cls, path: Path) -> Config:

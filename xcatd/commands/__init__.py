@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (registers)
     makedhcp,
     nodeset,
     packimage,
+    power,
     status,
 )
 from .registry import REGISTRY, Command, HelpRequested, UsageError

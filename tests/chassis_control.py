@@ -1,0 +1,185 @@
+"""The chassis behind a simulated BMC: OpenIPMI's ipmi_sim runs this program
+(its `chassis_control` setting) for every power and boot request, and the
+program acts on a real QEMU machine, as a BMC acts on its server.
+
+    chassis_control.py STATEDIR get power|boot ...   prints power:1, boot:pxe, ...
+    chassis_control.py STATEDIR set power 0|1 | reset 1 | shutdown 1 | boot DEVICE
+
+Power on starts QEMU (TCG, 64 MiB, no disk, no display, paused at its first
+instruction: nothing here needs it to run); it stays in ipmi_sim's process
+group, so stopping the simulator's group stops the machine too.  Power off
+ends the QEMU process.  Reset and soft-off go to QEMU's QMP socket
+(`system_reset`, `system_powerdown`), and the events QEMU answers with
+(RESET, POWERDOWN) are appended to STATEDIR/events, one line each.  A boot
+device (ipmi_sim says pxe, default (the disk), cdrom, bios or none) is kept
+in STATEDIR/bootdev as a one-shot override, as a real BMC keeps it: the next
+power-on or reset starts QEMU with `-boot once=<drive>` and consumes it.
+Requests are idempotent: ipmi_sim runs a request again when the first
+answer was slow.  While STATEDIR/hang exists, every `set` request hangs
+until the program is killed: a BMC that stops answering mid-operation.
+
+Standard library only, and run with `python -I -S`: ipmi_sim waits for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+QEMU = "qemu-system-x86_64"
+# ipmi_sim's names of boot devices -> QEMU's `-boot once=` drive letters.
+BOOT_DRIVES = {"pxe": "n", "default": "c", "cdrom": "d"}
+NO_OVERRIDE = "none"
+START_TIMEOUT = 10.0  # for QEMU's QMP socket to answer
+STOP_TIMEOUT = 5.0  # for QEMU to exit on SIGTERM before SIGKILL
+QMP_TIMEOUT = 2.0  # for each of QEMU's QMP answers
+HANG = "hang"  # a file in STATEDIR that makes set requests hang
+
+
+class Machine:
+    """The QEMU machine of one BMC, all of its state under `directory`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.pidfile = directory / "qemu.pid"
+        self.qmp = directory / "qmp.sock"
+        self.bootdev = directory / "bootdev"
+        self.events = directory / "events"
+
+    def pid(self) -> int | None:
+        """QEMU's process id while it runs (a zombie has stopped running)."""
+        try:
+            pid = int(self.pidfile.read_text())
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, ValueError, IndexError):
+            return None
+        return None if state in ("Z", "X") else pid
+
+    def override(self) -> str:
+        return self.bootdev.read_text().strip() if self.bootdev.exists() else NO_OVERRIDE
+
+    def power_on(self) -> None:
+        if self.pid() is not None:
+            return
+        boot = BOOT_DRIVES.get(self.override())
+        self.bootdev.unlink(missing_ok=True)  # one-shot: consumed by this boot
+        self.qmp.unlink(missing_ok=True)
+        command = [
+            QEMU, "-accel", "tcg", "-m", "64", "-nodefaults", "-display", "none", "-S",
+            "-name", self.directory.name, "-pidfile", str(self.pidfile),
+            "-qmp", f"unix:{self.qmp},server=on,wait=off",
+            *(("-boot", f"once={boot}") if boot else ()),
+        ]  # fmt: skip
+        with (self.directory / "qemu.log").open("ab") as log:
+            subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._qmp_answers():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"QEMU did not start: see {self.directory / 'qemu.log'}")
+            time.sleep(0.02)
+
+    def power_off(self) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.pid() is not None:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
+
+    def reset(self) -> None:
+        """A hard reset; a boot override makes it a restart with that device."""
+        if self.pid() is None:
+            return
+        if self.override() != NO_OVERRIDE:
+            self.power_off()
+            self.power_on()
+        else:
+            self._qmp_event("system_reset", "RESET")
+
+    def soft_off(self) -> None:
+        """The ACPI power button: the guest's OS decides what follows."""
+        if self.pid() is not None:
+            self._qmp_event("system_powerdown", "POWERDOWN")
+
+    def _qmp_answers(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.connect(str(self.qmp))
+            return True
+        except OSError:
+            return False
+
+    def status(self) -> str:
+        """QEMU's run state as QMP's query-status tells it (prelaunch, running, ...)."""
+        return self._qmp("query-status", lambda message: "return" in message)["return"]["status"]
+
+    def _qmp_event(self, command: str, event: str) -> None:
+        """Run a QMP command, and record `event` in STATEDIR/events once QEMU
+        reports it (as it does when it has done what the command asked)."""
+        self._qmp(command, lambda message: message.get("event") == event)
+        with self.events.open("a") as events:
+            events.write(f"{event}\n")
+
+    def _qmp(self, command: str, until: Callable[[dict], bool]) -> dict:
+        """Run a QMP command; the first message after it that `until` accepts."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(QMP_TIMEOUT)
+            sock.connect(str(self.qmp))
+            stream = sock.makefile("rwb")
+            stream.readline()  # the greeting
+            _send(stream, "qmp_capabilities")
+            while "return" not in json.loads(stream.readline()):
+                pass
+            _send(stream, command)
+            while not until(message := json.loads(stream.readline())):
+                if "error" in message:
+                    raise SystemExit(f"QMP {command}: {message['error']}")
+            return message
+
+
+def _send(stream: BinaryIO, command: str) -> None:
+    stream.write(json.dumps({"execute": command}).encode() + b"\n")
+    stream.flush()
+
+
+def get(machine: Machine, what: list[str]) -> None:
+    for item in what:
+        if item == "power":
+            print(f"power:{int(machine.pid() is not None)}")
+        elif item == "boot":
+            print(f"boot:{machine.override()}")
+
+
+def set_(machine: Machine, pairs: list[str]) -> None:
+    for item, value in zip(pairs[::2], pairs[1::2], strict=True):
+        if item == "power":
+            machine.power_on() if value == "1" else machine.power_off()
+        elif item == "reset" and value == "1":
+            machine.reset()
+        elif item == "shutdown" and value == "1":
+            machine.soft_off()
+        elif item == "boot":
+            machine.bootdev.write_text(f"{value}\n")
+
+
+def main(argv: list[str]) -> None:
+    directory, verb, *rest = argv
+    machine = Machine(Path(directory))
+    if verb == "set" and (machine.directory / HANG).exists():
+        signal.pause()  # until the simulator's process group is stopped
+    (get if verb == "get" else set_)(machine, rest)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

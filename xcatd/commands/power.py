@@ -1,0 +1,111 @@
+"""rpower, rsetboot, rnetboot: the nodes' power and next boot device,
+through their BMCs (xcatd/hw).
+
+    rpower <noderange> on | off | stat | state | reset | boot | cycle | softoff
+    rsetboot <noderange> [net | hd | cd | def | default | stat] [-p] [-u]
+    rnetboot <noderange>
+
+One line per node, xCAT's `<node>: on`, `<node>: Network`, `<node>: Success`,
+printed as each node answers; a node that cannot be controlled gets its one
+`<node>: Error: ...` line and the others go on.  With --json, one record per
+node: {"node": ..., "power" | "boot" | "netboot": <the same text>}.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from ..call import Call
+from ..hw import actions
+from ..hw.actions import BOOT_DEVICES, POWER_ACTIONS, Operation
+from ..hw.fanout import Job, Limits, Report, run_each
+from ..hw.target import HW_ATTRIBUTES, HardwareError, target_for
+from ..store.noderange import NoderangeError
+from ..store.nodes import Nodes
+from ..store.regex_values import RegexValueError
+from .common import expand_noderange
+from .registry import CommandParser, command
+
+
+@command("rpower", "Control the power of nodes through their BMCs.")
+def rpower_options(parser: CommandParser) -> None:
+    parser.add_argument("noderange", help="the nodes")
+    parser.add_argument("action", choices=POWER_ACTIONS, help=" | ".join(POWER_ACTIONS))
+
+
+@rpower_options.runs
+async def rpower(call: Call) -> None:
+    await _control(call, "power", functools.partial(actions.power, action=call.options.action))
+
+
+@command("rsetboot", "Set the device nodes boot from next (once, unless -p).")
+def rsetboot_options(parser: CommandParser) -> None:
+    parser.add_argument("noderange", help="the nodes")
+    parser.add_argument(
+        "device", nargs="?", default="stat", choices=BOOT_DEVICES, help=" | ".join(BOOT_DEVICES)
+    )
+    parser.add_argument("-p", dest="persistent", action="store_true", help="for every boot")
+    parser.add_argument("-u", dest="uefi", action="store_true", help="boot in UEFI mode")
+
+
+@rsetboot_options.runs
+async def rsetboot(call: Call) -> None:
+    options = call.options
+    operation = functools.partial(
+        actions.set_boot, device=options.device, persistent=options.persistent, uefi=options.uefi
+    )
+    await _control(call, "boot", operation)
+
+
+@command("rnetboot", "Boot nodes from the network: next boot from the network, then on or reset.")
+def rnetboot_options(parser: CommandParser) -> None:
+    parser.add_argument("noderange", help="the nodes")
+
+
+@rnetboot_options.runs
+async def rnetboot(call: Call) -> None:
+    await _control(call, "netboot", actions.netboot)
+
+
+async def _control(call: Call, key: str, operation: Operation) -> None:
+    """`operation` on every node of the noderange, its outcome as `key` in --json."""
+    try:
+        nodes, unreadable = await call.daemon.store.run(lambda db: _read(db, call))
+    except NoderangeError as exc:
+        await call.error(str(exc))
+        return
+    for node, why in unreadable.items():
+        await call.error(why, node=node)
+    jobs = {}
+    for node, values in nodes.items():
+        try:
+            jobs[node] = Job(target_for(node, values), operation)
+        except HardwareError as exc:
+            await call.error(str(exc), node=node)
+    config = call.daemon.config
+    await run_each(jobs, Limits(config.bmc_fanout, config.bmc_timeout), _reporter(call, key))
+
+
+def _read(db, call: Call) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """The nodes' effective hardware attributes, and why a node's could not be
+    worked out (a regular-expression value that fails for it)."""
+    nodes = Nodes.load(db)
+    values, unreadable = {}, {}
+    for node in expand_noderange(call, call.options.noderange, nodes):
+        try:
+            values[node] = {a: v for a in HW_ATTRIBUTES if (v := nodes.attribute(node, a))}
+        except RegexValueError as exc:
+            unreadable[node] = str(exc)
+    return values, unreadable
+
+
+def _reporter(call: Call, key: str) -> Report:
+    async def report(node: str, outcome: str | HardwareError) -> None:
+        if isinstance(outcome, HardwareError):
+            await call.error(str(outcome), node=node)
+        elif call.options.json:
+            await call.data(None, data={"node": node, key: outcome})
+        else:
+            await call.info(outcome, node=node)
+
+    return report
