@@ -31,14 +31,12 @@ class Slot:
         self._admission = admission
         self.host = host
         self.stage: str | None = HANDSHAKING  # the limited share it holds, if any
-        self.authenticated = False
 
     def handshake_done(self, certified: bool) -> bool:
         """Move from the handshake share to the peer's next one; False when
         it has no certificate and that share is spent (then close it)."""
         admission = self._admission
         admission.leave(self)
-        self.authenticated = certified
         if certified:
             return True
         if admission.held[UNAUTHENTICATED] >= admission.config.max_unauthenticated:

@@ -78,7 +78,7 @@ async def _serve_connection(
     tls = await _accept_tls(daemon, stream, address)
     if tls is None or not slot.handshake_done(bool(tls.getpeercert(binary_form=True))):
         return
-    if not await Session(daemon, tls, address, slot).run():
+    if not await Session(daemon, tls, address).run():
         await _linger(stream)
 
 
@@ -127,14 +127,14 @@ async def _accept_tls(
 class Session:
     """A connection past its TLS handshake: frames, requests, their output."""
 
-    def __init__(self, daemon: Daemon, tls: trio.SSLStream, address: str, slot: Slot) -> None:
+    def __init__(self, daemon: Daemon, tls: trio.SSLStream, address: str) -> None:
         self.daemon = daemon
         self.tls = tls
         self.address = address
         self.peer_der: bytes | None = tls.getpeercert(binary_form=True)
         # A peer without a certificate gets no longer than a handshake to be idle.
         config = daemon.config
-        self._idle_limit = config.idle_timeout if slot.authenticated else config.handshake_timeout
+        self._idle_limit = config.idle_timeout if self.peer_der else config.handshake_timeout
         self.running: dict[int, trio.CancelScope] = {}
         self._inputs: dict[int, trio.MemorySendChannel[bytes]] = {}
         self._outgoing, self._to_write = trio.open_memory_channel[ServerMessage](OUTGOING_QUEUE)
