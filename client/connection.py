@@ -20,8 +20,8 @@ from xcat_protocol.messages import (
     StdinData,
     parse_server_message,
 )
-from xcat_protocol.signing import load_signing_key, sign_body
-from xcat_protocol.tls import client_context
+from xcat_protocol.signing import SigningKey, load_signing_key, sign_body
+from xcat_protocol.tls import client_context, enrolling_context
 
 from .credentials import Credentials, Target
 from .errors import ClientError
@@ -38,26 +38,37 @@ class _Refused(Exception):
 class Connection:
     def __init__(self, target: Target, credentials: Credentials) -> None:
         self.target = target
-        self.credentials = credentials
+        self.credentials: Credentials | None = credentials
         self._key = load_signing_key(credentials.cred_pem)
+        try:
+            context = client_context(credentials.ca_file, credentials.cred_file)
+        except (ssl.SSLError, ValueError) as exc:
+            raise ClientError(f"unusable credentials in {credentials.directory}: {exc}") from None
+        self._open(context)
+
+    @classmethod
+    def enrolling(cls, target: Target, key: SigningKey) -> Connection:
+        """A connection of a node with no credentials yet, which may only
+        enroll; it trusts no one until it has checked what it gets back
+        (xcatd/servicenode/enroll.py)."""
+        connection = cls.__new__(cls)
+        connection.target, connection.credentials, connection._key = target, None, key
+        connection._open(enrolling_context())
+        return connection
+
+    def _open(self, context: ssl.SSLContext) -> None:
         self._decoder = FrameDecoder()
         self._next_id = 1
-        self.sock = self._connect()
+        self.sock = self._connect(context)
         try:
             hello = self.receive()
         except _Refused:
             raise ClientError(self._refusal()) from None
         if not isinstance(hello, Hello):
-            raise ClientError(f"xcatd at {target} did not greet as expected")
+            raise ClientError(f"xcatd at {self.target} did not greet as expected")
         self.server = hello
 
-    def _connect(self) -> ssl.SSLSocket:
-        try:
-            context = client_context(self.credentials.ca_file, self.credentials.cred_file)
-        except (ssl.SSLError, ValueError) as exc:
-            raise ClientError(
-                f"unusable credentials in {self.credentials.directory}: {exc}"
-            ) from None
+    def _connect(self, context: ssl.SSLContext) -> ssl.SSLSocket:
         try:
             raw = socket.create_connection(
                 (self.target.host, self.target.port), timeout=CONNECT_TIMEOUT
@@ -69,6 +80,7 @@ class Connection:
             sock = context.wrap_socket(raw, server_hostname=self.target.host)
         except ssl.SSLCertVerificationError as exc:
             raw.close()
+            assert self.credentials is not None  # only a context with a CA verifies
             raise ClientError(
                 f"the server at {self.target} is not trusted: its certificate is not from the "
                 f"cluster CA in {self.credentials.ca_file} ({exc.verify_message})"
@@ -147,6 +159,8 @@ class Connection:
         """
         from cryptography import x509
 
+        if self.credentials is None:
+            return f"xcatd at {self.target} closed the connection before greeting; see its log"
         where = f"xcatd at {self.target} refused our certificate {self.credentials.cred_file}"
         ours = x509.load_pem_x509_certificate(self.credentials.cred_pem)
         with open(self.credentials.ca_file, "rb") as f:

@@ -33,3 +33,18 @@ def client_context(ca_file: StrPath, cred_file: StrPath | None) -> ssl.SSLContex
     if cred_file is not None:
         context.load_cert_chain(cred_file)
     return context
+
+
+def enrolling_context() -> ssl.SSLContext:
+    """The context of a node enrolling for its first certificate.
+
+    It has no CA file yet, only the CA's fingerprint from its kernel command
+    line, so it checks nothing during the handshake; it checks the server's
+    certificate and everything it receives against the pinned CA before it
+    uses any of it, and what it sends (a CSR) is public.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context

@@ -7,9 +7,11 @@ exactly as an administrator would.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -52,6 +54,13 @@ class Cluster:
     @property
     def cred_dir(self) -> Path:
         return self.root / ".xcat"
+
+    @property
+    def ca_fingerprint(self) -> str:
+        """The SHA-256 of the cluster CA's certificate, as nodeset gives it to nodes."""
+        pem = (self.root / "etc/xcat/pki/ca.pem").read_bytes()
+        der = ssl.PEM_cert_to_DER_cert(pem.decode())
+        return hashlib.sha256(der).hexdigest()
 
     @property
     def env(self) -> dict[str, str]:

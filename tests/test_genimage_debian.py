@@ -54,8 +54,8 @@ def test_the_service_image_from_the_debian_iso(debian_service_image):
     out = image.genimage.stdout.splitlines()
     assert image.genimage.stderr == ""
     assert "Installing xcatd into /opt/xcat from wheels" in out
-    assert "Enabling xcatd-report-boot.service xcatd-ssh-hostkeys.service xcatd.service in " \
-        "the image" in out  # fmt: skip
+    assert "Enabling xcatd-report-boot.service xcatd-ssh-hostkeys.service " \
+        "xcatd-enroll.service xcatd.service in the image" in out  # fmt: skip
     assert any(line.startswith("Removing SSH host keys from the image: ssh_host_") for line in out)
     kernelver = attributes(image.cluster, image.name)["kernelver"]
     assert (rootimgdir / "kernel").read_bytes() == (
@@ -74,7 +74,8 @@ def test_the_service_image_from_the_debian_iso(debian_service_image):
     assert {"virtio_net", "virtio_pci", "e1000", "e1000e", "overlay", "squashfs"} <= drivers
     assert "r8169" not in drivers  # dracut's network module would take every wired driver
     assert not any(path.endswith("bin/systemctl") for path in listing)  # dracut's shell init
-    # xcatd, in service-node mode, enabled but waiting for its certificate.
+    # xcatd, in service-node mode, enabled but waiting for the certificate the
+    # node enrolls for at boot.
     version = in_image(rootimg, "/opt/xcat/bin/xcatd", "--version")
     assert (version.returncode, version.stdout) == (0, "xcatd 0.1.0\n"), version.stderr
     assert Config.load(rootimg / "etc/xcat/xcatd.toml").role == "servicenode"
@@ -88,6 +89,8 @@ def test_the_service_image_from_the_debian_iso(debian_service_image):
     }
     assert {
         "multi-user.target.wants/xcatd.service": "/etc/systemd/system/xcatd.service",
+        "multi-user.target.wants/xcatd-enroll.service":
+            "/etc/systemd/system/xcatd-enroll.service",
         "multi-user.target.wants/xcatd-report-boot.service":
             "/etc/systemd/system/xcatd-report-boot.service",
         "ssh.service.wants/xcatd-ssh-hostkeys.service":

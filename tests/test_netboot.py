@@ -13,8 +13,11 @@ makedhcp wrote; QEMU machines with tap devices on the bridge boot:
 - sn2 (e1000, netboot=pxe): iPXE chains pxelinux.0, which loads its
   configuration, the kernel and the initrd from xcatd's TFTP server.
 
-In both, the initrd downloads the image over HTTP, checks it, switches root,
-and the booted system reports `booted`.  Without working KVM (these machines'
+In both, the initrd downloads the image over HTTP, checks it, switches root;
+the booted system enrolls with the management node for its certificate
+(xcatd-enroll.service: its key made in memory, the CA pinned by the
+fingerprint nodeset put on the kernel command line), starts its own xcatd
+as a service node with it, and reports `booted`.  Without working KVM (these machines'
 case) QEMU emulates (TCG): minutes, not seconds.  Run alone, as root:
 `.venv/bin/python -m pytest tests/test_netboot.py -s` (prints the times).
 """
@@ -22,6 +25,7 @@ case) QEMU emulates (TCG): minutes, not seconds.  Run alone, as root:
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 
 import pytest
@@ -74,6 +78,20 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
     shown = cluster.ok("lsdef", "-t", "node", "-o", "sn1", "-i", "status")
     assert "    status=booted\n" in shown
 
+    # Each enrolled once, and its daemon serves with that certificate: root
+    # on the management node reaches it.
+    assert enrollments(cluster) == [("sn1", "allowed"), ("sn2", "allowed")]
+    on_sn1 = {**cluster.env, "XCATHOST": f"{net.host(11)}:3001"}
+    served = cluster.run("lsxcatd", "-t", env=on_sn1)
+    assert (served.returncode, served.stdout) == (0, "This is a Service Node\n"), served.stderr
+
+
+def enrollments(cluster) -> list[tuple[str, str]]:
+    with sqlite3.connect(cluster.root / "var/lib/xcat/xcat.sqlite") as db:
+        return sorted(
+            db.execute("select user, status from audit where command = 'enroll'").fetchall()
+        )
+
 
 def fetched(log: str, served: str, name: str, address: str) -> bool:
     """Whether the daemon's log shows `name` served whole to `address`."""
@@ -87,7 +105,8 @@ def wait_for_reports(cluster, nodes: set[str], started: float) -> dict[str, floa
     reported: dict[str, float] = {}
     while set(reported) != nodes:
         assert time.monotonic() - started < BOOT_LIMIT, f"not booted: {nodes - set(reported)}"
-        for line in cluster.ok("nodestat", ",".join(sorted(nodes))).splitlines():
+        # The reports themselves: nodestat would show `sshd` once sshd is up.
+        for line in cluster.ok("nodels", ",".join(sorted(nodes)), "nodelist.status").splitlines():
             node, _, state = line.partition(": ")
             assert state != "failed", f"{node} reported failed:\n{cluster.logs()[-3000:]}"
             if state == "booted" and node not in reported:

@@ -77,7 +77,8 @@ def test_osimage_sets_the_nodes_and_writes_their_ipxe_scripts(cluster):
     packed = cluster.root / "install/netboot/debian12/x86_64/svc/rootimg.cpio.zst"
     images = f"{http}{cluster.root}/tftpboot/xcat/osimage/svc"
     cmdline = (
-        f"imgurl={http}{packed} XCAT=127.0.0.1:{cluster.port} NODE=ip1 FC=0 "
+        f"imgurl={http}{packed} XCAT=127.0.0.1:{cluster.port} "
+        f"XCATCA=sha256:{cluster.ca_fingerprint} NODE=ip1 FC=0 "
         f"BOOTIF=52:54:00:00:01:01 XCATSTATUS={http}/xcatd/status quiet rd.shell=0"
     )
     assert tftp(cluster, "xcat/xnba/nodes/ip1").read_text() == (
@@ -119,7 +120,8 @@ def test_the_command_line_names_the_nodes_servers_and_serial_console(cluster):
     args = script.split("imgargs kernel ")[1].split("\n")[0].split()
     assert args[0].startswith(f"imgurl=http://10.20.0.253:{port}{cluster.root}/install/")
     assert args[1:] == [
-        f"XCAT=10.20.0.254:{cluster.port}", "NODE=sv1", "FC=0", "BOOTIF=52:54:00:00:02:01",
+        f"XCAT=10.20.0.254:{cluster.port}", f"XCATCA=sha256:{cluster.ca_fingerprint}",
+        "NODE=sv1", "FC=0", "BOOTIF=52:54:00:00:02:01",
         f"XCATSTATUS=http://10.20.0.254:{port}/xcatd/status",
         "console=tty0", "console=ttyS1,115200n8r", "quiet", "rd.shell=0",
     ]  # fmt: skip

@@ -21,9 +21,8 @@ from .ca import (
     CertificateAuthority,
     Issued,
     cert_pem,
-    name_of,
+    certificate_row,
     now,
-    role_of,
     write_private,
     write_public,
 )
@@ -68,7 +67,7 @@ def init_cluster(
 
     store = Store(layout.database)
     try:
-        _seed_policy(store)
+        seed_policy(store)
         _seed_site(store, layout, config)
         if fresh or not (layout.cred_dir / "client-cred.pem").exists():
             _record(store, ca.issue(ADMIN, "user"), ca, layout.cred_dir)
@@ -191,7 +190,7 @@ def _seed_site(store: Store, layout: Layout, config: Config) -> None:
         )
 
 
-def _seed_policy(store: Store) -> None:
+def seed_policy(store: Store) -> None:
     table = store.db["policy"]
     if table.count == 0:
         with store.db.atomic():
@@ -201,16 +200,7 @@ def _seed_policy(store: Store) -> None:
 def _record(store: Store, issued: Issued, ca: CertificateAuthority, out: Path) -> list[Path]:
     cert = issued.cert
     with store.db.atomic():
-        store.db["certificates"].insert(
-            {
-                "serial": str(cert.serial_number),
-                "name": name_of(cert),
-                "role": role_of(cert),
-                "not_after": cert.not_valid_after_utc.isoformat(timespec="seconds"),
-                "issued": now().isoformat(timespec="seconds"),
-                "revoked": None,
-            }
-        )
+        store.db["certificates"].insert(certificate_row(cert))
     out.mkdir(parents=True, exist_ok=True)
     out.chmod(0o700)
     ca_file, cred_file = out / "ca.pem", out / "client-cred.pem"

@@ -18,6 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ROLES = ("user", "servicenode", "master")
@@ -169,9 +170,33 @@ class CertificateAuthority:
         ip_addresses: tuple[str, ...] = (),
     ) -> Issued:
         """A new key and a certificate for it with CN=name, OU=role."""
+        key = ed25519.Ed25519PrivateKey.generate()
+        cert = self.sign(
+            key.public_key(),
+            name,
+            role,
+            days=days,
+            not_before=not_before,
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
+        )
+        return Issued(cert, key)
+
+    def sign(
+        self,
+        public_key: CertificatePublicKeyTypes,
+        name: str,
+        role: str,
+        *,
+        days: int = USER_DAYS,
+        not_before: dt.datetime | None = None,
+        dns_names: tuple[str, ...] = (),
+        ip_addresses: tuple[str, ...] = (),
+    ) -> x509.Certificate:
+        """A certificate with CN=name, OU=role for a key someone else holds (a
+        node's, which never leaves it); with names or addresses, it serves TLS too."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        key = ed25519.Ed25519PrivateKey.generate()
         start = not_before or now() - dt.timedelta(minutes=5)
         usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
         if dns_names or ip_addresses:
@@ -187,7 +212,7 @@ class CertificateAuthority:
                 )
             )
             .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
             .not_valid_after(start + dt.timedelta(days=days))
@@ -202,7 +227,7 @@ class CertificateAuthority:
             alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
             alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
             builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        return Issued(builder.sign(self.key, None), key)
+        return builder.sign(self.key, None)
 
     def issue_server(self, hostname: str, addresses: tuple[str, ...]) -> Issued:
         """The daemon's certificate: a server to clients and, when it relays, a client."""
@@ -233,3 +258,16 @@ class CertificateAuthority:
 
 def fingerprint(cert: x509.Certificate) -> bytes:
     return cert.fingerprint(hashes.SHA256())
+
+
+def certificate_row(cert: x509.Certificate) -> dict[str, str | None]:
+    """A certificate as the `certificates` table records it, so that
+    `xcatd revoke` can find every certificate issued to a name."""
+    return {
+        "serial": str(cert.serial_number),
+        "name": name_of(cert),
+        "role": role_of(cert),
+        "not_after": cert.not_valid_after_utc.isoformat(timespec="seconds"),
+        "issued": now().isoformat(timespec="seconds"),
+        "revoked": None,
+    }

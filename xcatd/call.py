@@ -13,9 +13,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import sqlite_utils
 from xcat_protocol.messages import Output, OutputKind, Progress, RequestBody, ServerMessage
 
 from .auth import Caller
+from .store.nodes import Nodes
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -50,6 +52,15 @@ class Call:
 
     async def progress(self, what: str, done: int, total: int | None, unit: str) -> None:
         await self.send(Progress(self.id, what, done, total, unit))
+
+    def nodes(self, db: sqlite_utils.Database) -> Nodes:
+        """The nodes as this caller may see them: all of them, except that a
+        service node's certificate sees only the nodes it serves, and itself
+        (DESIGN.md §9), whatever the policy lets it run."""
+        nodes = Nodes.load(db)
+        if self.caller.signer.role == "servicenode":
+            return nodes.served_by(self.caller.name)
+        return nodes
 
     @property
     def return_code(self) -> int:

@@ -5,6 +5,7 @@
     xcatd mkusercert  credentials for a person or a service node
     xcatd revoke      withdraw every certificate issued to a name, at once
     xcatd bundle      wheels of xcatd and its dependencies, for a service-node image
+    xcatd enroll      on a booting service node: get its certificate (xcatd-enroll.service)
 
 Everything users do to the cluster goes through the daemon instead, with the
 client commands (lsxcatd, lsdef, ...).
@@ -103,6 +104,21 @@ def _revoke(layout: Layout, args: argparse.Namespace) -> int:
     return 0
 
 
+def _enroll(layout: Layout, args: argparse.Namespace) -> int:
+    import time
+
+    from .servicenode.enroll import BootArguments, EnrollError, enroll_until, install
+
+    try:
+        boot = BootArguments.parse(args.cmdline.read_text())
+        enrolled = enroll_until(boot, time.monotonic() + args.wait)
+        install(layout, boot.node, enrolled)
+    except (EnrollError, OSError) as exc:
+        raise AdminError(str(exc)) from None
+    print(f"{boot.node}: enrolled with xcatd at {boot.master}; credentials in {layout.pki}")
+    return 0
+
+
 def _bundle(layout: Layout, args: argparse.Namespace) -> int:
     from .bundle import bundle
 
@@ -167,4 +183,17 @@ def _parser() -> argparse.ArgumentParser:
     bundle.add_argument("--python-version", default="3.11", help="the image's (default 3.11)")
     bundle.add_argument("--arch", default="x86_64", help="the image's (default x86_64)")
     bundle.set_defaults(action=_bundle)
+
+    enroll = actions.add_parser(
+        "enroll", parents=[root], help="on a booting service node: get its certificate"
+    )
+    enroll.add_argument(
+        "--cmdline", type=Path, default=Path("/proc/cmdline"),
+        help="the kernel command line with XCAT=, XCATCA=, NODE= (default /proc/cmdline)",
+    )  # fmt: skip
+    enroll.add_argument(
+        "--wait", type=float, default=300,
+        help="seconds to keep trying while the management node is unreachable (default 300)",
+    )  # fmt: skip
+    enroll.set_defaults(action=_enroll)
     return parser

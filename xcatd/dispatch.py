@@ -24,16 +24,21 @@ from xcat_protocol.errors import ProtocolError
 from xcat_protocol.messages import Done, Output, Request, RequestBody
 
 from .audit import AuditRecord
-from .auth import AuthError
+from .auth import AuthError, Caller
 from .call import Call, Send
 from .commands import REGISTRY, Command, HelpRequested, UsageError
+from .enrollment import ENROLL, EnrollmentRefused, enroll
 from .store import StoreError
+from .store.noderange import NoderangeError, expand
+from .store.nodes import Nodes
+from .store.regex_values import RegexValueError
 
 if TYPE_CHECKING:
     from .daemon import Daemon
 
 log = logging.getLogger(__name__)
 
+DENIED = "Permission denied for request"  # xCAT's words
 CANCELLED_RC = 130  # what a shell reports for Ctrl-C, which is how users cancel
 MAX_STREAMED_INPUT = 256 << 20  # one request's (a 100,000-node stanza file is 25 MiB)
 MAX_INPUT_HELD = 512 << 20  # all running requests' together
@@ -46,6 +51,16 @@ class Refused(Exception):
     def __init__(self, text: str, status: str = "refused") -> None:
         super().__init__(text)
         self.status = status
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The other end of a connection: its host, its address as logs and the
+    audit show it, and the certificate it presented in the TLS handshake."""
+
+    host: str
+    address: str
+    certificate: bytes | None
 
 
 @dataclass
@@ -69,8 +84,7 @@ class Trail:
 async def serve_request(
     daemon: Daemon,
     request: Request,
-    peer_der: bytes | None,
-    peer_address: str,
+    peer: Peer,
     send: Send,
     scope: trio.CancelScope,
     input_frames: trio.MemoryReceiveChannel[bytes],
@@ -78,10 +92,10 @@ async def serve_request(
     """Run one request to its end, always answering `done` and always auditing."""
     started_wall = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
-    trail = Trail(peer_address)
+    trail = Trail(peer.address)
     try:
         with scope:
-            trail.rc = await _serve(daemon, request, peer_der, send, input_frames, trail)
+            trail.rc = await _serve(daemon, request, peer, send, input_frames, trail)
         if scope.cancelled_caught:
             trail.rc = CANCELLED_RC
     except Refused as refusal:
@@ -122,7 +136,7 @@ async def serve_request(
 async def _serve(
     daemon: Daemon,
     request: Request,
-    peer_der: bytes | None,
+    peer: Peer,
     send: Send,
     input_frames: trio.MemoryReceiveChannel[bytes],
     trail: Trail,
@@ -132,8 +146,10 @@ async def _serve(
     except ProtocolError as exc:
         raise Refused(f"malformed request: {exc}") from None
     trail.command, trail.args, trail.noderange = body.cmd, tuple(body.args), body.noderange
+    if body.cmd == ENROLL:
+        return await _enroll(daemon, request, body, peer, send, trail)
     try:
-        caller = daemon.auth.authenticate(request, body, peer_der, time.time())
+        caller = daemon.auth.authenticate(request, body, peer.certificate, time.time())
     except AuthError as exc:
         raise Refused(str(exc)) from None
     trail.user = caller.name
@@ -142,12 +158,18 @@ async def _serve(
     command = REGISTRY.get(body.cmd)
     if command is None or command.run is None:
         raise Refused(f"Unknown command {body.cmd}")
-    if not daemon.policy.allows(caller.name, caller.signer.role, body.cmd):
-        raise Refused("Permission denied for request", status="denied")
-    trail.status = "allowed"
+    verdict = daemon.policy.verdict(caller.name, caller.signer.role, body.cmd)
+    if verdict is False:
+        raise Refused(DENIED, status="denied")
+    if verdict is True:
+        trail.status = "allowed"
     try:
         options = await _parse(command, body.args)
         trail.noderange = trail.noderange or getattr(options, "noderange", None)
+        if verdict is None:  # a rule with a noderange: the nodes decide
+            if not await _allowed_for(daemon, caller, body.cmd, trail.noderange):
+                raise Refused(DENIED, status="denied")
+            trail.status = "allowed"
         with daemon.input_budget.account() as take:
             stdin = await _input(command, body, input_frames, take)
             call = Call(request.id, caller, body, options, daemon, send, stdin)
@@ -158,6 +180,47 @@ async def _serve(
     except UsageError as exc:
         raise Refused(str(exc), status="allowed") from None
     return call.return_code
+
+
+async def _allowed_for(daemon: Daemon, caller: Caller, command: str, noderange: str | None) -> bool:
+    """The policy's decision for the request's nodes: a rule with a noderange
+    decides only a request whose nodes are all in it."""
+    role = caller.signer.role
+    if not noderange:
+        return daemon.policy.allows(caller.name, role, command, None)
+
+    def decide(db) -> bool:
+        nodes = Nodes.load(db)
+        wanted = set(expand(noderange, nodes, verify=False, read_files=False))
+
+        def covers(rule_noderange: str) -> bool:
+            return wanted <= set(expand(rule_noderange, nodes, verify=False, read_files=False))
+
+        return daemon.policy.allows(caller.name, role, command, covers)
+
+    try:
+        return await daemon.store.run(decide)
+    except (NoderangeError, RegexValueError):
+        return False  # the command itself would say what is wrong with it
+
+
+async def _enroll(
+    daemon: Daemon, request: Request, body: RequestBody, peer: Peer, send: Send, trail: Trail
+) -> int:
+    """A node without credentials asks for its certificate (enrollment.py)."""
+    trail.user = body.args[0] if body.args else ""
+    if peer.certificate is not None:
+        raise Refused("enroll is for nodes without credentials; this connection has a certificate")
+    if daemon.role != "master":
+        raise Refused("service nodes enroll with the management node, not with a service node")
+    try:
+        enrolled = await enroll(daemon, request, body, peer.host)
+    except (EnrollmentRefused, AuthError) as exc:
+        log.warning("enrollment refused: %s", exc)
+        raise Refused(str(exc)) from None
+    trail.status = "allowed"
+    await send(Output(request.id, "data", text=f"{trail.user}: enrolled", data=enrolled))
+    return 0
 
 
 async def _parse(command: Command, args: list[str]):

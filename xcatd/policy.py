@@ -1,12 +1,16 @@
 """Who may run what: xCAT's ordered policy rules.
 
 Rules are tried from the lowest priority number up; the first rule whose
-every set field matches the request decides; no match means deny.
+every set field matches the request decides; no match means deny.  A rule
+with a noderange matches only a request for nodes that are all in it, so a
+decision may wait until the request's noderange is known (`verdict`).
+Apart from the rules, a service node's certificate sees only the nodes it
+serves (`Call.nodes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +18,7 @@ ALLOWING = ("allow", "accept", "trusted")
 RULES = (*ALLOWING, "deny")
 
 # What `xcatd init` installs.  Service nodes may read the definitions they need
-# to serve their nodes and report status; the noderange restriction to "nodes
-# this service node serves" comes with the object store's noderange support.
+# to serve their nodes and report status (of the nodes they serve only).
 DEFAULT_RULES: tuple[dict[str, Any], ...] = (
     {"priority": "1", "name": "root", "rule": "allow", "comments": "root may do everything"},
     {
@@ -45,6 +48,7 @@ class Rule:
     name: str | None = None
     role: str | None = None
     commands: frozenset[str] | None = None
+    noderange: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Rule:
@@ -65,6 +69,7 @@ class Rule:
             name=None if row.get("name") in (None, "", "*") else row["name"],
             role=row.get("role") or None,
             commands=frozenset(c.strip() for c in commands.split(",")) if commands else None,
+            noderange=None if row.get("noderange") in (None, "", "*") else row["noderange"],
         )
 
     def matches(self, user: str, role: str, command: str) -> bool:
@@ -84,8 +89,24 @@ class Policy:
         ]
         self.rules = sorted(rules, key=lambda r: r.priority)
 
-    def allows(self, user: str, role: str, command: str) -> bool:
+    def verdict(self, user: str, role: str, command: str) -> bool | None:
+        """Allowed or not; None when the first rule that may decide has a
+        noderange, and so the answer depends on the nodes (`allows`)."""
         for rule in self.rules:
             if rule.matches(user, role, command):
-                return rule.rule in ALLOWING
+                return None if rule.noderange else rule.rule in ALLOWING
+        return False
+
+    def allows(
+        self, user: str, role: str, command: str, covers: Callable[[str], bool] | None
+    ) -> bool:
+        """Whether the request may run; `covers(noderange)` says whether all
+        the nodes it is for are in a rule's noderange (None: it names none,
+        and no rule with a noderange matches it)."""
+        for rule in self.rules:
+            if not rule.matches(user, role, command):
+                continue
+            if rule.noderange and (covers is None or not covers(rule.noderange)):
+                continue
+            return rule.rule in ALLOWING
         return False

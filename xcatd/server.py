@@ -36,7 +36,7 @@ from xcat_protocol.messages import (
 )
 
 from .admission import Slot
-from .dispatch import serve_request
+from .dispatch import Peer, serve_request
 from .throttle import ThrottledWarning
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ async def handle_connection(daemon: Daemon, stream: trio.SocketStream) -> None:
     try:
         with daemon.admission.slot(host) as slot:
             if slot is not None:
-                await _serve_connection(daemon, stream, address, slot)
+                await _serve_connection(daemon, stream, host, address, slot)
     except* CONNECTION_ENDED as ended:
         log.debug("connection from %s ended: %s", address, ended.exceptions[0])
     except* Exception:
@@ -73,12 +73,15 @@ async def handle_connection(daemon: Daemon, stream: trio.SocketStream) -> None:
 
 
 async def _serve_connection(
-    daemon: Daemon, stream: trio.SocketStream, address: str, slot: Slot
+    daemon: Daemon, stream: trio.SocketStream, host: str, address: str, slot: Slot
 ) -> None:
     tls = await _accept_tls(daemon, stream, address)
-    if tls is None or not slot.handshake_done(bool(tls.getpeercert(binary_form=True))):
+    if tls is None:
         return
-    if not await Session(daemon, tls, address).run():
+    peer = Peer(host, address, tls.getpeercert(binary_form=True))
+    if not slot.handshake_done(peer.certificate is not None):
+        return
+    if not await Session(daemon, tls, peer).run():
         await _linger(stream)
 
 
@@ -127,14 +130,15 @@ async def _accept_tls(
 class Session:
     """A connection past its TLS handshake: frames, requests, their output."""
 
-    def __init__(self, daemon: Daemon, tls: trio.SSLStream, address: str) -> None:
+    def __init__(self, daemon: Daemon, tls: trio.SSLStream, peer: Peer) -> None:
         self.daemon = daemon
         self.tls = tls
-        self.address = address
-        self.peer_der: bytes | None = tls.getpeercert(binary_form=True)
+        self.peer = peer
+        self.address = peer.address
         # A peer without a certificate gets no longer than a handshake to be idle.
         config = daemon.config
-        self._idle_limit = config.idle_timeout if self.peer_der else config.handshake_timeout
+        certified = peer.certificate is not None
+        self._idle_limit = config.idle_timeout if certified else config.handshake_timeout
         self.running: dict[int, trio.CancelScope] = {}
         self._inputs: dict[int, trio.MemorySendChannel[bytes]] = {}
         self._outgoing, self._to_write = trio.open_memory_channel[ServerMessage](OUTGOING_QUEUE)
@@ -260,8 +264,7 @@ class Session:
                 await serve_request(
                     self.daemon,
                     request,
-                    self.peer_der,
-                    self.address,
+                    self.peer,
                     self.send,
                     scope,
                     input_frames,

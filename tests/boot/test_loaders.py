@@ -173,10 +173,12 @@ def test_the_kernel_command_line_holds_what_the_stateless_initrd_reads():
                         "quiet rd.debug")  # fmt: skip
     values = {"serialport": "1", "serialspeed": "115200", "serialflow": "hard"}
     line = kernel_command_line("cn1", values, "52:54:00:00:00:01", image,
-                               Servers("10.0.0.1", "10.0.0.2", "10.0.0.3"), settings)  # fmt: skip
+                               Servers("10.0.0.1", "10.0.0.2", "10.0.0.3"), settings,
+                               "5e" * 32)  # fmt: skip
     assert line.split() == [
         "imgurl=http://10.0.0.3:8080/install/netboot/debian12/x86_64/service/rootimg.cpio.zst",
         "XCAT=10.0.0.1:3001",
+        "XCATCA=sha256:" + "5e" * 32,
         "NODE=cn1",
         "FC=0",
         "BOOTIF=52:54:00:00:00:01",
@@ -188,7 +190,7 @@ def test_the_kernel_command_line_holds_what_the_stateless_initrd_reads():
     ]
     with pytest.raises(NodeError, match="serialport is set but serialspeed is not"):
         kernel_command_line("cn1", {"serialport": "0"}, "m", image,
-                            Servers("a", "b", "c"), settings)  # fmt: skip
+                            Servers("a", "b", "c"), settings, "5e" * 32)  # fmt: skip
 
 
 # -- the boot programs --------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
+from ..images.bootunits import is_service_node
 from ..images.build import incomplete
 from ..layout import Layout
 from ..store.attributes import mac_address
@@ -228,6 +229,12 @@ class PackedImage:
         return self.packfile.parent
 
     @property
+    def enrolls(self) -> bool:
+        """Whether the image is a service node's (xcatd in it), which enrolls
+        for its certificate when it boots."""
+        return is_service_node(self.rootimgdir / "rootimg")
+
+    @property
     def state(self) -> str:
         return f"netboot {self.osvers}-{self.osarch}-{self.profile}"
 
@@ -274,14 +281,23 @@ def packed_image(name: str, values: Values | None) -> PackedImage:
 
 
 def kernel_command_line(
-    node: str, values: Values, mac: str, image: PackedImage, servers: Servers, settings: Settings
+    node: str,
+    values: Values,
+    mac: str,
+    image: PackedImage,
+    servers: Servers,
+    settings: Settings,
+    ca_fingerprint: str,
 ) -> str:
     """What the stateless initrd reads: where the image is, which xcatd to
-    talk to, who the node is, where to report its state; then the console
-    and the image's own additions."""
+    talk to and the fingerprint of the cluster CA it must be certified by
+    (public: it lets a service node enroll with no secret in its image), who
+    the node is, where to report its state; then the console and the image's
+    own additions."""
     words = [
         f"imgurl={settings.http_url(servers.image, image.packfile)}",
         f"XCAT={servers.xcatmaster}:{settings.xcatd_port}",
+        f"XCATCA=sha256:{ca_fingerprint}",
         f"NODE={node}",
         "FC=0",
         f"BOOTIF={mac}",

@@ -99,6 +99,19 @@ def _batches(lines: list[str]) -> Iterator[list[str]]:
 
 
 def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool = True) -> list[str]:
+    """The nodes of a noderange, among `nodes` (from `call.nodes`).  Without
+    `verify`, names of nodes that do not exist are kept (mkdef, chdef and
+    rmdef make or name them) — except for a service node, which may not name
+    a node it does not serve, whether it exists or not."""
     # The daemon reads ^file noderanges as root: only root may ask it to.
     read_files = call.caller.name == ADMIN
-    return expand(noderange, nodes, cwd=call.body.cwd, verify=verify, read_files=read_files)
+    names = expand(noderange, nodes, cwd=call.body.cwd, verify=verify, read_files=read_files)
+    if not verify and call.caller.signer.role == "servicenode":
+        unserved = [name for name in names if name not in nodes.groups_of]
+        if unserved:
+            raise Refusal(
+                f"Permission denied for request: {call.caller.name} does not serve "
+                + ",".join(unserved[:10])
+                + (f" (and {len(unserved) - 10} more)" if len(unserved) > 10 else "")
+            )
+    return names

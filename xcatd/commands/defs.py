@@ -91,7 +91,7 @@ def _names(db, objtype: ObjectType, names: str | None, call: Call) -> list[str]:
     if names is None:
         return []
     if objtype is NODE:
-        return expand_noderange(call, names, Nodes.load(db), verify=False)
+        return expand_noderange(call, names, call.nodes(db), verify=False)
     return _comma_list(names)
 
 
@@ -461,7 +461,7 @@ def _objects_of(
     """The objects of a type to list: those named, or all."""
     if objtype is NODE:
         return _nodes(db, names, call, selections)
-    found = _groups(Nodes.load(db), names) if objtype is GROUP else _stored(db, objtype, names)
+    found = _groups(call.nodes(db), names) if objtype is GROUP else _stored(db, objtype, names)
     found.listed = [
         item
         for item in found.listed
@@ -471,7 +471,7 @@ def _objects_of(
 
 
 def _nodes(db, names: str | None, call: Call, selections: list[Selection]) -> Found:
-    nodes = Nodes.load(db)
+    nodes = call.nodes(db)
     named = expand_noderange(call, names, nodes, verify=False) if names else None
     chosen, missing = _existing(named, nodes.groups_of)
     listed = [
@@ -623,7 +623,7 @@ async def nodels(call: Call) -> None:
         return
 
     def work(db) -> Produced:
-        nodes = Nodes.load(db)
+        nodes = call.nodes(db)
         chosen = (
             expand_noderange(call, options.noderange, nodes)
             if options.noderange

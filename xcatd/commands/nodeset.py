@@ -22,6 +22,7 @@ update, one write of the DHCP entries.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 import trio
@@ -56,10 +57,11 @@ from ..boot.netboot import (
     packed_image,
     servers,
 )
+from ..ca import fingerprint
 from ..call import Call
+from ..enrollment import arm, window_minutes
 from ..store import objects
 from ..store.noderange import NoderangeError
-from ..store.nodes import Nodes
 from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import NODE, OSIMAGE
 from ..store.regex_values import RegexValueError
@@ -121,11 +123,13 @@ async def nodeset(call: Call) -> None:
 async def _set(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> None:
     """Files first (in a worker thread), then the definitions, then DHCP: a node's
     DHCP entry never names a file that is not there yet."""
-    outcome = await trio.to_thread.run_sync(_Setter(action, snapshot, boot).run)
+    ca_fingerprint = fingerprint(call.daemon.ca.cert).hex()
+    setter = _Setter(action, snapshot, boot, ca_fingerprint)
+    outcome = await trio.to_thread.run_sync(setter.run)
     for warning in outcome.warnings:
         await call.warning(warning)
     try:
-        await _record(call, outcome)
+        await _record(call, outcome, window_minutes(snapshot.site))
     except DefinitionError as exc:
         for problem in exc.problems:
             await call.error(problem)
@@ -154,7 +158,7 @@ class _Snapshot:
 
 
 def _read(db, call: Call, action: Action) -> _Snapshot:
-    nodes = Nodes.load(db)
+    nodes = call.nodes(db)
     names = expand_noderange(call, call.options.noderange, nodes)
     values = {n: {a: v for a in NODE_ATTRIBUTES if (v := nodes.attribute(n, a))} for n in names}
     images = {}
@@ -194,16 +198,20 @@ class _Outcome:
     hosts: dict[str, Host] = field(default_factory=dict)  # node -> its DHCP entry
     errors: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    enrolling: list[str] = field(default_factory=list)  # service nodes, to enroll at boot
 
 
 class _Setter:
     """One nodeset request's work, in a worker thread: every node planned
     (images checked and boot programs provided once each), then written."""
 
-    def __init__(self, action: Action, snapshot: _Snapshot, boot: Settings) -> None:
+    def __init__(
+        self, action: Action, snapshot: _Snapshot, boot: Settings, ca_fingerprint: str
+    ) -> None:
         self.action = action
         self.snapshot = snapshot
         self.settings = boot
+        self.ca_fingerprint = ca_fingerprint
         self.outcome = _Outcome()
         self._images: dict[str, PackedImage | NodeError] = {}
         self._programs: dict[tuple[str, str], NodeError | None] = {}
@@ -236,7 +244,9 @@ class _Setter:
         self._provide(loader.name, arch)
         serving = servers(values, ip)
         if image:
-            cmdline = kernel_command_line(node, values, mac, image, serving, self.settings)
+            cmdline = kernel_command_line(
+                node, values, mac, image, serving, self.settings, self.ca_fingerprint
+            )
             where = f"{IMAGES}/{image.name}"
             kernel = Kernel(f"{where}/{KERNEL}", f"{where}/{INITRD}", cmdline)
             state = image.state
@@ -314,6 +324,8 @@ class _Setter:
             return
         self.outcome.states[node] = plan.boot.state
         self.outcome.changes[node] = _changes(plan)
+        if plan.image and plan.image.enrolls:
+            self.outcome.enrolling.append(node)
         if plan.host:
             self.outcome.hosts[node] = plan.host
 
@@ -336,11 +348,18 @@ def _changes(plan: _Planned) -> dict[str, str]:
     return changes
 
 
-async def _record(call: Call, outcome: _Outcome) -> None:
-    """One store transaction for every node set up."""
+async def _record(call: Call, outcome: _Outcome, window_minutes: int) -> None:
+    """Every node set up, in the store; the service nodes among them armed
+    to enroll within the window."""
     edits = [Edit(Definition(NODE, node, values)) for node, values in outcome.changes.items()]
+    until = time.time() + window_minutes * 60
+
+    def record(db) -> None:
+        objects.change(db, edits)
+        arm(db, outcome.enrolling, until=until, by=call.caller.name)
+
     if edits:
-        await call.daemon.store.run(lambda db: objects.change(db, edits))
+        await call.daemon.store.run(record)
 
 
 # -- stat ------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from ..hw.actions import BOOT_DEVICES, POWER_ACTIONS, Operation
 from ..hw.fanout import Job, Limits, Report, run_each
 from ..hw.target import HW_ATTRIBUTES, HardwareError, target_for
 from ..store.noderange import NoderangeError
-from ..store.nodes import Nodes
 from ..store.regex_values import RegexValueError
 from .common import expand_noderange
 from .registry import CommandParser, command
@@ -89,7 +88,7 @@ async def _control(call: Call, key: str, operation: Operation) -> None:
 def _read(db, call: Call) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     """The nodes' effective hardware attributes, and why a node's could not be
     worked out (a regular-expression value that fails for it)."""
-    nodes = Nodes.load(db)
+    nodes = call.nodes(db)
     values, unreadable = {}, {}
     for node in expand_noderange(call, call.options.noderange, nodes):
         try:

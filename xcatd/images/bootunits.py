@@ -6,10 +6,13 @@ Every image with systemd:
     xcatd-ssh-hostkeys.service makes the SSH host keys at boot, where sshd has
                                no key generator of its own (Debian)
 An image with xcatd in /opt/xcat (a service node's, from `xcatd bundle`):
+    xcatd-enroll.service       at boot, makes the node's key in memory and
+                               enrolls with the management node for its
+                               certificate (xcatd/servicenode/enroll.py)
     xcatd.service              the daemon, enabled, in service-node mode
                                (/etc/xcat/xcatd.toml role = "servicenode"),
-                               skipped, not failed, until the node has enrolled
-                               for its certificate (drop-in xcatd-enrolled.conf)
+                               after enrolling; skipped, not failed, while the
+                               node has no certificate (drop-in xcatd-enrolled.conf)
 
 Units go to /etc/systemd/system (installed by the administrator's tool, not
 by a package) and are enabled by the image's own systemctl.  SSH host keys
@@ -38,6 +41,7 @@ REPORT = "xcatd-report-boot.service"
 REPORT_SCRIPT = "/usr/lib/xcatd/report-boot"
 SSH_KEYGEN = "xcatd-ssh-hostkeys.service"
 DAEMON = "xcatd.service"
+ENROLL = "xcatd-enroll.service"
 ENROLLED = f"{UNITS}/{DAEMON}.d/xcatd-enrolled.conf"
 DAEMON_CONFIG = "/etc/xcat/xcatd.toml"
 SSH_HOST_KEYS = "/etc/ssh"
@@ -70,8 +74,9 @@ def planned(rootimg: Path) -> tuple[dict[str, tuple[bytes, int]], list[str]]:
     if is_service_node(rootimg):
         files[f"{UNITS}/{DAEMON}"] = (daemon_unit(), 0o644)
         files[ENROLLED] = ((SHIPPED / "xcatd-enrolled.conf").read_bytes(), 0o644)
+        files[f"{UNITS}/{ENROLL}"] = ((SHIPPED / ENROLL).read_bytes(), 0o644)
         files[DAEMON_CONFIG] = (service_node_config().encode(), 0o644)
-        units.append(DAEMON)
+        units += [ENROLL, DAEMON]
     return files, units
 
 

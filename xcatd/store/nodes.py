@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
+from typing import TypeVar
 
 import sqlite_utils
 
@@ -23,6 +24,7 @@ from .selection import parse_wherevals
 # Group attributes that describe the group itself and are not inherited.
 GROUP_ONLY = ("grouptype", "members", "wherevals")
 
+T = TypeVar("T")
 Sourced = dict[str, tuple[str, str | None]]  # attr -> (value, group it came from or None)
 
 
@@ -93,6 +95,24 @@ class Nodes:
             rows(db, GROUP.name, GROUP.key),
             lambda: rows(db, NODE.name, NODE.key),
             column,
+        )
+
+    def served_by(self, server: str) -> Nodes:
+        """The nodes `server` serves (its name in their `servicenode` list, or
+        as their `xcatmaster`) and `server` itself: what a service node's
+        certificate may see and change, and all it can name in a noderange."""
+        served = {
+            node
+            for node in self.groups_of
+            if node == server
+            or server in (self.attribute(node, "servicenode") or "").split(",")
+            or self.attribute(node, "xcatmaster") == server
+        }
+        return Nodes(
+            {node: groups for node, groups in self.groups_of.items() if node in served},
+            self.groups,
+            lambda: _only(self._read_own(), served),
+            lambda attribute: _only(self._read_column(attribute), served),
         )
 
     @cached_property
@@ -186,3 +206,7 @@ class Nodes:
     def group_names(self) -> Iterable[str]:
         """Every group that exists: defined, or listed by a node."""
         return dict.fromkeys([*self.groups, *self.static_members])
+
+
+def _only(values: dict[str, T], names: set[str]) -> dict[str, T]:
+    return {name: value for name, value in values.items() if name in names}

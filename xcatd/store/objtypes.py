@@ -193,6 +193,8 @@ SITE = ObjectType(
         A("consoleservice", "Console service (conserver, goconserver)"),
         A("xcatdport", "xcatd port", Kind.INTEGER),
         A("xcatiport", "Port of the install-status line protocol", Kind.INTEGER),
+        A("enrollwindow", "Minutes a service node may enroll for its certificate after "
+          "nodeset (default 30)", Kind.INTEGER),
     ),
     only_object="clustersite",
 )  # fmt: skip

@@ -50,4 +50,13 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             if_not_exists=True,
         )
         db["certificates"].create_index(["name"], if_not_exists=True)
+        db["enrollments"].create(
+            {
+                "node": str,
+                "expires": float,  # seconds since the epoch
+                "armed_by": str,  # who ran the nodeset that armed it
+            },
+            pk="node",
+            if_not_exists=True,
+        )
     db.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
