@@ -195,7 +195,7 @@ class Bench:
             cpu = cpu_seconds(self.pid)
             start = time.perf_counter()
             result = subprocess.run(
-                [BIN / command, *args],
+                [*self.cluster.prefix, BIN / command, *args],  # in its namespace, if any
                 stdin=given,
                 stdout=out,
                 stderr=subprocess.PIPE,

@@ -52,7 +52,7 @@ def test_the_netboot_service_osimage_has_the_reference_layout(cluster, debian_is
     cluster.run("copycds", str(debian_iso))
     shown = cluster.run("lsdef", "-t", "osimage", "-l", "debian12-x86_64-netboot-service")
     installdir = cluster.root.resolve() / "install"
-    profiles = _shipped("debian")
+    profiles = _placed(cluster, "debian")
     assert shown.stdout.splitlines() == [
         "Object name: debian12-x86_64-netboot-service",
         f"    exlist={profiles}/service.exlist",
@@ -72,12 +72,9 @@ def test_the_netboot_service_osimage_has_the_reference_layout(cluster, debian_is
     ]
 
 
-def _shipped(family: str) -> str:
-    from pathlib import Path
-
-    import xcatd
-
-    return str(Path(xcatd.__file__).resolve().parent / "share/profiles" / family)
+def _placed(cluster, family: str) -> str:
+    """Where `xcatd init` placed the shipped profiles, as xCAT keeps them."""
+    return str(cluster.root.resolve() / "opt/xcat/share/xcat/netboot" / family)
 
 
 def test_custom_profiles_win_over_the_shipped_ones(cluster, debian_iso):
@@ -105,7 +102,7 @@ def test_copycds_of_a_red_hat_family_tree(cluster, rocky_tree):
     assert shown.stdout.splitlines()[1:] == [  # sorted, as xCAT lists -i attributes
         "    osvers=rocky9.4",
         f"    pkgdir={tree}",
-        f"    pkglist={_shipped('rh')}/compute.pkglist",
+        f"    pkglist={_placed(cluster, 'rh')}/compute.pkglist",
     ]
 
 

@@ -597,3 +597,22 @@ def test_rmdef_of_a_dynamic_group_leaves_the_nodes(xcat):
         "1 object definitions have been removed.\n"
     )
     assert ok(xcat("nodels", "rd1", "groups")) == "rd1: rdg\n"
+
+
+# -- nodels table.column -----------------------------------------------------------------
+
+
+def test_nodels_names_the_column_only_with_H_or_several_columns_as_xcat(xcat):
+    # xCAT's nodels (tabutils.pm) starts at $terse = 2 and counts one down per
+    # table.column: with one, no label (`blade1: blade`, nodels.1 example 6);
+    # with two or -H, `node: table.column: value`.  An empty value prints as
+    # `node: `: the client (Client.pm) appends ": " and the empty contents.
+    ok(xcat("mkdef", "ns1", "groups=nsg", "status=booted"))
+    ok(xcat("mkdef", "ns2", "groups=nsg"))
+    assert ok(xcat("nodels", "nsg", "nodelist.status")) == "ns1: booted\nns2: \n"
+    assert ok(xcat("nodels", "nsg", "-H", "nodelist.status")) == (
+        "ns1: nodelist.status: booted\nns2: nodelist.status: \n"
+    )
+    assert ok(xcat("nodels", "ns1", "nodelist.groups", "nodelist.status")) == (
+        "ns1: nodelist.groups: nsg\nns1: nodelist.status: booted\n"
+    )

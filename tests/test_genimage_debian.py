@@ -11,12 +11,13 @@ otherpkgs from a directory of .deb files, a postinstall, and the records.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 from xcatd.config import Config
-from xcatd.images.build import incomplete
+from xcatd.images.build import STAGING, incomplete
 from xcatd.images.privatekeys import private_keys
 
 from .media import build_deb
@@ -53,6 +54,15 @@ def test_the_service_image_from_the_debian_iso(debian_service_image):
     rootimg, rootimgdir = image.rootimg, image.rootimgdir
     out = image.genimage.stdout.splitlines()
     assert image.genimage.stderr == ""
+    # A line a phase for people and scripts; the programs' thousands in the log.
+    assert len(out) < 40, image.genimage.stdout
+    log = (rootimgdir / "genimage.log").read_text().splitlines()
+    assert len(log) > 500
+    assert any(line.startswith("I: success in") for line in log)  # mmdebstrap's own words
+    packages = len(installed(rootimg))
+    first_pass = next(i for i, line in enumerate(out) if line.startswith("Packages: installing"))
+    counted = re.fullmatch(r"  done in \d+\.\d s: (\d+) packages", out[first_pass + 1])
+    assert counted and int(counted.group(1)) > packages / 2  # apt's "Setting up" lines
     assert "Installing xcatd into /opt/xcat from wheels" in out
     assert "Enabling xcatd-report-boot.service xcatd-ssh-hostkeys.service " \
         "xcatd-enroll.service xcatd.service in the image" in out  # fmt: skip
@@ -200,9 +210,20 @@ def test_a_debian_image_from_the_hosts_apt_sources(cluster, tmp_path):
     )
     rootimg = rootimgdir / "rootimg"
     out = result.stdout.splitlines()
-    assert out[0] == f"Building a new image in {rootimg}"
-    assert any(line.startswith("I: success in") for line in out)  # mmdebstrap's own words
-    assert any(line.startswith("Setting up netbase") for line in out)  # apt, in pass 2
+    assert out[:2] == [
+        f"Building a new image in {rootimg}",
+        "Checking that the 3 packages of the pkglist are in the repositories",
+    ]
+    assert re.fullmatch(r"  done in \d+\.\d s", out[2])
+    assert out[3] == f"Indexing {otherpkgdir / 'local'} with apt-ftparchive"
+    first = out.index("Packages, pass 1 of 2: installing iproute2 less")
+    assert re.fullmatch(r"  done in \d+\.\d s: \d+ packages", out[first + 1])
+    removing = out.index("Packages, pass 2 of 2: removing less")
+    assert out.index("Packages, pass 2 of 2: installing netbase") > removing
+    assert not any(line.startswith(("I: ", "Setting up")) for line in out)
+    log = (rootimgdir / "genimage.log").read_text().splitlines()
+    assert any(line.startswith("I: success in") for line in log)  # mmdebstrap's own words
+    assert any(line.startswith("Setting up netbase") for line in log)  # apt, in pass 2
     packages = installed(rootimg)
     assert {"apt", "iproute2", "netbase", "xcat-test-deb"} <= packages
     assert "less" not in packages  # -less in pass 2
@@ -232,3 +253,29 @@ def test_a_debian_image_from_the_hosts_apt_sources(cluster, tmp_path):
         "pkglist": str(pkglist), "otherpkglist": str(otherlist),
         "postinstall": str(postinstall), "rootimgdir": str(rootimgdir), "permission": "755",
     }  # fmt: skip
+
+
+def test_a_misspelt_package_is_named_before_mmdebstrap_runs(cluster):
+    custom = cluster.root.resolve() / "install/custom/netboot/debian"
+    custom.mkdir(parents=True)
+    pkglist = custom / "typo.pkglist"
+    pkglist.write_text("iproute2\n#NEW_INSTALL_LIST#\nnetbase iproute\n")
+    defined = cluster.run(
+        "mkdef", "-t", "osimage", "-o", "typo", "imagetype=linux", "provmethod=netboot",
+        "profile=typo", "osvers=debian12", "osarch=x86_64", f"pkglist={pkglist}",
+    )  # fmt: skip
+    assert defined.returncode == 0, defined.stderr
+
+    result = cluster.run("genimage", "typo", timeout=BUILD_TIMEOUT)
+
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"Error: package iproute ({pkglist}:3) not found in the repositories of typo\n",
+    )
+    rootimgdir = cluster.root.resolve() / "install/netboot/debian12/x86_64/typo"
+    assert not any(line.startswith("Packages") for line in result.stdout.splitlines())
+    assert not (rootimgdir / "rootimg").exists() and not (rootimgdir / STAGING).exists()
+    log = (rootimgdir / "genimage.log").read_text()
+    # apt's own words, in the log: iproute is only a name other packages refer to
+    assert "E: Package 'iproute' has no installation candidate\n" in log
+    assert "mmdebstrap" not in log

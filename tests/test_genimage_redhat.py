@@ -4,6 +4,7 @@ real (test) RPM repository, through the real client and daemon."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -40,6 +41,7 @@ RPMS = (
         (f"/lib/modules/{KERNEL}/modules.dep", ""), (f"/boot/vmlinuz-{KERNEL}", "kernel"))),
     Rpm("xcat-test-proc", files=(("/var/lib/xcat-test-proc/.keep", ""),), post_lua=PROC_LUA),
     Rpm("xcat-test-slow", files=(("/var/lib/xcat-test-slow/.keep", ""),), post_lua=SLOW_LUA),
+    Rpm("xcat-test-broken", requires="xcat-test-absent"),  # there, but cannot be installed
 )  # fmt: skip
 BUILD_TIMEOUT = 180
 
@@ -156,12 +158,20 @@ def test_passes_includes_groups_removals_otherpkgs_postinstall_and_records(rocky
     rootimg = rootimgdir / "rootimg"
     out = result.stdout.splitlines()
     assert out[0] == f"Building a new image in {rootimg}"
-    assert "Packages, pass 1 of 2: installing xcat-test-base xcat-test-extra xcat-test-kernel " \
-        "xcat-test-proc" in out  # fmt: skip
+    assert out[1] == "Checking that the 6 packages of the pkglist are in the repositories"
+    pass_1 = out.index("Packages, pass 1 of 2: installing xcat-test-base xcat-test-extra "
+                       "xcat-test-kernel xcat-test-proc")  # fmt: skip
+    assert re.fullmatch(r"  done in \d+\.\d s: 4 packages", out[pass_1 + 1])
     assert "Packages, pass 2 of 2: removing xcat-test-extra" in out
-    assert any(line.strip().startswith("Installing") and "xcat-test-kernel" in line for line in out)
-    assert "postinstall says hello" in out
-    assert out[-1] == f"genimage of img is complete: {rootimg}"
+    assert "postinstall says hello" in out  # the administrator's script: always shown
+    assert re.fullmatch(rf"genimage of img is complete: {rootimg} \(\d+\.\d s\)", out[-1])
+    # dnf's own lines are in the log beside the image, not on the screen.
+    log = (rootimgdir / "genimage.log").read_text().splitlines()
+    assert not any("xcat-test-kernel" in line and "Installing" in line for line in out)
+    assert any(line.strip().startswith("Installing") and "xcat-test-kernel" in line
+               for line in log)  # fmt: skip
+    assert all(line in log for line in out[:-1])  # every phase line, in order
+    assert "postinstall says hello" in log
     assert sorted(packages(rootimg)) == [
         "xcat-test-base", "xcat-test-kernel", "xcat-test-member", "xcat-test-other",
         "xcat-test-proc",
@@ -363,14 +373,69 @@ def test_the_same_image_twice_at_once_refuses_the_second(rocky):
     assert packages(rootimgdir / "rootimg") == {"xcat-test-slow": "1.0"}
 
 
-def test_a_package_that_does_not_exist_is_named(rocky):
-    rootimgdir = define(rocky, "typo", "xcat-test-base\nxcat-test-nosuch\n")
+def test_packages_that_do_not_exist_are_named_before_anything_is_installed(rocky):
+    common = lists(rocky) / "common.pkglist"
+    common.write_text("# shared\nxcat-test-base\nxcat-test-nosuch\n")
+    rootimgdir = define(
+        rocky, "typo",
+        "#INCLUDE:common.pkglist#\nxcat-test-slow\n#NEW_INSTALL_LIST#\n@xcat-test-group\n"
+        "xcat-test-tools xcat-test-misspelt\n@xcat-test-nogroup\n",
+    )  # fmt: skip
+    pkglist = lists(rocky) / "typo.pkglist"
+
     result = genimage(rocky, "typo")
+
     assert result.returncode == 1
+    # Before the first pass: its 8 s scriptlet never ran, no image was started.
     assert result.stderr == (
-        "Error: package xcat-test-nosuch not found in the repositories of typo\n"
+        f"Error: packages xcat-test-nosuch ({common}:3), xcat-test-misspelt ({pkglist}:5), "
+        f"@xcat-test-nogroup ({pkglist}:6) not found in the repositories of typo\n"
+    )
+    assert result.stdout.splitlines()[-1] == (
+        "Checking that the 7 packages of the pkglist are in the repositories"
     )
     assert not (rootimgdir / "rootimg").exists() and not (rootimgdir / STAGING).exists()
+    assert not (rootimgdir / INCOMPLETE).exists()
+
+
+def test_a_finished_image_stays_finished_when_its_new_pkglist_has_a_typo(rocky):
+    rootimgdir = define(rocky, "kept", "xcat-test-base\n")
+    assert genimage(rocky, "kept").returncode == 0
+    (lists(rocky) / "kept.pkglist").write_text("xcat-test-base\nxcat-test-tool\n")
+    result = genimage(rocky, "kept")
+    assert result.stderr == (
+        f"Error: package xcat-test-tool ({lists(rocky) / 'kept.pkglist'}:2) not found in the "
+        "repositories of kept\n"
+    )
+    assert not incomplete(rootimgdir)  # packimage still packs it
+
+
+def test_a_failing_package_manager_shows_its_last_lines_and_the_log(rocky):
+    rootimgdir = define(rocky, "broken", "xcat-test-base\n#NEW_INSTALL_LIST#\nxcat-test-broken\n")
+    result = genimage(rocky, "broken")
+    assert result.returncode == 1
+    assert result.stderr == "Error: dnf install failed with exit code 1\n"
+    out = result.stdout.splitlines()
+    log = rootimgdir / "genimage.log"
+    header = next(i for i, line in enumerate(out) if line.startswith("The last "))
+    assert re.fullmatch(rf"The last \d+ lines of its output \(all of it in {log}\):", out[header])
+    shown = out[header + 1 :]
+    assert 0 < len(shown) <= 20
+    assert any("nothing provides xcat-test-absent" in line for line in shown)
+    logged = log.read_text().splitlines()
+    assert logged[-len(shown) - 2 : -2] == shown  # then "+ exit code 1" and the end
+    assert "Installing" not in "\n".join(out[:header])  # pass 1's lines were not shown
+
+
+def test_verbose_shows_what_the_package_manager_prints(rocky):
+    define(rocky, "loud", "xcat-test-tools\n")
+    quiet = genimage(rocky, "loud")
+    assert quiet.returncode == 0, quiet.stderr
+    loud = genimage(rocky, "-V", "loud")
+    assert loud.returncode == 0, loud.stderr
+    assert len(loud.stdout.splitlines()) > len(quiet.stdout.splitlines()) + 5
+    assert "Complete!" in loud.stdout.splitlines()  # dnf's last word
+    assert "Complete!" not in quiet.stdout.splitlines()
 
 
 def test_a_failing_postinstall_is_named_with_its_exit_code(rocky):

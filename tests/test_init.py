@@ -126,3 +126,16 @@ def test_serve_before_init_says_to_run_init(tmp_path):
     result = cluster.xcatd("serve")
     assert result.returncode == 1
     assert result.stderr.endswith("xcatd.toml does not exist: run 'xcatd init' first\n")
+
+
+def test_init_says_in_one_line_when_it_cannot_place_the_profiles(tmp_path):
+    cluster = Cluster(tmp_path / "c")
+    blocker = cluster.root / "opt/xcat/share/xcat/netboot"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a directory\n")
+    result = cluster.init()
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"Error: cannot place the image profiles in {blocker.resolve()}: Not a directory\n",
+    )
+    assert not (cluster.root / "etc/xcat/pki/ca.key").exists()  # nothing half-made

@@ -1,23 +1,37 @@
 """makedhcp as an administrator uses it, through the real client against a real
-daemon, and what a real dnsmasq then answers: the test starts dnsmasq with
-the dnsmasq.conf makedhcp wrote, in a network namespace of its own joined
-by a veth pair to a second namespace, from which a DHCP client asks as
-each kind of firmware would (tests/boot/dhcp_client.py)."""
+daemon, and the DHCP service it leaves running.
+
+The files: a daemon on this host, whose interfaces are on none of the test's
+networks, so no DHCP service starts.  The service: a daemon (and every
+command) in a network namespace the test makes, joined by a veth pair to a
+second namespace from which a DHCP client asks as each kind of firmware
+would (tests/boot/dhcp_client.py); there makenetworks defines the network,
+makedhcp -n starts dnsmasq under the daemon, and what dnsmasq answers is
+checked through every change, its death, the daemon's stop and start.
+Here PID 1 is not systemd, so the daemon runs dnsmasq itself; a test
+cluster's own directory never uses xcatd-dhcp.service anyway."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from xcatd.boot.dnsmasq import SYSTEM_DIRECTORY, UNIT, dnsmasq_arguments, dnsmasqs_of
+
 from .cluster import Cluster
+from .test_nodeset import make_image
+
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +61,13 @@ def entries(cluster: Cluster, name: str) -> list[str]:
 
 def test_n_writes_both_servers_settings_from_the_network_objects(mn):
     directory = dhcp_dir(mn)
-    assert mn.ok("makedhcp", "-n") == (
-        f"Wrote {directory}/dnsmasq.conf, dnsmasq-opts and dhcpd.conf for 1 network(s): boot\n"
-        f"no dnsmasq runs with {directory}/dnsmasq.conf: it reads the entries when started\n"
+    assert mn.outcome("makedhcp", "-n") == (
+        0,
+        f"Wrote {directory}/dnsmasq.conf, dnsmasq-opts and dhcpd.conf for 1 network(s): boot\n",
+        "Warning: no interface of this host is on boot: no DHCP service runs here (set the "
+        "network's mgtifname to serve it)\n",
     )
+    assert not dnsmasqs_of(directory)
     dnsmasq = (directory / "dnsmasq.conf").read_text().splitlines()
     assert [line for line in dnsmasq if "net-boot" in line] == [
         "dhcp-range=set:net-boot,10.77.0.0,static,255.255.255.0",
@@ -127,45 +144,59 @@ def test_a_site_domain_that_would_be_read_as_syntax_is_refused(mn):
     assert err == "Error: site.domain 'c\"; } evil {' is not a domain name\n"
 
 
-def test_n_without_networks_says_how_to_define_one(cluster):
-    rc, out, err = cluster.outcome("makedhcp", "-n")
-    assert (rc, out) == (1, "")
-    assert err == (
-        "Error: no network objects are defined: mkdef -t network -o <name> net=<address> "
-        "mask=<netmask> [dynamicrange=<first>-<last>] [gateway=<address>]\n"
-    )
-
-
-def test_with_no_dnsmasq_running_makedhcp_says_so(cluster):
+def test_with_nothing_set_up_each_command_says_what_to_run(cluster):
     cluster.ok("mkdef", "lone1", "groups=all", "mac=52:54:00:77:01:01", "ip=127.0.77.1")
     directory = dhcp_dir(cluster)
-    assert cluster.ok("makedhcp", "lone1") == (
+    assert cluster.outcome("makedhcp", "lone1") == (
+        0,
         f"Wrote the entries of 1 node(s) in {directory}\n"
-        f"no dnsmasq runs with {directory}/dnsmasq.conf: it reads the entries when started\n"
+        f"no dnsmasq runs with {directory}/dnsmasq.conf: it reads the entries when started\n",
+        f"Warning: the DHCP service is not set up ({directory}/dnsmasq.conf does not exist "
+        "yet): run makedhcp -n, after makenetworks if no network object is defined\n",
+    )
+    assert cluster.outcome("makedhcp", "-n") == (
+        1,
+        "",
+        "Error: no network objects are defined: run makenetworks to define the networks of "
+        "this host's interfaces, or mkdef -t network -o <name> net=<address> "
+        "mask=<netmask> [dynamicrange=<first>-<last>] [gateway=<address>]\n",
     )
 
 
-# -- a real dnsmasq ---------------------------------------------------------------------
+def test_the_shipped_unit_runs_dnsmasq_as_the_daemon_does():
+    unit = REPOSITORY / "systemd" / UNIT
+    lines = unit.read_text().splitlines()
+    (command,) = [line.removeprefix("ExecStart=") for line in lines if "ExecStart=" in line]
+    assert command.split() == ["/usr/sbin/dnsmasq", *dnsmasq_arguments(SYSTEM_DIRECTORY)]
+    verified = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                              text=True)  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+
+
+# -- the DHCP service --------------------------------------------------------------------
 
 
 @dataclass
 class Wire:
-    """Two network namespaces joined by a veth pair: the server's side (10.77.0.1)
-    and the nodes' side, with no address."""
+    """Two network namespaces joined by a veth pair: the management node's side
+    (10.77.0.1/24, loopback up) and the nodes' side, with no address."""
 
     server: str
     nodes: str
     server_if: str
     nodes_if: str
 
-    def ask(self, mac: str, *, ipxe: bool = False, arch: int | None = None) -> dict | None:
-        client = [sys.executable, "-m", "tests.boot.dhcp_client"]
+    def ask(
+        self, mac: str, *, ipxe: bool = False, arch: int | None = None, timeout: float = 5
+    ) -> dict | None:
+        """The OFFER a DHCPDISCOVER from `mac` gets on the nodes' side, or None."""
+        client = [sys.executable, "-m", "tests.boot.dhcp_client", "--timeout", str(timeout)]
         command = ["ip", "netns", "exec", self.nodes, *client, "--interface", self.nodes_if]
         command += ["--mac", mac]
         command += ["--ipxe"] if ipxe else []
         command += ["--arch", str(arch)] if arch is not None else []
-        asked = subprocess.run(command, capture_output=True, text=True, timeout=30,
-                               cwd=Path(__file__).parent.parent)  # fmt: skip
+        asked = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 25,
+                               cwd=REPOSITORY)  # fmt: skip
         return json.loads(asked.stdout)
 
 
@@ -181,6 +212,7 @@ def wire() -> Iterator[Wire]:
     try:
         ip("netns", "add", wire.nodes)
         try:
+            ip("-n", wire.server, "link", "set", "lo", "up")
             ip("link", "add", wire.server_if, "type", "veth", "peer", "name", wire.nodes_if)
             ip("link", "set", wire.server_if, "netns", wire.server)
             ip("link", "set", wire.nodes_if, "netns", wire.nodes)
@@ -194,56 +226,89 @@ def wire() -> Iterator[Wire]:
         ip("netns", "del", wire.server)
 
 
-class Dnsmasq:
-    """dnsmasq started as the network-boot test starts it, logging to a file."""
-
-    def __init__(self, wire: Wire, directory: Path) -> None:
-        self.log = directory.parent / "dnsmasq.log"
-        self.process = subprocess.Popen(
-            ["ip", "netns", "exec", wire.server, "dnsmasq", f"--conf-file={directory}/dnsmasq.conf",
-             "--no-daemon", f"--interface={wire.server_if}", f"--log-facility={self.log}",
-             "--log-dhcp"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        self.opts = directory / "dnsmasq-opts"
-        self.wait_for_reads(1)
-
-    def reads(self) -> int:
-        """How often dnsmasq has read its dhcp-optsfile (the last file it reads)."""
-        log = self.log.read_text() if self.log.exists() else ""
-        return log.count(f"read {self.opts}\n")
-
-    def wait_for_reads(self, count: int) -> None:
-        deadline = time.monotonic() + 20
-        while self.reads() < count:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dnsmasq ({self.process.poll()}) did not read {self.opts}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-
 @pytest.fixture
-def dnsmasq(mn: Cluster, wire: Wire) -> Iterator[Dnsmasq]:
-    mn.ok("makedhcp", "-n")
-    server = Dnsmasq(wire, dhcp_dir(mn))
+def served(wire: Wire, tmp_path: Path) -> Iterator[Cluster]:
+    """The management node in the server's namespace, listening on its address
+    there: its daemon, and every command the test runs, see only that
+    namespace's interfaces."""
+    prefix = ["ip", "netns", "exec", wire.server]
+    cluster = Cluster(tmp_path / "mn", address="10.77.0.1", prefix=prefix)
+    assert cluster.init().returncode == 0
+    cluster.start()
     try:
-        yield server
+        yield cluster
     finally:
-        server.stop()
+        if cluster.process and cluster.process.poll() is None:
+            cluster.stop()
+        for pid in dnsmasqs_of(dhcp_dir(cluster)):  # only if a test failed: none is left
+            os.kill(pid, signal.SIGKILL)
 
 
-def test_dnsmasq_answers_each_kind_of_firmware_and_reads_new_entries_on_reload(mn, wire, dnsmasq):
-    define(mn, "rd1", 51)
-    out = mn.ok("makedhcp", "rd1")
-    reloaded = f"dnsmasq (pid {dnsmasq.process.pid}) is reading the entries again"
-    assert out.splitlines()[1] == reloaded
-    dnsmasq.wait_for_reads(2)
+NETWORK = "10_77_0_0-255_255_255_0"  # what makenetworks names the wire's network
+ANSWER = {"address": "10.77.0.51", "next_server": "10.77.0.1", "hostname": "rd1"}
+
+
+def serving(cluster: Cluster, interface: str) -> int:
+    """makenetworks, then makedhcp -n; the pid of the dnsmasq it started."""
+    cluster.ok("makenetworks")
+    directory = dhcp_dir(cluster)
+    wrote, runs = cluster.ok("makedhcp", "-n").splitlines()
+    assert wrote == (
+        f"Wrote {directory}/dnsmasq.conf, dnsmasq-opts and dhcpd.conf for 1 network(s): {NETWORK}"
+    )
+    started = re.fullmatch(rf"The DHCP service runs: dnsmasq \(pid (\d+)\) on {interface}", runs)
+    assert started, runs
+    return int(started[1])
+
+
+def reads(cluster: Cluster) -> int:
+    """How often dnsmasq has read its dhcp-optsfile (at start and on each SIGHUP),
+    from its lines in the daemon's log."""
+    return cluster.logs().count(f"read {dhcp_dir(cluster)}/dnsmasq-opts\n")
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
+        time.sleep(0.05)
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def reloaded(cluster: Cluster, before: int, *command: str) -> str:
+    """Run a makedhcp that changes the entries; what it printed, once dnsmasq
+    has read them again."""
+    out = cluster.ok(*command)
+    wait_for(lambda: reads(cluster) > before, "dnsmasq reading the entries again")
+    return out
+
+
+def test_makenetworks_then_makedhcp_n_leaves_dnsmasq_answering_under_the_daemon(served, wire):
+    assert "run makenetworks" in served.outcome("makedhcp", "-n")[2]
+    pid = serving(served, wire.server_if)
+    assert dnsmasqs_of(dhcp_dir(served)) == [pid]
+    assert parent_of(pid) == served.process.pid  # the daemon's own child
+    assert f"interface={wire.server_if}\n" in (dhcp_dir(served) / "dnsmasq.conf").read_text()
+    define(served, "rd1", 51)
+    out = reloaded(served, reads(served), "makedhcp", "rd1")
+    assert out.splitlines()[1] == f"dnsmasq (pid {pid}) is reading the entries again"
+    assert wire.ask("52:54:00:77:00:33") == {**ANSWER, "bootfile": "xcat/xnba.kpxe"}
+    # Removed: no dynamic range on this network, so no answer at all.
+    reloaded(served, reads(served), "makedhcp", "-d", "rd1")
+    assert wire.ask("52:54:00:77:00:33", timeout=3) is None
+
+
+def test_dnsmasq_answers_each_kind_of_firmware_and_n_restarts_it_with_new_ranges(served, wire):
+    pid = serving(served, wire.server_if)
+    define(served, "rd1", 51)
+    reloaded(served, reads(served), "makedhcp", "rd1")
     # iPXE fills in ${next-server} and ${hostname}: http://10.77.0.1:<port>/.../nodes/rd1
     script = (
-        f"http://${{next-server}}:{mn.http_port}{mn.root}/tftpboot/xcat/xnba/nodes/${{hostname}}"
+        f"http://${{next-server}}:{served.http_port}{served.root}/tftpboot/xcat/xnba/nodes/"
+        "${hostname}"
     )
     mac = "52:54:00:77:00:33"
     answers = {
@@ -258,30 +323,107 @@ def test_dnsmasq_answers_each_kind_of_firmware_and_reads_new_entries_on_reload(m
         "iPXE BIOS": script,
         "iPXE UEFI": f"{script}.uefi",
     }
-    assert (
-        list(answers.values())
-        == [{"address": "10.77.0.51", "next_server": "10.77.0.1", "hostname": "rd1"}] * 4
-    )
-    # A node added while dnsmasq runs: SIGHUP, and it is answered.
-    define(mn, "rd2", 52, "netboot=pxe")
-    assert mn.ok("makedhcp", "rd2").splitlines()[1] == reloaded
-    dnsmasq.wait_for_reads(3)
+    assert list(answers.values()) == [ANSWER] * 4
+    # -a: a node added while it runs is answered after SIGHUP.
+    define(served, "rd2", 52, "netboot=pxe")
+    out = reloaded(served, reads(served), "makedhcp", "-a")
+    assert out.splitlines()[1] == f"dnsmasq (pid {pid}) is reading the entries again"
     assert wire.ask("52:54:00:77:00:34") == {
         "address": "10.77.0.52",
         "next_server": "10.77.0.1",
         "hostname": "rd2",
         "bootfile": "xcat/xnba.kpxe",  # iPXE first; its script chains pxelinux
     }
-    # A node removed: only a dynamic address, and nothing to boot.
-    assert mn.ok("makedhcp", "-d", "rd1").splitlines()[1] == reloaded
-    dnsmasq.wait_for_reads(4)
+    # A dynamic range needs a new start: -n restarts dnsmasq, which then offers it.
+    served.ok("chdef", "-t", "network", "-o", NETWORK, "dynamicrange=10.77.0.200-10.77.0.250")
+    again = served.ok("makedhcp", "-n").splitlines()[1]
+    assert again.startswith("The DHCP service runs: dnsmasq (pid ") and str(pid) not in again
+    reloaded(served, 0, "makedhcp", "-d", "rd1")
     gone = wire.ask(mac)
-    assert gone is not None and gone["address"] != "10.77.0.51"
+    assert gone is not None and gone["address"].startswith("10.77.0.2")
     assert (gone["hostname"], gone["bootfile"]) == (None, None)
-    # makedhcp -n while it runs: the options are read again, the ranges at its next start.
-    assert mn.ok("makedhcp", "-n").splitlines()[1:] == [
-        reloaded,
-        "It reads the networks' dhcp-ranges only when it starts: restart it",
+    assert " at line " not in served.logs()  # how dnsmasq reports a bad entry
+
+
+def test_nodesets_entries_reach_the_running_dnsmasq(served, wire):
+    serving(served, wire.server_if)
+    make_image(served, "svc")
+    define(served, "ns1", 61)
+    before = reads(served)
+    assert served.ok("nodeset", "ns1", "osimage=svc") == "ns1: netboot debian12-x86_64-service\n"
+    wait_for(lambda: reads(served) > before, "dnsmasq reading nodeset's entries")
+    assert wire.ask("52:54:00:77:00:3d")["address"] == "10.77.0.61"
+
+
+def test_dnsmasq_that_dies_is_started_again_and_none_outlives_the_daemon(served, wire):
+    directory = dhcp_dir(served)
+    pid = serving(served, wire.server_if)
+    define(served, "rd1", 51)
+    reloaded(served, reads(served), "makedhcp", "rd1")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: dnsmasqs_of(directory) not in ([], [pid]), "dnsmasq started again")
+    assert f"DHCP: dnsmasq (pid {pid}) was killed by signal 9; starting it again" in (served.logs())
+    assert wire.ask("52:54:00:77:00:33") == {**ANSWER, "bootfile": "xcat/xnba.kpxe"}
+    assert served.stop() == 0
+    assert dnsmasqs_of(directory) == []
+    # The next daemon starts it with the settings makedhcp -n left.
+    served.start()
+    wait_for(lambda: dnsmasqs_of(directory), "dnsmasq started with the daemon")
+    assert parent_of(dnsmasqs_of(directory)[0]) == served.process.pid
+    assert wire.ask("52:54:00:77:00:33", timeout=10) == {**ANSWER, "bootfile": "xcat/xnba.kpxe"}
+
+
+def test_the_dnsmasq_of_a_daemon_killed_outright_is_ended_by_the_next(served, wire):
+    directory = dhcp_dir(served)
+    pid = serving(served, wire.server_if)
+    assert served.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert dnsmasqs_of(directory) == [pid]  # nothing could stop it
+    served.start()
+    wait_for(lambda: dnsmasqs_of(directory) not in ([], [pid]), "a dnsmasq of the new daemon")
+    assert f"DHCP: ended dnsmasq [{pid}], left by a daemon that did not stop" in served.logs()
+    assert parent_of(dnsmasqs_of(directory)[0]) == served.process.pid
+
+
+def test_a_busy_port_67_is_one_line_and_n_starts_dnsmasq_once_it_is_free(served, wire):
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", wire.server, sys.executable, "-c",
+         "import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+         "s.bind(('0.0.0.0', 67)); print('bound', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "bound\n"
+        served.ok("makenetworks")
+        rc, out, err = served.outcome("makedhcp", "-n")
+        assert out.startswith(f"Wrote {dhcp_dir(served)}/dnsmasq.conf")
+        assert (rc, err) == (
+            1,
+            "Error: the DHCP service did not start: dnsmasq: failed to bind DHCP server "
+            "socket: Address already in use\n",
+        )
+        define(served, "rd1", 51)
+        assert served.outcome("makedhcp", "rd1")[2] == (
+            "Warning: the DHCP service is not running (dnsmasq: failed to bind DHCP server "
+            "socket: Address already in use): it reads the entries when it starts; "
+            "makedhcp -n starts it again\n"
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert served.ok("makedhcp", "-n").splitlines()[1].startswith("The DHCP service runs")
+    assert wire.ask("52:54:00:77:00:33") == {**ANSWER, "bootfile": "xcat/xnba.kpxe"}
+
+
+def test_serve_dhcp_false_leaves_dhcp_to_the_site(served, wire):
+    directory = dhcp_dir(served)
+    serving(served, wire.server_if)
+    config = served.root / "etc/xcat/xcatd.toml"
+    config.write_text(config.read_text().replace("serve_dhcp = true", "serve_dhcp = false"))
+    served.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded settings" in served.logs(), "reload")
+    assert served.ok("makedhcp", "-n").splitlines()[1:] == [
+        f"serve_dhcp = false in {config}: xcatd runs no DHCP service",
+        f"no dnsmasq runs with {directory}/dnsmasq.conf: it reads the entries when started",
     ]
-    dnsmasq.wait_for_reads(5)
-    assert " at line " not in dnsmasq.log.read_text()  # how dnsmasq reports a bad entry
+    assert dnsmasqs_of(directory) == []  # its own is stopped
+    assert wire.ask("52:54:00:77:00:33", timeout=3) is None

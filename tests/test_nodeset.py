@@ -6,6 +6,7 @@ definitions, and every reason one node can fail while the others go on."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -446,3 +447,66 @@ def test_dhcp_files_that_cannot_be_written_are_one_error_after_the_nodes_states(
         f"Error: cannot write the DHCP entries in {directory}: "
         f"[Errno 21] Is a directory: '{hosts}'\n"
     )
+
+
+# -- which server the files name ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def listening_elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A management node whose xcatd listens on 127.0.0.2 only: loopback's
+    address, 127.0.0.1, is this host's, but nothing of xcatd answers there."""
+    mn = Cluster(tmp_path_factory.mktemp("elsewhere"), address="127.0.0.2")
+    assert mn.init().returncode == 0
+    mn.start()
+    try:
+        make_image(mn, "svc")
+        yield mn
+    finally:
+        mn.stop()
+
+
+def test_nodeset_refuses_an_address_xcatd_does_not_listen_on_and_names_what_to_set(
+    listening_elsewhere,
+):
+    mn = listening_elsewhere
+    mn.ok("mkdef", "ls1", "groups=listen", "mac=52:54:00:00:14:01", "ip=127.0.20.1")
+    refused = NODE_ERROR.format(
+        node="ls1",
+        text="xcatd does not listen on 127.0.0.1, this host's address on 127.0.0.0/8 (lo): "
+        f"listen is 127.0.0.2 in {mn.root}/etc/xcat/xcatd.toml; add 127.0.0.1 there and "
+        "restart xcatd, or name an address it listens on: chdef ls1 xcatmaster=<address>",
+    )
+    assert mn.outcome("nodeset", "ls1", "osimage=svc") == (1, "", refused + "\n")
+    assert not tftp(mn, "xcat/xnba/nodes/ls1").exists()
+    # As in xCAT, this host's address on the node's network wins over site.master.
+    mn.ok("chdef", "-t", "site", "clustersite", "master=127.0.0.2")
+    assert mn.outcome("nodeset", "ls1", "osimage=svc") == (1, "", refused + "\n")
+    # The node's xcatmaster wins over both.
+    mn.ok("chdef", "ls1", "xcatmaster=127.0.0.2")
+    assert mn.ok("nodeset", "ls1", "osimage=svc") == "ls1: netboot debian12-x86_64-service\n"
+    script = tftp(mn, "xcat/xnba/nodes/ls1").read_text()
+    assert f"imgfetch -n kernel http://127.0.0.2:{mn.http_port}{mn.root}/tftpboot/" in script
+    assert f" XCAT=127.0.0.2:{mn.port} " in script
+    assert f" XCATSTATUS=http://127.0.0.2:{mn.http_port}/xcatd/status" in script
+
+
+def test_a_node_on_a_network_this_host_is_not_on_is_served_by_site_master(listening_elsewhere):
+    mn = listening_elsewhere
+    mn.ok("mkdef", "rm1", "groups=remote", "mac=52:54:00:00:14:02", "ip=10.99.0.5")
+    mn.ok("chdef", "-t", "site", "clustersite", "master=127.0.0.2")
+    assert mn.outcome("nodeset", "rm1", "osimage=svc") == (1, "", NODE_ERROR.format(
+        node="rm1", text="127.0.0.2, site.master, is a loopback address, which the node at "
+        "10.99.0.5 cannot reach: chdef -t site clustersite master=<address>") + "\n"
+    )  # fmt: skip
+    mn.ok("chdef", "-t", "site", "clustersite", "master=")
+    mn.ok("mkdef", "-t", "network", "-o", "remote", "net=10.99.0.0", "mask=255.255.0.0")
+    assert mn.outcome("nodeset", "rm1", "osimage=svc") == (1, "", NODE_ERROR.format(
+        node="rm1", text="no interface of this host is on network remote (10.99.0.0/16) of "
+        "its ip 10.99.0.5, and site.master is not set: give the node an xcatmaster (chdef rm1 "
+        "xcatmaster=<address>) or set site.master (chdef -t site clustersite master=<address>)"
+    ) + "\n")  # fmt: skip
+    # Another host's address (a router's way to this one, say) is its own to serve.
+    mn.ok("chdef", "-t", "site", "clustersite", "master=10.99.0.254")
+    assert mn.ok("nodeset", "rm1", "osimage=svc") == "rm1: netboot debian12-x86_64-service\n"
+    assert f" XCAT=10.99.0.254:{mn.port} " in tftp(mn, "xcat/xnba/nodes/rm1").read_text()

@@ -26,6 +26,7 @@ from xcat_protocol.messages import Done, Output, Progress
 
 from .cluster import BIN
 from .sessions import connect
+from .test_nodeset import make_image
 
 FIXED_TIME = 1_600_000_000  # 2020-09-13, so that mtimes are checked, not "now"
 EXLIST = """\
@@ -514,3 +515,49 @@ def test_synclists_go_into_the_image_unless_nosyncfiles(shared_cluster, image, t
     extract = f"gzip -dc {rootimgdir}/rootimg.cpio.gz | cpio -i --to-stdout ./etc/resolv.conf"
     packed = subprocess.run(extract, shell=True, capture_output=True, check=True)
     assert packed.stdout == b"nameserver 10.0.0.1\n"
+
+
+# -- the nodes that boot the image ---------------------------------------------------
+
+
+def test_a_pack_writes_again_the_boot_files_of_the_nodes_set_to_the_image(shared_cluster):
+    cluster = shared_cluster
+    rootimgdir = make_image(cluster, "refreshed")  # packed: rootimg.cpio.zst
+    cluster.ok("mkdef", "pk[1-3]", "groups=packed", "mac=|pk(\\d+)|52:54:00:00:30:0($1)|",
+               "ip=|pk(\\d+)|127.0.30.($1)|")  # fmt: skip
+    cluster.ok("chdef", "pk3", "netboot=pxe")
+    cluster.ok("nodeset", "pk1,pk2", "osimage=refreshed")
+    cluster.ok("nodeset", "pk2", "boot")  # its provmethod stays; it boots from its disk
+    ipxe = cluster.root / "tftpboot/xcat/xnba/nodes/pk1"
+    url = f"imgurl=http://127.0.0.1:{cluster.http_port}{rootimgdir}"
+    assert f"{url}/rootimg.cpio.zst " in ipxe.read_text()
+
+    packed = cluster.ok("packimage", "-m", "squashfs", "refreshed").splitlines()
+    assert packed[-2].startswith(f"Packed {rootimgdir}/rootimg.sfs: ")
+    assert packed[-1] == "packimage: updated the boot files of 1 node set to refreshed"
+    assert not (rootimgdir / "rootimg.cpio.zst").exists()
+    assert f"{url}/rootimg.sfs " in ipxe.read_text()
+    assert (cluster.root / "tftpboot/xcat/xnba/nodes/pk2").read_text() == "#!ipxe\n#boot\nexit\n"
+
+    # pxelinux reads its file over TFTP, as it is on disk: it is written again too.
+    cluster.ok("nodeset", "pk3", "osimage=refreshed")
+    packed = cluster.ok("packimage", "-m", "tar", "-c", "zstd", "refreshed").splitlines()
+    assert packed[-1] == "packimage: updated the boot files of 2 nodes set to refreshed"
+    pxelinux = (cluster.root / "tftpboot/pxelinux.cfg/pk3").read_text()
+    assert f"{url}/rootimg.tar.zst " in pxelinux and "rootimg.sfs" not in pxelinux
+    assert f"{url}/rootimg.tar.zst " in ipxe.read_text()
+    assert cluster.ok("nodeset", "packed", "stat") == (
+        "pk1: netboot debian12-x86_64-service\npk2: boot\npk3: netboot debian12-x86_64-service\n"
+    )
+
+
+def test_a_node_whose_boot_files_cannot_be_written_again_is_named(shared_cluster):
+    cluster = shared_cluster
+    make_image(cluster, "refused")
+    cluster.ok("mkdef", "pk9", "groups=packed", "mac=52:54:00:00:30:09", "ip=127.0.30.9")
+    cluster.ok("nodeset", "pk9", "osimage=refused")
+    cluster.ok("chdef", "pk9", "tftpserver=-oops")  # taken by chdef, refused by nodeset
+    result = cluster.run("packimage", "refused")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1].startswith("Packed ")
+    assert result.stderr == "pk9: Error: tftpserver '-oops' is not an IP address or host name\n"

@@ -6,6 +6,7 @@ import pytest
 
 from xcatd.images.listfiles import MAX_DEPTH
 from xcatd.images.pkglist import InstallPass, PkglistError, other_package, read
+from xcatd.images.profiles import shipped_dir
 
 
 def write(path, text):
@@ -174,3 +175,54 @@ def test_otherpkglist_entries_name_a_directory_and_a_package(tmp_path):
         ("", "plain"),
     ]
     assert [other_package(e) for e in result.passes[0].remove_before] == [("xcat/old", "gone")]
+
+
+def test_a_copied_list_reads_the_shipped_list_its_include_names_when_not_copied(tmp_path):
+    """The seed: copy service.<arch>.pkglist to /install/custom/netboot/<os>/
+    and change it; the service.pkglist it includes was not copied."""
+    shipped = tmp_path / "opt/xcat/share/xcat/netboot/debian"
+    write(shipped / "compute.pkglist", "systemd\n")
+    write(shipped / "service.pkglist", "#INCLUDE:compute.pkglist#\ndnsmasq\n")
+    custom = tmp_path / "install/custom/netboot/debian"
+    copy = write(
+        custom / "service.x86_64.pkglist", "#INCLUDE:service.pkglist#\nlinux-image-amd64\nvim\n"
+    )
+    result = read(str(copy), shipped=shipped)
+    assert result.install == ["systemd", "dnsmasq", "linux-image-amd64", "vim"]
+    assert result.files == [copy, shipped / "service.pkglist", shipped / "compute.pkglist"]
+    assert result.notes == [
+        f"{custom}/service.pkglist does not exist: read the shipped {shipped}/service.pkglist "
+        f"in its place (copy it to {custom} to change it)"
+    ]
+    # Copied beside it, the administrator's own copy is read, and nothing is said.
+    write(custom / "service.pkglist", "#INCLUDE:compute.pkglist#\nnfs-kernel-server\n")
+    again = read(str(copy), shipped=shipped)
+    assert again.install == ["systemd", "nfs-kernel-server", "linux-image-amd64", "vim"]
+    assert again.notes == [
+        f"{custom}/compute.pkglist does not exist: read the shipped {shipped}/compute.pkglist "
+        f"in its place (copy it to {custom} to change it)"
+    ]
+
+
+def test_a_list_under_netboot_family_borrows_from_that_familys_shipped_profiles(tmp_path):
+    copy = write(
+        tmp_path / "install/custom/netboot/rh/service/my.pkglist", "#INCLUDE:compute.pkglist#\n"
+    )
+    result = read(str(copy))
+    assert result.files[1] == shipped_dir("rh") / "compute.pkglist"
+    assert "NetworkManager" in result.install  # the Red Hat list, not Debian's
+    assert len(result.notes) == 1
+
+
+def test_an_include_found_nowhere_still_names_the_missing_file(tmp_path):
+    shipped = tmp_path / "shipped"
+    write(shipped / "compute.pkglist", "systemd\n")
+    top = write(tmp_path / "custom/a.pkglist", "#INCLUDE:nosuch.pkglist#\n")
+    with pytest.raises(PkglistError) as caught:
+        read(str(top), shipped=shipped)
+    assert str(caught.value) == f"{top}:1: pkglist {top.parent}/nosuch.pkglist does not exist"
+    # An absolute name means that file: never one of the same name elsewhere.
+    absolute = write(tmp_path / "custom/b.pkglist", f"#INCLUDE:{tmp_path}/compute.pkglist#\n")
+    with pytest.raises(PkglistError) as caught:
+        read(str(absolute), shipped=shipped)
+    assert str(caught.value).endswith(f"pkglist {tmp_path}/compute.pkglist does not exist")

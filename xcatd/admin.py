@@ -27,6 +27,7 @@ from .ca import (
     write_public,
 )
 from .config import Config
+from .images.profiles import install_shipped
 from .layout import Layout
 from .policy import DEFAULT_RULES
 from .store import Store
@@ -52,6 +53,7 @@ def init_cluster(
     for directory in (layout.etc, layout.state, layout.installdir, layout.tftpdir):
         directory.mkdir(parents=True, exist_ok=True)
     layout.state.chmod(0o700)
+    yield from _place_profiles(layout)  # first: its failure leaves no half-made cluster
 
     config = _write_config(layout, settings or {}, force)
     ca = CertificateAuthority(layout.pki)
@@ -78,6 +80,16 @@ def init_cluster(
     yield "Point the client at this daemon with:"
     yield f"export XCATHOST={_client_host(config)}:{config.port}"
     yield f"export XCAT_CRED_DIR={layout.cred_dir}"
+
+
+def _place_profiles(layout: Layout) -> Iterator[str]:
+    """The shipped image profiles where xCAT keeps them (see install_shipped)."""
+    try:
+        yield from install_shipped(layout.netboot_profiles)
+    except OSError as exc:
+        raise AdminError(
+            f"cannot place the image profiles in {layout.netboot_profiles}: {exc.strerror or exc}"
+        ) from None
 
 
 def issue_credentials(layout: Layout, name: str, role: str, out: Path, *, days: int) -> list[Path]:

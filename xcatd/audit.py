@@ -1,4 +1,5 @@
-"""The audit trail: every request, allowed or not, one row in the audit table.
+"""The audit trail: every request, allowed or not, one row in the audit table
+and one line in the daemon's log (the journal, under systemd).
 
 Requests hand their record to `AuditLog.record` and go on; one task owned by
 the daemon writes records in batches from a worker thread, so a burst of
@@ -6,6 +7,13 @@ requests costs one transaction rather than one each.  On shutdown the task
 drains the queue before it ends: nothing is dropped.  A batch the database
 cannot take (the disk is full) goes to the daemon's log instead, and the
 daemon goes on serving.
+
+The log line is xCAT's commands.log and syslog line in one (who, from where,
+the command line, how it ended, how long it took), made from the same record
+as the row, so the two cannot disagree, and logged by the logger
+`xcatd.commands` at INFO:
+
+    Allowed chdef -t node n1 'bmcpassword=******' for root from 127.0.0.1:40312: rc 0, 0.012 s
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import datetime as dt
 import json
 import logging
 import re
+import shlex
 import sqlite3
 from typing import NamedTuple
 
@@ -21,15 +30,36 @@ import trio
 
 from .store import Store, StoreError
 
-# attr=value arguments whose value must never reach the audit table.
-_SECRET = re.compile(r"^([^=]*(?:password|passwd|secret|token|key)[^=]*=)(.*)$", re.IGNORECASE)
+# attr=value arguments whose value must never reach the audit table or the log.
+_SECRET_NAME = r"[^=]*(?:password|passwd|secret|token|key)[^=]*"
+_SECRET = re.compile(rf"^({_SECRET_NAME}=)(.*)$", re.IGNORECASE | re.DOTALL)
+_SECRET_WORD = re.compile(rf"^{_SECRET_NAME}$", re.IGNORECASE)  # its value follows `=`
+MASK = "******"
 BATCH = 1000
+LOGGED_LINE = 4096  # characters of a command line in the log; the audit row keeps it all
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PAST = {"allowed": "Allowed", "denied": "Denied", "refused": "Refused"}
 
 log = logging.getLogger(__name__)
+commands_log = logging.getLogger("xcatd.commands")
 
 
 def mask_secrets(args: list[str]) -> list[str]:
-    return [_SECRET.sub(r"\1******", arg) for arg in args]
+    """The arguments with every secret value replaced by `******`: in
+    `name=value`, and where the shell split it (`name= value`, `name =value`,
+    `name = value`, which chdef refuses but the audit still records)."""
+    masked = list(args)
+    for index, arg in enumerate(args):
+        following = args[index + 1] if index + 1 < len(args) else None
+        if found := _SECRET.match(arg):
+            masked[index] = found.group(1) + MASK
+            if not found.group(2) and following is not None:
+                masked[index + 1] = MASK
+        elif _SECRET_WORD.match(arg) and following is not None and following.startswith("="):
+            masked[index + 1] = "=" + MASK if following != "=" else "="
+            if following == "=" and index + 2 < len(args):
+                masked[index + 2] = MASK
+    return masked
 
 
 class AuditRecord(NamedTuple):
@@ -70,6 +100,33 @@ class AuditRecord(NamedTuple):
         )
 
 
+def command_line(command: str, args: list[str]) -> str:
+    """The command as a shell would take it again, on one line: control
+    characters are shown escaped, so an argument cannot start a log line of
+    its own."""
+    words = shlex.join([command, *args]) if command else "(no command)"
+    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode(), words)
+
+
+def log_line(record: AuditRecord) -> str:
+    """The record as the daemon logs it (see the module's docstring)."""
+    line = command_line(record.command, json.loads(record.args))
+    if len(line) > LOGGED_LINE:
+        line = f"{line[:LOGGED_LINE]}... ({len(line) - LOGGED_LINE} more characters)"
+    user = f" for {command_line(record.user, [])}" if record.user else ""
+    seconds = record.duration_ms / 1000
+    outcome = _PAST.get(record.status, record.status)
+    return f"{outcome} {line}{user} from {record.peer}: rc {record.rc}, {seconds:.3f} s"
+
+
+def log_commands(records: list[AuditRecord]) -> None:
+    """One INFO line a command, in the daemon's log (run in a worker thread:
+    the log may be a pipe to the journal, which can be slow)."""
+    if commands_log.isEnabledFor(logging.INFO):
+        for record in records:
+            commands_log.info("%s", log_line(record))
+
+
 class AuditLog:
     def __init__(self, store: Store, buffer: int = 10_000) -> None:
         self.store = store
@@ -85,12 +142,14 @@ class AuditLog:
     async def run(self) -> None:
         async with self._receive:
             async for first in self._receive:
-                batch = [first._asdict()]
-                while len(batch) < BATCH:
+                records = [first]
+                while len(records) < BATCH:
                     try:
-                        batch.append(self._receive.receive_nowait()._asdict())
+                        records.append(self._receive.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
+                await trio.to_thread.run_sync(log_commands, records)
+                batch = [record._asdict() for record in records]
                 try:
                     await self.store.run(lambda db, rows=batch: _insert(db, rows))
                 except (StoreError, sqlite3.Error, OSError) as exc:

@@ -35,6 +35,8 @@ class Config:
     serve_http: bool = True  # also the nodes' status endpoint
     serve_tftp: bool = True
     serve_status_port: bool = True
+    # makedhcp -n starts dnsmasq; off where the site runs its own DHCP server.
+    serve_dhcp: bool = True
     replay_window: int = 120  # seconds a request's timestamp may differ from ours
     max_frame: int = DEFAULT_MAX_FRAME
     # Seconds for a TLS handshake; also how long a peer without a client

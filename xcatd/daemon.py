@@ -27,6 +27,7 @@ from . import __version__
 from .admission import Admission
 from .audit import AuditLog
 from .auth import Authenticator
+from .boot.dnsmasq import DhcpService
 from .boot.http import serve_http
 from .boot.netboot import Settings
 from .boot.status import StatusReports
@@ -63,6 +64,7 @@ class Daemon:
         self.policy = Policy(self.store.db["policy"].rows)
         self.audit = AuditLog(self.store)
         self.reports = StatusReports(self.store)
+        self.dhcp = DhcpService(layout.dhcp)  # makedhcp's dnsmasq
         self.notifier = notifier or Notifier()
         self.input_budget = InputBudget(MAX_INPUT_HELD)
         self.admission = Admission(self.config)
@@ -95,6 +97,7 @@ class Daemon:
                         ports = sorted({each.socket.getsockname()[1] for each in listeners})
                         front.start_soon(self._accept, listeners, front)
                         await self._start_boot_services(front)
+                        await front.start(partial(self.dhcp.run, serve=self.config.serve_dhcp))
                         front.start_soon(self.notifier.keep_watchdog_fed)
                         log.info("xcatd %s serving on port %s", self.version, ports[0])
                         self.notifier.notify(

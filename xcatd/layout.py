@@ -17,6 +17,7 @@ class Layout:
     installdir: Path  # default for site.installdir
     tftpdir: Path  # default for site.tftpdir
     cred_dir: Path  # root's client credentials
+    share: Path  # xCAT's $XCATROOT/share/xcat: the profiles under netboot/<family>/
 
     @classmethod
     def for_root(cls, root: Path | None) -> Layout:
@@ -27,6 +28,7 @@ class Layout:
                 installdir=Path("/install"),
                 tftpdir=Path("/tftpboot"),
                 cred_dir=Path.home() / ".xcat",
+                share=Path("/opt/xcat/share/xcat"),
             )
         root = root.resolve()
         return cls(
@@ -35,6 +37,7 @@ class Layout:
             installdir=root / "install",
             tftpdir=root / "tftpboot",
             cred_dir=root / ".xcat",
+            share=root / "opt/xcat/share/xcat",
         )
 
     @property
@@ -49,6 +52,12 @@ class Layout:
     def dhcp(self) -> Path:
         """The DHCP server configuration makedhcp writes (dnsmasq and ISC dhcpd)."""
         return self.etc / "dhcp"
+
+    @property
+    def netboot_profiles(self) -> Path:
+        """Where the shipped image profiles are placed, by family, as in xCAT:
+        /opt/xcat/share/xcat/netboot/<family>/."""
+        return self.share / "netboot"
 
     @property
     def database(self) -> Path:

@@ -22,7 +22,8 @@ from xcatd.boot.netboot import is_hostname
 
 HTTP = "http://10.0.0.1:80/tftpboot"
 NETWORK = Network("cluster", "10.0.0.0", "255.255.255.0", "10.0.0.254",
-                  ("10.0.0.100", "10.0.0.199"), ("10.0.0.1", "10.0.0.2"), "10.0.0.3")  # fmt: skip
+                  ("10.0.0.100", "10.0.0.199"), ("10.0.0.1", "10.0.0.2"), "10.0.0.3",
+                  "eth1")  # fmt: skip
 
 
 def host(node: str, netboot: str = "xnba", arch: str = "x86_64", last: int = 5) -> Host:
@@ -108,9 +109,18 @@ def write_everything(directory: Path) -> None:
         (directory / host_file.name).write_text(host_file.updated("", {h.node: h for h in hosts}))
 
 
+def test_dnsmasq_serves_only_the_networks_interfaces_each_named_once(tmp_path):
+    networks = [NETWORK, Network("bmc", "10.1.0.0", "255.255.0.0", interface="eth1"),
+                Network("relayed", "10.2.0.0", "255.255.0.0")]  # fmt: skip
+    conf = dnsmasq_conf(tmp_path, networks).splitlines()
+    assert [line for line in conf if line.startswith("interface=")] == ["interface=eth1"]
+    assert "dhcp-range=set:net-relayed,10.2.0.0,static,255.255.0.0" in conf
+
+
 def test_dnsmasq_accepts_the_configuration(tmp_path):
     write_everything(tmp_path)
     conf = (tmp_path / "dnsmasq.conf").read_text()
+    assert "\ninterface=eth1\n" in conf
     assert "dhcp-range=set:net-cluster,10.0.0.0,static,255.255.255.0\n" in conf
     assert "dhcp-range=set:net-cluster,10.0.0.100,10.0.0.199,255.255.255.0\n" in conf
     assert f"dhcp-hostsfile={tmp_path}/dnsmasq-hosts\n" in conf

@@ -3,14 +3,17 @@ programs taken from the host's packages."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from xcatd.boot import binaries
+from xcatd.boot.hostnet import HostNetwork, HostNetworkError
 from xcatd.boot.loaders import LOADERS, Boot, BootFile, Kernel, hex_ip, state_of
 from xcatd.boot.netboot import (
+    BootServers,
     NodeError,
     PackedImage,
     Servers,
@@ -18,7 +21,6 @@ from xcatd.boot.netboot import (
     boot_mac,
     kernel_command_line,
     loader_for,
-    servers,
 )
 
 KERNEL = Kernel(
@@ -152,18 +154,135 @@ def test_the_boot_mac_is_the_nodes_own_of_its_list():
         boot_mac({"mac": "52:54:00:00:00:01!other|../x"})
 
 
-def test_servers_fall_back_from_nfsserver_to_tftpserver_to_xcatmaster_to_this_host():
-    here = {"10.0.0.5": "10.0.0.1"}.get
-    assert servers({}, "10.0.0.5", here) == Servers("10.0.0.1", "10.0.0.1", "10.0.0.1")
-    assert servers({"xcatmaster": "sn1"}, "10.0.0.5", here) == Servers("sn1", "sn1", "sn1")
-    assert servers({"xcatmaster": "sn1", "tftpserver": "t", "nfsserver": "n"}, "x", here) == (
-        Servers("sn1", "t", "n")
-    )
-    with pytest.raises(NodeError, match=r"no address of this server reaches 10\.9\.9\.9"):
-        servers({}, "10.9.9.9", here)
+# A management node's interfaces, as `ip -j address` gives them.
+MN_INTERFACES = [
+    HostNetwork("lo", ipaddress.IPv4Interface("127.0.0.1/8"), loopback=True),
+    HostNetwork("eth0", ipaddress.IPv4Interface("192.0.2.2/24"), loopback=False),
+    HostNetwork("eth1", ipaddress.IPv4Interface("10.20.0.1/16"), loopback=False),
+]
+NETWORKS = {  # the network objects
+    "wide": {"net": "192.0.0.0", "mask": "255.255.0.0"},  # more than eth0's own /24
+    "rack5": {"net": "10.20.5.0", "mask": "255.255.255.0"},  # inside eth1's /16
+    "remote": {"net": "10.99.0.0", "mask": "255.255.0.0"},  # behind a router
+    "broken": {"net": "10.99.0.0", "mask": "not a mask"},
+}
+CONFIG = Path("/etc/xcat/xcatd.toml")
+
+
+def boot_servers(*, listen=("0.0.0.0",), master="", networks=NETWORKS, **served) -> BootServers:
+    settings = Settings(Path("/tftpboot"), Path("/install"), 80, 3001, True, master=master,
+                        listen=listen, config_file=CONFIG, **served)  # fmt: skip
+    return BootServers(settings, networks, interfaces=lambda: MN_INTERFACES)
+
+
+def test_given_servers_fall_back_from_nfsserver_to_tftpserver_to_xcatmaster():
+    choose = boot_servers()
+    sn1 = "10.20.0.254"  # a service node: not this host
+    assert choose.servers("cn1", {"xcatmaster": sn1}, "10.20.5.7") == Servers(sn1, sn1, sn1)
+    given = {"xcatmaster": sn1, "tftpserver": "10.20.0.253", "nfsserver": "10.20.0.252"}
+    assert choose.servers("cn1", given, "10.20.5.7") == Servers(sn1, "10.20.0.253", "10.20.0.252")
     for bad in ("sn1 ", "-sn1", "sn1;reboot", "sn1/x", 'sn1"', "[::1]"):
         with pytest.raises(NodeError, match=r"^tftpserver .* is not an IP address or host name$"):
-            servers({"xcatmaster": "sn1", "tftpserver": bad}, "10.0.0.5", here)
+            choose.servers("cn1", {"xcatmaster": sn1, "tftpserver": bad}, "10.20.5.7")
+
+
+def test_boot_servers_are_xcatmaster_else_this_hosts_address_on_the_nodes_network():
+    choose = boot_servers(master="10.99.0.254")
+    # On an interface's own network (xCAT's my_ip_facing), loopback too.
+    assert choose.servers("cn1", {}, "192.0.2.50") == Servers(*["192.0.2.2"] * 3)
+    assert choose.servers("cn1", {}, "127.0.4.1") == Servers(*["127.0.0.1"] * 3)
+    # The network object 'wide' says 192.0.9.9 is on eth0's network.
+    assert choose.servers("cn1", {}, "192.0.9.9") == Servers(*["192.0.2.2"] * 3)
+    # rack5 holds no address of this host; eth1's network holds the node.
+    assert choose.servers("cn1", {}, "10.20.5.7") == Servers(*["10.20.0.1"] * 3)
+    # No interface on 'remote': site.master, as xCAT's Template.pm falls back.
+    assert choose.servers("cn1", {}, "10.99.0.5") == Servers(*["10.99.0.254"] * 3)
+    # The node's own xcatmaster wins, also another host's (a service node's);
+    # tftpserver and nfsserver take their roles.
+    given = {"xcatmaster": "10.20.0.254", "nfsserver": "10.20.0.252"}
+    assert choose.servers("cn1", given, "10.20.5.7") == Servers(
+        "10.20.0.254", "10.20.0.254", "10.20.0.252"
+    )
+    # Without the network object, 192.0.9.9 is on no network of this host.
+    alone = boot_servers(master="10.99.0.254", networks={})
+    assert alone.servers("cn1", {}, "192.0.9.9") == Servers(*["10.99.0.254"] * 3)
+
+
+def test_a_node_no_interface_reaches_needs_xcatmaster_or_site_master():
+    choose = boot_servers()
+    for ip, where in [("10.99.0.5", "network remote (10.99.0.0/16)"),
+                      ("198.51.100.7", "the network")]:  # fmt: skip
+        with pytest.raises(NodeError) as refused:
+            choose.servers("cn1", {}, ip)
+        assert str(refused.value) == (
+            f"no interface of this host is on {where} of its ip {ip}, and site.master is not "
+            "set: give the node an xcatmaster (chdef cn1 xcatmaster=<address>) or set "
+            "site.master (chdef -t site clustersite master=<address>)"
+        )
+    assert choose.servers("cn1", {"xcatmaster": "10.99.0.254"}, "10.99.0.5").xcatmaster == (
+        "10.99.0.254"
+    )
+
+
+def test_an_address_of_this_host_xcatd_does_not_listen_on_is_refused():
+    choose = boot_servers(listen=("127.0.0.1", "::1"), master="192.0.2.2")
+    with pytest.raises(NodeError) as refused:
+        choose.servers("cn1", {}, "192.0.2.50")
+    assert str(refused.value) == (
+        "xcatd does not listen on 192.0.2.2, this host's address on network wide "
+        "(192.0.0.0/16): "
+        "listen is 127.0.0.1, ::1 in /etc/xcat/xcatd.toml; add 192.0.2.2 there and restart "
+        "xcatd, or name an address it listens on: chdef cn1 xcatmaster=<address>"
+    )
+    with pytest.raises(NodeError, match=r"^xcatd does not listen on 192\.0\.2\.2, site\.master: .*"
+                       r"on: chdef -t site clustersite master=<address>$"):  # fmt: skip
+        choose.servers("cn1", {}, "10.99.0.5")
+    own_tftp = {"xcatmaster": "127.0.0.1", "tftpserver": "10.20.0.1"}
+    with pytest.raises(NodeError, match=r"^xcatd does not listen on 10\.20\.0\.1, its "
+                       r"tftpserver: .* on: chdef cn1 tftpserver=<address>$"):  # fmt: skip
+        choose.servers("cn1", own_tftp, "127.0.0.9")
+    # The image comes from the TFTP server, over xcatd's HTTP: refused as well,
+    # unless other servers serve TFTP and HTTP (serve_tftp, serve_http = false).
+    with pytest.raises(NodeError, match=r"^xcatd does not listen on 10\.20\.0\.1, its tftp"):
+        boot_servers(listen=("127.0.0.1",), serves_tftp=False).servers("cn1", own_tftp, "127.0.0.9")
+    others = boot_servers(listen=("127.0.0.1",), serves_tftp=False, serves_http=False)
+    assert others.servers("cn1", own_tftp, "127.0.0.9") == Servers(
+        "127.0.0.1", "10.20.0.1", "10.20.0.1"
+    )
+    # Listened on, or another host's: served.
+    assert choose.servers("cn1", {}, "127.0.8.8") == Servers(*["127.0.0.1"] * 3)
+    assert choose.servers("cn1", {"xcatmaster": "10.20.0.254"}, "10.20.5.7").image == (
+        "10.20.0.254"
+    )
+    assert boot_servers(listen=("0.0.0.0",)).servers("cn1", {}, "192.0.2.50").tftp == "192.0.2.2"
+
+
+def test_a_loopback_or_unresolvable_server_is_refused_for_a_node_off_loopback():
+    choose = boot_servers(master="localhost")
+    with pytest.raises(NodeError) as refused:
+        choose.servers("cn1", {}, "10.99.0.5")
+    assert str(refused.value) == (
+        "localhost, site.master, is a loopback address, which the node at 10.99.0.5 cannot "
+        "reach: chdef -t site clustersite master=<address>"
+    )
+    with pytest.raises(NodeError) as refused:
+        choose.servers("cn1", {"xcatmaster": "mn1.invalid"}, "10.99.0.5")
+    assert str(refused.value) == (
+        "cannot resolve mn1.invalid, its xcatmaster, to an IPv4 address: "
+        "chdef cn1 xcatmaster=<address>"
+    )
+
+
+def test_when_this_hosts_interfaces_cannot_be_read_each_node_that_needs_them_says_why():
+    def no_ip() -> list[HostNetwork]:
+        raise HostNetworkError("the 'ip' command (iproute2) is not installed")
+
+    settings = Settings(Path("/tftpboot"), Path("/install"), 80, 3001, True)
+    choose = BootServers(settings, NETWORKS, interfaces=no_ip)
+    for _ in range(2):  # read once, said for each node
+        with pytest.raises(NodeError, match=r"^cannot tell this host's addresses: the 'ip' "):
+            choose.servers("cn1", {}, "10.20.5.7")
+    assert choose.servers("cn1", {"xcatmaster": "10.20.0.1"}, "10.20.5.7").tftp == "10.20.0.1"
 
 
 def test_the_kernel_command_line_holds_what_the_stateless_initrd_reads():

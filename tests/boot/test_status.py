@@ -1,4 +1,5 @@
-"""Booting nodes report their state; nodestat and lsdef show it.
+"""Booting nodes report their state; nodels and lsdef show it (nodestat,
+which probes the nodes too, in tests/test_nodestat.py).
 
 Loopback has every 127.x.y.z address, so a test can speak as several nodes:
 curl's --interface and a socket bound before connecting choose the source.
@@ -53,12 +54,11 @@ def status_line(cluster: Cluster, source: str, line: bytes) -> bytes:
         return sock.makefile("rb").readline()
 
 
-def test_a_node_reports_and_nodestat_shows_it(booting):
+def test_a_node_reports_and_nodels_and_lsdef_show_it(booting):
     assert report(booting, "127.0.0.2", node="n1", state="netbooting") == (200, "n1: netbooting")
     assert report(booting, "127.0.0.2", node="n1", state="booted") == (200, "n1: booted")
 
-    result = booting.run("nodestat", "n1")
-    assert result.stdout == "n1: booted\n"
+    assert booting.ok("nodels", "n1", "nodelist.status") == "n1: booted\n"
     shown = booting.run("lsdef", "-t", "node", "-o", "n1", "-i", "status,statustime").stdout
     assert "    status=booted\n" in shown
     assert re.search(r"statustime=\d\d-\d\d-\d{4} \d\d:\d\d:\d\d\n", shown)
@@ -66,7 +66,7 @@ def test_a_node_reports_and_nodestat_shows_it(booting):
 
 def test_a_node_is_found_by_its_address_even_an_inherited_one(booting):
     assert report(booting, "127.0.7.5", state="booted") == (200, "r7n5: booted")
-    assert booting.run("nodestat", "r7n5").stdout == "r7n5: booted\n"
+    assert booting.ok("nodels", "r7n5", "nodelist.status") == "r7n5: booted\n"
 
 
 def test_a_report_from_another_address_is_refused_and_logged(booting):
@@ -74,7 +74,7 @@ def test_a_report_from_another_address_is_refused_and_logged(booting):
     assert (code, text) == (403, "127.0.0.3 is not the address of node 'n1'")
     assert report(booting, "127.0.0.9", state="booted")[0] == 403
     assert "status report refused: 127.0.0.3 is not the address of node 'n1'" in booting.logs()
-    assert booting.run("nodestat", "n1").stdout != "n1: failed\n"
+    assert booting.ok("nodels", "n1", "nodelist.status") != "n1: failed\n"
 
 
 def test_an_unknown_state_is_refused(booting):
@@ -85,7 +85,7 @@ def test_an_unknown_state_is_refused(booting):
 
 def test_xcats_installstatus_line_on_port_3002(booting):
     assert status_line(booting, "127.0.0.3", b"installstatus installing\n") == b"ok\n"
-    assert booting.run("nodestat", "n2").stdout == "n2: installing\n"
+    assert booting.ok("nodels", "n2", "nodelist.status") == "n2: installing\n"
     assert status_line(booting, "127.0.0.4", b"installstatus booted\n") == (
         b"error: 127.0.0.4 is not the address of any node\n"
     )
@@ -94,13 +94,14 @@ def test_xcats_installstatus_line_on_port_3002(booting):
     )
 
 
-def test_nodestat_of_nodes_that_never_reported(booting):
+def test_a_node_that_never_reported_has_no_status(booting):
     assert booting.run("mkdef", "n9", "groups=compute").returncode == 0
-    result = booting.run("nodestat", "n9,n2", "-t")
-    n2, n9 = result.stdout.splitlines()
-    assert re.fullmatch(r"n2: \w+ \(\d\d-\d\d-\d{4} \d\d:\d\d:\d\d\)", n2)
-    assert n9 == "n9: unknown"
-    assert booting.run("nodestat", "nosuch").returncode == 1
+    listed = booting.ok("nodels", "n9,n2", "nodelist.status", "nodelist.statustime")
+    assert re.fullmatch(
+        r"n2: nodelist.status: \w+\nn2: nodelist.statustime: \d\d-\d\d-\d{4} \d\d:\d\d:\d\d\n"
+        r"n9: nodelist.status: \nn9: nodelist.statustime: \n",
+        listed,
+    ), listed
 
 
 def test_a_node_that_resets_its_connection_does_not_stop_the_listener(booting):

@@ -188,20 +188,30 @@ class Network:
     dynamic: tuple[str, str] | None = None  # first and last address given to anyone
     nameservers: tuple[str, ...] = ()
     tftpserver: str | None = None  # next-server; else the DHCP server itself
+    interface: str | None = None  # this host's interface on it, where DHCP is served
 
     @property
     def tag(self) -> str:
         return f"net-{self.name}"
 
 
+def served_on(networks: Iterable[Network]) -> list[str]:
+    """The interfaces DHCP is served on, each once, in the networks' order."""
+    return list(dict.fromkeys(n.interface for n in networks if n.interface))
+
+
 def dnsmasq_conf(directory: Path, networks: Iterable[Network]) -> str:
+    """dnsmasq's settings: on the networks' interfaces only, a dhcp-range each."""
+    networks = list(networks)  # read twice
     lines = [
-        "# dnsmasq for network boot, written by makedhcp -n.  Start it with",
-        f"#   dnsmasq --conf-file={directory}/dnsmasq.conf --interface=<the nodes' interface>",
+        "# dnsmasq for network boot, written by makedhcp -n, which (re)starts the",
+        "# DHCP service: xcatd-dhcp.service, or dnsmasq run by xcatd, as",
+        f"#   dnsmasq --conf-file={directory}/dnsmasq.conf --keep-in-foreground --bind-dynamic",
         "# makedhcp sends it SIGHUP after changing dnsmasq-hosts or dnsmasq-opts;",
-        "# this file (the dhcp-ranges) is read only at start.",
+        "# this file (the interfaces, the dhcp-ranges) is read only at start.",
         "# DNS is off (port=0); TFTP and HTTP are xcatd's.",
         "port=0",
+        *(f"interface={name}" for name in served_on(networks)),
         "dhcp-authoritative",
         f"pid-file={directory}/dnsmasq.pid",
         f"dhcp-leasefile={directory}/dnsmasq.leases",

@@ -8,17 +8,21 @@ node's servers are worked out one way.  Anything that stops one node is a
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 from ..config import Config
 from ..images.bootunits import is_service_node
 from ..images.build import incomplete
 from ..layout import Layout
 from ..store.attributes import mac_address
+from .hostnet import HostNetwork, HostNetworkError, host_networks
 from .http import STATUS_PATH
 from .loaders import DEFAULT, LOADERS, Loader, reserved
 
@@ -31,9 +35,10 @@ NODE_ATTRIBUTES = (
 DISKLESS = ("netboot", "statelite")
 KERNEL = "kernel"
 INITRD = "initrd-stateless.gz"
+ALL_ADDRESSES = "0.0.0.0"  # in xcatd.toml's listen: every IPv4 address of this host
 
 Values = Mapping[str, str]
-Facing = Callable[[str], "str | None"]
+_Server = TypeVar("_Server")
 
 
 class NodeError(Exception):
@@ -49,6 +54,12 @@ class Settings:
     http_port: int
     xcatd_port: int
     dhcp: bool  # site.dhcpsetup: nodeset writes DHCP entries
+    master: str = ""  # site.master: the management node as nodes reach it
+    # Where this daemon serves (xcatd.toml): its boot files must name one of these.
+    listen: tuple[str, ...] = (ALL_ADDRESSES,)
+    serves_tftp: bool = True
+    serves_http: bool = True
+    config_file: Path = Path("xcatd.toml")
 
     @classmethod
     def of(cls, site: Values, layout: Layout, config: Config) -> Settings:
@@ -59,6 +70,11 @@ class Settings:
             http_port=int(site.get("httpport") or config.http_port),
             xcatd_port=int(site.get("xcatdport") or config.port),
             dhcp=site.get("dhcpsetup", "y") not in ("n", "no", "0"),
+            master=site.get("master", ""),
+            listen=config.listen,
+            serves_tftp=config.serve_tftp,
+            serves_http=config.serve_http,
+            config_file=layout.config_file,
         )
 
     def http_url(self, host: str, path: str | Path) -> str:
@@ -192,22 +208,226 @@ class Servers:
     image: str  # HTTP server of its kernel, initrd and image (xCAT's imgsrv)
 
 
-def servers(values: Values, ip: str, facing: Facing = facing_address) -> Servers:
-    """nfsserver, else tftpserver, else xcatmaster, else this host's address facing the node."""
-    given = {
+def given_servers(values: Values) -> dict[str, str]:
+    """The node's own xcatmaster, tftpserver and nfsserver, each checked."""
+    return {
         what: check_server_name(what, name)
         for what in ("xcatmaster", "tftpserver", "nfsserver")
         if (name := values.get(what))
     }
-    xcatmaster = given.get("xcatmaster")
+
+
+def _roles(given: Mapping[str, _Server], xcatmaster: _Server) -> tuple[_Server, _Server, _Server]:
+    """xcatmaster, TFTP and image server: nfsserver, else tftpserver, else xcatmaster."""
     tftp = given.get("tftpserver") or xcatmaster
-    image = given.get("nfsserver") or tftp
-    if not (xcatmaster and tftp and image):
-        here = facing(ip)
-        if here is None:
-            raise NodeError(f"no address of this server reaches {ip}: set xcatmaster")
-        xcatmaster, tftp, image = xcatmaster or here, tftp or here, image or here
-    return Servers(xcatmaster, tftp, image)
+    return xcatmaster, tftp, given.get("nfsserver") or tftp
+
+
+@dataclass(frozen=True)
+class _Net:
+    """An IPv4 network as numbers (tested against every node's address) and as
+    the administrator reads it."""
+
+    net: int
+    mask: int
+    text: str
+
+    @classmethod
+    def of(cls, network: ipaddress.IPv4Network, text: str) -> _Net:
+        return cls(int(network.network_address), int(network.netmask), text)
+
+    def holds(self, number: int) -> bool:
+        return number & self.mask == self.net
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """A server address, where it came from and what to set instead: what an
+    error refusing it says."""
+
+    address: str
+    origin: str
+    fix: str
+
+
+_LOOPBACK = _Net.of(ipaddress.IPv4Network("127.0.0.0/8"), "loopback")
+
+
+def _number(ip: str) -> int:
+    """A dotted IPv4 address as a number (cheaper than ipaddress at 10,000 nodes)."""
+    return int.from_bytes(socket.inet_aton(ip), "big")
+
+
+class BootServers:
+    """Who serves each node, chosen as xCAT's nodeset does (Template.pm's
+    XCATMASTER, xnba.pm's !myipfn!): the node's xcatmaster; else this host's
+    address on the node's network (the network object its ip is in, else
+    the interface whose network holds it: xCAT's my_ip_facing); else
+    site.master.  tftpserver and nfsserver, when given, take those roles.
+
+    Refused, each with what to set instead: an address of this host that
+    the daemon does not serve on (xcatd.toml's listen, 0.0.0.0 meaning all:
+    the node would find nobody there), a loopback address for a node off
+    loopback, and a node on a network none of this host's interfaces is on
+    when site.master is not set.  An address of another host (a service
+    node's, say) is that host's to serve.  One per request; this host's
+    interfaces are read (blocking: call from a worker thread) when the first
+    node needs them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        networks: Mapping[str, Values],
+        resolve: Addresses | None = None,
+        interfaces: Callable[[], Sequence[HostNetwork]] = host_networks,
+    ) -> None:
+        self.settings = settings
+        self._networks = _node_networks(networks)
+        self._resolve = resolve or Addresses()
+        self._interfaces = interfaces
+        self._here: list[_Local] | NodeError | None = None
+        self._listened: set[int] | None = None  # the listen addresses, once resolved
+        self._accepted: set[tuple[str, bool]] = set()  # (server, node on loopback) checked
+
+    def servers(self, node: str, values: Values, ip: str) -> Servers:
+        """The node's servers (`ip` checked by boot_ip), or NodeError saying what to set."""
+        given = {
+            what: _Chosen(name, f"its {what}", f"chdef {node} {what}=<address>")
+            for what, name in given_servers(values).items()
+        }
+        xcatmaster = given.get("xcatmaster") or self._master(node, ip)
+        roles = _roles(given, xcatmaster)
+        # The daemon itself always answers at xcatmaster; TFTP and HTTP may be
+        # left to other servers (xcatd.toml's serve_tftp, serve_http).
+        for chosen, served in zip(
+            roles, (True, self.settings.serves_tftp, self.settings.serves_http), strict=True
+        ):
+            if served:
+                self._check(ip, chosen)
+        return Servers(*(chosen.address for chosen in roles))
+
+    # -- choosing --------------------------------------------------------------
+
+    def _master(self, node: str, ip: str) -> _Chosen:
+        number = _number(ip)
+        network = next((n for n in self._networks if n.holds(number)), None)
+        local = self._local(network, number)
+        if local is not None:
+            address, where = local
+            fix = f"chdef {node} xcatmaster=<address>"
+            return _Chosen(address, f"this host's address on {where}", fix)
+        if self.settings.master:
+            master = check_server_name("site.master", self.settings.master)
+            return _Chosen(master, "site.master", "chdef -t site clustersite master=<address>")
+        on = network.text if network is not None else "the network"
+        raise NodeError(
+            f"no interface of this host is on {on} of its ip {ip}, and site.master is not "
+            f"set: give the node an xcatmaster (chdef {node} xcatmaster=<address>) or set "
+            "site.master (chdef -t site clustersite master=<address>)"
+        )
+
+    def _local(self, network: _Net | None, number: int) -> tuple[str, str] | None:
+        """This host's address on the network of the node at `number`, and that
+        network as said: the node's network object, else the network of one
+        of this host's interfaces (xCAT's my_ip_facing)."""
+        here = self._host_networks()
+        if network is not None:
+            for each in here:
+                if network.holds(each.number):
+                    return each.address, network.text
+        for each in here:
+            if each.network.holds(number):
+                return each.address, each.network.text
+        return None
+
+    def _host_networks(self) -> list[_Local]:
+        """This host's networks and its address on each, read once."""
+        if self._here is None:
+            try:
+                self._here = [_Local.of(each) for each in self._interfaces()]
+            except HostNetworkError as exc:
+                self._here = NodeError(f"cannot tell this host's addresses: {exc}")
+        if isinstance(self._here, NodeError):
+            raise self._here
+        return self._here
+
+    # -- checking --------------------------------------------------------------
+
+    def _check(self, ip: str, chosen: _Chosen) -> None:
+        on_loopback = _LOOPBACK.holds(_number(ip))
+        if (chosen.address, on_loopback) in self._accepted:  # most nodes share their servers
+            return
+        number = self._address(chosen)
+        if _LOOPBACK.holds(number) and not on_loopback:
+            raise NodeError(
+                f"{chosen.address}, {chosen.origin}, is a loopback address, which the node "
+                f"at {ip} cannot reach: {chosen.fix}"
+            )
+        if not self._served(number):
+            settings = self.settings
+            raise NodeError(
+                f"xcatd does not listen on {chosen.address}, {chosen.origin}: listen is "
+                f"{', '.join(settings.listen)} in {settings.config_file}; add "
+                f"{chosen.address} there and restart xcatd, or name an address it listens "
+                f"on: {chosen.fix}"
+            )
+        self._accepted.add((chosen.address, on_loopback))
+
+    def _address(self, chosen: _Chosen) -> int:
+        try:
+            return _number(self._resolve(chosen.address))
+        except NodeError:
+            raise NodeError(
+                f"cannot resolve {chosen.address}, {chosen.origin}, to an IPv4 address: "
+                f"{chosen.fix}"
+            ) from None
+
+    def _served(self, number: int) -> bool:
+        """Whether the daemon listens on `number`, or it is none of this host's
+        (another server's to serve)."""
+        if ALL_ADDRESSES in self.settings.listen:
+            return True
+        if self._listened is None:
+            self._listened = set()
+            for host in self.settings.listen:
+                try:
+                    self._listened.add(_number(self._resolve(host)))
+                except NodeError:  # an IPv6 address, say: none a node boots from here
+                    continue
+        if number in self._listened:
+            return True
+        own = _LOOPBACK.holds(number) or any(h.number == number for h in self._host_networks())
+        return not own
+
+
+@dataclass(frozen=True)
+class _Local:
+    """One of this host's networks and its address there."""
+
+    network: _Net
+    address: str
+    number: int
+
+    @classmethod
+    def of(cls, each: HostNetwork) -> _Local:
+        text = f"{each.network} ({each.interface})"
+        return cls(_Net.of(each.network, text), str(each.address.ip), int(each.address.ip))
+
+
+def _node_networks(networks: Mapping[str, Values]) -> list[_Net]:
+    """The network objects, the most specific first (a node is on the
+    smallest one its address is in).  One that does not parse is left out:
+    makedhcp -n names it."""
+    parsed = []
+    for name, values in networks.items():
+        try:
+            network = ipaddress.IPv4Network(
+                f"{values.get('net')}/{values.get('mask')}", strict=False
+            )
+        except ValueError:
+            continue
+        parsed.append((network.prefixlen, _Net.of(network, f"network {name} ({network})")))
+    return [net for _, net in sorted(parsed, key=lambda each: -each[0])]
 
 
 # -- the osimage ------------------------------------------------------------------
@@ -228,7 +448,7 @@ class PackedImage:
     def rootimgdir(self) -> Path:
         return self.packfile.parent
 
-    @property
+    @cached_property  # asked for each of its nodes: looked up once
     def enrolls(self) -> bool:
         """Whether the image is a service node's (xcatd in it), which enrolls
         for its certificate when it boots."""

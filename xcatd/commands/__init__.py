@@ -9,6 +9,7 @@ from . import (  # noqa: F401  (registers)
     genimage,
     lsxcatd,
     makedhcp,
+    makenetworks,
     nodeset,
     packimage,
     power,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..admin import ADMIN
 from ..call import Call
@@ -20,6 +21,8 @@ from ..store.stanza import StanzaError
 # Listings go out a batch of lines to a record: few frames, none too large.
 LINES_PER_RECORD = 2000
 BYTES_PER_RECORD = 1 << 20
+
+T = TypeVar("T")
 
 
 class Refusal(Exception):
@@ -115,3 +118,34 @@ def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool =
                 + (f" (and {len(unserved) - 10} more)" if len(unserved) > 10 else "")
             )
     return names
+
+
+async def read_nodes(
+    call: Call, read: Callable[[Nodes, str], T], names: Sequence[str] | None = None
+) -> dict[str, T] | None:
+    """`read(nodes, node)` in the store's thread for each node of the call's
+    noderange (or of `names`).  A node whose regular-expression value fails
+    for it gets an error line and is left out; a bad noderange gets its
+    error line and None."""
+
+    def work(db) -> tuple[dict[str, T], dict[str, str]]:
+        nodes = call.nodes(db)
+        chosen = (
+            names if names is not None else expand_noderange(call, call.options.noderange, nodes)
+        )
+        values, unreadable = {}, {}
+        for node in chosen:
+            try:
+                values[node] = read(nodes, node)
+            except RegexValueError as exc:
+                unreadable[node] = str(exc)
+        return values, unreadable
+
+    try:
+        values, unreadable = await call.daemon.store.run(work)
+    except NoderangeError as exc:
+        await call.error(str(exc))
+        return None
+    for node, why in unreadable.items():
+        await call.error(why, node=node)
+    return values

@@ -100,7 +100,7 @@ def _copy(call: Call, media: Media, target: Path, never_overwrite: bool) -> None
 
 
 async def _define_osimages(call: Call, distro: Distro, installdir: Path, pkgdir: Path) -> None:
-    wanted = osimage_definitions(distro, installdir, pkgdir)
+    wanted = osimage_definitions(distro, installdir, pkgdir, call.daemon.layout.netboot_profiles)
 
     def work(db) -> list[str]:
         present = objects.existing(db, OSIMAGE, wanted)

@@ -1,11 +1,14 @@
 """genimage: build the stateless root image of an osimage with the distro's
 own package manager (dnf for the Red Hat family, mmdebstrap for Debian and
-Ubuntu), its kernel and stateless initrd, streaming the output, and record
-what was used on the osimage."""
+Ubuntu), its kernel and stateless initrd, and record what was used on the
+osimage.  It prints a line a phase, with times and package counts; what the
+programs print goes to <rootimgdir>/genimage.log, and to the user only with
+-V (--verbose) or, when one fails, its last lines."""
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from ..call import Call
@@ -33,6 +36,10 @@ def genimage_options(parser: CommandParser) -> None:
     parser.add_argument(
         "--noupdate", action="store_true", help="on an existing image, do not upgrade packages"
     )
+    parser.add_argument(
+        "-V", "--verbose", action="store_true",
+        help="show all the package manager's output (it is always in <rootimgdir>/genimage.log)",
+    )  # fmt: skip
     parser.add_argument("osimage", help="the osimage definition to build")
 
 
@@ -44,7 +51,8 @@ async def genimage(call: Call) -> None:
         await call.error(f"Cannot find image '{name}' from the osimage table.")
         return
     try:
-        spec, defaults = _spec(name, values, installdir, call.options.noupdate)
+        netboot = call.daemon.layout.netboot_profiles
+        spec, defaults = _spec(name, values, installdir, netboot, call.options.noupdate)
         drivers = _drivers(call.options.netdrivers)
         spec.netdrivers = drivers or _drivers(values.get("netdrivers")) or []
     except BuildError as exc:
@@ -54,11 +62,13 @@ async def genimage(call: Call) -> None:
     async def progress(what: str, done: int, total: int | None, unit: str) -> None:
         await call.progress(what, done, total, unit)
 
-    output = Output(call.info, progress, call.warning)
+    output = Output(call.info, progress, call.warning, verbose=call.options.verbose)
     make = build_initrd if call.options.onlyinitrd else build
+    started = time.monotonic()
     try:
         result = await make(spec, output, call.options.kernelver)
     except (BuildError, PkglistError) as exc:
+        await output.failed()
         await call.error(str(exc))
         if spec.rootimg.is_dir() and incomplete(spec.rootimgdir):
             await call.info(
@@ -73,13 +83,14 @@ async def genimage(call: Call) -> None:
     if not values.get("permission"):
         records["permission"] = "755"
     await record(call, name, records)
-    await call.info(f"genimage of {name} is complete: {spec.rootimg}", data={
+    seconds = time.monotonic() - started
+    await call.info(f"genimage of {name} is complete: {spec.rootimg} ({seconds:.1f} s)", data={
         "osimage": name, "rootimg": str(spec.rootimg), "kernelver": result.kernelver,
-        "updated": result.updated,
+        "updated": result.updated, "seconds": round(seconds, 1), "log": str(output.log_path),
     })  # fmt: skip
 
 
-def _spec(name: str, values: dict[str, str], installdir: Path, noupdate: bool):
+def _spec(name: str, values: dict[str, str], installdir: Path, netboot: Path, noupdate: bool):
     """The build's Spec, and the attribute values genimage records back."""
     missing = [a for a in ("osvers", "osarch", "profile", "provmethod") if not values.get(a)]
     if missing:
@@ -94,7 +105,8 @@ def _spec(name: str, values: dict[str, str], installdir: Path, noupdate: bool):
     records: dict[str, str] = {}
     pkglist = values.get("pkglist")
     if not pkglist:
-        found = find_profile_file(Distro(osvers, arch, family), profile, "pkglist", installdir)
+        distro = Distro(osvers, arch, family)
+        found = find_profile_file(distro, profile, "pkglist", installdir, netboot)
         if found is None:
             raise BuildError(f"A .pkglist file must be specified for image '{name}'.")
         pkglist = str(found)

@@ -6,8 +6,13 @@
     makedhcp -d <noderange>  these nodes' entries removed, and their boot links by MAC or IP
 
 As xCAT's, but for dnsmasq first (and ISC dhcpd's format beside it), in
-one directory, <etc>/dhcp (see xcatd/boot/dhcp.py for the files).  A running
-dnsmasq started with that dnsmasq.conf is sent SIGHUP, which makes it read
+one directory, <etc>/dhcp (see xcatd/boot/dhcp.py for the files).  -n
+leaves the DHCP service running on the interfaces of the networks (each
+network's mgtifname, else this host's interface on it; never loopback):
+it restarts the daemon's dnsmasq or xcatd-dhcp.service (see
+xcatd/boot/dnsmasq.py), unless xcatd.toml says serve_dhcp = false, for a
+site whose own DHCP server reads these files.  After any other change the
+dnsmasq running with that dnsmasq.conf is sent SIGHUP, which makes it read
 the host entries again.  nodeset calls `write_entries` for its nodes.
 """
 
@@ -31,13 +36,22 @@ from ..boot.dhcp import (
     dhcpd_conf,
     dnsmasq_conf,
     dnsmasq_opts,
+    served_on,
 )
-from ..boot.dnsmasq import reload_dnsmasq
+from ..boot.dnsmasq import DhcpServiceError, reload_dnsmasq
 from ..boot.files import Links, write_atomic
+from ..boot.hostnet import (
+    HostNetwork,
+    HostNetworkError,
+    address_on,
+    host_networks,
+    is_interface_name,
+)
 from ..boot.loaders import LINK_DIRECTORIES, config_paths
 from ..boot.netboot import (
     NODE_ATTRIBUTES,
     Addresses,
+    BootServers,
     NodeError,
     Servers,
     Settings,
@@ -48,7 +62,6 @@ from ..boot.netboot import (
     is_hostname,
     is_server_name,
     loader_for,
-    servers,
 )
 from ..call import Call
 from ..store import objects
@@ -114,7 +127,7 @@ class _Read:
 
 def _read(db, call: Call) -> _Read:
     options = call.options
-    networks = objects.load(db, NETWORK) if options.new else {}
+    networks = objects.load(db, NETWORK)
     nodes = Nodes.load(db)
     if options.all:
         names = [node for node in nodes.all_nodes() if nodes.attribute(node, "mac")]
@@ -145,16 +158,18 @@ class DhcpFilesError(Exception):
 async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
     if not read.networks:
         await call.error(
-            "no network objects are defined: mkdef -t network -o <name> net=<address> "
+            "no network objects are defined: run makenetworks to define the networks of "
+            "this host's interfaces, or mkdef -t network -o <name> net=<address> "
             "mask=<netmask> [dynamicrange=<first>-<last>] [gateway=<address>]"
         )
         return False
 
     boot = settings(call, read.site)
 
-    def write() -> tuple[list[str], int | None]:
+    def write() -> list[Network]:
+        here = host_networks()
         networks = [
-            _network(name, read.networks[name], read.site) for name in sorted(read.networks)
+            _network(name, read.networks[name], read.site, here) for name in sorted(read.networks)
         ]
         domain = read.site.get("domain")
         if domain and not is_server_name(domain):
@@ -172,19 +187,53 @@ async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
                 path = directory / host_file.name
                 if not path.exists():
                     write_atomic(path, host_file.updated("", {}).encode())
-        return [n.name for n in networks], reload_dnsmasq(directory)
+        return networks
 
     try:
-        names, pid = await trio.to_thread.run_sync(write)
-    except NetworkError as exc:
+        networks = await trio.to_thread.run_sync(write)
+    except (NetworkError, HostNetworkError) as exc:
         await call.error(str(exc))
         return False
     except OSError as exc:
         await call.error(f"cannot write the DHCP settings in {directory}: {exc}")
         return False
     await call.info(
-        f"Wrote {directory}/dnsmasq.conf, dnsmasq-opts and dhcpd.conf for {len(names)} "
-        f"network(s): {', '.join(names)}"
+        f"Wrote {directory}/dnsmasq.conf, dnsmasq-opts and dhcpd.conf for {len(networks)} "
+        f"network(s): {', '.join(n.name for n in networks)}"
+    )
+    return await _serve(call, directory, networks)
+
+
+async def _serve(call: Call, directory: Path, networks: list[Network]) -> bool:
+    """Leave the DHCP service running with the new settings (xCAT restarts
+    dhcpd after -n), or say why none runs."""
+    service = call.daemon.dhcp
+    interfaces = served_on(networks)
+    try:
+        if not call.daemon.config.serve_dhcp:
+            await service.stop()  # its own, started before the switch was turned off
+            return await _left_to_the_site(call, directory)
+        if not interfaces:
+            await service.stop()
+            await call.warning(
+                f"no interface of this host is on {', '.join(n.name for n in networks)}: no "
+                "DHCP service runs here (set the network's mgtifname to serve it)"
+            )
+            return True
+        pid = await service.restart()
+    except DhcpServiceError as exc:
+        await call.error(f"the DHCP service did not start: {exc}")
+        return False
+    await call.info(f"The DHCP service runs: dnsmasq (pid {pid}) on {', '.join(interfaces)}")
+    return True
+
+
+async def _left_to_the_site(call: Call, directory: Path) -> bool:
+    """serve_dhcp = false: the site's own dnsmasq, if one runs with these files,
+    reads the entries again."""
+    pid = await trio.to_thread.run_sync(reload_dnsmasq, directory)
+    await call.info(
+        f"serve_dhcp = false in {call.daemon.layout.config_file}: xcatd runs no DHCP service"
     )
     await call.info(reloading(directory, pid))
     if pid is not None:
@@ -192,17 +241,22 @@ async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
     return True
 
 
-def _network(name: str, values: Values, site: Values) -> Network:
+def _network(name: str, values: Values, site: Values, here: list[HostNetwork]) -> Network:
     """A network object for the DHCP server; `<xcatmaster>` (xCAT's word for
     "the management node") becomes this server's address on that network."""
     net, mask = values["net"], values["mask"]
+    try:
+        network = ipaddress.IPv4Network(f"{net}/{mask}", strict=False)
+    except ValueError:
+        raise NetworkError(f"network {name}: {net}/{mask} is not an IPv4 network") from None
+    local = address_on(network, here)
 
     def address(given: str, what: str) -> str:
         if given == "<xcatmaster>":
-            here = facing_address(net)
-            if here is None:
+            mine = str(local.address.ip) if local else facing_address(net)
+            if mine is None:
                 raise NetworkError(f"network {name}: no address of this server is on {net}")
-            return here
+            return mine
         try:
             return str(ipaddress.IPv4Address(given))
         except ValueError:
@@ -227,7 +281,24 @@ def _network(name: str, values: Values, site: Values) -> Network:
         dynamic,
         tuple(address(ns, "nameserver") for ns in nameservers.split(",") if ns),
         address(tftpserver, "tftpserver") if tftpserver else None,
+        _interface(name, values.get("mgtifname"), local, here),
     )
+
+
+def _interface(
+    name: str, given: str | None, local: HostNetwork | None, here: list[HostNetwork]
+) -> str | None:
+    """Where the network's DHCP is served: its mgtifname, else this host's
+    interface on it; None for a network reached through a relay (xCAT's
+    mgtifname `!remote!`) or only over loopback."""
+    if given and given.startswith("!"):
+        return None
+    if given:
+        if not is_interface_name(given):
+            raise NetworkError(f"network {name}: mgtifname '{given}' is not an interface name")
+        loopback = any(h.loopback for h in here if h.interface == given)
+        return None if loopback else given
+    return local.interface if local and local.serves_nodes else None
 
 
 # -- makedhcp <noderange> | -a | -d ------------------------------------------------------------
@@ -236,12 +307,13 @@ def _network(name: str, values: Values, site: Values) -> Network:
 async def _add(call: Call, directory: Path, read: _Read) -> None:
     boot = settings(call, read.site)
     resolve = Addresses()
+    choose = BootServers(boot, read.networks, resolve)
 
     def entries() -> tuple[dict[str, Host], dict[str, str]]:
         made, failed = {}, {}
         for node, values in read.nodes.items():
             try:
-                made[node] = host_entry(node, values, boot, resolve)
+                made[node] = host_entry(node, values, boot, resolve, choose)
             except NodeError as exc:
                 failed[node] = str(exc)
         return made, failed
@@ -282,21 +354,30 @@ async def _report(
     await call.info(f"{done} {len(changes)} node(s) in {directory}")
     if not written.configured:
         await call.warning(written.unconfigured)
-    await call.info(reloading(directory, written.dnsmasq))
+    failure = call.daemon.dhcp.failure if call.daemon.config.serve_dhcp else None
+    if written.dnsmasq is None and written.configured and failure:
+        await call.warning(
+            f"the DHCP service is not running ({failure}): it reads the entries when it "
+            "starts; makedhcp -n starts it again"
+        )
+    else:
+        await call.info(reloading(directory, written.dnsmasq))
 
 
 # -- the entries ------------------------------------------------------------------
 
 
 def host_entry(
-    node: str, values: Values, boot: Settings, resolve: Addresses, serving: Servers | None = None
+    node: str, values: Values, boot: Settings, resolve: Addresses, serving: Servers | BootServers
 ) -> Host:
-    """The node's DHCP entry, or NodeError; `serving` when the caller knows its servers."""
+    """The node's DHCP entry, or NodeError: the node's own faults first, then
+    its servers (given, or chosen now)."""
     check_node_name(node)
     mac, ip = boot_mac(values), boot_ip(values)
     arch = values.get("arch") or DEFAULT_ARCH
     loader = loader_for(values, arch)
-    serving = serving or servers(values, ip)
+    if isinstance(serving, BootServers):
+        serving = serving.servers(node, values, ip)
     http = boot.http_url(serving.image, boot.tftpdir)
     choice = boot_choice(loader.name, arch, node, http)
     return Host(node, mac, ip, resolve(serving.tftp), choice)
@@ -316,7 +397,10 @@ class Written:
 
     @property
     def unconfigured(self) -> str:
-        return f"{self.directory}/dnsmasq.conf does not exist yet: run makedhcp -n"
+        return (
+            f"the DHCP service is not set up ({self.directory}/dnsmasq.conf does not exist "
+            "yet): run makedhcp -n, after makenetworks if no network object is defined"
+        )
 
 
 async def write_entries(directory: Path, changes: Mapping[str, Host | None]) -> Written:

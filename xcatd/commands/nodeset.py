@@ -14,6 +14,14 @@ entries for the nodes.  One line per node, `<node>: <state>`; a node that
 cannot be set up gets its error and does not stop the others.  `shell`
 (xCAT's genesis shell) is refused: there is no genesis image here.
 
+The addresses in the files are xCAT's: the node's xcatmaster, else this
+host's address on the node's network, else site.master; tftpserver and
+nfsserver take their roles when given.  A node is refused when its address
+is one of this host's that xcatd does not listen on, or when no interface
+of this host is on its network and site.master is unset (see BootServers
+in xcatd/boot/netboot.py).  packimage writes the files of the nodes set to
+an image again after each pack (`refresh_image`).
+
 Built for thousands of nodes: one snapshot of the nodes, each image checked
 and copied once, every file written in one worker thread, one batched store
 update, one write of the DHCP entries.
@@ -23,7 +31,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import trio
 
@@ -46,6 +54,7 @@ from ..boot.netboot import (
     KERNEL,
     NODE_ATTRIBUTES,
     Addresses,
+    BootServers,
     NodeError,
     PackedImage,
     Settings,
@@ -55,15 +64,15 @@ from ..boot.netboot import (
     kernel_command_line,
     loader_for,
     packed_image,
-    servers,
 )
 from ..ca import fingerprint
 from ..call import Call
 from ..enrollment import arm, window_minutes
 from ..store import objects
 from ..store.noderange import NoderangeError
+from ..store.nodes import Nodes
 from ..store.objects import Definition, DefinitionError, Edit
-from ..store.objtypes import NODE, OSIMAGE
+from ..store.objtypes import NETWORK, NODE, OSIMAGE
 from ..store.regex_values import RegexValueError
 from .common import LINES_PER_RECORD, expand_noderange
 from .makedhcp import (
@@ -89,6 +98,9 @@ def nodeset_options(parser: CommandParser) -> None:
 class Action:
     kind: str  # osimage | boot | offline | stat
     image: str | None = None  # osimage=<image>
+
+
+PROVMETHOD = Action("osimage")  # plain osimage: the image the node's provmethod names
 
 
 def parse_action(text: str) -> Action:
@@ -123,11 +135,7 @@ async def nodeset(call: Call) -> None:
 async def _set(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> None:
     """Files first (in a worker thread), then the definitions, then DHCP: a node's
     DHCP entry never names a file that is not there yet."""
-    ca_fingerprint = fingerprint(call.daemon.ca.cert).hex()
-    setter = _Setter(action, snapshot, boot, ca_fingerprint)
-    outcome = await trio.to_thread.run_sync(setter.run)
-    for warning in outcome.warnings:
-        await call.warning(warning)
+    outcome = await _write_files(call, action, snapshot, boot)
     try:
         await _record(call, outcome, window_minutes(snapshot.site))
     except DefinitionError as exc:
@@ -147,6 +155,36 @@ async def _set(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) 
     await _send_states(call, outcome.states)
 
 
+async def _write_files(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> _Outcome:
+    """Every node's boot files, in a worker thread; the warnings said."""
+    ca_fingerprint = fingerprint(call.daemon.ca.cert).hex()
+    outcome = await trio.to_thread.run_sync(_Setter(action, snapshot, boot, ca_fingerprint).run)
+    for warning in outcome.warnings:
+        await call.warning(warning)
+    return outcome
+
+
+async def refresh_image(call: Call, image: str) -> int:
+    """The boot files of the nodes set to boot `image` (their provmethod names
+    it and their currstate is a netboot) written again, as `nodeset <those
+    nodes> osimage` writes them: packimage calls this, so that they name the
+    file just packed.  Their definitions, enrollments and DHCP entries stay
+    as they are (a pack changes none of them).  A node that cannot be written
+    is `<node>: Error: ...`; the number of nodes written."""
+    try:
+        snapshot = await call.daemon.store.run(lambda db: _read_set_to(db, call, image))
+    except RegexValueError as exc:  # a node's regex value that fails
+        await call.error(str(exc))
+        return 0
+    if not snapshot.nodes:
+        return 0
+    boot = replace(settings(call, snapshot.site), dhcp=False)
+    outcome = await _write_files(call, Action("osimage", image), snapshot, boot)
+    for node, why in outcome.errors.items():
+        await call.error(why, node=node)
+    return len(outcome.states)
+
+
 # -- reading ------------------------------------------------------------------------
 
 
@@ -155,17 +193,37 @@ class _Snapshot:
     site: dict[str, str]
     nodes: dict[str, dict[str, str]]  # node -> its boot attributes
     images: dict[str, dict[str, str]]  # the osimages they boot
+    networks: dict[str, dict[str, str]]  # the network objects: who serves the nodes
 
 
 def _read(db, call: Call, action: Action) -> _Snapshot:
     nodes = call.nodes(db)
     names = expand_noderange(call, call.options.noderange, nodes)
+    return _snapshot(db, nodes, names, action)
+
+
+def _read_set_to(db, call: Call, image: str) -> _Snapshot:
+    """The nodes whose boot files boot `image`: what nodeset osimage wrote for
+    them (currstate `netboot ...`) and the image their provmethod names."""
+    nodes = call.nodes(db)
+    keys = ("provmethod", "os", "arch", "profile")
+    names = [
+        node
+        for node in nodes.all_nodes()
+        if (nodes.attribute(node, "currstate") or "").startswith("netboot ")
+        and image_name(PROVMETHOD, {k: v for k in keys if (v := nodes.attribute(node, k))}) == image
+    ]
+    return _snapshot(db, nodes, names, Action("osimage", image))
+
+
+def _snapshot(db, nodes: Nodes, names: list[str], action: Action) -> _Snapshot:
     values = {n: {a: v for a in NODE_ATTRIBUTES if (v := nodes.attribute(n, a))} for n in names}
     images = {}
     if action.kind == "osimage":
         wanted = {image_name(action, v) for v in values.values()} - {None}
         images = objects.load(db, OSIMAGE, wanted)
-    return _Snapshot(objects.site(db), values, images)
+    networks = objects.load(db, NETWORK) if action.kind != "stat" and names else {}
+    return _Snapshot(objects.site(db), values, images, networks)
 
 
 def image_name(action: Action, values: dict[str, str]) -> str | None:
@@ -216,6 +274,7 @@ class _Setter:
         self._images: dict[str, PackedImage | NodeError] = {}
         self._programs: dict[tuple[str, str], NodeError | None] = {}
         self._resolve = Addresses()
+        self._servers = BootServers(boot, snapshot.networks, self._resolve)
         self._tftpdir = os.fspath(boot.tftpdir)  # strings: see files.py
         self._directories: set[str] = set()
         self._links: Links | None = None  # read when the first node is written
@@ -242,7 +301,7 @@ class _Setter:
         arch = image.osarch if image else values.get("arch") or DEFAULT_ARCH
         loader = loader_for(values, arch)
         self._provide(loader.name, arch)
-        serving = servers(values, ip)
+        serving = self._servers.servers(node, values, ip)
         if image:
             cmdline = kernel_command_line(
                 node, values, mac, image, serving, self.settings, self.ca_fingerprint

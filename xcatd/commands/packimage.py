@@ -9,6 +9,18 @@ copied into the image first unless --nosyncfiles.  Here the archive is written i
 this process on every core, appears atomically with a `.sha256` beside it,
 and is recorded on the osimage (packfile, packmethod, packcompression,
 packsize, packsha256, packtime, packuuid).  See xcatd/images/pack.py.
+
+A pack removes the image's other `rootimg.*` files, so the boot files of the
+nodes set to the image (`imgurl=.../rootimg.cpio.gz`) would name a file that
+is gone until nodeset ran again.  packimage writes them again itself, with
+nodeset's own code (`refresh_image`), naming the new file (and with it its
+checksum, which the initrd fetches from `<imgurl>.sha256`), and says so:
+`packimage: updated the boot files of N nodes set to <image>`.  That, rather
+than having the daemon serve each node's boot script as it asks for it,
+because pxelinux and GRUB2 read their configuration files over TFTP as
+they are on disk (so would any TFTP server the site runs instead), the
+files stay what nodeset stat and an administrator read, and a pack happens
+far less often than a boot.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from ..images.exlist import ExlistError
 from ..images.pack import PackRequest, PackResult, output_name, pack
 from ..images.packtree import PackError
 from ..store.objects import DefinitionError
+from .nodeset import refresh_image
 from .osimages import osimage, record
 from .registry import CommandParser, command
 
@@ -90,6 +103,10 @@ async def packimage(call: Call) -> None:
         await call.error(f"{result.path} was written, but recording it on {name} failed: {exc}")
         return
     await call.info(_summary(result), data=_data(request, result))
+    updated = await refresh_image(call, name)
+    if updated:
+        nodes = "node" if updated == 1 else "nodes"
+        await call.info(f"packimage: updated the boot files of {updated} {nodes} set to {name}")
 
 
 def _pack(call: Call, request: PackRequest) -> PackResult:

@@ -20,9 +20,8 @@ from ..hw import actions
 from ..hw.actions import BOOT_DEVICES, POWER_ACTIONS, Operation
 from ..hw.fanout import Job, Limits, Report, run_each
 from ..hw.target import HW_ATTRIBUTES, HardwareError, target_for
-from ..store.noderange import NoderangeError
-from ..store.regex_values import RegexValueError
-from .common import expand_noderange
+from ..store.nodes import Nodes
+from .common import read_nodes
 from .registry import CommandParser, command
 
 
@@ -68,13 +67,17 @@ async def rnetboot(call: Call) -> None:
 
 async def _control(call: Call, key: str, operation: Operation) -> None:
     """`operation` on every node of the noderange, its outcome as `key` in --json."""
-    try:
-        nodes, unreadable = await call.daemon.store.run(lambda db: _read(db, call))
-    except NoderangeError as exc:
-        await call.error(str(exc))
-        return
-    for node, why in unreadable.items():
-        await call.error(why, node=node)
+    nodes = await read_nodes(call, hardware)
+    if nodes is not None:
+        await drive(call, nodes, operation, _reporter(call, key))
+
+
+async def drive(
+    call: Call, nodes: dict[str, dict[str, str]], operation: Operation, report: Report
+) -> None:
+    """`operation` on the BMC of each node (its hardware attributes given)
+    through the daemon's fan-out; one error line for each node that cannot
+    be controlled, and `report` for each of the others as it answers."""
     jobs = {}
     for node, values in nodes.items():
         try:
@@ -82,20 +85,12 @@ async def _control(call: Call, key: str, operation: Operation) -> None:
         except HardwareError as exc:
             await call.error(str(exc), node=node)
     config = call.daemon.config
-    await run_each(jobs, Limits(config.bmc_fanout, config.bmc_timeout), _reporter(call, key))
+    await run_each(jobs, Limits(config.bmc_fanout, config.bmc_timeout), report)
 
 
-def _read(db, call: Call) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
-    """The nodes' effective hardware attributes, and why a node's could not be
-    worked out (a regular-expression value that fails for it)."""
-    nodes = call.nodes(db)
-    values, unreadable = {}, {}
-    for node in expand_noderange(call, call.options.noderange, nodes):
-        try:
-            values[node] = {a: v for a in HW_ATTRIBUTES if (v := nodes.attribute(node, a))}
-        except RegexValueError as exc:
-            unreadable[node] = str(exc)
-    return values, unreadable
+def hardware(nodes: Nodes, node: str) -> dict[str, str]:
+    """The node's effective hardware attributes (those set)."""
+    return {a: v for a in HW_ATTRIBUTES if (v := nodes.attribute(node, a))}
 
 
 def _reporter(call: Call, key: str) -> Report:

@@ -1,39 +1,184 @@
-"""nodestat: what each node last reported about itself.
+"""nodestat: whether each node answers, which of its services run, and what
+it last reported about itself.
 
-Booting nodes report `netbooting`, `booted`, `failed`, ... to the daemon
-(xcatd/boot/status.py); nodestat shows those reports as xCAT prints node
-states, `<node>: <state>`, and with -t when the state was reported.
+As xCAT's nodestat: every node is pinged and the ports of xCAT's services
+(sshd, https, pbs, xend, rdp, msrpc) are tried on those that answer
+(xcatd/probe.py); then one line per node, sorted by name:
+
+    sn01: sshd         the services that accept connections, comma-separated
+    sn02: netbooting   up, no service listening: its deployment state, here
+                       what it last reported (xcatd/boot/status.py), else `ping`
+    sn03: noping       no answer; with -p, `noping(off)`: its BMC's power state
+
+A node's address is its `ip` attribute, else its own name resolved, as
+xCAT's (hosts.ip, else the name).  -t adds the node's last report and
+when it came, `sn01: sshd (booted 06-01-2026 10:00:00)` (only the time when
+the line shows that report already).  -u saves the outcome in each node's
+`status` as xCAT's does: `ping` for a node with services, the line's word
+otherwise, with `statustime`; a node's next report replaces it.  -f is
+accepted for xCAT's scripts: nodes are always pinged first, as with fping.
 """
 
 from __future__ import annotations
 
+import functools
+import time
+from dataclasses import dataclass
+
+from ..boot.status import STATES, STATUSTIME_FORMAT
 from ..call import Call
+from ..hw import actions
+from ..hw.target import HardwareError
+from ..probe import SERVICES, Answer, probe, resolve
+from ..store import objects
 from ..store.nodes import Nodes
-from .common import Produced, expand_noderange, respond
+from ..store.objtypes import NODE
+from .common import read_nodes
+from .power import drive, hardware
 from .registry import CommandParser, command
 
-NO_REPORT = "unknown"  # a node that has not reported since it was defined
+UP = "ping"  # up, no service, nothing reported; also what -u saves for a node with services
+DOWN = "noping"
+NO_MONSETTING = (
+    "-m reads xCAT's monsetting table, which xcatd does not have: nodestat tries "
+    f"xCAT's default services ({', '.join(name for name, _ in SERVICES)})"
+)
 
 
-@command("nodestat", "Show the status each node last reported.")
+@command("nodestat", "Show whether nodes answer, which of their services run, and their state.")
 def nodestat_options(parser: CommandParser) -> None:
-    parser.add_argument("-t", "--time", action="store_true", help="also when it was reported")
     parser.add_argument("noderange", help="the nodes")
+    parser.add_argument(
+        "-t", "--time", action="store_true", help="also each node's last report and when"
+    )
+    parser.add_argument(
+        "-u", "--updatedb", action="store_true", help="save the outcome in the nodes' status"
+    )
+    parser.add_argument(
+        "-p", "--powerstat", action="store_true", help="the power state of nodes that do not answer"
+    )
+    parser.add_argument(
+        "-f", "--usefping", action="store_true", help="(xCAT's; nodes are always pinged first)"
+    )
+    parser.add_argument("-m", "--usemon", action="store_true", help="(xCAT's; not supported)")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the store says of one node."""
+
+    host: str  # its ip attribute, else its name: what is resolved
+    reported: str  # its status: its last report (or what nodestat -u saved)
+    reported_at: str  # its statustime
 
 
 @nodestat_options.runs
 async def nodestat(call: Call) -> None:
-    options = call.options
+    """Probe the noderange's nodes, then print (and with -u save) one word each."""
+    if call.options.usemon:
+        await call.error(NO_MONSETTING)
+        return
+    facts = await read_nodes(call, _facts)
+    if facts is None:
+        return
+    addresses = await _addresses(call, facts)
+    answers = await probe(set(addresses.values()))
+    states = {node: _state(answers[address], facts[node]) for node, address in addresses.items()}
+    if call.options.powerstat:
+        await _add_power(call, [node for node, state in states.items() if state == DOWN], states)
+    if call.options.updatedb:
+        saved = {node: _saved(answers[addresses[node]], state) for node, state in states.items()}
+        await _save(call, saved, facts)
+    for node in sorted(states):
+        await _show(call, node, states[node], facts[node])
 
-    def work(db) -> Produced:
-        nodes = Nodes.load(db)
-        lines, records = [], []
-        for node in expand_noderange(call, options.noderange, nodes):
-            status = nodes.attribute(node, "status") or NO_REPORT
-            statustime = nodes.attribute(node, "statustime") or ""
-            when = f" ({statustime})" if options.time and statustime else ""
-            lines.append(f"{node}: {status}{when}")
-            records.append({"node": node, "status": status, "statustime": statustime})
-        return Produced(lines, records)
 
-    await respond(call, work)
+def _facts(nodes: Nodes, node: str) -> Facts:
+    return Facts(
+        nodes.attribute(node, "ip") or node,
+        nodes.attribute(node, "status") or "",
+        nodes.attribute(node, "statustime") or "",
+    )
+
+
+async def _addresses(call: Call, facts: dict[str, Facts]) -> dict[str, str]:
+    """Each node's IP address; one error line for each node that has none."""
+    resolved = await resolve(fact.host for fact in facts.values())
+    addresses = {}
+    for node, fact in facts.items():
+        if fact.host in resolved:
+            addresses[node] = resolved[fact.host]
+        elif fact.host == node:
+            await call.error(
+                f"no ip attribute, and the name {node} does not resolve: "
+                f"set its address with chdef {node} ip=<address>, or add it to /etc/hosts or DNS",
+                node=node,
+            )
+        else:
+            await call.error(
+                f"its ip {fact.host!r} is not an address: set one with chdef {node} ip=<address>",
+                node=node,
+            )
+    return addresses
+
+
+def _state(answer: Answer, fact: Facts) -> str:
+    """xCAT's word for the node: its services, else its deployment state
+    (here: its last report) or `ping` when it answers, else `noping`."""
+    if answer.services:
+        return ",".join(answer.services)
+    if answer.up:
+        return fact.reported if fact.reported in STATES else UP
+    return DOWN
+
+
+def _saved(answer: Answer, state: str) -> str:
+    """What -u saves: xCAT keeps the services apart (appstatus) and `ping`
+    in status."""
+    return UP if answer.services else state
+
+
+async def _add_power(call: Call, nodes: list[str], states: dict[str, str]) -> None:
+    """-p: `noping(<power>)` for the nodes that did not answer, their BMCs
+    asked as rpower stat asks them."""
+    hardware_of = await read_nodes(call, hardware, names=nodes)
+
+    async def report(node: str, outcome: str | HardwareError) -> None:
+        if isinstance(outcome, HardwareError):
+            await call.error(str(outcome), node=node)
+        else:
+            states[node] = f"{DOWN}({outcome})"
+
+    await drive(call, hardware_of or {}, functools.partial(actions.power, action="stat"), report)
+
+
+async def _save(call: Call, saved: dict[str, str], facts: dict[str, Facts]) -> None:
+    """-u: each node's new status, stamped, where it changed (as xCAT's)."""
+    stamp = time.strftime(STATUSTIME_FORMAT)
+    edits = [
+        objects.Edit(objects.Definition(NODE, node, {"status": status, "statustime": stamp}))
+        for node, status in saved.items()
+        if status != facts[node].reported
+    ]
+    try:
+        if edits:
+            await call.daemon.store.run(lambda db: objects.change(db, edits))
+    except objects.DefinitionError as exc:  # a node removed meanwhile
+        for problem in exc.problems:
+            await call.error(problem)
+
+
+async def _show(call: Call, node: str, state: str, fact: Facts) -> None:
+    line = state
+    if call.options.time and fact.reported:
+        said = " ".join(part for part in (fact.reported, fact.reported_at) if part)
+        if state == fact.reported:  # the line shows the report already
+            said = fact.reported_at
+        line = f"{state} ({said})" if said else state
+    record = {
+        "node": node,
+        "status": state,
+        "reported": fact.reported,
+        "statustime": fact.reported_at,
+    }
+    await call.info(line, node=node, data=record)

@@ -2,6 +2,9 @@
 
     preflight   root, tools, package lists, pkgdir, disk space: refuse early
     lock        <rootimgdir>/.genimage.lock (flock): one build per image
+    log         <rootimgdir>/genimage.log: every line of every program
+    check       every package the pkglist installs is in the repositories
+                (the package manager resolves them all in a scratch root)
     mark        <rootimgdir>/.genimage.incomplete until the very end
     packages    pkglist passes, otherpkgs passes, then (updating an existing
                 image, unless --noupdate) an upgrade of everything
@@ -41,7 +44,7 @@ from pathlib import Path
 import trio
 
 from . import bootunits, initrd, pkglist, wheels
-from .build_common import BuildError, Output, Spec, image_env
+from .build_common import BuildError, Output, Spec, image_env, not_found
 from .chroot import Namespace
 from .debian import Debian
 from .dnf import Dnf
@@ -49,6 +52,7 @@ from .locks import held
 from .privatekeys import private_keys
 
 LOCK = ".genimage.lock"
+LOG = "genimage.log"
 INCOMPLETE = ".genimage.incomplete"
 STAGING = ".rootimg.genimage"
 MIN_FREE = 512 << 20  # bytes free on the rootimgdir's disk before a build starts
@@ -82,16 +86,20 @@ def family_of(osvers: str) -> str:
 async def build(spec: Spec, output: Output, kernelver: str | None = None) -> Result:
     """Build or update the image; BuildError (or PkglistError) says why not."""
     main, other = await trio.to_thread.run_sync(_read_lists, spec)
+    for note in [*main.notes, *(other.notes if other else [])]:
+        await output.warning(note)
     other, python_packages = _split_wheels(spec, other)
     with tempfile.TemporaryDirectory(prefix="xcat-genimage-") as work_dir:
         work = Path(work_dir)
         backend = _backend(spec, work, output)
         other_dirs = _other_dirs(spec, other)
         await trio.to_thread.run_sync(preflight, spec, backend.tools(other_dirs))
-        with build_lock(spec.rootimgdir):
-            return await _locked(
+        with build_lock(spec.rootimgdir), output.logging_to(spec.rootimgdir / LOG):
+            result = await _locked(
                 spec, output, backend, (main, other), other_dirs, python_packages, kernelver
             )
+            await output.end_phase()
+            return result
 
 
 async def build_initrd(spec: Spec, output: Output, kernelver: str | None = None) -> Result:
@@ -103,8 +111,10 @@ async def build_initrd(spec: Spec, output: Output, kernelver: str | None = None)
                 f"{spec.rootimg} is not a finished image: run genimage {spec.name} "
                 "without --onlyinitrd"
             )
-        found = await trio.to_thread.run_sync(kernel_version, spec.rootimg, kernelver)
-        await initrd.make(spec, output, found, requested=True)
+        with output.logging_to(spec.rootimgdir / LOG):
+            found = await trio.to_thread.run_sync(kernel_version, spec.rootimg, kernelver)
+            await initrd.make(spec, output, found, requested=True)
+            await output.end_phase()
     return Result(found, updated=True)
 
 
@@ -203,7 +213,6 @@ async def _locked(
         await trio.to_thread.run_sync(_remove_tree, staging)
     updating = spec.rootimg.is_dir()
     resuming = updating and marker.exists()
-    marker.write_text(f"genimage of {spec.name} started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     if resuming:
         await output.phase(f"Resuming the interrupted genimage of {spec.rootimg}")
     elif updating:
@@ -212,6 +221,10 @@ async def _locked(
         await output.phase(f"Building a new image in {spec.rootimg}")
     root = spec.rootimg if updating else staging
     binds = await trio.to_thread.run_sync(backend.prepare, other_dirs)
+    # Checked before the image is marked: a finished image whose new
+    # pkglist names a missing package is still finished.
+    await check_packages(spec, output, backend, main)
+    marker.write_text(f"genimage of {spec.name} started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     ns = Namespace(root, binds)
     try:
         for directory in other_dirs:
@@ -246,6 +259,40 @@ async def _locked(
     await refuse_private_keys(spec, output)
     marker.unlink()
     return Result(found, updating)
+
+
+async def check_packages(
+    spec: Spec, output: Output, backend: Dnf | Debian, lists: pkglist.PackageList
+) -> None:
+    """Every package the pkglist installs, in any pass, is in the
+    repositories: a name that is not fails now, in seconds, not after the
+    first pass has built the image (the check costs a second or two on
+    local media, an index download on a network mirror)."""
+    names = lists.install
+    if not names:
+        return
+    await output.phase(
+        f"Checking that the {len(names)} packages of the pkglist are in the repositories"
+    )
+    found = await backend.missing(names)
+    # In the order of the lists (dnf says groups first).
+    missing = [n for n in names if n in found] + [n for n in found if n not in names]
+    if missing:
+        raise not_found([f"{name} ({_listed_at(lists, name)})" for name in missing], spec.name)
+
+
+def _listed_at(lists: pkglist.PackageList, name: str) -> str:
+    """`file:line` of the pkglist line that names the package (it may be an
+    included file), or the files when no line does (a generated name)."""
+    for path in lists.files:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.lstrip().startswith("#") and name in line.split():
+                return f"{path}:{number}"
+    return ", ".join(str(path) for path in lists.files)
 
 
 async def refuse_private_keys(spec: Spec, output: Output) -> None:
@@ -313,7 +360,7 @@ async def _postinstall(spec: Spec, output: Output, script: Path, ns: Namespace) 
     await output.phase(f"Running postinstall script {script}")
     env = image_env(**postinstall_environment(spec))
     argv = [str(script), str(spec.rootimg), spec.osvers, spec.arch, spec.profile]
-    rc = await output.run(argv, ns, "host", env)
+    rc = await output.run(argv, ns, "host", env, show=True)  # the administrator's own words
     if rc != 0:
         raise BuildError(f"postinstall script {script} failed with exit code {rc}")
 

@@ -14,17 +14,23 @@ signed media are verified with the host's keyrings; a URL is a network
 mirror; with no pkgdir at all, the host's own apt sources are used.
 otherpkgdir sub-directories holding .deb files become flat local
 repositories, indexed with apt-ftparchive.
+
+Before anything is installed, `missing` has apt resolve every package of
+the pkglist from those same sources, in an apt state of its own under the
+build's work directory (lists, cache and an empty dpkg status: the host's
+apt is never touched), so a misspelt name fails in seconds.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import trio
 
-from .build_common import BuildError, Output, Spec, passed_env
+from .build_common import INSTALLING, BuildError, Output, Spec, not_found, passed_env
 from .chroot import Namespace
 from .pkglist import InstallPass
 
@@ -173,6 +179,51 @@ class Debian:
             **extra,
         }
 
+    async def missing(self, names: list[str]) -> list[str]:
+        """The names apt finds in none of the image's sources."""
+        _refuse_groups(names)
+        options = await trio.to_thread.run_sync(self._scratch_apt)
+        host = Namespace(Path("/"))
+        # --error-on=any: an unreachable mirror is its own error, not every
+        # package missing.
+        update = ["apt-get", *options, "--error-on=any", "update"]
+        await self._apt_run(update, {}, host, "none", "Updating lists")
+        simulate = ["apt-get", *options, *APT_OPTIONS, "--simulate", "install", *names]
+        _, missing = await self._apt_lines(simulate, {}, host, "none", "Resolving", shown=False)
+        return missing
+
+    def _scratch_apt(self) -> list[str]:
+        """apt options for a state of its own with the image's sources (in a
+        worker thread: it writes files)."""
+        top = self.work / "apt"
+        parts = top / "sources.list.d"
+        for directory in (parts, top / "preferences.d", top / "lists/partial",
+                          top / "archives/partial"):  # fmt: skip
+            directory.mkdir(parents=True, exist_ok=True)
+        (top / "status").touch()
+        if self.spec.pkgdir:
+            (parts / "xcat-genimage.list").write_text("\n".join(self.mirrors) + "\n")
+        else:  # the host's own source files, as mmdebstrap takes them
+            for number, source in enumerate(self.mirrors):
+                shutil.copyfile(source, parts / f"{number:02d}-{Path(source).name}")
+        settings = {
+            "Dir::Etc::SourceList": top / "sources.list",  # none: all are in the parts
+            "Dir::Etc::SourceParts": parts,
+            "Dir::Etc::Preferences": top / "preferences",
+            "Dir::Etc::PreferencesParts": top / "preferences.d",
+            "Dir::State::Lists": top / "lists",
+            "Dir::State::status": top / "status",
+            "Dir::Cache": top,
+            "Dir::Cache::pkgcache": "",
+            "Dir::Cache::srcpkgcache": "",
+            "APT::Architecture": self.arch,
+            "APT::Architectures": self.arch,
+            "Acquire::Languages": "none",
+            "APT::Sandbox::User": "root",  # the scratch directory is root's alone
+            "Debug::NoLocking": "true",
+        }
+        return [word for name, value in settings.items() for word in ("-o", f"{name}={value}")]
+
     async def create(self, root: Path, first: InstallPass, ns: Namespace) -> None:
         env = dict(first.env)
         variant = env.pop("MMDEBSTRAP_VARIANT", "minbase")
@@ -189,19 +240,14 @@ class Debian:
         ]  # fmt: skip
         # mmdebstrap wants an empty target and mounts what it needs itself; the
         # private namespace only makes sure none of its mounts outlives it.
-        await self._apt_run(command, env, Namespace(root), "none", "Installing packages")
+        await self._apt_run(command, env, Namespace(root), "none", INSTALLING)
 
     async def install(
         self, root: Path, names: list[str], env: dict[str, str], ns: Namespace, other: bool
     ) -> None:
         if not names:
             return
-        groups = [n for n in names if n.startswith("@")]
-        if groups:
-            raise BuildError(
-                f"package groups ({', '.join(groups)}) exist only for dnf: name the "
-                "Debian packages (or task-* packages) instead"
-            )
+        _refuse_groups(names)
         await self._in_image(root, ns, other, [["apt-get", *APT_OPTIONS, "-y", "install", *names]],
                              env)  # fmt: skip
 
@@ -252,7 +298,7 @@ class Debian:
                 await self._apt_run(["apt-get", "update"], env, ns, "chroot", "Updating lists")
                 self._lists_for = wanted
             for command in commands:
-                await self._apt_run(command, env, ns, "chroot", "Installing packages")
+                await self._apt_run(command, env, ns, "chroot", INSTALLING)
         finally:
             if made_policy:
                 policy.unlink(missing_ok=True)
@@ -261,6 +307,25 @@ class Debian:
     async def _apt_run(
         self, command: list[str], env: dict[str, str], ns: Namespace, mode: str, what: str
     ) -> None:
+        """Run an apt command; BuildError when it fails or misses a package."""
+        rc, missing = await self._apt_lines(command, env, ns, mode, what)
+        if missing:
+            raise not_found(missing, self.spec.name)
+        if rc != 0:
+            label = command[0] if command[0] == "mmdebstrap" else f"{command[0]} {_action(command)}"
+            raise BuildError(f"{label} failed with exit code {rc}")
+
+    async def _apt_lines(
+        self,
+        command: list[str],
+        env: dict[str, str],
+        ns: Namespace,
+        mode: str,
+        what: str,
+        shown: bool = True,
+    ) -> tuple[int, list[str]]:
+        """Run an apt command, counting the packages it sets up; its exit
+        status and the packages it could not find."""
         missing: list[str] = []
 
         def parse(line: str) -> None:
@@ -273,14 +338,17 @@ class Debian:
                 missing.append(found.group(1))
 
         self.output.start_counting(what)
-        rc = await self.output.run(command, ns, mode, self.env(env), parse)
-        if missing:
-            names = list(dict.fromkeys(missing))
-            which = f"package {names[0]}" if len(names) == 1 else "packages " + ", ".join(names)
-            raise BuildError(f"{which} not found in the repositories of {self.spec.name}")
-        if rc != 0:
-            label = command[0] if command[0] == "mmdebstrap" else f"{command[0]} {_action(command)}"
-            raise BuildError(f"{label} failed with exit code {rc}")
+        rc = await self.output.run(command, ns, mode, self.env(env), parse, failure_shown=shown)
+        return rc, list(dict.fromkeys(missing))
+
+
+def _refuse_groups(names: list[str]) -> None:
+    groups = [n for n in names if n.startswith("@")]
+    if groups:
+        raise BuildError(
+            f"package groups ({', '.join(groups)}) exist only for dnf: name the "
+            "Debian packages (or task-* packages) instead"
+        )
 
 
 def _ftparchive(directory: Path) -> str:

@@ -10,15 +10,21 @@ signatures and are read with gpgcheck off, the one shortcut a local
 repository needs.  The dnf configuration lives outside the image, in the
 build's work directory; nothing of the host's own dnf or rpm set-up (the
 Debian host keeps its rpm database in ~/.rpmdb) reaches the image.
+
+Before anything is installed, `missing` has dnf resolve every package of
+the pkglist (names, provides, globs, @groups, as the install will) from the
+same repositories into an empty scratch root, answering no to the
+transaction, so a misspelt name fails in seconds.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
-from .build_common import BuildError, Output, Spec, passed_env
+from .build_common import INSTALLING, BuildError, Output, Spec, not_found, passed_env
 from .chroot import Namespace
 from .pkglist import InstallPass
 
@@ -31,7 +37,7 @@ _STEP = re.compile(
     r"\s*:.*?\s(\d+)/(\d+)\s*$"
 )
 _NO_MATCH = re.compile(r"^No match for argument: (.+)$")
-_NO_GROUP = re.compile(r"^Module or Group '(.+)' does not exist\.$")
+_NO_GROUP = re.compile(r"^Module or Group '(.+)' (?:does not exist|is not available)\.$")
 
 
 def release_version(osvers: str) -> str:
@@ -155,6 +161,21 @@ class Dnf:
             **extra,
         }
 
+    async def missing(self, names: list[str]) -> list[str]:
+        """The names (and @groups) dnf finds in none of the repositories."""
+        scratch = self.work / "check-root"
+        scratch.mkdir(exist_ok=True)
+        missing: list[str] = []
+        self.output.start_counting("Resolving")
+        await self.output.run(
+            # strict=0: every missing name is said, not only the first kind.
+            [*self._base(scratch, other=False), "--assumeno", "--setopt=strict=0", "install",
+             *names],
+            Namespace(scratch), "none", self.env({}), _missing_parser(missing),
+            failure_shown=False,
+        )  # fmt: skip
+        return list(dict.fromkeys(missing))
+
     async def create(self, root: Path, first: InstallPass, ns: Namespace) -> None:
         root.mkdir(parents=True, exist_ok=True)
         await self.install(root, first.install, first.env, ns, other=False)
@@ -182,28 +203,31 @@ class Dnf:
         self, root: Path, action: list[str], env: dict[str, str], ns: Namespace, other: bool
     ) -> None:
         missing: list[str] = []
+        find_missing = _missing_parser(missing)
 
         def parse(line: str) -> None:
             if step := _STEP.match(line):
                 self.output.count(int(step.group(2)), int(step.group(3)))
-            elif found := _NO_MATCH.match(line) or _NO_GROUP.match(line):
-                missing.append(found.group(1).strip())
+            else:
+                find_missing(line)
 
-        verb = "Removing" if action[0] == "remove" else "Installing"
-        self.output.start_counting(f"{verb} packages")
+        self.output.start_counting("Removing packages" if action[0] == "remove" else INSTALLING)
         rc = await self.output.run(
             [*self._base(root, other), *action], ns, "host", self.env(env), parse
         )
         if missing and action[0] == "install":
-            raise BuildError(
-                f"{_plural(missing)} not found in the repositories of {self.spec.name}"
-            )
+            raise not_found(missing, self.spec.name)
         if rc != 0:
             raise BuildError(f"dnf {action[0]} failed with exit code {rc}")
 
 
-def _plural(names: list[str]) -> str:
-    names = list(dict.fromkeys(names))
-    if len(names) == 1:
-        return f"package {names[0]}"
-    return "packages " + ", ".join(names)
+def _missing_parser(missing: list[str]) -> Callable[[str], None]:
+    """A line parser adding to `missing` each name dnf says it cannot find."""
+
+    def parse(line: str) -> None:
+        if found := _NO_MATCH.match(line):
+            missing.append(found.group(1).strip())
+        elif found := _NO_GROUP.match(line):
+            missing.append(f"@{found.group(1).strip()}")
+
+    return parse

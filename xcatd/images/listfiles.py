@@ -3,7 +3,8 @@
 `#INCLUDE:<file>#` may stand anywhere on a line: as xCAT splices the included
 text in, the text before it, the included lines, the text after it come out in
 that order under the including line's number.  After another `#` (a comment)
-it is not read.  A relative name is found beside the including list.  Refused,
+it is not read.  A relative name is found beside the including list (a
+reader may name another place for one that is not there).  Refused,
 where xCAT drops a list or loops: a malformed include, a cycle, MAX_DEPTH.
 Text is UTF-8, other bytes stay as surrogate escapes (an exlist's paths may be
 in any encoding).  Errors are one line: `file:line: message`.
@@ -12,7 +13,7 @@ in any encoding).  Errors are one line: `file:line: message`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,11 +33,19 @@ class Line(NamedTuple):
 
 class ListFiles:
     """Reads lists of a `kind` (pkglist, exlist) raising the caller's `error`;
-    `files`: every file read, resolved."""
+    `files`: every file read, resolved.  `missing`, given the path of a
+    relative include that does not exist and its name as written, may name
+    another file to read in its place."""
 
-    def __init__(self, error: type[Exception], kind: str) -> None:
+    def __init__(
+        self,
+        error: type[Exception],
+        kind: str,
+        missing: Callable[[Path, str], Path | None] | None = None,
+    ) -> None:
         self.error = error
         self.kind = kind
+        self.missing = missing
         self.files: list[Path] = []
 
     def lines(self, path: Path, where: str = "", stack: tuple[Path, ...] = ()) -> Iterator[Line]:
@@ -50,10 +59,17 @@ class ListFiles:
                 if not closed or not name.strip():
                     raise self.error(f"{line.where}: malformed include, write #INCLUDE:<file>#")
                 yield line._replace(text=found["before"])
-                # Joining an absolute name keeps it as it is.
-                yield from self.lines(path.parent / name.strip(), line.where, (*stack, resolved))
+                included = self._included(path, name.strip())
+                yield from self.lines(included, line.where, (*stack, resolved))
                 line = line._replace(text=rest)
             yield line
+
+    def _included(self, includer: Path, name: str) -> Path:
+        # Joining an absolute name keeps it as it is.
+        path = includer.parent / name
+        if self.missing and not Path(name).is_absolute() and not path.exists():
+            return self.missing(path, name) or path
+        return path
 
     def _read(self, path: Path, prefix: str, stack: tuple[Path, ...]) -> tuple[Path, str]:
         """`prefix`: the including line's `file:line: `, or nothing at the top."""

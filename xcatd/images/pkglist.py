@@ -4,7 +4,9 @@ One package per line (several separated by blanks are accepted); blank lines
 and `#` comments are skipped.  Directives:
 
     #INCLUDE:<file>#        the lines of another list, here (a relative name is
-                            found beside the list that includes it)
+                            found beside the list that includes it; when it is
+                            not there, in the family's shipped profiles: see
+                            `read`)
     #NEW_INSTALL_LIST#      what follows is installed in a new pass
     #ENV:VAR=value#         VAR=value in the package manager's environment
                             for this pass
@@ -27,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import profiles
 from .listfiles import Line, ListFiles
 
 _ENV = re.compile(r"#ENV:(?P<name>[^=#]*)=(?P<value>[^#]*)#$")
@@ -65,6 +68,17 @@ class InstallPass:
 class PackageList:
     passes: list[InstallPass]
     files: list[Path]  # every file read, includes too, in reading order
+    # (include that does not exist, shipped list read in its place), once each
+    borrowed: list[tuple[Path, Path]] = field(default_factory=list)
+
+    @property
+    def notes(self) -> list[str]:
+        """A warning line for each include read from the shipped profiles."""
+        return [
+            f"{missing} does not exist: read the shipped {used} in its place "
+            f"(copy it to {missing.parent} to change it)"
+            for missing, used in self.borrowed
+        ]
 
     @property
     def install(self) -> list[str]:
@@ -72,20 +86,46 @@ class PackageList:
         return list(dict.fromkeys(name for p in self.passes for name in p.install))
 
 
-def read(paths: str | list[str | Path], base: Path | None = None) -> PackageList:
+def read(
+    paths: str | list[str | Path], base: Path | None = None, shipped: Path | None = None
+) -> PackageList:
     """Read the comma-separated list files in `paths` (an attribute's value).
 
     Relative top-level names are found from `base` (default: the current
-    directory).  Empty passes are dropped.
+    directory).  Empty passes are dropped.  A relative `#INCLUDE:<name>#`
+    that is not beside the list including it is read from `shipped`, by
+    name: a profile copied to /install/custom/netboot/<family>/ without the
+    shipped lists it includes keeps working (`PackageList.notes` says so).
+    Without `shipped`, the family's shipped profiles when the list's path
+    names one as xCAT's directories do (…/netboot/<family>/…).
     """
     names = [p.strip() for p in paths.split(",") if p.strip()] if isinstance(paths, str) else paths
-    lists = ListFiles(PkglistError, "pkglist")
+    borrowed: dict[tuple[Path, Path], None] = {}
+
+    def missing(path: Path, name: str) -> Path | None:
+        directory = shipped or _family_profiles(path)
+        if directory is None or not (directory / name).is_file():
+            return None
+        borrowed[path, directory / name] = None
+        return directory / name
+
+    lists = ListFiles(PkglistError, "pkglist", missing)
     reader = _Reader()
     for name in names:
         for line in lists.lines((base or Path.cwd()) / name):
             reader.line(line)
     passes = [p for p in reader.passes if not p.empty]
-    return PackageList(passes, lists.files)
+    return PackageList(passes, lists.files, list(borrowed))
+
+
+def _family_profiles(path: Path) -> Path | None:
+    """The shipped profiles of the family named in `path` after a `netboot`
+    directory (/install/custom/netboot/rh/service/…: rh), the nearest."""
+    parts = path.parent.parts
+    for index in range(len(parts) - 1, 0, -1):
+        if parts[index - 1] == "netboot" and (profiles.SHIPPED / parts[index]).is_dir():
+            return profiles.shipped_dir(parts[index])
+    return None
 
 
 def other_package(entry: str) -> tuple[str, str]:
