@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import sys
 
-from . import client_startup, http, nodeset, objects, packimage, power, requests, tftp
+from . import (
+    client_startup,
+    hierarchy,
+    http,
+    nodeset,
+    nodestat,
+    objects,
+    packimage,
+    power,
+    requests,
+    tftp,
+)
 
 if __name__ == "__main__":
     results = [
@@ -20,5 +31,7 @@ if __name__ == "__main__":
         http.main(),
         tftp.main(),
         power.main(),
+        nodestat.main(),
+        hierarchy.main(),
     ]
     sys.exit(0 if all(results) else 1)

@@ -23,6 +23,14 @@ class Target(NamedTuple):
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Target:
         """XCATHOST as `host`, `host:port` or `[v6addr]:port`; default localhost:3001."""
         value = environ.get("XCATHOST", "").strip() or "localhost"
+        try:
+            return cls.parse(value)
+        except ValueError:
+            raise ClientError(f"XCATHOST={value!r} is not host[:port]") from None
+
+    @classmethod
+    def parse(cls, value: str) -> Target:
+        """`host`, `host:port` or `[v6addr]:port`; ValueError for anything else."""
         host, port = value, str(DEFAULT_PORT)
         if value.startswith("["):
             host, _, rest = value[1:].partition("]")
@@ -31,7 +39,7 @@ class Target(NamedTuple):
         elif value.count(":") == 1:
             host, port = value.split(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ClientError(f"XCATHOST={value!r} is not host[:port]")
+            raise ValueError(f"{value!r} is not host[:port]")
         return cls(host, int(port))
 
     def __str__(self) -> str:

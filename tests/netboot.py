@@ -160,6 +160,27 @@ class Network:
         """`ip ARGS` inside the namespace."""
         _ip("-n", self.name, *args)
 
+    @contextmanager
+    def machine(self, number: int) -> Iterator[Machine]:
+        """Another host on the bridge: a namespace of its own whose eth0 has
+        the subnet's address `number`, for a daemon that must not share the
+        server's addresses (a service node).  Taken down on leaving: stop
+        what runs in it first."""
+        machine = Machine(f"{self.name}-m{number}", self.host(number))
+        _ip("netns", "add", machine.name)
+        try:
+            veth = f"veth{number}"
+            self.ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns",
+                    machine.name)  # fmt: skip
+            self.ip("link", "set", veth, "master", self.bridge, "up")
+            machine.ip("link", "set", "lo", "up")
+            machine.ip("addr", "add", f"{machine.address}/{self.address.network.prefixlen}",
+                       "dev", "eth0")  # fmt: skip
+            machine.ip("link", "set", "eth0", "up")
+            yield machine
+        finally:
+            _ip("netns", "delete", machine.name)
+
     def start(self, argv: Sequence[str | Path], log_name: str) -> Process:
         """Start a long-running program inside the namespace, logging to
         `workdir/log_name`; it is stopped when the network is taken down."""
@@ -247,6 +268,21 @@ def guest_runs(accel: str, timeout: float) -> bool:
             return False
         finally:
             guest.stop()
+
+
+@dataclass
+class Machine:
+    """A namespace with one address on a Network's bridge (Network.machine)."""
+
+    name: str
+    address: str
+
+    @property
+    def prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.name]
+
+    def ip(self, *args: str) -> None:
+        _ip("-n", self.name, *args)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ node's own daemon starts with what it got.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,18 @@ def enroll(sn: Cluster, cmdline: Path):
     return sn.xcatd("enroll", "--cmdline", str(cmdline), "--wait", "0")
 
 
+def ssh_certificate(path: Path) -> str:
+    shown = subprocess.run(["ssh-keygen", "-L", "-f", path], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout
+
+
+def ssh_fingerprint(public_line: str) -> str:
+    shown = subprocess.run(["ssh-keygen", "-l", "-f", "-"], input=public_line, text=True,
+                           capture_output=True, check=True).stdout  # fmt: skip
+    return shown.split()[1]
+
+
 def audited(mn: Cluster, command: str) -> list[tuple[str, str, int]]:
     with sqlite3.connect(mn.root / "var/lib/xcat/xcat.sqlite") as db:
         return db.execute(
@@ -93,6 +106,15 @@ def test_a_service_node_enrolls_once_and_its_daemon_serves_with_the_certificate(
     assert (pki / "ca.pem").read_bytes() == (mn.root / "etc/xcat/pki/ca.pem").read_bytes()
     config = Config.load(sn.root / "etc/xcat/xcatd.toml")
     assert (config.hostname, config.role, config.port) == ("sn1", "servicenode", sn.port)
+    # SSH: its host key certified for its name and address, its root's key for root.
+    host = ssh_certificate(sn.root / "etc/ssh/ssh_host_ed25519_key-cert.pub")
+    assert "host certificate" in host and "Principals: \n                sn1\n" \
+        "                127.0.0.1\n" in host  # fmt: skip
+    user = ssh_certificate(sn.root / ".ssh/id_ed25519-cert.pub")
+    assert "user certificate" in user and "Principals: \n                root\n" in user
+    ca_line = (mn.root / "etc/xcat/pki/ssh_ca.pub").read_text().split()
+    assert f"Signing CA: ED25519 {ssh_fingerprint(' '.join(ca_line))}" in host
+    assert (sn.root / ".ssh/id_ed25519").stat().st_mode & 0o777 == 0o600
 
     # Once only: the enrollment is used up, and a second one is refused.
     again = enroll(sn, cmdline)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import stat
+import subprocess
 import tomllib
 
 from cryptography import x509
@@ -22,6 +23,7 @@ def test_init_creates_everything_under_the_root_and_says_how_to_connect(tmp_path
         f"Created the cluster CA in {root}/etc/xcat/pki",
         "Issued the server certificate for mn1",
         f"Wrote root's client credentials to {root}/.xcat",
+        f"Wrote root's SSH certificate to {root}/.ssh/id_ed25519-cert.pub",
         f"Database: {root}/var/lib/xcat/xcat.sqlite",
         "Point the client at this daemon with:",
         f"export XCATHOST=localhost:{cluster.port}",
@@ -38,7 +40,8 @@ def test_init_creates_everything_under_the_root_and_says_how_to_connect(tmp_path
 def test_private_keys_are_readable_by_their_owner_only(tmp_path):
     cluster = Cluster(tmp_path / "c")
     cluster.init()
-    for secret in ("etc/xcat/pki/ca.key", "etc/xcat/pki/server.key", ".xcat/client-cred.pem"):
+    for secret in ("etc/xcat/pki/ca.key", "etc/xcat/pki/server.key", ".xcat/client-cred.pem",
+                   "etc/xcat/pki/ssh_ca", ".ssh/id_ed25519"):  # fmt: skip
         assert stat.S_IMODE((cluster.root / secret).stat().st_mode) == 0o600, secret
     for private_dir in ("etc/xcat/pki", "var/lib/xcat", ".xcat"):
         assert stat.S_IMODE((cluster.root / private_dir).stat().st_mode) == 0o700, private_dir
@@ -139,3 +142,26 @@ def test_init_says_in_one_line_when_it_cannot_place_the_profiles(tmp_path):
         f"Error: cannot place the image profiles in {blocker.resolve()}: Not a directory\n",
     )
     assert not (cluster.root / "etc/xcat/pki/ca.key").exists()  # nothing half-made
+
+
+def test_init_certifies_roots_ssh_key_and_trusts_the_clusters_ssh_ca_for_hosts(tmp_path):
+    cluster = Cluster(tmp_path / "c")
+    cluster.init()
+    ssh = cluster.root / ".ssh"
+    shown = subprocess.run(["ssh-keygen", "-L", "-f", ssh / "id_ed25519-cert.pub"],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "Type: ssh-ed25519-cert-v01@openssh.com user certificate" in shown
+    assert "Principals: \n                root\n" in shown
+    ca_line = (cluster.root / "etc/xcat/pki/ssh_ca.pub").read_text().strip()
+    assert f"Signing CA: ED25519 {_fingerprint(ca_line)}" in shown
+    assert (ssh / "known_hosts").read_text() == f"@cert-authority * {ca_line}\n"
+    key = (ssh / "id_ed25519").read_bytes()
+    cluster.init()  # again: the key and the trust stay, the certificate is renewed
+    assert (ssh / "id_ed25519").read_bytes() == key
+    assert (ssh / "known_hosts").read_text() == f"@cert-authority * {ca_line}\n"
+
+
+def _fingerprint(public_line: str) -> str:
+    shown = subprocess.run(["ssh-keygen", "-l", "-f", "-"], input=public_line, text=True,
+                           capture_output=True, check=True).stdout  # fmt: skip
+    return shown.split()[1]

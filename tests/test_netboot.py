@@ -5,8 +5,8 @@ and xcatd.
 The image is the session's (tests/images_debian.py: copycds of the test ISO,
 xcatd bundle, genimage through the real client), its cluster running in a
 network namespace with a bridge.  Here the administrator packs it, defines
-the nodes, runs makedhcp and nodeset; dnsmasq starts with the configuration
-makedhcp wrote; QEMU machines with tap devices on the bridge boot:
+the nodes, runs makedhcp -n (which leaves the daemon's dnsmasq running on
+the bridge) and nodeset; QEMU machines with tap devices on the bridge boot:
 
 - sn1 (virtio-net, netboot=xnba): QEMU's iPXE ROM asks dnsmasq, fetches its
   iPXE script, kernel and initrd from xcatd's HTTP server;
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
 import time
 
 import pytest
@@ -51,11 +52,13 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
     for node, (mac, last, _, netboot) in MACHINES.items():
         cluster.ok("mkdef", node, "groups=service", f"mac={mac}", f"ip={net.host(last)}",
                    f"netboot={netboot}", "serialport=0", "serialspeed=115200")  # fmt: skip
-    cluster.ok("makedhcp", "-n")
+    # makedhcp -n leaves the DHCP service running: the daemon's own dnsmasq.
+    settings = cluster.ok("makedhcp", "-n").splitlines()
+    assert settings[-1].startswith("The DHCP service runs: dnsmasq (pid ")
+    assert settings[-1].endswith(" on br0")
     assert cluster.ok("nodeset", "sn1,sn2", f"osimage={image.name}") == (
         "sn1: netboot debian12-x86_64-service\nsn2: netboot debian12-x86_64-service\n"
     )
-    net.dnsmasq(cluster.root / "etc/xcat/dhcp/dnsmasq.conf")
 
     started = time.monotonic()
     machines = {
@@ -84,6 +87,18 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
     on_sn1 = {**cluster.env, "XCATHOST": f"{net.host(11)}:3001"}
     served = cluster.run("lsxcatd", "-t", env=on_sn1)
     assert (served.returncode, served.stdout) == (0, "This is a Service Node\n"), served.stderr
+    # And root reaches it over SSH: its certificate from `xcatd init`, the
+    # node's host certificate from its enrollment; no key or password in the
+    # image, no known_hosts prompt.
+    ssh = cluster.root / ".ssh"
+    shell = subprocess.run(
+        [*net.prefix, "ssh", "-i", ssh / "id_ed25519", "-F", "/dev/null",
+         "-o", f"UserKnownHostsFile={ssh / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
+         "-o", "BatchMode=yes", "-o", "ConnectTimeout=30",
+         f"root@{net.host(11)}", "systemctl", "is-active", "xcatd"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (shell.returncode, shell.stdout) == (0, "active\n"), shell.stderr
 
 
 def enrollments(cluster) -> list[tuple[str, str]]:

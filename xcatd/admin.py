@@ -30,10 +30,12 @@ from .config import Config
 from .images.profiles import install_shipped
 from .layout import Layout
 from .policy import DEFAULT_RULES
+from .sshca import SshAuthority, certificate_file, ensure_key
 from .store import Store
 from .store.objtypes import SITE
 
 ADMIN = "root"  # the administrator's identity; the default policy lets it do everything
+ROOT_SSH_DAYS = 365  # the management node's root's SSH certificate; init renews it
 
 
 class AdminError(Exception):
@@ -76,10 +78,34 @@ def init_cluster(
             yield f"Wrote {ADMIN}'s client credentials to {layout.cred_dir}"
     finally:
         store.close()
+    yield from _root_ssh(layout, config.hostname, fresh)
     yield f"Database: {layout.database}"
     yield "Point the client at this daemon with:"
     yield f"export XCATHOST={_client_host(config)}:{config.port}"
     yield f"export XCAT_CRED_DIR={layout.cred_dir}"
+
+
+def _root_ssh(layout: Layout, hostname: str, fresh: bool) -> Iterator[str]:
+    """root's SSH key (made if it has none), a user certificate for it from
+    the cluster's SSH CA (renewed at every init), and that CA trusted for
+    the nodes' host keys: `ssh <node>` with no password, no key copied to
+    the nodes and no known_hosts prompt.  A new cluster CA (--force) makes
+    a new SSH CA too."""
+    authority = SshAuthority(layout.pki)
+    if fresh:
+        authority.key_file.unlink(missing_ok=True)
+    ca_line = authority.ensure()
+    key = layout.user_ssh / "id_ed25519"
+    identity = f"{ADMIN}@{hostname}"
+    public = ensure_key(key, identity)
+    certificate = authority.user_certificate(public, ADMIN, identity, ROOT_SSH_DAYS)
+    write_public(certificate_file(key), certificate.encode())
+    known_hosts = layout.user_ssh / "known_hosts"
+    trusted = f"@cert-authority * {ca_line}"
+    lines = known_hosts.read_text().splitlines() if known_hosts.exists() else []
+    if trusted not in lines:
+        write_public(known_hosts, "\n".join([*lines, trusted]).encode() + b"\n")
+    yield f"Wrote {ADMIN}'s SSH certificate to {certificate_file(key)}"
 
 
 def _place_profiles(layout: Layout) -> Iterator[str]:

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
-from xcat_protocol.messages import Output, OutputKind, Progress, RequestBody, ServerMessage
+from cryptography.hazmat.primitives import serialization
+from xcat_protocol.messages import (
+    Output,
+    OutputKind,
+    Progress,
+    Request,
+    RequestBody,
+    ServerMessage,
+)
 
 from .auth import Caller
 from .store.nodes import Nodes
@@ -34,6 +42,7 @@ class Call:
     daemon: Daemon
     send: Send
     stdin: bytes | None = None  # what the user piped in, whether inline or streamed
+    request: Request | None = None  # as signed, for carrying it to a service node
     errors: int = 0
     rc: int | None = None
 
@@ -61,6 +70,21 @@ class Call:
         if self.caller.signer.role == "servicenode":
             return nodes.served_by(self.caller.name)
         return nodes
+
+    @property
+    def relayed_by_master(self) -> bool:
+        """Whether the management node carried this request here from its user
+        (on a service node: a request for the nodes it serves)."""
+        return self.caller.relayed and self.caller.peer.role == "master"
+
+    def relayable(self) -> Request:
+        """The request as its user signed it, with the signer's certificate,
+        for another daemon to check and run as that user."""
+        assert self.request is not None
+        if self.request.chain:
+            return self.request
+        der = self.caller.signer.cert.public_bytes(serialization.Encoding.DER)
+        return self.request._replace(chain=(der,))
 
     @property
     def return_code(self) -> int:

@@ -111,8 +111,8 @@ def _enroll(layout: Layout, args: argparse.Namespace) -> int:
 
     try:
         boot = BootArguments.parse(args.cmdline.read_text())
-        enrolled = enroll_until(boot, time.monotonic() + args.wait)
-        install(layout, boot.node, enrolled)
+        enrolled = enroll_until(boot, layout, time.monotonic() + args.wait)
+        install(layout, boot, enrolled)
     except (EnrollError, OSError) as exc:
         raise AdminError(str(exc)) from None
     print(f"{boot.node}: enrolled with xcatd at {boot.master}; credentials in {layout.pki}")

@@ -26,6 +26,9 @@ class ConfigError(Exception):
 class Config:
     hostname: str
     role: str = "master"  # master = management node, servicenode = service node
+    # A service node's management node, <host>:<port>, as `xcatd enroll` found
+    # it: where its daemon reads definitions and images, and reports status.
+    master: str = ""
     listen: tuple[str, ...] = ("0.0.0.0",)
     port: int = DEFAULT_PORT
     http_port: int = 80

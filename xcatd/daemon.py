@@ -39,6 +39,7 @@ from .dispatch import MAX_INPUT_HELD, InputBudget
 from .layout import Layout
 from .policy import Policy, PolicyError
 from .server import Session, handle_connection
+from .servicenode.relay import StatusRelay
 from .store import Store, StoreError, objects
 from .systemd import Notifier
 
@@ -63,7 +64,9 @@ class Daemon:
         )
         self.policy = Policy(self.store.db["policy"].rows)
         self.audit = AuditLog(self.store)
-        self.reports = StatusReports(self.store)
+        # A service node passes its nodes' status reports on to the management node.
+        self.relay = StatusRelay(self) if self.role == "servicenode" else None
+        self.reports = StatusReports(self.store, self.relay.queue if self.relay else None)
         self.dhcp = DhcpService(layout.dhcp)  # makedhcp's dnsmasq
         self.notifier = notifier or Notifier()
         self.input_budget = InputBudget(MAX_INPUT_HELD)
@@ -96,6 +99,8 @@ class Daemon:
                         listeners = await self._listen()
                         ports = sorted({each.socket.getsockname()[1] for each in listeners})
                         front.start_soon(self._accept, listeners, front)
+                        if self.relay is not None:
+                            front.start_soon(self.relay.run)
                         await self._start_boot_services(front)
                         await front.start(partial(self.dhcp.run, serve=self.config.serve_dhcp))
                         front.start_soon(self.notifier.keep_watchdog_fed)

@@ -172,7 +172,7 @@ async def _serve(
             trail.status = "allowed"
         with daemon.input_budget.account() as take:
             stdin = await _input(command, body, input_frames, take)
-            call = Call(request.id, caller, body, options, daemon, send, stdin)
+            call = Call(request.id, caller, body, options, daemon, send, stdin, request)
             await command.run(call)
     except HelpRequested as help_text:
         await send(Output(request.id, "info", text=str(help_text)))

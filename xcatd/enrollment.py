@@ -31,6 +31,8 @@ from xcat_protocol.messages import Request, RequestBody
 from xcat_protocol.signing import signature_is_valid
 
 from .ca import CertificateAuthority, cert_pem, certificate_row
+from .sshca import USER_DAYS as SSH_USER_DAYS
+from .sshca import SshAuthority, SshError, public_key
 from .store.nodes import Nodes
 
 if TYPE_CHECKING:
@@ -66,6 +68,8 @@ class Application:
 
     node: str
     csr: x509.CertificateSigningRequest
+    ssh_host_key: str | None = None  # OpenSSH public key lines, to certify
+    ssh_user_key: str | None = None  # (the node's host key, its root's key)
 
     @property
     def key_id(self) -> bytes:
@@ -80,8 +84,11 @@ class Application:
         """The application in a request, checked: one node name, a CSR whose
         own signature holds, and the signature of the CSR's key over the
         request's exact bytes (proof that the sender holds the key)."""
-        if len(body.args) != 1 or not body.args[0]:
-            raise EnrollmentRefused("enroll takes the node's name, and its CSR on standard input")
+        if not 1 <= len(body.args) <= 3 or not body.args[0]:
+            raise EnrollmentRefused(
+                "enroll takes the node's name (then its SSH host key and its root's SSH key), "
+                "and its CSR on standard input"
+            )
         if not body.stdin or len(body.stdin) > MAX_CSR:
             raise EnrollmentRefused("enroll needs a PEM certificate signing request")
         try:
@@ -94,7 +101,13 @@ class Application:
             raise EnrollmentRefused(
                 "the request is not signed by the key of its CSR (an Ed25519 or ECDSA P-256 key)"
             )
-        return cls(body.args[0], csr)
+        ssh_keys = body.args[1:]
+        for line in ssh_keys:
+            try:
+                public_key(line)
+            except SshError as exc:
+                raise EnrollmentRefused(str(exc)) from None
+        return cls(body.args[0], csr, *ssh_keys)
 
 
 async def enroll(
@@ -107,7 +120,30 @@ async def enroll(
     certificate = await daemon.store.run(
         lambda db: admit(db, daemon.ca, application, source, time.time())
     )
-    return {"certificate": certificate, "ca": cert_pem(daemon.ca.cert)}
+    return {
+        "certificate": cert_pem(certificate),
+        "ca": cert_pem(daemon.ca.cert),
+        **ssh_certificates(SshAuthority(daemon.layout.pki), application, certificate),
+    }
+
+
+def ssh_certificates(
+    authority: SshAuthority, application: Application, certificate: x509.Certificate
+) -> dict[str, str]:
+    """The node's SSH host certificate, for its name and address, and its
+    root's user certificate, for the keys it sent (the SSH CA's public key
+    is in its image already, and sent along)."""
+    node = application.node
+    addresses = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    names = (node, *(str(ip) for ip in addresses.value.get_values_for_type(x509.IPAddress)))
+    issued = {"ssh_ca": authority.ensure()}
+    if application.ssh_host_key:
+        issued["ssh_host_certificate"] = authority.host_certificate(application.ssh_host_key, names)
+    if application.ssh_user_key:
+        issued["ssh_user_certificate"] = authority.user_certificate(
+            application.ssh_user_key, "root", f"root@{node}", SSH_USER_DAYS
+        )
+    return issued
 
 
 def admit(
@@ -116,8 +152,8 @@ def admit(
     application: Application,
     source: str,
     now: float,
-) -> bytes:
-    """The node's certificate (PEM), if its enrollment is armed, in its window
+) -> x509.Certificate:
+    """The node's certificate, if its enrollment is armed, in its window
     and asked from the node's own address; the enrollment is used up.  One
     transaction: two nodes racing for one enrollment cannot both win."""
     node = application.node
@@ -150,4 +186,4 @@ def admit(
         )
         db["certificates"].insert(certificate_row(cert))
     log.info("%s enrolled from %s: certificate %s", node, source, cert.serial_number)
-    return cert_pem(cert)
+    return cert

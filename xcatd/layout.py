@@ -45,6 +45,16 @@ class Layout:
         return self.etc / "xcatd.toml"
 
     @property
+    def ssh(self) -> Path:
+        """The host's SSH configuration and host keys (/etc/ssh)."""
+        return self.etc.parent / "ssh"
+
+    @property
+    def user_ssh(self) -> Path:
+        """root's ~/.ssh: its SSH key and the cluster's certificate for it."""
+        return self.cred_dir.parent / ".ssh"
+
+    @property
     def pki(self) -> Path:
         return self.etc / "pki"
 

@@ -463,8 +463,10 @@ class PackedImage:
         return self.rootimgdir / KERNEL, self.rootimgdir / INITRD
 
 
-def packed_image(name: str, values: Values | None) -> PackedImage:
-    """The osimage `name` (its stored `values`) checked on disk, or NodeError."""
+def packed_image(name: str, values: Values | None, *, copied: bool = False) -> PackedImage:
+    """The osimage `name` (its stored `values`) checked on disk, or NodeError.
+    A service node's `copied` image was built and checked on the management
+    node: only its packed files are here."""
     if values is None:
         raise NodeError(f"Cannot find image '{name}' from the osimage table.")
     if values.get("provmethod") not in DISKLESS:
@@ -483,7 +485,7 @@ def packed_image(name: str, values: Values | None) -> PackedImage:
     packfile = Path(values["packfile"]) if values.get("packfile") else None
     if packfile is None or not packfile.is_file():
         raise NodeError(f"osimage '{name}' is not packed: run packimage {name}")
-    if incomplete(packfile.parent):
+    if not copied and incomplete(packfile.parent):
         raise NodeError(
             f"osimage '{name}' is not packed: its last genimage did not finish; "
             f"run genimage {name}, then packimage {name}"

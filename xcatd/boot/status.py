@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -76,8 +77,9 @@ class StatusReports:
     is older than INDEX_LIFETIME or a report does not fit it, so a thousand
     nodes booting at once do not each read every node's address."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, on_report: Callable[[str, str], None] | None = None) -> None:
         self.store = store
+        self.on_report = on_report  # a service node passes reports on (servicenode/relay.py)
         self._index: _AddressIndex | None = None
         self._reading = trio.Lock()
         self._refusals = ThrottledWarning(log)  # anyone can send reports
@@ -89,8 +91,9 @@ class StatusReports:
         if state not in STATES:
             raise UnknownState(f"unknown state {state!r}: use one of {', '.join(sorted(STATES))}")
         node = await self._node_at(peer, node)
-        stamp = time.strftime(STATUSTIME_FORMAT)
-        await self.store.run(lambda db: _write_status(db, node, state, stamp))
+        await self.store.run(lambda db: write_status(db, [node], state))
+        if self.on_report is not None:
+            self.on_report(node, state)
         # %r: the node's own words must not start a line of their own in the log.
         log.log(
             logging.WARNING if state == "failed" else logging.INFO,
@@ -142,9 +145,11 @@ def _match(index: _AddressIndex, peer: str, claimed: str | None) -> str | None:
     return claimed if index.ip_of.get(claimed) == peer else None
 
 
-def _write_status(db: sqlite_utils.Database, node: str, state: str, stamp: str) -> None:
+def write_status(db: sqlite_utils.Database, nodes: list[str], state: str) -> None:
+    """The nodes' `status`, and `statustime` now, in xCAT's format."""
+    stamp = time.strftime(STATUSTIME_FORMAT)
     with db.atomic():
-        db.execute(
+        db.conn.executemany(
             f"update [{NODE.name}] set status = ?, statustime = ? where [{NODE.key}] = ?",
-            [state, stamp, node],
+            [[state, stamp, node] for node in nodes],
         )

@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (registers)
     packimage,
     power,
     status,
+    updatenodestat,
 )
 from .registry import REGISTRY, Command, HelpRequested, UsageError
 

@@ -104,10 +104,15 @@ def _batches(lines: list[str]) -> Iterator[list[str]]:
 def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool = True) -> list[str]:
     """The nodes of a noderange, among `nodes` (from `call.nodes`).  Without
     `verify`, names of nodes that do not exist are kept (mkdef, chdef and
-    rmdef make or name them) — except for a service node, which may not name
-    a node it does not serve, whether it exists or not."""
+    rmdef make or name them) — except for a service node's certificate,
+    which may not name a node it does not serve, whether it exists or not."""
     # The daemon reads ^file noderanges as root: only root may ask it to.
     read_files = call.caller.name == ADMIN
+    if call.daemon.role == "servicenode" and call.relayed_by_master:
+        # The management node carried the user's whole noderange here, and
+        # checked it: this service node's part is the nodes it knows.
+        wider = expand(noderange, nodes, cwd=call.body.cwd, verify=False, read_files=False)
+        return [name for name in wider if name in nodes.groups_of]
     names = expand(noderange, nodes, cwd=call.body.cwd, verify=verify, read_files=read_files)
     if not verify and call.caller.signer.role == "servicenode":
         unserved = [name for name in names if name not in nodes.groups_of]

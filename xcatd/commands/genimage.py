@@ -17,6 +17,7 @@ from ..images.build_common import BuildError, Output, Spec
 from ..images.distro import Distro
 from ..images.pkglist import PkglistError
 from ..images.profiles import find_profile_file
+from ..sshca import SshAuthority
 from .osimages import osimage, record
 from .registry import CommandParser, command
 
@@ -55,6 +56,7 @@ async def genimage(call: Call) -> None:
         spec, defaults = _spec(name, values, installdir, netboot, call.options.noupdate)
         drivers = _drivers(call.options.netdrivers)
         spec.netdrivers = drivers or _drivers(values.get("netdrivers")) or []
+        spec.ssh_ca = SshAuthority(call.daemon.layout.pki).ensure()
     except BuildError as exc:
         await call.error(str(exc))
         return

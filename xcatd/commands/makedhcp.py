@@ -64,9 +64,10 @@ from ..boot.netboot import (
     loader_for,
 )
 from ..call import Call
+from ..hierarchy import Split, run_remote, split
+from ..servicenode import serving
 from ..store import objects
 from ..store.noderange import NoderangeError
-from ..store.nodes import Nodes
 from ..store.objtypes import NETWORK
 from ..store.regex_values import RegexValueError
 from .common import expand_noderange
@@ -103,10 +104,21 @@ async def makedhcp(call: Call) -> None:
     if options.all and options.noderange:
         raise UsageError("-a takes every node with a MAC: give no noderange with it")
     try:
-        read = await call.daemon.store.run(lambda db: _read(db, call))
-    except (NoderangeError, RegexValueError) as exc:  # a node's regex value that fails
+        await serving.definitions(call)  # on a service node: the MN's
+        read, split = await call.daemon.store.run(lambda db: _read(db, call))
+    except (NoderangeError, RegexValueError, serving.ServingError) as exc:
         await call.error(str(exc))
         return
+    async with trio.open_nursery() as nursery:
+        if split.remote:  # the service nodes' own DHCP service and entries, on them
+            port = settings(call, read.site).xcatd_port
+            nursery.start_soon(run_remote, call, split, port)
+        await _here(call, read)
+
+
+async def _here(call: Call, read: _Read) -> None:
+    """This host's DHCP settings and the entries of the nodes it serves."""
+    options = call.options
     directory = call.daemon.layout.dhcp
     if options.new and not await _write_settings(call, directory, read):
         return
@@ -125,10 +137,12 @@ class _Read:
     nodes: dict[str, dict[str, str]]  # node -> its boot attributes
 
 
-def _read(db, call: Call) -> _Read:
+def _read(db, call: Call) -> tuple[_Read, Split]:
+    """What this host writes, and the nodes each service node's makedhcp
+    handles (with -n: every service node, which sets up its own service)."""
     options = call.options
     networks = objects.load(db, NETWORK)
-    nodes = Nodes.load(db)
+    nodes = call.nodes(db)
     if options.all:
         names = [node for node in nodes.all_nodes() if nodes.attribute(node, "mac")]
     elif options.noderange:
@@ -136,12 +150,16 @@ def _read(db, call: Call) -> _Read:
         names = expand_noderange(call, options.noderange, nodes, verify=not options.delete)
     else:
         names = []
+    by_server = split(call, nodes, names)
+    if options.new:
+        by_server.add_servers_of(split(call, nodes, nodes.all_nodes()))
+    names = by_server.local
     known = set(nodes.groups_of)
     values = {
         name: {a: v for a in NODE_ATTRIBUTES if name in known and (v := nodes.attribute(name, a))}
         for name in names
     }
-    return _Read(objects.site(db), networks, values)
+    return _Read(objects.site(db), networks, values), by_server
 
 
 # -- makedhcp -n ------------------------------------------------------------------------

@@ -68,6 +68,8 @@ from ..boot.netboot import (
 from ..ca import fingerprint
 from ..call import Call
 from ..enrollment import arm, window_minutes
+from ..hierarchy import Split, run_remote, split
+from ..servicenode import serving
 from ..store import objects
 from ..store.noderange import NoderangeError
 from ..store.nodes import Nodes
@@ -118,11 +120,23 @@ def parse_action(text: str) -> Action:
 async def nodeset(call: Call) -> None:
     action = parse_action(call.options.action)
     try:
-        snapshot = await call.daemon.store.run(lambda db: _read(db, call, action))
-    except (NoderangeError, RegexValueError) as exc:  # a node's regex value that fails
+        copy = await serving.definitions(call)  # on a service node: the MN's
+        snapshot, split = await call.daemon.store.run(lambda db: _read(db, call, action))
+    except (NoderangeError, RegexValueError, serving.ServingError) as exc:
         await call.error(str(exc))
         return
     boot = settings(call, snapshot.site)
+    if copy is not None:
+        snapshot.copied = True
+        snapshot.unavailable = await serving.copy_images(call, copy, snapshot.images)
+    async with trio.open_nursery() as nursery:
+        if split.remote:  # the service nodes' nodes, on them
+            nursery.start_soon(run_remote, call, split, boot.xcatd_port)
+        await _here(call, action, snapshot, boot)
+
+
+async def _here(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> None:
+    """The nodes this daemon serves."""
     if action.kind == "stat":
         states, errors = await trio.to_thread.run_sync(_states, snapshot, boot)
         for node, why in errors.items():
@@ -194,12 +208,17 @@ class _Snapshot:
     nodes: dict[str, dict[str, str]]  # node -> its boot attributes
     images: dict[str, dict[str, str]]  # the osimages they boot
     networks: dict[str, dict[str, str]]  # the network objects: who serves the nodes
+    # On a service node: its images are copies of the MN's; those it could
+    # not copy, and why.
+    copied: bool = False
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
-def _read(db, call: Call, action: Action) -> _Snapshot:
+def _read(db, call: Call, action: Action) -> tuple[_Snapshot, Split]:
+    """The nodes served here, and those of each service node."""
     nodes = call.nodes(db)
-    names = expand_noderange(call, call.options.noderange, nodes)
-    return _snapshot(db, nodes, names, action)
+    names = split(call, nodes, expand_noderange(call, call.options.noderange, nodes))
+    return _snapshot(db, nodes, names.local, action), names
 
 
 def _read_set_to(db, call: Call, image: str) -> _Snapshot:
@@ -213,7 +232,8 @@ def _read_set_to(db, call: Call, image: str) -> _Snapshot:
         if (nodes.attribute(node, "currstate") or "").startswith("netboot ")
         and image_name(PROVMETHOD, {k: v for k in keys if (v := nodes.attribute(node, k))}) == image
     ]
-    return _snapshot(db, nodes, names, Action("osimage", image))
+    # Service nodes' nodes boot from their own copy, taken anew at the next nodeset.
+    return _snapshot(db, nodes, split(call, nodes, names).local, Action("osimage", image))
 
 
 def _snapshot(db, nodes: Nodes, names: list[str], action: Action) -> _Snapshot:
@@ -271,7 +291,9 @@ class _Setter:
         self.settings = boot
         self.ca_fingerprint = ca_fingerprint
         self.outcome = _Outcome()
-        self._images: dict[str, PackedImage | NodeError] = {}
+        self._images: dict[str, PackedImage | NodeError] = {
+            name: NodeError(why) for name, why in snapshot.unavailable.items()
+        }
         self._programs: dict[tuple[str, str], NodeError | None] = {}
         self._resolve = Addresses()
         self._servers = BootServers(boot, snapshot.networks, self._resolve)
@@ -325,7 +347,10 @@ class _Setter:
             raise NodeError("no osimage given and provmethod is not set: use osimage=<image>")
         if name not in self._images:
             try:
-                self._images[name] = image = packed_image(name, self.snapshot.images.get(name))
+                image = packed_image(
+                    name, self.snapshot.images.get(name), copied=self.snapshot.copied
+                )
+                self._images[name] = image
             except NodeError as exc:
                 self._images[name] = exc
             else:

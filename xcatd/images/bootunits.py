@@ -5,6 +5,10 @@ Every image with systemd:
                                units) to the daemon on the kernel command line
     xcatd-ssh-hostkeys.service makes the SSH host keys at boot, where sshd has
                                no key generator of its own (Debian)
+Every image with sshd, the cluster's SSH CA (public key only, xcatd/sshca.py):
+    sshd_config.d/xcatd.conf   users it certified may log in; the host
+                               certificate enrollment brings is presented
+    ssh_known_hosts            hosts it certified are known: no prompts
 An image with xcatd in /opt/xcat (a service node's, from `xcatd bundle`):
     xcatd-enroll.service       at boot, makes the node's key in memory and
                                enrolls with the management node for its
@@ -45,6 +49,7 @@ ENROLL = "xcatd-enroll.service"
 ENROLLED = f"{UNITS}/{DAEMON}.d/xcatd-enrolled.conf"
 DAEMON_CONFIG = "/etc/xcat/xcatd.toml"
 SSH_HOST_KEYS = "/etc/ssh"
+SSHD_CONFIG = "/etc/ssh/sshd_config.d/xcatd.conf"
 
 
 def has_systemd(rootimg: Path) -> bool:
@@ -61,12 +66,14 @@ def needs_ssh_keygen(rootimg: Path) -> bool:
     return (rootimg / "usr/sbin/sshd").is_file() and not any(units.glob("sshd-keygen*"))
 
 
-def planned(rootimg: Path) -> tuple[dict[str, tuple[bytes, int]], list[str]]:
+def planned(rootimg: Path, ssh_ca: str) -> tuple[dict[str, tuple[bytes, int]], list[str]]:
     """The files to write (path in the image -> contents, mode) and the units to enable."""
     files = {
         f"{UNITS}/{REPORT}": ((SHIPPED / REPORT).read_bytes(), 0o644),
         REPORT_SCRIPT: ((SHIPPED / "report-boot").read_bytes(), 0o755),
     }
+    if (rootimg / "usr/sbin/sshd").is_file() and ssh_ca:
+        files |= ssh_trust(ssh_ca)
     units = [REPORT]
     if needs_ssh_keygen(rootimg):
         files[f"{UNITS}/{SSH_KEYGEN}"] = ((SHIPPED / SSH_KEYGEN).read_bytes(), 0o644)
@@ -78,6 +85,16 @@ def planned(rootimg: Path) -> tuple[dict[str, tuple[bytes, int]], list[str]]:
         files[DAEMON_CONFIG] = (service_node_config().encode(), 0o644)
         units += [ENROLL, DAEMON]
     return files, units
+
+
+def ssh_trust(ssh_ca: str) -> dict[str, tuple[bytes, int]]:
+    """The cluster's SSH CA, trusted by sshd for users and by ssh for hosts:
+    public keys only, so the image stays free of secrets."""
+    return {
+        SSHD_CONFIG: ((SHARE / "ssh/sshd-xcatd.conf").read_bytes(), 0o644),
+        f"{SSH_HOST_KEYS}/xcatd_user_ca.pub": (f"{ssh_ca}\n".encode(), 0o644),
+        f"{SSH_HOST_KEYS}/ssh_known_hosts": (f"@cert-authority * {ssh_ca}\n".encode(), 0o644),
+    }
 
 
 def daemon_unit() -> bytes:
@@ -109,7 +126,7 @@ async def install(spec: Spec, output: Output) -> None:
             "not report booted"
         )
         return
-    files, units = await trio.to_thread.run_sync(planned, spec.rootimg)
+    files, units = await trio.to_thread.run_sync(planned, spec.rootimg, spec.ssh_ca)
     await trio.to_thread.run_sync(write, spec.rootimg, files)
     await output.phase(f"Enabling {' '.join(units)} in the image")
     command = ["systemctl", "enable", *units]

@@ -72,6 +72,7 @@ class Spec:
     postinstall: list[Path] = field(default_factory=list)
     noupdate: bool = False
     netdrivers: list[str] = field(default_factory=list)  # -n, else the osimage's netdrivers
+    ssh_ca: str = ""  # the cluster's SSH CA public key: trusted by the image's ssh and sshd
 
     @property
     def rootimg(self) -> Path:

@@ -15,7 +15,10 @@ management node's from that CA, and the certificate issued must be for this
 node and this key.  A rogue server can therefore neither enroll the node
 nor make it trust another CA.  Then the key, the certificate and the CA go
 where the node's xcatd serves with them, its configuration gets the node's
-name, and its database the default policy.
+name, and its database the default policy.  With it come SSH certificates
+from the cluster's SSH CA (xcatd/sshca.py) for the node's SSH host key and
+its root's SSH key, made here if the node has none: administrators reach
+the node, and the node its own nodes, with no secret in any image.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from ..ca import cert_pem, key_pem, name_of, role_of, write_private, write_publi
 from ..config import Config
 from ..enrollment import ENROLL
 from ..layout import Layout
+from ..sshca import certificate_file, ensure_key
 from ..store import Store
 
 RETRY_SECONDS = 5  # between attempts while the management node cannot be reached
@@ -67,14 +71,13 @@ class BootArguments:
                 f"the kernel command line has no {', '.join(missing)}=: boot the node "
                 "after nodeset <node> osimage=<service image>"
             )
-        host, _, port = words["XCAT"].rpartition(":")
         algorithm, _, digest = words["XCATCA"].partition(":")
         try:
             fingerprint = bytes.fromhex(digest)
-            target = Target(host, int(port))
+            target = Target.parse(words["XCAT"]) if ":" in words["XCAT"] else None
         except ValueError:
             fingerprint, target = b"", None
-        if algorithm != "sha256" or len(fingerprint) != 32 or target is None or not host:
+        if algorithm != "sha256" or len(fingerprint) != 32 or target is None:
             raise EnrollError(
                 f"XCAT={words['XCAT']} XCATCA={words['XCATCA']} are not <host>:<port> and "
                 "sha256:<64 hex digits>: run nodeset for this node again"
@@ -87,16 +90,18 @@ class Enrolled:
     certificate: x509.Certificate
     ca: x509.Certificate
     key: ed25519.Ed25519PrivateKey
+    ssh_host_certificate: str  # for the node's SSH host key
+    ssh_user_certificate: str  # for its root's SSH key
 
 
 def enroll_until(
-    boot: BootArguments, deadline: float, say: Callable[[str], None] = print
+    boot: BootArguments, layout: Layout, deadline: float, say: Callable[[str], None] = print
 ) -> Enrolled:
     """Enroll, trying again while the management node cannot be reached
     (the network may come up after us); a refusal is final."""
     while True:
         try:
-            return enroll(boot)
+            return enroll(boot, layout)
         except ClientError as exc:
             if time.monotonic() + RETRY_SECONDS > deadline:
                 raise EnrollError(f"cannot enroll with xcatd at {boot.master}: {exc}") from None
@@ -104,8 +109,12 @@ def enroll_until(
             time.sleep(RETRY_SECONDS)
 
 
-def enroll(boot: BootArguments) -> Enrolled:
-    """One attempt: a new key, its CSR sent, the answer checked."""
+def enroll(boot: BootArguments, layout: Layout) -> Enrolled:
+    """One attempt: a new key, its CSR sent with the node's SSH host key and
+    its root's SSH key (each made if the node has none yet), the answer checked."""
+    ssh_keys = [
+        ensure_key(path, f"root@{boot.node}") for path in (host_key(layout), user_key(layout))
+    ]
     key = ed25519.Ed25519PrivateKey.generate()
     csr = (
         x509.CertificateSigningRequestBuilder()
@@ -116,7 +125,10 @@ def enroll(boot: BootArguments) -> Enrolled:
     try:
         server = connection.sock.getpeercert(binary_form=True)
         request_id = connection.request(
-            ENROLL, [boot.node], stdin=csr.public_bytes(serialization.Encoding.PEM), user=boot.node
+            ENROLL,
+            [boot.node, *ssh_keys],
+            stdin=csr.public_bytes(serialization.Encoding.PEM),
+            user=boot.node,
         )
         answer, refusals = _answer(connection, request_id)
     finally:
@@ -151,6 +163,7 @@ def _checked(
         ca = x509.load_pem_x509_certificate(answer["ca"])
         certificate = x509.load_pem_x509_certificate(answer["certificate"])
         master = x509.load_der_x509_certificate(server or b"")
+        ssh = (str(answer["ssh_host_certificate"]), str(answer["ssh_user_certificate"]))
     except (KeyError, TypeError, ValueError):
         raise EnrollError(f"xcatd at {boot.master} answered with no usable certificates") from None
     if hashlib.sha256(ca.public_bytes(serialization.Encoding.DER)).digest() != boot.ca_fingerprint:
@@ -171,7 +184,7 @@ def _checked(
         key.public_key()
     ):
         raise EnrollError(f"xcatd at {boot.master} issued a certificate for another node or key")
-    return Enrolled(certificate, ca, key)
+    return Enrolled(certificate, ca, key, *ssh)
 
 
 def _der(public_key: object) -> bytes:
@@ -180,7 +193,7 @@ def _der(public_key: object) -> bytes:
     )
 
 
-def install(layout: Layout, node: str, enrolled: Enrolled) -> list[Path]:
+def install(layout: Layout, boot: BootArguments, enrolled: Enrolled) -> list[Path]:
     """Put the node's credentials where its xcatd serves with them, name the
     node in its configuration, and give its database the default policy."""
     pki = layout.pki
@@ -190,8 +203,17 @@ def install(layout: Layout, node: str, enrolled: Enrolled) -> list[Path]:
     write_private(key_file, key_pem(enrolled.key))
     write_public(cert_file, cert_pem(enrolled.certificate))
     write_public(ca_file, cert_pem(enrolled.ca))
+    ssh_files = [certificate_file(host_key(layout)), certificate_file(user_key(layout))]
+    for path, certificate in zip(
+        ssh_files, (enrolled.ssh_host_certificate, enrolled.ssh_user_certificate), strict=True
+    ):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_public(path, certificate.encode())
+    node = boot.node
     config = Config.load(layout.config_file) if layout.config_file.exists() else None
-    config = replace(config or Config(node), hostname=node, role="servicenode")
+    config = replace(
+        config or Config(node), hostname=node, role="servicenode", master=str(boot.master)
+    )
     write_public(layout.config_file, config.dump().encode())
     layout.state.mkdir(parents=True, exist_ok=True)
     store = Store(layout.database)
@@ -199,4 +221,12 @@ def install(layout: Layout, node: str, enrolled: Enrolled) -> list[Path]:
         seed_policy(store)
     finally:
         store.close()
-    return [key_file, cert_file, ca_file, layout.config_file]
+    return [key_file, cert_file, ca_file, *ssh_files, layout.config_file]
+
+
+def host_key(layout: Layout) -> Path:
+    return layout.ssh / "ssh_host_ed25519_key"
+
+
+def user_key(layout: Layout) -> Path:
+    return layout.user_ssh / "id_ed25519"

@@ -1,0 +1,190 @@
+"""The hierarchy at scale: one management node dispatching `nodeset` for
+100,000 nodes across 100 service nodes.
+
+The management node (MN) serves on 127.0.0.1; each service node is a real
+xcatd in service-node mode with a root of its own, serving on its own
+loopback address 127.0.1.<k> (the same port numbers as the MN, as in a real
+cluster), with credentials the cluster CA signed for its key (what
+enrollment gives; enrolling from its own address is what the tests prove).
+The nodes are made with the real client (`mkdef -z`): sn001..sn100, and
+cn000001..cn100000 (on 127.<10+k>.0.0/16), a thousand in each rack group,
+whose `servicenode` and `xcatmaster` are its service node.  One osimage is packed by the real
+packimage from a stand-in root image with an 8 MiB kernel and a 40 MiB
+initrd.  Each figure is one whole run of the real `nodeset compute
+osimage=...` on the MN, its 100,000 output lines counted:
+
+- the first run: every service node takes the definitions of its nodes
+  from the MN, copies the packed image (48 MiB) over HTTP from the MN, and
+  writes its nodes' boot files;
+- the second: the image copies are current, the definitions are taken
+  again, the boot files rewritten.
+
+Target: each under 30 s end to end.  Printed beside it: the MN's CPU time
+and peak VmRSS during the run, and the MN's memory per service node (its
+peak during the run above its size before, over the service nodes).
+(On this 2-core machine 100 service-node daemons share the cores with the
+MN; on a real cluster each has its own machine.)
+
+    .venv/bin/python -m bench.hierarchy [--service-nodes N] [--nodes-each M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from xcat_client.credentials import Target
+
+from tests.cluster import BIN, Cluster
+from xcatd.ca import CertificateAuthority
+from xcatd.config import Config
+from xcatd.layout import Layout
+from xcatd.servicenode.enroll import BootArguments, Enrolled, install
+
+from .common import running_cluster
+from .objects import Bench, BenchmarkFailure, MemorySampler, command_figure, status_kib
+
+SERVICE_NODES = 100
+NODES_EACH = 1000
+TARGET = 30.0  # seconds
+IMAGE = "compute-img"
+STATE = "netboot debian12-x86_64-compute"
+START_TIMEOUT = 300
+
+
+def service_node_address(k: int) -> str:
+    return f"127.0.1.{k}"
+
+
+def write_stanzas(path: Path, service_nodes: int, each: int) -> None:
+    with path.open("w") as out:
+        out.write("# <xCAT data object stanza file>\n")
+        for k in range(1, service_nodes + 1):
+            out.write(f"\nsn{k:03d}:\n    objtype=node\n    groups=service\n"
+                      f"    ip={service_node_address(k)}\n")  # fmt: skip
+            out.write(f"\nrack{k:03d}:\n    objtype=group\n    servicenode=sn{k:03d}\n"
+                      f"    xcatmaster={service_node_address(k)}\n")  # fmt: skip
+        for i in range(service_nodes * each):
+            k = i // each + 1
+            out.write(
+                f"\ncn{i + 1:06d}:\n    objtype=node\n    groups=compute,rack{k:03d}\n"
+                f"    ip=127.{10 + k}.{i % each >> 8 & 255}.{i % each & 255}\n"
+                f"    mac=52:54:{k:02x}:00:{i % each >> 8 & 255:02x}:{i % each & 255:02x}\n"
+                "    netboot=xnba\n"
+            )
+
+
+def make_image(bench: Bench, cluster: Cluster) -> None:
+    rootimgdir = cluster.root / "install/netboot/debian12/x86_64" / IMAGE
+    (rootimgdir / "rootimg/etc").mkdir(parents=True)
+    (rootimgdir / "rootimg/etc/hostname").write_text("node\n")
+    (rootimgdir / "kernel").write_bytes(b"k" * (8 << 20))
+    (rootimgdir / "initrd-stateless.gz").write_bytes(b"i" * (40 << 20))
+    bench.run("mkdef", "-t", "osimage", "-o", IMAGE, "provmethod=netboot", "osvers=debian12",
+              "osarch=x86_64", "profile=compute", f"rootimgdir={rootimgdir}")  # fmt: skip
+    bench.run("packimage", "-c", "zstd", IMAGE)
+
+
+def service_node(mn: Cluster, ca: CertificateAuthority, workdir: Path, k: int) -> Cluster:
+    """The root of service node k, with what its enrollment would give it."""
+    name, address = f"sn{k:03d}", service_node_address(k)
+    sn = Cluster(workdir / name, hostname=name, address=address)
+    for port in ("port", "http_port", "tftp_port", "status_port"):
+        setattr(sn, port, getattr(mn, port))
+    config = Config("", role="servicenode", listen=(address,), port=mn.port,
+                    http_port=mn.http_port, tftp_port=mn.tftp_port, status_port=mn.status_port,
+                    serve_dhcp=False)  # fmt: skip
+    layout = Layout.for_root(sn.root)
+    layout.etc.mkdir(parents=True)
+    layout.config_file.write_text(config.dump())
+    key = ed25519.Ed25519PrivateKey.generate()
+    cert = ca.sign(key.public_key(), name, "servicenode", dns_names=(name,),
+                   ip_addresses=(address,))  # fmt: skip
+    boot = BootArguments(Target("127.0.0.1", mn.port), b"", name)
+    install(layout, boot, Enrolled(cert, ca.cert, key, "", ""))
+    return sn
+
+
+def start_all(service_nodes: list[Cluster]) -> None:
+    """Every service node's daemon at once; back when all serve."""
+    for sn in service_nodes:
+        sn.process = subprocess.Popen(
+            [BIN / "xcatd", "serve", "--root", str(sn.root)],
+            stdout=subprocess.DEVNULL,
+            stderr=sn.log.open("ab"),
+            env=sn.env,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    waiting = list(service_nodes)
+    while waiting:
+        if time.monotonic() > deadline:
+            raise BenchmarkFailure(f"{len(waiting)} service nodes did not start")
+        for sn in list(waiting):
+            assert sn.process is not None
+            if sn.process.poll() is not None:
+                raise BenchmarkFailure(f"{sn.hostname} exited:\n{sn.logs()[-2000:]}")
+            if f"serving on port {sn.port}" in sn.logs():
+                waiting.remove(sn)
+        time.sleep(0.2)
+
+
+def main(service_nodes: int = SERVICE_NODES, each: int = NODES_EACH) -> bool:
+    try:
+        return _measure(service_nodes, each)
+    except BenchmarkFailure as failure:
+        print(f"FAILED: {failure}", file=sys.stderr, flush=True)
+        return False
+
+
+def _measure(service_nodes: int, each: int) -> bool:
+    with running_cluster() as mn:
+        assert mn.process is not None
+        sampler = MemorySampler(mn.process.pid)
+        sampler.start()
+        started: list[Cluster] = []
+        try:
+            bench = Bench(mn, sampler)
+            workdir = mn.root.parent
+            stanzas = workdir / "nodes.stanza"
+            write_stanzas(stanzas, service_nodes, each)
+            bench.run("mkdef", "-z", stdin=stanzas)
+            bench.run("chdef", "-t", "site", f"httpport={mn.http_port}", "dhcpsetup=n")
+            make_image(bench, mn)
+            ca = CertificateAuthority(mn.root / "etc/xcat/pki")
+            started = [service_node(mn, ca, workdir, k) for k in range(1, service_nodes + 1)]
+            start_all(started)
+            total = service_nodes * each
+            print(f"{total:,} nodes across {service_nodes} service nodes "
+                  f"({each:,} each), dispatched from one MN", flush=True)  # fmt: skip
+            ok = True
+            for label in ("images copied", "images current"):
+                before = status_kib(mn.process.pid, "VmRSS")
+                ran = bench.run("nodeset", "compute", f"osimage={IMAGE}")
+                lines = ran.stdout.decode().splitlines()
+                if len(lines) != total or any(not line.endswith(STATE) for line in lines):
+                    raise BenchmarkFailure(f"nodeset printed {len(lines)} lines: {lines[:3]}")
+                ok &= command_figure(f"nodeset via SNs ({label})", [ran], TARGET)
+                per_sn = max(0.0, ran.daemon_peak_mib - before / 1024) / service_nodes
+                print(f"    MN memory per service node during the run: {per_sn * 1024:.0f} KiB")
+        finally:
+            for sn in started:
+                if sn.process is not None:
+                    sn.stop()
+            sampler.stop()
+    return ok
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.hierarchy",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--service-nodes", type=int, default=SERVICE_NODES)
+    parser.add_argument("--nodes-each", type=int, default=NODES_EACH)
+    options = parser.parse_args()
+    sys.exit(0 if main(options.service_nodes, options.nodes_each) else 1)

@@ -1,0 +1,218 @@
+"""Service nodes serve their compute nodes: the management node carries a
+request for their nodes to them (DESIGN.md §9).
+
+A management node (MN) in a network namespace with a bridge; a service node
+(SN) in a namespace of its own on that bridge, enrolled the way a booting
+service node enrolls (`xcatd enroll` with the kernel command line nodeset
+wrote, from its own address), its daemon started as its image starts it.
+Then the administrator, on the MN, runs nodeset for compute nodes, some
+served by the SN (`servicenode=sn1`), one by the MN itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import BIN, Cluster
+from tests.netboot import Machine, Network, network
+from tests.test_nodeset import make_image
+from xcatd.config import Config
+
+SERVICE_IMAGE, COMPUTE_IMAGE = "sn-image", "cn-image"
+STATE = "netboot debian12-x86_64-service"  # make_image's profile
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Network]:
+    with network(tmp_path / "net", "10.78.0.1/24") as net:
+        yield net
+
+
+@pytest.fixture
+def mn(net: Network, tmp_path: Path) -> Iterator[Cluster]:
+    cluster = Cluster(tmp_path / "mn", address=net.server, prefix=net.prefix)
+    assert cluster.init().returncode == 0
+    cluster.start()
+    try:
+        # The nodes boot from the same ports on the MN and on the SN.
+        cluster.ok("chdef", "-t", "site", f"httpport={cluster.http_port}")
+        service = make_image(cluster, SERVICE_IMAGE, pack=False)
+        (service / "rootimg/opt/xcat/bin").mkdir(parents=True)
+        (service / "rootimg/opt/xcat/bin/xcatd").write_text("#!/bin/sh\n")
+        cluster.ok("packimage", "-c", "zstd", SERVICE_IMAGE)
+        make_image(cluster, COMPUTE_IMAGE)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def sn_host(net: Network) -> Iterator[Machine]:
+    with net.machine(2) as machine:
+        yield machine
+
+
+@pytest.fixture
+def sn(mn: Cluster, sn_host: Machine, tmp_path: Path) -> Iterator[Cluster]:
+    """sn1, enrolled and serving, at 10.78.0.2."""
+    mn.ok("mkdef", "sn1", "groups=service", "mac=52:54:00:78:00:02", f"ip={sn_host.address}")
+    mn.ok("nodeset", "sn1", f"osimage={SERVICE_IMAGE}")
+    service_node = Cluster(tmp_path / "sn1", hostname="sn1", address=sn_host.address,
+                           prefix=sn_host.prefix)  # fmt: skip
+    for port in ("port", "http_port", "tftp_port", "status_port"):
+        setattr(service_node, port, getattr(mn, port))
+    config = Config("", role="servicenode", listen=(sn_host.address,), port=mn.port,
+                    http_port=mn.http_port, tftp_port=mn.tftp_port, status_port=mn.status_port,
+                    serve_dhcp=False)  # fmt: skip
+    (service_node.root / "etc/xcat").mkdir(parents=True)
+    (service_node.root / "etc/xcat/xcatd.toml").write_text(config.dump())
+    cmdline = tmp_path / "sn1.cmdline"
+    cmdline.write_text(boot_arguments(mn, "sn1"))
+    enrolled = subprocess.run(  # as xcatd-enroll.service runs it, from sn1's address
+        [*sn_host.prefix, BIN / "xcatd", "enroll", "--root", str(service_node.root),
+         "--cmdline", str(cmdline), "--wait", "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert enrolled.returncode == 0, enrolled.stderr
+    service_node.start()
+    try:
+        yield service_node
+    finally:
+        service_node.stop()
+
+
+def boot_arguments(cluster: Cluster, node: str) -> str:
+    script = (cluster.root / "tftpboot/xcat/xnba/nodes" / node).read_text()
+    return script.split("imgargs kernel ", 1)[1].split("\n", 1)[0]
+
+
+def define_compute_nodes(mn: Cluster) -> None:
+    mn.ok("mkdef", "-t", "group", "-o", "rack1", "servicenode=sn1")
+    for number, groups in ((11, "compute,rack1"), (12, "compute,rack1"), (13, "compute")):
+        mn.ok("mkdef", f"cn{number}", f"groups={groups}", f"mac=52:54:00:78:00:{number}",
+              f"ip=10.78.0.{number}")  # fmt: skip
+
+
+def test_nodeset_for_nodes_of_a_service_node_runs_on_it_as_the_user(mn, sn):
+    define_compute_nodes(mn)
+
+    result = mn.run("nodeset", "compute", f"osimage={COMPUTE_IMAGE}")
+
+    # (No DHCP server is set up here, on the MN or on sn1: each says so.)
+    assert result.returncode == 0, result.stderr + sn.logs()[-3000:]
+    assert not [line for line in result.stderr.splitlines() if "DHCP" not in line]
+    assert sorted(result.stdout.splitlines()) == [f"cn{n}: {STATE}" for n in (11, 12, 13)]
+    # cn11 and cn12 boot from sn1: their boot files are sn1's, naming sn1.
+    for node in ("cn11", "cn12"):
+        assert not (mn.root / "tftpboot/xcat/xnba/nodes" / node).exists()
+        arguments = boot_arguments(sn, node).split()
+        assert f"XCAT=10.78.0.2:{mn.port}" in arguments
+        assert any(a.startswith(f"imgurl=http://10.78.0.2:{mn.http_port}{sn.root}/install/")
+                   for a in arguments)  # fmt: skip
+    assert f"XCAT=10.78.0.1:{mn.port}" in boot_arguments(mn, "cn13").split()
+    assert not (sn.root / "tftpboot/xcat/xnba/nodes/cn13").exists()
+    # sn1 keeps its own copy of the packed image, whole.
+    theirs = mn.root / "install/netboot/debian12/x86_64" / COMPUTE_IMAGE
+    ours = sn.root / "install/netboot/debian12/x86_64" / COMPUTE_IMAGE
+    for name in ("rootimg.cpio.zst", "rootimg.cpio.zst.sha256", "kernel", "initrd-stateless.gz"):
+        assert (ours / name).read_bytes() == (theirs / name).read_bytes()
+    assert hashlib.sha256((ours / "rootimg.cpio.zst").read_bytes()).hexdigest() in (
+        (ours / "rootimg.cpio.zst.sha256").read_text()
+    )
+    # sn1 ran it as root, who signed it; the MN carried it.
+    assert audited(sn, "nodeset") == [("root", "10.78.0.1:* via mn1", 0)]
+
+
+def test_a_compute_node_reports_to_its_service_node_and_the_mn_shows_it(mn, sn, net):
+    define_compute_nodes(mn)
+    mn.ok("nodeset", "cn11", f"osimage={COMPUTE_IMAGE}")
+    status_url = next(
+        word.partition("=")[2]
+        for word in boot_arguments(sn, "cn11").split()
+        if word.startswith("XCATSTATUS=")
+    )
+    assert status_url == f"http://10.78.0.2:{mn.http_port}/xcatd/status"
+    with net.machine(11) as cn11:
+        # What the image's report-boot unit sends, from the node's address.
+        posted = subprocess.run(
+            [*cn11.prefix, "curl", "-fsS", "--data-urlencode", "node=cn11",
+             "--data-urlencode", "state=booted", status_url],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert (posted.returncode, posted.stdout) == (0, "cn11: booted\n"), posted.stderr
+    deadline = time.monotonic() + 20
+    while mn.ok("nodels", "cn11", "status") != "cn11: booted\n":
+        assert time.monotonic() < deadline, sn.logs()[-2000:]
+        time.sleep(0.2)
+    assert mn.ok("nodels", "cn12", "status") == "cn12: \n"  # it said nothing
+
+
+def test_makedhcp_sets_up_each_service_nodes_dhcp_and_its_nodes_entries_there(mn, sn):
+    define_compute_nodes(mn)
+    mn.ok("mkdef", "-t", "network", "-o", "net78", "net=10.78.0.0", "mask=255.255.255.0")
+
+    settings = mn.run("makedhcp", "-n")
+    assert settings.returncode == 0, settings.stderr
+    # sn1 wrote its own settings, for its interface on that network.
+    assert "interface=eth0" in (sn.root / "etc/xcat/dhcp/dnsmasq.conf").read_text()
+
+    entries = mn.run("makedhcp", "compute")
+    assert entries.returncode == 0, entries.stderr
+    assert dhcp_hosts(sn) == {
+        "52:54:00:78:00:11,10.78.0.11,cn11", "52:54:00:78:00:12,10.78.0.12,cn12"
+    }  # fmt: skip
+    assert dhcp_hosts(mn) == {  # sn1's own, from its nodeset; and cn13's
+        "52:54:00:78:00:02,10.78.0.2,sn1", "52:54:00:78:00:13,10.78.0.13,cn13"
+    }  # fmt: skip
+
+    assert mn.run("makedhcp", "-d", "cn11").returncode == 0
+    assert dhcp_hosts(sn) == {"52:54:00:78:00:12,10.78.0.12,cn12"}
+
+
+def dhcp_hosts(cluster: Cluster) -> set[str]:
+    text = (cluster.root / "etc/xcat/dhcp/dnsmasq-hosts").read_text()
+    return {line for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_a_service_node_that_cannot_be_reached_costs_its_nodes_an_error_line(mn, sn):
+    define_compute_nodes(mn)
+    sn.stop()
+
+    result = mn.run("nodeset", "compute", f"osimage={COMPUTE_IMAGE}")
+
+    assert result.returncode == 1
+    assert result.stdout == f"cn13: {STATE}\n"
+    errors = [line for line in result.stderr.splitlines() if "Error" in line]
+    assert errors == [
+        f"cn1{n}: Error: service node sn1: cannot reach xcatd at 10.78.0.2:{mn.port}: "
+        "Connection refused"
+        for n in (1, 2)
+    ], result.stderr
+
+
+def test_a_node_whose_service_node_is_not_defined_is_told_so(mn):
+    mn.ok("mkdef", "cn21", "groups=compute", "mac=52:54:00:78:00:21", "ip=10.78.0.21",
+          "servicenode=sn9")  # fmt: skip
+    result = mn.run("nodeset", "cn21", f"osimage={COMPUTE_IMAGE}")
+    assert result.returncode == 1
+    assert "cn21: Error: service node sn9 has no ip: chdef sn9 ip=<address>\n" in result.stderr
+
+
+def audited(cluster: Cluster, command: str) -> list[tuple[str, str, int]]:
+    with sqlite3.connect(cluster.root / "var/lib/xcat/xcat.sqlite") as db:
+        rows = db.execute(
+            "select user, peer, rc from audit where command = ? order by id", [command]
+        ).fetchall()
+    return [(user, _port_hidden(peer), rc) for user, peer, rc in rows]
+
+
+def _port_hidden(peer: str) -> str:
+    address, _, rest = peer.partition(" ")
+    return f"{address.rpartition(':')[0]}:* {rest}".strip()

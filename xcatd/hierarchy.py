@@ -1,0 +1,107 @@
+"""Requests for nodes that service nodes serve run on those service nodes
+(DESIGN.md §9), as xCAT's hierarchy does.
+
+On the management node a command splits its nodes by the first service
+node in each node's `servicenode`; the nodes with none (or served by this
+host itself) it handles here, and the user's request goes — exactly as the
+user signed it, with the user's certificate — to each service node at
+once, whose daemon checks it and runs it as that user for the nodes it
+serves.  Their output comes back through here as it is produced; a service
+node that cannot be reached, or breaks off, costs an error line for each of
+its nodes that got no answer, never the other nodes' results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import trio
+from xcat_protocol.messages import Output
+
+from .call import Call
+from .link import Link, LinkError
+from .store.nodes import Nodes
+
+
+@dataclass
+class Split:
+    """A request's nodes: those handled here, and those of each service node."""
+
+    local: list[str] = field(default_factory=list)
+    remote: dict[str, list[str]] = field(default_factory=dict)  # service node -> its nodes
+    addresses: dict[str, str | None] = field(default_factory=dict)  # service node -> its ip
+
+    def add_servers_of(self, other: Split) -> None:
+        """Every service node of `other` runs the request too, for its own
+        settings (makedhcp -n), with no nodes of this request if it has none."""
+        for server in other.remote:
+            self.remote.setdefault(server, [])
+            self.addresses.setdefault(server, other.addresses[server])
+
+
+def split(call: Call, nodes: Nodes, names: Iterable[str]) -> Split:
+    """Who runs the request for each node.  On a service node, and for a
+    request the management node did not relay (nothing to pass on), all
+    of them are local."""
+    result = Split()
+    here = call.daemon.config.hostname
+    dispatching = call.daemon.role == "master" and call.request is not None
+    for node in names:
+        known = node in nodes.groups_of  # (makedhcp -d names nodes already removed)
+        server = (nodes.attribute(node, "servicenode") or "") if known else ""
+        server = server.split(",")[0].strip()
+        if not dispatching or not server or server in (here, node):
+            result.local.append(node)
+            continue
+        result.remote.setdefault(server, []).append(node)
+        if server not in result.addresses:
+            defined = server in nodes.groups_of
+            result.addresses[server] = nodes.attribute(server, "ip") if defined else None
+    return result
+
+
+async def run_remote(call: Call, remote: Split, port: int) -> None:
+    """The request on every service node of `remote` at once."""
+    async with trio.open_nursery() as nursery:
+        for server, nodes in remote.remote.items():
+            address = remote.addresses.get(server)
+            nursery.start_soon(_run_on, call, server, address, port, nodes)
+
+
+async def _run_on(
+    call: Call, server: str, address: str | None, port: int, nodes: list[str]
+) -> None:
+    answered: set[str] = set()
+
+    async def forward(output: Output) -> None:
+        answered.update(_nodes_in(output, nodes))
+        if output.kind == "error":
+            call.errors += 1
+        await call.send(output._replace(id=call.id))
+
+    if address is None:
+        why = f"service node {server} has no ip: chdef {server} ip=<address>"
+    else:
+        try:
+            async with Link.open(address, port, call.daemon.ca) as link:
+                answer = await link.relay(call.relayable(), forward)
+        except LinkError as exc:
+            why = f"service node {server}: {exc}"
+        else:
+            if answer.rc != 0 and not call.errors:
+                call.rc = answer.rc
+            return
+    if not nodes:
+        await call.error(why)
+    for node in nodes:
+        if node not in answered:
+            await call.error(why, node=node)
+
+
+def _nodes_in(output: Output, nodes: list[str]) -> set[str]:
+    """The nodes an output speaks of: its `node`, or `<node>: ` lines."""
+    if output.node:
+        return {output.node}
+    named = {line.partition(":")[0] for line in (output.text or "").splitlines()}
+    return named & set(nodes)

@@ -1,0 +1,189 @@
+"""A connection from this daemon to another one, over the same protocol
+and TLS as any client: the management node dispatching a request to a
+service node, a service node asking the management node for definitions or
+passing on its nodes' status.
+
+The daemon's own certificate is the client certificate (the management
+node's has role `master`, a service node's `servicenode`), so the other
+side knows which daemon it talks to and its policy decides.  A request is
+either signed here, as this daemon, or relayed as it was signed by its user
+(with the user's certificate in the chain), so the end user's identity
+survives the hop.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import trio
+from xcat_protocol.errors import ProtocolError
+from xcat_protocol.framing import FrameDecoder, encode_frame
+from xcat_protocol.messages import (
+    NONCE_SIZE,
+    Done,
+    ErrorFrame,
+    Hello,
+    Output,
+    Request,
+    RequestBody,
+    ServerMessage,
+    parse_server_message,
+)
+from xcat_protocol.signing import load_signing_key, sign_body
+
+from .ca import CertificateAuthority
+
+Forward = Callable[[Output], Awaitable[None]]
+CONNECT_TIMEOUT = 10.0
+RECEIVE_SIZE = 65536
+
+
+class LinkError(Exception):
+    """The other daemon cannot be reached, or broke off; the text says which and why."""
+
+
+@dataclass
+class Answer:
+    """What a request printed, as the other daemon sent it, and its rc."""
+
+    outputs: list[Output] = field(default_factory=list)
+    rc: int = 1
+
+    @property
+    def text(self) -> str:
+        """The lines of standard output, as the client would print them."""
+        return "\n".join(o.text for o in self.outputs if o.kind in ("info", "data") and o.text)
+
+    @property
+    def errors(self) -> list[str]:
+        return [o.text or "" for o in self.outputs if o.kind == "error"]
+
+
+def link_context(ca: CertificateAuthority) -> ssl.SSLContext:
+    """TLS 1.3, trusting the cluster CA only, presenting this daemon's certificate."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca.cert_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(ca.server_cert_file, ca.server_key_file)
+    return context
+
+
+class Link:
+    """One open connection; requests on it run one after the other."""
+
+    def __init__(self, stream: trio.SSLStream, where: str, key_pem: bytes) -> None:
+        self._stream = stream
+        self.where = where
+        self._key = load_signing_key(key_pem)
+        self._decoder = FrameDecoder()
+        self._next_id = 1
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, host: str, port: int, ca: CertificateAuthority) -> AsyncIterator[Link]:
+        """A connection past the other daemon's greeting, within CONNECT_TIMEOUT."""
+        where = f"{host}:{port}"
+        context = link_context(ca)
+        stream: trio.SSLStream | None = None
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT):
+                tcp = await trio.open_tcp_stream(host, port)
+                stream = trio.SSLStream(tcp, context, server_hostname=host)
+                await stream.do_handshake()
+                link = cls(stream, where, ca.server_key_file.read_bytes())
+                hello = await link._receive()
+        except trio.TooSlowError:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            raise LinkError(
+                f"cannot reach xcatd at {where}: no answer within {CONNECT_TIMEOUT:.0f} s"
+            ) from None
+        except (OSError, trio.BrokenResourceError, ssl.SSLError, LinkError) as exc:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            if isinstance(exc, LinkError):
+                raise
+            raise LinkError(f"cannot reach xcatd at {where}: {_reason(exc)}") from None
+        try:
+            if not isinstance(hello, Hello):
+                raise LinkError(f"xcatd at {where} did not greet as expected")
+            yield link
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def ask(self, cmd: str, args: list[str], user: str) -> Answer:
+        """Run a request signed by this daemon; what it printed."""
+        body = RequestBody(
+            cmd=cmd,
+            args=args,
+            user=user,
+            ts=int(time.time() * 1000),
+            nonce=os.urandom(NONCE_SIZE),
+        ).encode()
+        return await self.relay(Request(0, body, sign_body(self._key, body)))
+
+    async def relay(self, request: Request, forward: Forward | None = None) -> Answer:
+        """Run a request as it was signed (by this daemon, or by a user it
+        relays for); each output is handed to `forward` as it arrives, or
+        kept in the answer."""
+        answer = Answer()
+        request_id = self._next_id
+        self._next_id += 1
+        await self._send(request._replace(id=request_id).to_wire())
+        while True:
+            message = await self._receive()
+            if isinstance(message, Output) and message.id == request_id:
+                if forward is None:
+                    answer.outputs.append(message)
+                else:
+                    await forward(message)
+            elif isinstance(message, Done) and message.id == request_id:
+                answer.rc = message.rc
+                return answer
+
+    async def _send(self, wire: dict) -> None:
+        try:
+            await self._stream.send_all(encode_frame(wire))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise LinkError(f"connection to xcatd at {self.where} lost: {_reason(exc)}") from None
+
+    async def _receive(self) -> ServerMessage:
+        while (raw := self._next_message()) is None:
+            try:
+                data = await self._stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                data = b""
+                reason = _reason(exc)
+            else:
+                reason = "it closed the connection"
+            if not data:
+                raise LinkError(f"connection to xcatd at {self.where} lost: {reason}")
+            self._decoder.feed(data)
+        try:
+            message = parse_server_message(raw)
+        except ProtocolError as exc:
+            raise LinkError(f"bad reply from xcatd at {self.where}: {exc}") from None
+        if isinstance(message, ErrorFrame):
+            raise LinkError(f"xcatd at {self.where}: {message.text}")
+        return message
+
+    def _next_message(self) -> dict | None:
+        try:
+            return self._decoder.next_message()
+        except ProtocolError as exc:
+            raise LinkError(f"bad reply from xcatd at {self.where}: {exc}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in the system's words: trio wraps a refused connection
+    in "all attempts to connect ... failed", with the real errors in a group."""
+    cause = exc.__cause__ or exc
+    while isinstance(cause, BaseExceptionGroup):
+        cause = cause.exceptions[0]
+    if isinstance(cause, OSError) and cause.errno:
+        return os.strerror(cause.errno)
+    return str(cause) or type(cause).__name__

@@ -1,0 +1,119 @@
+"""A service node's copies of the packed images its nodes boot.
+
+Without an NFS-mounted /install (site.installloc), a service node keeps its
+own copy of each packed image it serves: the packed root image, its
+`.sha256`, the kernel and the stateless initrd, fetched over HTTP from the
+management node's boot HTTP server into the same place under this node's
+installdir.  The copy is taken again when the management node's `.sha256`
+differs from the one kept (packimage always writes a new one), checked
+against it while it streams in, and put in place by renames only once every
+file is whole: an image changed on the management node reaches the service
+node on the next nodeset, and is never served half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from ..boot.netboot import INITRD, KERNEL
+from .replica import Copy, moved
+
+CHUNK = 1 << 20
+TIMEOUT = 60  # seconds without a byte from the management node
+
+
+class ImageCopyError(Exception):
+    """An image could not be copied; the one it has (if any) is left as it was."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the management node's files are: its HTTP server and installdir."""
+
+    host: str
+    http_port: int
+    installdir: str
+
+    def url(self, path: Path) -> str:
+        return f"http://{self.host}:{self.http_port}{path}"
+
+
+def source_of(copy: Copy, host: str, default_port: int) -> Source:
+    return Source(host, int(copy.site.get("httpport") or default_port), copy.installdir)
+
+
+async def provide(source: Source, installdir: Path, packfile: Path) -> bool:
+    """The image whose packed file is `packfile` (a path of this host), made
+    current; whether it was copied anew."""
+    return await trio.to_thread.run_sync(_provide, source, installdir, packfile)
+
+
+def _provide(source: Source, installdir: Path, packfile: Path) -> bool:
+    remote = Path(moved(str(packfile), str(installdir), source.installdir))
+    sums = packfile.with_name(packfile.name + ".sha256")
+    wanted = _get(source.url(remote.with_name(sums.name)), limit=4096).decode()
+    expected = wanted.split()[0] if wanted.split() else ""
+    if len(expected) != 64:
+        raise ImageCopyError(f"{source.url(remote)}.sha256 does not hold a SHA-256")
+    if sums.is_file() and sums.read_text() == wanted and packfile.is_file():
+        return False
+    rootimgdir = packfile.parent
+    rootimgdir.mkdir(parents=True, exist_ok=True)
+    fetched = {}
+    try:
+        for name in (KERNEL, INITRD, packfile.name):
+            fetched[name] = _download(source.url(remote.with_name(name)), rootimgdir / name)
+        if fetched[packfile.name] != expected:
+            raise ImageCopyError(
+                f"{source.url(remote)} does not match its .sha256 (changed while copied? "
+                "run nodeset again)"
+            )
+        for name in fetched:
+            os.replace(_partial(rootimgdir / name), rootimgdir / name)
+        tmp = _partial(sums)
+        tmp.write_text(wanted)
+        os.replace(tmp, sums)
+    finally:
+        for name in (KERNEL, INITRD, packfile.name):
+            _partial(rootimgdir / name).unlink(missing_ok=True)
+    return True
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial")
+
+
+def _download(url: str, target: Path) -> str:
+    """`url` into the partial file of `target`; its SHA-256."""
+    digest = hashlib.sha256()
+    try:
+        with (
+            urllib.request.urlopen(url, timeout=TIMEOUT) as response,
+            _partial(target).open("wb") as out,
+        ):
+            while chunk := response.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+    except (urllib.error.URLError, OSError) as exc:
+        raise ImageCopyError(f"cannot copy {url}: {_reason(exc)}") from None
+    return digest.hexdigest()
+
+
+def _get(url: str, limit: int) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            return response.read(limit)
+    except (urllib.error.URLError, OSError) as exc:
+        raise ImageCopyError(f"cannot read {url}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+    return str(reason)

@@ -1,0 +1,121 @@
+"""A service node's copy of the definitions it works from (DESIGN.md §9).
+
+The management node's database is the only truth; no database port is
+opened to service nodes.  Before it runs a request the management node
+carried to it, a service node asks the management node, over the signed
+protocol and as itself, for the definitions: `lsdef -a -l --json`, of which
+it keeps the site, networks, osimages, groups and nodes.  Its certificate
+sees only the nodes it serves (and itself), so that is all it gets.  They
+replace its local copy in one transaction: a failed refresh leaves the
+last good copy whole.
+
+Paths are the one thing that differs between the two hosts: osimage paths
+under the management node's installdir are read as the same paths under
+this node's installdir (where images are cached, images.py), and the
+site's installdir and tftpdir stay this host's own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlite_utils
+from xcat_client.credentials import Target
+
+from ..link import Link
+from ..store import objects
+from ..store.objects import Definition
+from ..store.objtypes import GROUP, NETWORK, NODE, OSIMAGE, SITE, ObjectType
+
+if TYPE_CHECKING:
+    from ..daemon import Daemon
+
+log = logging.getLogger(__name__)
+
+COPIED = (SITE, NETWORK, OSIMAGE, GROUP, NODE)
+HOST_LOCAL = ("installdir", "tftpdir")  # site values that are each host's own
+
+
+class ReplicaError(Exception):
+    """The definitions could not be had from the management node; the copy is unchanged."""
+
+
+@dataclass(frozen=True)
+class Copy:
+    """The management node's definitions, by type."""
+
+    objects: dict[ObjectType, dict[str, dict[str, str]]]
+
+    @property
+    def site(self) -> dict[str, str]:
+        return self.objects[SITE].get(SITE.only_object or "", {})
+
+    @property
+    def installdir(self) -> str:
+        """The management node's installdir, where its images are."""
+        return self.site.get("installdir", "")
+
+
+def master_of(daemon: Daemon) -> Target:
+    try:
+        return Target.parse(daemon.config.master)
+    except ValueError:
+        raise ReplicaError(
+            f"this service node does not know its management node (master = "
+            f"{daemon.config.master!r} in {daemon.layout.config_file}): run xcatd enroll"
+        ) from None
+
+
+async def refresh(daemon: Daemon) -> Copy:
+    """Replace the local definitions by the management node's; what they were."""
+    master = master_of(daemon)
+    async with Link.open(master.host, master.port, daemon.ca) as link:
+        answer = await link.ask("lsdef", ["-a", "-l", "--json"], user=daemon.config.hostname)
+    if answer.rc != 0:
+        raise ReplicaError(f"lsdef -a -l on {master}: " + "; ".join(answer.errors))
+    copy = Copy(_by_type(o.data for o in answer.outputs if isinstance(o.data, dict)))
+    here = str(daemon.layout.installdir)
+    await daemon.store.run(lambda db: _replace(db, copy, here))
+    counts = ", ".join(f"{len(v)} {t.name}" for t, v in copy.objects.items())
+    log.info("definitions from %s: %s", master, counts)
+    return copy
+
+
+def _by_type(records: Iterable[dict]) -> dict[ObjectType, dict[str, dict[str, str]]]:
+    """The objects a service node keeps, from lsdef's records, by type."""
+    kept: dict[ObjectType, dict[str, dict[str, str]]] = {t: {} for t in COPIED}
+    types = {t.name: t for t in COPIED}
+    for record in records:
+        values = {str(k): str(v) for k, v in record.items()}
+        name, objtype = values.pop("name", ""), types.get(values.pop("objtype", ""))
+        if objtype is not None and name:
+            kept[objtype][name] = values
+    return kept
+
+
+def _replace(db: sqlite_utils.Database, copy: Copy, installdir: str) -> None:
+    theirs = copy.installdir
+    definitions = []
+    for objtype, found in copy.objects.items():
+        for name, values in found.items():
+            if objtype is SITE:
+                values = {k: v for k, v in values.items() if k not in HOST_LOCAL}
+            elif objtype is OSIMAGE and theirs and theirs != installdir:
+                values = {k: moved(v, theirs, installdir) for k, v in values.items()}
+            definitions.append(Definition(objtype, name, values))
+    with db.atomic():
+        for objtype in COPIED:
+            db.execute(f"delete from [{objtype.name}]")
+        objects.create(db, definitions, replace=True)
+
+
+def moved(value: str, theirs: str, ours: str) -> str:
+    """A path under the management node's installdir, under ours instead."""
+    path = Path(value)
+    if value.startswith("/") and path.is_relative_to(theirs):
+        return str(Path(ours) / path.relative_to(theirs))
+    return value

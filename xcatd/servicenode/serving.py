@@ -1,0 +1,50 @@
+"""What a service node does before it runs a request the management node
+carried to it: take the management node's definitions (replica.py) and
+the packed images they name (images.py), so that the command then works
+as it does on the management node, on this node's own files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..call import Call
+from ..link import LinkError
+from .images import ImageCopyError, provide, source_of
+from .replica import Copy, ReplicaError, master_of, refresh
+
+
+class ServingError(Exception):
+    """The service node cannot work for this request; the text says why."""
+
+
+async def definitions(call: Call) -> Copy | None:
+    """The management node's definitions, made this node's; None when there
+    is nothing to take (not a service node, or a request the management
+    node did not carry here)."""
+    if not (call.daemon.role == "servicenode" and call.relayed_by_master):
+        return None
+    try:
+        return await refresh(call.daemon)
+    except (ReplicaError, LinkError) as exc:
+        raise ServingError(
+            f"{call.daemon.config.hostname} cannot take the definitions: {exc}"
+        ) from None
+
+
+async def copy_images(
+    call: Call, copy: Copy, images: Mapping[str, Mapping[str, str]]
+) -> dict[str, str]:
+    """Each osimage's packed files from the management node, current; why
+    an image could not be had, by name (its nodes cannot be set up)."""
+    source = source_of(copy, master_of(call.daemon).host, call.daemon.config.http_port)
+    installdir = call.daemon.layout.installdir
+    failed = {}
+    for name, values in images.items():
+        if not values.get("packfile"):
+            continue  # not packed: nodeset says so for its nodes
+        try:
+            await provide(source, installdir, Path(values["packfile"]))
+        except (ImageCopyError, OSError) as exc:
+            failed[name] = f"cannot copy osimage {name} from the management node: {exc}"
+    return failed
