@@ -46,7 +46,7 @@ from xcatd.layout import Layout
 from xcatd.servicenode.enroll import BootArguments, Enrolled, install
 
 from .common import running_cluster
-from .objects import Bench, BenchmarkFailure, MemorySampler, command_figure, status_kib
+from .objects import Bench, BenchmarkFailure, MemorySampler, command_figure, reported, status_kib
 
 SERVICE_NODES = 100
 NODES_EACH = 1000
@@ -133,11 +133,7 @@ def start_all(service_nodes: list[Cluster]) -> None:
 
 
 def main(service_nodes: int = SERVICE_NODES, each: int = NODES_EACH) -> bool:
-    try:
-        return _measure(service_nodes, each)
-    except BenchmarkFailure as failure:
-        print(f"FAILED: {failure}", file=sys.stderr, flush=True)
-        return False
+    return reported(lambda: _measure(service_nodes, each))
 
 
 def _measure(service_nodes: int, each: int) -> bool:

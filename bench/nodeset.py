@@ -30,7 +30,7 @@ from pathlib import Path
 from tests.cluster import Cluster
 
 from .common import running_cluster
-from .objects import Bench, BenchmarkFailure, MemorySampler, command_figure
+from .objects import Bench, BenchmarkFailure, MemorySampler, command_figure, reported
 
 NODES = 10_000
 RACKS = 20
@@ -71,11 +71,7 @@ def set_nodes(bench: Bench, count: int, state: str, *args: str):
 
 
 def main(count: int = NODES) -> bool:
-    try:
-        return _measure(count)
-    except BenchmarkFailure as failure:
-        print(f"FAILED: {failure}", file=sys.stderr, flush=True)
-        return False
+    return reported(lambda: _measure(count))
 
 
 def _measure(count: int) -> bool:

@@ -35,7 +35,7 @@ from tests.blackhole import silent_network
 from tests.cluster import Cluster
 from tests.netboot import Network, network
 
-from .objects import Bench, BenchmarkFailure, MemorySampler, command_figure
+from .objects import Bench, BenchmarkFailure, MemorySampler, command_figure, reported
 
 NODES = 1000
 RUNS = 3
@@ -47,11 +47,7 @@ NO_NET_RAW = ("setpriv", "--inh-caps=-net_raw", "--bounding-set=-net_raw")
 
 
 def main(count: int = NODES, runs: int = RUNS) -> bool:
-    try:
-        return _measure(count, runs)
-    except BenchmarkFailure as failure:
-        print(f"FAILED: {failure}", file=sys.stderr, flush=True)
-        return False
+    return reported(lambda: _measure(count, runs))
 
 
 def _measure(count: int, runs: int) -> bool:

@@ -44,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,16 @@ TIMEOUT = 600  # seconds any one command may take before the run is declared bro
 
 class BenchmarkFailure(Exception):
     """A command failed or answered wrongly: the figures would mean nothing."""
+
+
+def reported(measure: Callable[[], bool]) -> bool:
+    """A benchmark's outcome: its figures, or why it could not make them, in
+    one line (False), never a traceback in the middle of the other benchmarks."""
+    try:
+        return measure()
+    except BenchmarkFailure as failure:
+        print(f"FAILED: {failure}", file=sys.stderr, flush=True)
+        return False
 
 
 # -- the data set --------------------------------------------------------------
@@ -264,11 +275,7 @@ def command_figure(label: str, runs: list[Ran], target: float | None = None) -> 
 
 def main(count: int = NODES, runs: int = RUNS, keep: Path | None = None) -> bool:
     """Every figure beside its target; False when one is missed or a command fails."""
-    try:
-        return _measure(count, runs, keep)
-    except BenchmarkFailure as failure:
-        print(f"FAILED: {failure}", file=sys.stderr, flush=True)
-        return False
+    return reported(lambda: _measure(count, runs, keep))
 
 
 def _measure(count: int, runs: int, keep: Path | None) -> bool:

@@ -31,7 +31,7 @@ from statistics import median
 from tests.bmc import USER, Bmc, bmc_lab
 
 from .common import report, running_cluster
-from .objects import Bench, BenchmarkFailure, MemorySampler, Ran, command_figure
+from .objects import Bench, BenchmarkFailure, MemorySampler, Ran, command_figure, reported
 
 BMCS = 500
 RUNS = 3
@@ -47,11 +47,7 @@ def main(count: int = BMCS, runs: int = RUNS) -> bool:
     if missing:
         print(f"FAILED: {', '.join(missing)} not installed (bash .ci/install)", file=sys.stderr)
         return False
-    try:
-        return _measure(count, runs)
-    except BenchmarkFailure as failure:
-        print(f"FAILED: {failure}", file=sys.stderr, flush=True)
-        return False
+    return reported(lambda: _measure(count, runs))
 
 
 def _measure(count: int, runs: int) -> bool:

@@ -18,6 +18,8 @@ def cluster(shared_cluster: Cluster) -> Cluster:
     """sn1 serves cn1 (its servicenode), cn3 (xcatmaster) and rack1's nodes
     (servicenode inherited from the group); sn2 serves cn2."""
     shared_cluster.ok("mkdef", "-t", "group", "-o", "rack1", "servicenode=sn1")
+    # A regular expression: cn51 is sn1's, cn52 sn2's.
+    shared_cluster.ok("mkdef", "-t", "group", "-o", "rack5", r"servicenode=|\D+(\d+)|sn($1-50)|")
     for node, *attributes in (
         ("sn1", "groups=service"),
         ("sn2", "groups=service"),
@@ -25,6 +27,8 @@ def cluster(shared_cluster: Cluster) -> Cluster:
         ("cn2", "groups=compute", "servicenode=sn2", "bmcpassword=cn2secret"),
         ("cn3", "groups=compute", "xcatmaster=sn1"),
         ("cn4", "groups=compute,rack1"),
+        ("cn51", "groups=compute,rack5"),
+        ("cn52", "groups=compute,rack5"),
     ):
         shared_cluster.ok("mkdef", node, *attributes)
     return shared_cluster
@@ -45,12 +49,13 @@ def user(cluster: Cluster, creds: Path):
 
 
 def test_a_service_node_sees_only_the_nodes_it_serves_and_itself(as_sn1):
-    assert as_sn1("nodels") == (0, "cn1\ncn3\ncn4\nsn1\n", "")
-    assert as_sn1("nodels", "compute") == (0, "cn1\ncn3\ncn4\n", "")
+    assert as_sn1("nodels") == (0, "cn1\ncn3\ncn4\ncn51\nsn1\n", "")
+    assert as_sn1("nodels", "compute") == (0, "cn1\ncn3\ncn4\ncn51\n", "")
     rc, out, _ = as_sn1("lsdef", "-t", "node", "-i", "servicenode")
     assert rc == 0
     assert [line for line in out.splitlines() if line.startswith("Object name")] == [
-        "Object name: cn1", "Object name: cn3", "Object name: cn4", "Object name: sn1"
+        "Object name: cn1", "Object name: cn3", "Object name: cn4", "Object name: cn51",
+        "Object name: sn1",
     ]  # fmt: skip
     assert "Object name: cn4\n    servicenode=sn1\n" in out
 

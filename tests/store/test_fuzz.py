@@ -108,7 +108,7 @@ def cluster() -> Nodes:
     def column(attribute: str) -> dict[str, str]:
         return {n: v[attribute] for n, v in own.items() if attribute in v}
 
-    return Nodes(groups_of, groups, lambda: own, column)
+    return Nodes(groups_of, groups, lambda _names: own, column)
 
 
 @FUZZ

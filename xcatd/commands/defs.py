@@ -435,7 +435,9 @@ def _listing(db, call: Call) -> Produced:
     types = list(TYPES.values()) if options.all else _types(options)
     names = options.objects or options.noderange
     selections = [parse_selection(w) for w in options.where]
-    found = {objtype: _objects_of(db, objtype, names, call, selections) for objtype in types}
+    # One snapshot of the nodes for the node and group listings alike.
+    nodes = call.nodes(db) if {NODE, GROUP} & set(types) else None
+    found = {objtype: _objects_of(db, objtype, names, call, selections, nodes) for objtype in types}
     empty = [objtype.name for objtype, of_type in found.items() if of_type.none]
     if empty and not (names or options.all):
         raise Refusal(f"Could not get objects of type '{empty[0]}'.")
@@ -456,12 +458,23 @@ def _listing(db, call: Call) -> Produced:
 
 
 def _objects_of(
-    db, objtype: ObjectType, names: str | None, call: Call, selections: list[Selection]
+    db,
+    objtype: ObjectType,
+    names: str | None,
+    call: Call,
+    selections: list[Selection],
+    nodes: Nodes | None,
 ) -> Found:
-    """The objects of a type to list: those named, or all."""
+    """The objects of a type to list: those named, or all (`nodes`: the
+    request's snapshot, for nodes and groups)."""
     if objtype is NODE:
-        return _nodes(db, names, call, selections)
-    found = _groups(call.nodes(db), names) if objtype is GROUP else _stored(db, objtype, names)
+        assert nodes is not None
+        return _nodes(nodes, names, call, selections)
+    if objtype is GROUP:
+        assert nodes is not None
+        found = _groups(nodes, names)
+    else:
+        found = _stored(db, objtype, names)
     found.listed = [
         item
         for item in found.listed
@@ -470,8 +483,7 @@ def _objects_of(
     return found
 
 
-def _nodes(db, names: str | None, call: Call, selections: list[Selection]) -> Found:
-    nodes = call.nodes(db)
+def _nodes(nodes: Nodes, names: str | None, call: Call, selections: list[Selection]) -> Found:
     named = expand_noderange(call, names, nodes, verify=False) if names else None
     chosen, missing = _existing(named, nodes.groups_of)
     listed = [

@@ -16,7 +16,7 @@ from ..images.build import build, build_initrd, family_of, incomplete
 from ..images.build_common import BuildError, Output, Spec
 from ..images.distro import Distro
 from ..images.pkglist import PkglistError
-from ..images.profiles import find_profile_file
+from ..images.profiles import find_profile_file, shipped_dir
 from ..sshca import SshAuthority
 from .osimages import osimage, record
 from .registry import CommandParser, command
@@ -57,6 +57,7 @@ async def genimage(call: Call) -> None:
         drivers = _drivers(call.options.netdrivers)
         spec.netdrivers = drivers or _drivers(values.get("netdrivers")) or []
         spec.ssh_ca = SshAuthority(call.daemon.layout.pki).ensure()
+        spec.shipped = shipped_dir(spec.family, netboot)
     except BuildError as exc:
         await call.error(str(exc))
         return

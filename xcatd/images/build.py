@@ -123,8 +123,8 @@ def _backend(spec: Spec, work: Path, output: Output) -> Dnf | Debian:
 
 
 def _read_lists(spec: Spec) -> tuple[pkglist.PackageList, pkglist.PackageList | None]:
-    main = pkglist.read(spec.pkglist)
-    other = pkglist.read(spec.otherpkglist) if spec.otherpkglist else None
+    main = pkglist.read(spec.pkglist, shipped=spec.shipped)
+    other = pkglist.read(spec.otherpkglist, shipped=spec.shipped) if spec.otherpkglist else None
     return main, other
 
 

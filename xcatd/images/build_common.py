@@ -73,6 +73,9 @@ class Spec:
     noupdate: bool = False
     netdrivers: list[str] = field(default_factory=list)  # -n, else the osimage's netdrivers
     ssh_ca: str = ""  # the cluster's SSH CA public key: trusted by the image's ssh and sshd
+    # The family's shipped profiles as this host has them (where init placed
+    # them): where a copied list's includes are found when not copied too.
+    shipped: Path | None = None
 
     @property
     def rootimg(self) -> Path:

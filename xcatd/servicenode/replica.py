@@ -28,7 +28,7 @@ from xcat_client.credentials import Target
 
 from ..link import Link
 from ..store import objects
-from ..store.objects import Definition
+from ..store.objects import Definition, DefinitionError
 from ..store.objtypes import GROUP, NETWORK, NODE, OSIMAGE, SITE, ObjectType
 
 if TYPE_CHECKING:
@@ -104,13 +104,20 @@ def _replace(db: sqlite_utils.Database, copy: Copy, installdir: str) -> None:
         for name, values in found.items():
             if objtype is SITE:
                 values = {k: v for k, v in values.items() if k not in HOST_LOCAL}
+            elif objtype is GROUP:  # members: what lsdef works out, not stored
+                values = {k: v for k, v in values.items() if k != "members"}
             elif objtype is OSIMAGE and theirs and theirs != installdir:
                 values = {k: moved(v, theirs, installdir) for k, v in values.items()}
             definitions.append(Definition(objtype, name, values))
-    with db.atomic():
-        for objtype in COPIED:
-            db.execute(f"delete from [{objtype.name}]")
-        objects.create(db, definitions, replace=True)
+    try:
+        with db.atomic():
+            for objtype in COPIED:
+                db.execute(f"delete from [{objtype.name}]")
+            objects.create(db, definitions, replace=True)
+    except DefinitionError as exc:
+        raise ReplicaError(
+            "the management node's definitions do not hold here: " + "; ".join(exc.problems[:3])
+        ) from None
 
 
 def moved(value: str, theirs: str, ours: str) -> str:

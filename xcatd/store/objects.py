@@ -14,7 +14,7 @@ from functools import partial
 import sqlite_utils
 
 from .attributes import AttributeValueError
-from .nodes import rows
+from .nodes import in_chunks, rows
 from .objtypes import GROUP, NETWORK, NODE, SITE, TYPES, ObjectType, check_name
 
 Values = dict[str, str]
@@ -92,16 +92,9 @@ def checked_values(definition: Definition) -> Values:
     return values
 
 
-def _in_chunks(names: list[str], size: int = 500):
-    """SQLite limits the parameters of one statement; go by slices."""
-    for start in range(0, len(names), size):
-        chunk = names[start : start + size]
-        yield chunk, ",".join("?" * len(chunk))
-
-
 def existing(db: sqlite_utils.Database, objtype: ObjectType, names: Iterable[str]) -> set[str]:
     found: set[str] = set()
-    for chunk, marks in _in_chunks(list(names)):
+    for chunk, marks in in_chunks(list(names)):
         query = f"select [{objtype.key}] from [{objtype.name}] where [{objtype.key}] in ({marks})"
         found.update(row[0] for row in db.execute(query, chunk))
     return found
@@ -123,7 +116,7 @@ def load(
         everything = read()
         return {name: everything[name] for name in names if name in everything}
     found: dict[str, Values] = {}
-    for chunk, marks in _in_chunks(names):
+    for chunk, marks in in_chunks(names):
         found.update(read(f"[{objtype.key}] in ({marks})", chunk))
     return found
 
@@ -407,7 +400,7 @@ def remove(
         if objtype is GROUP:
             present |= _listed_groups(db) & set(names)
             _leave_groups(db, present - _dynamic(db, present))
-        for chunk, marks in _in_chunks([name for name in names if name in present]):
+        for chunk, marks in in_chunks([name for name in names if name in present]):
             db.execute(f"delete from [{objtype.name}] where [{objtype.key}] in ({marks})", chunk)
     return len(present), [name for name in names if name not in present]
 
