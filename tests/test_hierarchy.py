@@ -181,6 +181,21 @@ def dhcp_hosts(cluster: Cluster) -> set[str]:
     return {line for line in text.splitlines() if line and not line.startswith("#")}
 
 
+def test_power_for_nodes_of_a_service_node_runs_on_it(mn, sn):
+    """Their BMCs are on the service node's networks: it drives them."""
+    define_compute_nodes(mn)
+    mn.ok("chdef", "cn11", "mgt=ipmi", "bmc=10.79.0.11", "bmcusername=admin", "bmcpassword=s3cret")
+
+    result = mn.run("rpower", "cn11,cn13", "stat")
+
+    assert result.returncode == 1, result.stderr  # neither BMC answers here
+    errors = sorted(line for line in result.stderr.splitlines() if "Error" in line)
+    assert errors[0].startswith("cn11: Error: ") and "10.79.0.11" in errors[0], errors
+    assert errors[1].startswith("cn13: Error: ")
+    assert audited(sn, "rpower") == [("root", "10.78.0.1:* via mn1", 1)]
+    assert "s3cret" not in sn.logs()  # the secret reached sn1's copy, never its log
+
+
 def test_a_service_node_that_cannot_be_reached_costs_its_nodes_an_error_line(mn, sn):
     define_compute_nodes(mn)
     sn.stop()

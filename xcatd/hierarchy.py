@@ -21,6 +21,7 @@ from xcat_protocol.messages import Output
 
 from .call import Call
 from .link import Link, LinkError
+from .store import objects
 from .store.nodes import Nodes
 
 
@@ -61,8 +62,11 @@ def split(call: Call, nodes: Nodes, names: Iterable[str]) -> Split:
     return result
 
 
-async def run_remote(call: Call, remote: Split, port: int) -> None:
-    """The request on every service node of `remote` at once."""
+async def run_remote(call: Call, remote: Split) -> None:
+    """The request on every service node of `remote` at once, at the port
+    every xcatd of the cluster serves on (site.xcatdport, else this one's)."""
+    site = await call.daemon.store.run(objects.site)
+    port = int(site.get("xcatdport") or call.daemon.config.port)
     async with trio.open_nursery() as nursery:
         for server, nodes in remote.remote.items():
             address = remote.addresses.get(server)

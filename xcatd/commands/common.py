@@ -11,6 +11,8 @@ from typing import TypeVar
 
 from ..admin import ADMIN
 from ..call import Call
+from ..hierarchy import Split, split
+from ..servicenode import serving
 from ..store.noderange import NoderangeError, expand
 from ..store.nodes import Nodes
 from ..store.objects import DefinitionError
@@ -123,6 +125,23 @@ def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool =
                 + (f" (and {len(unserved) - 10} more)" if len(unserved) > 10 else "")
             )
     return names
+
+
+async def divide(call: Call) -> Split | None:
+    """The nodes of the call's noderange: those handled here, and those each
+    service node handles (hierarchy.py); on a service node, the management
+    node's definitions taken first.  None after an error line."""
+    try:
+        await serving.definitions(call)
+
+        def work(db) -> Split:
+            nodes = call.nodes(db)
+            return split(call, nodes, expand_noderange(call, call.options.noderange, nodes))
+
+        return await call.daemon.store.run(work)
+    except (NoderangeError, RegexValueError, serving.ServingError) as exc:
+        await call.error(str(exc))
+        return None
 
 
 async def read_nodes(

@@ -111,8 +111,7 @@ async def makedhcp(call: Call) -> None:
         return
     async with trio.open_nursery() as nursery:
         if split.remote:  # the service nodes' own DHCP service and entries, on them
-            port = settings(call, read.site).xcatd_port
-            nursery.start_soon(run_remote, call, split, port)
+            nursery.start_soon(run_remote, call, split)
         await _here(call, read)
 
 

@@ -131,7 +131,7 @@ async def nodeset(call: Call) -> None:
         snapshot.unavailable = await serving.copy_images(call, copy, snapshot.images)
     async with trio.open_nursery() as nursery:
         if split.remote:  # the service nodes' nodes, on them
-            nursery.start_soon(run_remote, call, split, boot.xcatd_port)
+            nursery.start_soon(run_remote, call, split)
         await _here(call, action, snapshot, boot)
 
 

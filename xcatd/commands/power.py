@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import functools
 
+import trio
+
 from ..call import Call
+from ..hierarchy import run_remote
 from ..hw import actions
 from ..hw.actions import BOOT_DEVICES, POWER_ACTIONS, Operation
 from ..hw.fanout import Job, Limits, Report, run_each
 from ..hw.target import HW_ATTRIBUTES, HardwareError, target_for
 from ..store.nodes import Nodes
-from .common import read_nodes
+from .common import divide, read_nodes
 from .registry import CommandParser, command
 
 
@@ -66,10 +69,18 @@ async def rnetboot(call: Call) -> None:
 
 
 async def _control(call: Call, key: str, operation: Operation) -> None:
-    """`operation` on every node of the noderange, its outcome as `key` in --json."""
-    nodes = await read_nodes(call, hardware)
-    if nodes is not None:
-        await drive(call, nodes, operation, _reporter(call, key))
+    """`operation` on every node of the noderange, its outcome as `key` in
+    --json: the nodes of service nodes on them (their BMCs are on their
+    networks), the others here."""
+    divided = await divide(call)
+    if divided is None:
+        return
+    async with trio.open_nursery() as nursery:
+        if divided.remote:
+            nursery.start_soon(run_remote, call, divided)
+        nodes = await read_nodes(call, hardware, names=divided.local)
+        if nodes:
+            await drive(call, nodes, operation, _reporter(call, key))
 
 
 async def drive(
