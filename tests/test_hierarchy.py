@@ -117,6 +117,11 @@ def test_nodeset_for_nodes_of_a_service_node_runs_on_it_as_the_user(mn, sn):
         assert any(a.startswith(f"imgurl=http://10.78.0.2:{mn.http_port}{sn.root}/install/")
                    for a in arguments)  # fmt: skip
     assert f"XCAT=10.78.0.1:{mn.port}" in boot_arguments(mn, "cn13").split()
+    # The MN's definitions say what sn1 set its nodes to, as for its own.
+    assert mn.ok("lsdef", "cn11", "-i", "currstate,provmethod,profile") == (
+        "Object name: cn11\n    currstate=netboot debian12-x86_64-service\n"
+        f"    profile=service\n    provmethod={COMPUTE_IMAGE}\n"
+    )
     assert not (sn.root / "tftpboot/xcat/xnba/nodes/cn13").exists()
     # sn1 keeps its own copy of the packed image, whole.
     theirs = mn.root / "install/netboot/debian12/x86_64" / COMPUTE_IMAGE

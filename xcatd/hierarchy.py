@@ -62,24 +62,32 @@ def split(call: Call, nodes: Nodes, names: Iterable[str]) -> Split:
     return result
 
 
-async def run_remote(call: Call, remote: Split) -> None:
+async def run_remote(call: Call, remote: Split, said: dict[str, str] | None = None) -> None:
     """The request on every service node of `remote` at once, at the port
-    every xcatd of the cluster serves on (site.xcatdport, else this one's)."""
+    every xcatd of the cluster serves on (site.xcatdport, else this one's);
+    into `said`, what each node's `<node>: <text>` line said."""
     site = await call.daemon.store.run(objects.site)
     port = int(site.get("xcatdport") or call.daemon.config.port)
     async with trio.open_nursery() as nursery:
         for server, nodes in remote.remote.items():
             address = remote.addresses.get(server)
-            nursery.start_soon(_run_on, call, server, address, port, nodes)
+            nursery.start_soon(_run_on, call, server, address, port, nodes, said)
 
 
 async def _run_on(
-    call: Call, server: str, address: str | None, port: int, nodes: list[str]
+    call: Call,
+    server: str,
+    address: str | None,
+    port: int,
+    nodes: list[str],
+    said: dict[str, str] | None,
 ) -> None:
     answered: set[str] = set()
 
     async def forward(output: Output) -> None:
         answered.update(_nodes_in(output, nodes))
+        if said is not None and output.kind == "info":
+            said.update(_lines_of(output, nodes))
         if output.kind == "error":
             call.errors += 1
         await call.send(output._replace(id=call.id))
@@ -101,6 +109,14 @@ async def _run_on(
     for node in nodes:
         if node not in answered:
             await call.error(why, node=node)
+
+
+def _lines_of(output: Output, nodes: list[str]) -> dict[str, str]:
+    """The `<node>: <text>` lines of an output, for these nodes."""
+    if output.node:
+        return {output.node: output.text or ""}
+    lines = (line.partition(": ") for line in (output.text or "").splitlines())
+    return {node: text for node, _, text in lines if node in nodes}
 
 
 def _nodes_in(output: Output, nodes: list[str]) -> set[str]:

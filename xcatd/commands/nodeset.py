@@ -129,10 +129,13 @@ async def nodeset(call: Call) -> None:
     if copy is not None:
         snapshot.copied = True
         snapshot.unavailable = await serving.copy_images(call, copy, snapshot.images)
+    said: dict[str, str] = {}  # what the service nodes set their nodes to
     async with trio.open_nursery() as nursery:
         if split.remote:  # the service nodes' nodes, on them
-            nursery.start_soon(run_remote, call, split)
+            nursery.start_soon(run_remote, call, split, said)
         await _here(call, action, snapshot, boot)
+    if said and action.kind != "stat":
+        await call.daemon.store.run(lambda db: _record_served(db, action, said))
 
 
 async def _here(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> None:
@@ -444,6 +447,29 @@ async def _record(call: Call, outcome: _Outcome, window_minutes: int) -> None:
 
     if edits:
         await call.daemon.store.run(record)
+
+
+def _record_served(db, action: Action, states: dict[str, str]) -> None:
+    """What service nodes set their nodes to, recorded here as for the nodes
+    set here: the management node's definitions stay the ones that count
+    (lsdef, and the service nodes' next copy, read them)."""
+    nodes = Nodes.load(db)
+    keys = ("provmethod", "os", "arch", "profile")
+    names = {}
+    if action.kind == "osimage":
+        for node in states:
+            values = {k: v for k in keys if (v := nodes.attribute(node, k))}
+            names[node] = image_name(action, values)
+    images = objects.load(db, OSIMAGE, set(names.values()) - {None})
+    edits = []
+    for node, state in states.items():
+        changes = {"currstate": state}
+        image = images.get(names.get(node) or "")
+        if image and state.startswith("netboot "):
+            changes |= {"provmethod": names[node] or "", "os": image["osvers"],
+                        "arch": image["osarch"], "profile": image["profile"]}  # fmt: skip
+        edits.append(Edit(Definition(NODE, node, changes)))
+    objects.change(db, edits)
 
 
 # -- stat ------------------------------------------------------------------------
