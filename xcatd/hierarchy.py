@@ -13,7 +13,7 @@ its nodes that got no answer, never the other nodes' results.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import trio
@@ -62,7 +62,21 @@ def split(call: Call, nodes: Nodes, names: Iterable[str]) -> Split:
     return result
 
 
-async def run_remote(call: Call, remote: Split, said: dict[str, str] | None = None) -> None:
+async def alongside(
+    call: Call,
+    remote: Split,
+    here: Callable[[], Awaitable[None]],
+    said: dict[str, str] | None = None,
+) -> None:
+    """`here()` for this daemon's own nodes, while the service nodes of
+    `remote` run the request for theirs."""
+    async with trio.open_nursery() as nursery:
+        if remote.remote:
+            nursery.start_soon(_run_remote, call, remote, said)
+        await here()
+
+
+async def _run_remote(call: Call, remote: Split, said: dict[str, str] | None) -> None:
     """The request on every service node of `remote` at once, at the port
     every xcatd of the cluster serves on (site.xcatdport, else this one's);
     into `said`, what each node's `<node>: <text>` line said."""
@@ -85,9 +99,10 @@ async def _run_on(
     answered: set[str] = set()
 
     async def forward(output: Output) -> None:
-        answered.update(_nodes_in(output, nodes))
+        lines = _lines_of(output, nodes)
+        answered.update(lines)
         if said is not None and output.kind == "info":
-            said.update(_lines_of(output, nodes))
+            said.update(lines)
         if output.kind == "error":
             call.errors += 1
         await call.send(output._replace(id=call.id))
@@ -112,16 +127,9 @@ async def _run_on(
 
 
 def _lines_of(output: Output, nodes: list[str]) -> dict[str, str]:
-    """The `<node>: <text>` lines of an output, for these nodes."""
+    """What an output says of each of these nodes: its text, for its `node`;
+    else its `<node>: <text>` lines."""
     if output.node:
         return {output.node: output.text or ""}
     lines = (line.partition(": ") for line in (output.text or "").splitlines())
     return {node: text for node, _, text in lines if node in nodes}
-
-
-def _nodes_in(output: Output, nodes: list[str]) -> set[str]:
-    """The nodes an output speaks of: its `node`, or `<node>: ` lines."""
-    if output.node:
-        return {output.node}
-    named = {line.partition(":")[0] for line in (output.text or "").splitlines()}
-    return named & set(nodes)

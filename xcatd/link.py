@@ -47,6 +47,10 @@ class LinkError(Exception):
     """The other daemon cannot be reached, or broke off; the text says which and why."""
 
 
+# What a failed connect, handshake or greeting raises.
+CONNECT_FAILURES = (trio.TooSlowError, OSError, trio.BrokenResourceError, ssl.SSLError, LinkError)
+
+
 @dataclass
 class Answer:
     """What a request printed, as the other daemon sent it, and its rc."""
@@ -95,22 +99,13 @@ class Link:
                 stream = trio.SSLStream(tcp, context, server_hostname=host)
                 await stream.do_handshake()
                 link = cls(stream, where, ca.server_key_file.read_bytes())
-                hello = await link._receive()
-        except trio.TooSlowError:
+                if not isinstance(await link._receive(), Hello):
+                    raise LinkError(f"xcatd at {where} did not greet as expected")
+        except CONNECT_FAILURES as exc:
             if stream is not None:
                 await trio.aclose_forcefully(stream)
-            raise LinkError(
-                f"cannot reach xcatd at {where}: no answer within {CONNECT_TIMEOUT:.0f} s"
-            ) from None
-        except (OSError, trio.BrokenResourceError, ssl.SSLError, LinkError) as exc:
-            if stream is not None:
-                await trio.aclose_forcefully(stream)
-            if isinstance(exc, LinkError):
-                raise
-            raise LinkError(f"cannot reach xcatd at {where}: {_reason(exc)}") from None
+            raise _unreachable(where, exc) from None
         try:
-            if not isinstance(hello, Hello):
-                raise LinkError(f"xcatd at {where} did not greet as expected")
             yield link
         finally:
             await trio.aclose_forcefully(stream)
@@ -176,6 +171,14 @@ class Link:
             return self._decoder.next_message()
         except ProtocolError as exc:
             raise LinkError(f"bad reply from xcatd at {self.where}: {exc}") from None
+
+
+def _unreachable(where: str, exc: BaseException) -> LinkError:
+    if isinstance(exc, LinkError):
+        return exc
+    if isinstance(exc, trio.TooSlowError):
+        return LinkError(f"cannot reach xcatd at {where}: no answer within {CONNECT_TIMEOUT:.0f} s")
+    return LinkError(f"cannot reach xcatd at {where}: {_reason(exc)}")
 
 
 def _reason(exc: BaseException) -> str:

@@ -64,7 +64,7 @@ from ..boot.netboot import (
     loader_for,
 )
 from ..call import Call
-from ..hierarchy import Split, run_remote, split
+from ..hierarchy import Split, alongside, split
 from ..servicenode import serving
 from ..store import objects
 from ..store.noderange import NoderangeError
@@ -109,10 +109,8 @@ async def makedhcp(call: Call) -> None:
     except (NoderangeError, RegexValueError, serving.ServingError) as exc:
         await call.error(str(exc))
         return
-    async with trio.open_nursery() as nursery:
-        if split.remote:  # the service nodes' own DHCP service and entries, on them
-            nursery.start_soon(run_remote, call, split)
-        await _here(call, read)
+    # The service nodes' own DHCP service and entries, on them.
+    await alongside(call, split, lambda: _here(call, read))
 
 
 async def _here(call: Call, read: _Read) -> None:

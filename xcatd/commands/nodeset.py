@@ -68,7 +68,7 @@ from ..boot.netboot import (
 from ..ca import fingerprint
 from ..call import Call
 from ..enrollment import arm, window_minutes
-from ..hierarchy import Split, run_remote, split
+from ..hierarchy import Split, alongside, split
 from ..servicenode import serving
 from ..store import objects
 from ..store.noderange import NoderangeError
@@ -130,10 +130,7 @@ async def nodeset(call: Call) -> None:
         snapshot.copied = True
         snapshot.unavailable = await serving.copy_images(call, copy, snapshot.images)
     said: dict[str, str] = {}  # what the service nodes set their nodes to
-    async with trio.open_nursery() as nursery:
-        if split.remote:  # the service nodes' nodes, on them
-            nursery.start_soon(run_remote, call, split, said)
-        await _here(call, action, snapshot, boot)
+    await alongside(call, split, lambda: _here(call, action, snapshot, boot), said)
     if said and action.kind != "stat":
         await call.daemon.store.run(lambda db: _record_served(db, action, said))
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import functools
 
-import trio
-
 from ..call import Call
-from ..hierarchy import run_remote
+from ..hierarchy import alongside
 from ..hw import actions
 from ..hw.actions import BOOT_DEVICES, POWER_ACTIONS, Operation
 from ..hw.fanout import Job, Limits, Report, run_each
@@ -75,12 +73,13 @@ async def _control(call: Call, key: str, operation: Operation) -> None:
     divided = await divide(call)
     if divided is None:
         return
-    async with trio.open_nursery() as nursery:
-        if divided.remote:
-            nursery.start_soon(run_remote, call, divided)
+
+    async def here() -> None:
         nodes = await read_nodes(call, hardware, names=divided.local)
         if nodes:
             await drive(call, nodes, operation, _reporter(call, key))
+
+    await alongside(call, divided, here)
 
 
 async def drive(
