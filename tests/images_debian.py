@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from xcatd.config import Config
 from xcatd.images import pkglist
 from xcatd.images.profiles import SHIPPED
 
@@ -59,7 +60,12 @@ def debian_service_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
     with network(tmp_path_factory.mktemp("service-network")) as net:
         root = tmp_path_factory.mktemp("service-cluster")
         cluster = Cluster(root, address=net.server, prefix=net.prefix)
-        cluster.tftp_port = 69  # what PXE firmware asks, whatever DHCP says
+        # The standard ports, as on every host of a real cluster: what PXE
+        # firmware asks (TFTP, whatever DHCP says), and what the service
+        # nodes booted from the image serve on and expect of the management
+        # node (its image server, the dispatch port).  Free: the namespace is new.
+        cluster.tftp_port, cluster.http_port = 69, 80
+        cluster.port, cluster.status_port = Config.port, Config.status_port
         initialised = cluster.init()
         assert initialised.returncode == 0, initialised.stderr
         cluster.start()

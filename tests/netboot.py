@@ -149,12 +149,21 @@ class Network:
         """The IPv4 address `number` of the bridge's subnet (10 -> 10.77.0.10)."""
         return str(self.address.network[number])
 
-    def tap(self) -> str:
-        """A new tap device on the bridge, for one virtual machine's NIC."""
+    def tap(self, bridge: str | None = None) -> str:
+        """A new tap device on the bridge (or on another `bridge`), for one
+        virtual machine's NIC."""
         tap = f"tap{next(self.taps)}"
         self.ip("tuntap", "add", "dev", tap, "mode", "tap")
-        self.ip("link", "set", tap, "master", self.bridge, "up")
+        self.ip("link", "set", tap, "master", bridge or self.bridge, "up")
         return tap
+
+    def another_bridge(self, name: str) -> str:
+        """A second bridge in the namespace with no address of its own: a
+        network the servers here are not on (a service node's compute
+        network), which only the machines given NICs on it share."""
+        self.ip("link", "add", name, "type", "bridge", "stp_state", "0", "forward_delay", "0")
+        self.ip("link", "set", name, "up")
+        return name
 
     def ip(self, *args: str) -> None:
         """`ip ARGS` inside the namespace."""
@@ -218,16 +227,28 @@ class Network:
         return process
 
     def boot_vm(
-        self, mac: str, nic: str = "virtio-net-pci", memory_mb: int = 2048, name: str = "vm"
+        self,
+        mac: str,
+        nic: str = "virtio-net-pci",
+        memory_mb: int = 2048,
+        name: str = "vm",
+        bridge: str | None = None,
+        more_nics: Sequence[tuple[str, str]] = (),
     ) -> Process:
         """Start a diskless QEMU machine that boots from the network through
         QEMU's own iPXE ROM for `nic` (virtio-net-pci, e1000, ...) on a new
-        tap.  Its serial console is its log (`workdir/<name>.log`)."""
-        return self.start(vm_command(self.tap(), mac, nic, memory_mb), f"{name}.log")
+        tap on the bridge (or on `bridge`); `more_nics` are (MAC, bridge) of
+        further virtio NICs, which the kernel names eth1, eth2, ... in that
+        order (with net.ifnames=0).  Its serial console is its log
+        (`workdir/<name>.log`)."""
+        nics = [(self.tap(bridge), mac, nic)]
+        nics += [(self.tap(on), more, "virtio-net-pci") for more, on in more_nics]
+        return self.start(vm_command(nics, memory_mb), f"{name}.log")
 
 
-def vm_command(tap: str, mac: str, nic: str, memory_mb: int) -> list[str]:
-    """The QEMU command line of a network-booting machine on `tap`.
+def vm_command(nics: Sequence[tuple[str, str, str]], memory_mb: int) -> list[str]:
+    """The QEMU command line of a network-booting machine with `nics`, each
+    (tap, MAC, NIC model); it boots from the first.
 
     No `romfile=`: QEMU's default ROM for each NIC model is ipxe-qemu's, and
     only for its default ROM does QEMU patch the PCI IDs to the device's
@@ -238,8 +259,15 @@ def vm_command(tap: str, mac: str, nic: str, memory_mb: int) -> list[str]:
         *("-accel", "kvm" if kvm_works() else "tcg"),
         *("-m", str(memory_mb)),
         *SERIAL_CONSOLE,
-        *("-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no"),
-        *("-device", f"{nic},netdev=net0,mac={mac}"),
+        *(
+            word
+            for n, (tap, mac, nic) in enumerate(nics)
+            for word in (
+                *("-netdev", f"tap,id=net{n},ifname={tap},script=no,downscript=no"),
+                # Only the first NIC's ROM: the machine boots from that one.
+                *("-device", f"{nic},netdev=net{n},mac={mac}" + (",romfile=" if n else "")),
+            )
+        ),
         # Network first instead of after the (absent) disks; exit on reboot
         # so that a guest that panics stops at once instead of booting again.
         *("-boot", "n", "-no-reboot"),

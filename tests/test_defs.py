@@ -441,3 +441,51 @@ def test_a_regular_expression_value_that_fails_for_a_node_says_so_in_one_line(xc
         + "a" * 40
         + "-x': one match took more than 0.25 s: simplify it\n",
     )
+
+
+def test_attributes_per_interface_are_set_and_shown_one_nic_at_a_time(xcat):
+    """xCAT's nics table: `nicips.eth1=` sets one interface's entry and keeps
+    the others'; lsdef shows an entry per interface; stanzas read back."""
+    ok(xcat("mkdef", "nic1", "groups=nics", "nicips.eth1=10.78.0.1", "nicnetworks.eth1=cnet"))
+    ok(xcat("chdef", "nic1", "nicips.ib0=10.90.0.1|10.91.0.1"))
+    assert ok(xcat("lsdef", "nic1")) == (
+        "Object name: nic1\n    groups=nics\n    nicips.eth1=10.78.0.1\n"
+        "    nicips.ib0=10.90.0.1|10.91.0.1\n    nicnetworks.eth1=cnet\n"
+    )
+    assert ok(xcat("lsdef", "nic1", "-i", "nicips", "-c")) == (
+        "nic1: nicips.eth1=10.78.0.1\nnic1: nicips.ib0=10.90.0.1|10.91.0.1\n"
+    )
+    # The table's own form, as tabdump and nodels show the column.
+    assert ok(xcat("nodels", "nic1", "nicips")) == "nic1: eth1!10.78.0.1,ib0!10.90.0.1|10.91.0.1\n"
+    ok(xcat("chdef", "nic1", "nicips.eth1="))  # removes eth1's entry only
+    assert ok(xcat("lsdef", "nic1", "-i", "nicips")) == (
+        "Object name: nic1\n    nicips.ib0=10.90.0.1|10.91.0.1\n"
+    )
+    stanza = ok(xcat("lsdef", "nic1", "-z"))
+    ok(xcat("rmdef", "nic1"))
+    ok(xcat("mkdef", "-z", stdin=stanza))
+    assert ok(xcat("lsdef", "nic1", "-z")) == stanza
+
+
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["nicips.eth1=10.0.0.1,eth2!10.0.0.2"],
+         "Error: nicbad: Invalid value '10.0.0.1,eth2!10.0.0.2' for attribute 'nicips.eth1': "
+         "one interface's value may not hold ',' or '!'"),
+        (["nicips=10.0.0.1"],
+         "Error: nicbad: Invalid value '10.0.0.1' for attribute 'nicips': expected "
+         "<interface>!<value>[,<interface>!<value>...], not '10.0.0.1'"),
+        (["-p", "nicips.eth1=10.0.0.1"],
+         "Error: -p and -m add to and remove from lists, not nicips.eth1=: give the "
+         "interface's whole value"),
+        (["ip.eth1=10.0.0.1"],
+         "Error: nicbad: 'ip.eth1' is not a valid attribute name for an object type of "
+         "'node' (see lsdef -t node -h)"),
+    ],
+)  # fmt: skip
+def test_bad_values_per_interface_are_refused(xcat, args, error):
+    ok(xcat("mkdef", "-f", "nicbad", "groups=nics"))
+    rc, _, err = xcat("chdef", "nicbad", *args)
+    assert (rc, err.splitlines()[0]) == (1, error)
+    assert ok(xcat("lsdef", "nicbad")) == "Object name: nicbad\n    groups=nics\n"

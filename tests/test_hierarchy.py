@@ -165,8 +165,15 @@ def test_makedhcp_sets_up_each_service_nodes_dhcp_and_its_nodes_entries_there(mn
 
     settings = mn.run("makedhcp", "-n")
     assert settings.returncode == 0, settings.stderr
-    # sn1 wrote its own settings, for its interface on that network.
+    # sn1 wrote its own settings, for its interface on that network; what it
+    # says of itself comes with its name, beside the MN's own lines.
     assert "interface=eth0" in (sn.root / "etc/xcat/dhcp/dnsmasq.conf").read_text()
+    assert (
+        f"sn1: Wrote {sn.root}/etc/xcat/dhcp/dnsmasq.conf, dnsmasq-opts and dhcpd.conf for 1 "
+        "network(s): net78\n"
+    ) in settings.stdout
+    mine = f"Wrote {mn.root}/etc/xcat/dhcp/dnsmasq.conf"
+    assert any(line.startswith(mine) for line in settings.stdout.splitlines())
 
     entries = mn.run("makedhcp", "compute")
     assert entries.returncode == 0, entries.stderr

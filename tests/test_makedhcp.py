@@ -87,6 +87,26 @@ def test_n_writes_both_servers_settings_from_the_network_objects(mn):
     assert f'include "{directory}/dhcpd.hosts";\n' in dhcpd
 
 
+def test_a_dynamic_range_is_leased_only_by_the_networks_dhcpserver(mn):
+    """With service nodes, several hosts are on one network: the one its
+    dhcpserver names leases its free addresses, the others answer only
+    their own nodes (xCAT's makedhcp)."""
+
+    def ranges() -> list[str]:
+        mn.ok("makedhcp", "-n")
+        dnsmasq = (dhcp_dir(mn) / "dnsmasq.conf").read_text().splitlines()
+        return [line for line in dnsmasq if line.startswith("dhcp-range=set:net-boot,")]
+
+    static = "dhcp-range=set:net-boot,10.77.0.0,static,255.255.255.0"
+    try:
+        mn.ok("chdef", "-t", "network", "-o", "boot", "dhcpserver=sn1")
+        assert ranges() == [static]
+        mn.ok("chdef", "-t", "network", "-o", "boot", f"dhcpserver={mn.hostname}")
+        assert ranges() == [static, "dhcp-range=set:net-boot,10.77.0.200,10.77.0.250,255.255.255.0"]
+    finally:
+        mn.ok("chdef", "-t", "network", "-o", "boot", "dhcpserver=")
+
+
 def test_noderange_adds_a_adds_every_node_with_a_mac_and_d_removes(mn):
     define(mn, "mk1", 21)
     define(mn, "mk2", 22, "netboot=pxe")

@@ -38,6 +38,10 @@ MACHINES = {  # node: (MAC, last byte of its address, NIC, netboot)
     "sn1": ("52:54:00:77:00:11", 11, "virtio-net-pci", "xnba"),
     "sn2": ("52:54:00:77:00:12", 12, "e1000", "pxe"),
 }
+# sn1 serves cn1 on a compute network the management node is not on.
+SN1_COMPUTE_NIC = ("52:54:00:78:00:01", "10.78.0.1")  # its eth1
+CN1 = ("52:54:00:78:00:21", "10.78.0.21")
+COMPUTE = "debian12-x86_64-netboot-compute"
 BOOT_LIMIT = 240 if kvm_works() else 1200  # seconds from power-on to `booted`
 
 
@@ -46,12 +50,25 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
 ):
     image = debian_service_image
     cluster, net = image.cluster, image.network
+    phases = Phases()
     cluster.ok("packimage", "-m", "squashfs", "-c", "zstd", image.name, timeout=600)
+    # The compute image, from the same media (sn1 boots cn1 with it).
+    built = cluster.run("genimage", COMPUTE, timeout=900)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr
+    cluster.ok("packimage", COMPUTE, timeout=600)
+    phases.done("compute image built and packed")
+    # The management node leases bootnet's free addresses; sn1 serves computenet.
     cluster.ok("mkdef", "-t", "network", "-o", "bootnet", "net=10.77.0.0", "mask=255.255.255.0",
-               "dynamicrange=10.77.0.100-10.77.0.200")  # fmt: skip
+               "dynamicrange=10.77.0.100-10.77.0.200",
+               f"dhcpserver={cluster.hostname}")  # fmt: skip
+    cluster.ok("mkdef", "-t", "network", "-o", "computenet", "net=10.78.0.0",
+               "mask=255.255.255.0")  # fmt: skip
+    # The kernel names the NICs eth0, eth1 in order: what nicips.eth1 names.
+    cluster.ok("chdef", "-t", "osimage", image.name, "addkcmdline=net.ifnames=0")
     for node, (mac, last, _, netboot) in MACHINES.items():
         cluster.ok("mkdef", node, "groups=service", f"mac={mac}", f"ip={net.host(last)}",
                    f"netboot={netboot}", "serialport=0", "serialspeed=115200")  # fmt: skip
+    cluster.ok("chdef", "sn1", f"nicips.eth1={SN1_COMPUTE_NIC[1]}", "nicnetworks.eth1=computenet")
     # makedhcp -n leaves the DHCP service running: the daemon's own dnsmasq.
     settings = cluster.ok("makedhcp", "-n").splitlines()
     assert settings[-1].startswith("The DHCP service runs: dnsmasq (pid ")
@@ -61,14 +78,15 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
     )
 
     started = time.monotonic()
+    compute = net.another_bridge("br-compute")
     machines = {
-        node: net.boot_vm(mac, nic=nic, name=node) for node, (mac, _, nic, _) in MACHINES.items()
-    }
+        node: net.boot_vm(mac, nic=nic, name=node,
+                          more_nics=[(SN1_COMPUTE_NIC[0], compute)] if node == "sn1" else [])
+        for node, (mac, _, nic, _) in MACHINES.items()
+    }  # fmt: skip
     reported = wait_for_reports(cluster, set(MACHINES), started)
-    with capsys.disabled():  # the times belong in CI's output, also when the test passes
-        for node, seconds in sorted(reported.items()):
-            print(f"\n{node}: power-on to 'booted' in {seconds:.0f} s "
-                  f"({'KVM' if kvm_works() else 'TCG emulation'})")  # fmt: skip
+    for node, seconds in sorted(reported.items()):
+        phases.took(f"{node}: power-on to 'booted'", seconds)
 
     log = cluster.logs()
     for node, (_, last, _, _) in MACHINES.items():
@@ -99,6 +117,54 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert (shell.returncode, shell.stdout) == (0, "active\n"), shell.stderr
+
+    # A compute node of sn1, on sn1's compute network only: the management
+    # node's commands for it run on sn1, which answers its DHCP, serves its
+    # boot files and image, and relays its report.
+    mac, address = CN1
+    cluster.ok("mkdef", "cn1", "groups=compute", f"mac={mac}", f"ip={address}",
+               "servicenode=sn1", "netboot=xnba", "serialport=0", "serialspeed=115200")  # fmt: skip
+    phases.restart()
+    dhcp = cluster.ok("makedhcp", "-n")
+    # sn1's own DHCP service, on its interfaces on both networks.
+    assert re.search(r"^sn1: The DHCP service runs: dnsmasq \(pid \d+\) on eth0, eth1$", dhcp,
+                     re.MULTILINE), dhcp  # fmt: skip
+    assert cluster.ok("nodeset", "cn1", f"osimage={COMPUTE}", timeout=600) == (
+        "cn1: netboot debian12-x86_64-compute\n"
+    )
+    phases.done("makedhcp -n and nodeset cn1 through sn1 (its copy of the image)")
+    started = time.monotonic()
+    cn1 = net.boot_vm(mac, name="cn1", bridge=compute)
+    phases.took("cn1: power-on to 'booted', served by sn1",
+                wait_for_reports(cluster, {"cn1"}, started)["cn1"])  # fmt: skip
+    console = cn1.text()
+    assert f"xcatd: downloading http://{SN1_COMPUTE_NIC[1]}" in console, console[-3000:]
+    assert "xcatd: root image of cn1 ready" in console
+    assert "    status=booted\n" in cluster.ok("lsdef", "cn1", "-i", "status")
+    with capsys.disabled():  # the times belong in CI's output, also when the test passes
+        print(phases.report())
+
+
+class Phases:
+    """The times of the test's phases, printed together at its end."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.restart()
+
+    def restart(self) -> None:
+        self.started = time.monotonic()
+
+    def done(self, what: str) -> None:
+        self.took(what, time.monotonic() - self.started)
+        self.restart()
+
+    def took(self, what: str, seconds: float) -> None:
+        self.lines.append(f"{what}: {seconds:.0f} s")
+
+    def report(self) -> str:
+        how = "KVM" if kvm_works() else "TCG emulation"
+        return "".join(f"\n{line} ({how})" for line in self.lines)
 
 
 def enrollments(cluster) -> list[tuple[str, str]]:

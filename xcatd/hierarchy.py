@@ -97,15 +97,16 @@ async def _run_on(
     said: dict[str, str] | None,
 ) -> None:
     answered: set[str] = set()
+    served = set(nodes)
 
     async def forward(output: Output) -> None:
-        lines = _lines_of(output, nodes)
+        lines = _lines_of(output, served)
         answered.update(lines)
         if said is not None and output.kind == "info":
             said.update(lines)
         if output.kind == "error":
             call.errors += 1
-        await call.send(output._replace(id=call.id))
+        await call.send(_attributed(output, served, server)._replace(id=call.id))
 
     if address is None:
         why = f"service node {server} has no ip: chdef {server} ip=<address>"
@@ -126,7 +127,20 @@ async def _run_on(
             await call.error(why, node=node)
 
 
-def _lines_of(output: Output, nodes: list[str]) -> dict[str, str]:
+def _attributed(output: Output, nodes: set[str], server: str) -> Output:
+    """The output with `<server>: ` before each line that is about the
+    service node itself rather than one of its `nodes` (`The DHCP service
+    runs …`): beside the management node's own lines, it says whose it is."""
+    if output.node or not output.text:
+        return output
+    lines = [
+        line if line.partition(": ")[0] in nodes else f"{server}: {line}"
+        for line in output.text.splitlines()
+    ]
+    return output._replace(text="\n".join(lines))
+
+
+def _lines_of(output: Output, nodes: set[str]) -> dict[str, str]:
     """What an output says of each of these nodes: its text, for its `node`;
     else its `<node>: <text>` lines."""
     if output.node:

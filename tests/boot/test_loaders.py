@@ -18,6 +18,7 @@ from xcatd.boot.netboot import (
     PackedImage,
     Servers,
     Settings,
+    StaticInterfaces,
     boot_mac,
     kernel_command_line,
     loader_for,
@@ -293,7 +294,7 @@ def test_the_kernel_command_line_holds_what_the_stateless_initrd_reads():
     values = {"serialport": "1", "serialspeed": "115200", "serialflow": "hard"}
     line = kernel_command_line("cn1", values, "52:54:00:00:00:01", image,
                                Servers("10.0.0.1", "10.0.0.2", "10.0.0.3"), settings,
-                               "5e" * 32)  # fmt: skip
+                               "5e" * 32, ["ip=10.78.0.1:::255.255.255.0::eth1:none"])  # fmt: skip
     assert line.split() == [
         "imgurl=http://10.0.0.3:8080/install/netboot/debian12/x86_64/service/rootimg.cpio.zst",
         "XCAT=10.0.0.1:3001",
@@ -304,12 +305,54 @@ def test_the_kernel_command_line_holds_what_the_stateless_initrd_reads():
         "XCATSTATUS=http://10.0.0.1:8080/xcatd/status",
         "console=tty0",
         "console=ttyS1,115200n8r",
+        "ip=10.78.0.1:::255.255.255.0::eth1:none",
         "quiet",
         "rd.debug",
     ]
     with pytest.raises(NodeError, match="serialport is set but serialspeed is not"):
         kernel_command_line("cn1", {"serialport": "0"}, "m", image,
-                            Servers("a", "b", "c"), settings, "5e" * 32)  # fmt: skip
+                            Servers("a", "b", "c"), settings, "5e" * 32, [])  # fmt: skip
+
+
+NETWORKS = {
+    "boot": {"net": "10.77.0.0", "mask": "255.255.0.0"},
+    "compute": {"net": "10.78.0.0", "mask": "255.255.255.0"},
+    "ib": {"net": "10.90.0.0", "mask": "255.255.254.0"},
+}
+
+
+def test_a_nodes_other_interfaces_are_configured_by_its_initrd():
+    """nicips.<nic> (xCAT's nics table) become dracut's ip= for each NIC but
+    the one the node boots from, with the netmask of the network it is on."""
+    interfaces = StaticInterfaces(NETWORKS)
+    values = {
+        "ip": "10.77.0.11",
+        "nicips": "eth0!10.77.0.11,eth1!10.78.0.1,ib0!10.90.1.1|10.91.0.1",
+        "nicnetworks": "ib0!ib",
+    }
+    assert interfaces.arguments("sn1", values) == [
+        "ip=10.78.0.1:::255.255.255.0::eth1:none",
+        "ip=10.90.1.1:::255.255.254.0::ib0:none",
+    ]
+    assert interfaces.arguments("cn1", {"ip": "10.78.0.5"}) == []
+
+
+@pytest.mark.parametrize(
+    "values, error",
+    [
+        ({"nicips": "eth1!10.99.0.1"},
+         "nicips.eth1 10.99.0.1 is on no network object: define it (mkdef -t network) "
+         "or name it with chdef sn1 nicnetworks.eth1=<network>"),
+        ({"nicips": "eth1!10.78.0.1", "nicnetworks": "eth1!nosuch"},
+         "nicnetworks.eth1 is 'nosuch', which is not a network object: define it "
+         "(mkdef -t network -o nosuch net=<address> mask=<netmask>)"),
+        ({"nicips": "eth1!fd00::1"}, "nicips.eth1 'fd00::1' is not an IPv4 address"),
+    ],
+)  # fmt: skip
+def test_other_interfaces_that_cannot_be_configured_are_refused(values, error):
+    with pytest.raises(NodeError) as refused:
+        StaticInterfaces(NETWORKS).arguments("sn1", values)
+    assert str(refused.value) == error
 
 
 # -- the boot programs --------------------------------------------------------------

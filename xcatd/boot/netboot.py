@@ -21,6 +21,7 @@ from ..config import Config
 from ..images.bootunits import is_service_node
 from ..images.build import incomplete
 from ..layout import Layout
+from ..store import keyed
 from ..store.attributes import mac_address
 from .hostnet import HostNetwork, HostNetworkError, host_networks
 from .http import STATUS_PATH
@@ -31,6 +32,7 @@ from .loaders import DEFAULT, LOADERS, Loader, reserved
 NODE_ATTRIBUTES = (
     "mac", "ip", "netboot", "arch", "serialport", "serialspeed", "serialflow",
     "xcatmaster", "tftpserver", "nfsserver", "provmethod", "os", "profile",
+    "nicips", "nicnetworks",
 )  # fmt: skip
 DISKLESS = ("netboot", "statelite")
 KERNEL = "kernel"
@@ -430,6 +432,64 @@ def _node_networks(networks: Mapping[str, Values]) -> list[_Net]:
     return [net for _, net in sorted(parsed, key=lambda each: -each[0])]
 
 
+class StaticInterfaces:
+    """The node's other interfaces, configured by its initrd: xCAT's
+    `nicips.<nic>` (a service node's NIC on its compute network, a node's
+    InfiniBand) as dracut's `ip=<address>:::<netmask>::<nic>:none`.  The
+    netmask is that of the network `nicnetworks.<nic>` names, else of the
+    smallest network object holding the address.  The boot interface is
+    left to DHCP (its entry, if any, is the node's own ip); dracut takes one
+    address per interface, so a NIC's first address is the one it gets."""
+
+    def __init__(self, networks: Mapping[str, Values]) -> None:
+        self._by_name: dict[str, ipaddress.IPv4Network] = {}
+        for name, values in networks.items():
+            try:
+                self._by_name[name] = ipaddress.IPv4Network(
+                    f"{values.get('net')}/{values.get('mask')}", strict=False
+                )
+            except ValueError:
+                continue  # makedhcp -n names it
+        self._smallest_first = sorted(self._by_name.values(), key=lambda n: -n.prefixlen)
+
+    def arguments(self, node: str, values: Values) -> list[str]:
+        addresses = keyed.entries(values.get("nicips"))
+        if not addresses:
+            return []
+        networks = keyed.entries(values.get("nicnetworks"))
+        words = []
+        for nic, listed in addresses.items():
+            first = listed.split("|")[0]
+            if first == values.get("ip"):
+                continue  # the boot interface: DHCP gives it this address
+            try:
+                address = ipaddress.IPv4Address(first)
+            except ValueError:
+                raise NodeError(f"nicips.{nic} '{first}' is not an IPv4 address") from None
+            network = self._network(node, nic, address, networks.get(nic))
+            words.append(f"ip={address}:::{network.netmask}::{nic}:none")
+        return words
+
+    def _network(
+        self, node: str, nic: str, address: ipaddress.IPv4Address, named: str | None
+    ) -> ipaddress.IPv4Network:
+        if named:
+            network = self._by_name.get(named)
+            if network is None:
+                raise NodeError(
+                    f"nicnetworks.{nic} is '{named}', which is not a network object: "
+                    f"define it (mkdef -t network -o {named} net=<address> mask=<netmask>)"
+                )
+            return network
+        found = next((n for n in self._smallest_first if address in n), None)
+        if found is None:
+            raise NodeError(
+                f"nicips.{nic} {address} is on no network object: define it (mkdef -t "
+                f"network) or name it with chdef {node} nicnetworks.{nic}=<network>"
+            )
+        return found
+
+
 # -- the osimage ------------------------------------------------------------------
 
 
@@ -510,12 +570,13 @@ def kernel_command_line(
     servers: Servers,
     settings: Settings,
     ca_fingerprint: str,
+    interfaces: list[str],
 ) -> str:
     """What the stateless initrd reads: where the image is, which xcatd to
     talk to and the fingerprint of the cluster CA it must be certified by
     (public: it lets a service node enroll with no secret in its image), who
     the node is, where to report its state; then the console and the image's
-    own additions."""
+    own additions; the node's `interfaces` (StaticInterfaces) before them."""
     words = [
         f"imgurl={settings.http_url(servers.image, image.packfile)}",
         f"XCAT={servers.xcatmaster}:{settings.xcatd_port}",
@@ -525,6 +586,7 @@ def kernel_command_line(
         f"BOOTIF={mac}",
         f"XCATSTATUS={settings.http_url(servers.xcatmaster, STATUS_PATH)}",
         *console_arguments(values),
+        *interfaces,
     ]
     if image.addkcmdline:
         words.append(image.addkcmdline)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property, partial
 
 from ..call import Call
-from ..store import objects
+from ..store import keyed, objects
 from ..store.nodes import Nodes
 from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import GROUP, NODE, POLICY, SITE, TYPES, ObjectType, check_name
@@ -416,8 +416,21 @@ class Listed:
     @cached_property
     def values(self) -> dict[str, tuple[str, str | None]]:
         """attr -> (value, group it is inherited from); worked out only when shown,
-        so `lsdef -s` over 100,000 nodes never reads their attributes."""
-        return self.fetch()
+        so `lsdef -s` over 100,000 nodes never reads their attributes.  An
+        attribute per interface is one `nicips.eth1` entry per interface."""
+        return keyed.shown(self.fetch(), self.objtype.per_interface)
+
+    def chosen(self, wanted: list[str]) -> list[str]:
+        """The names -i asks for: `nicips` is each of its `nicips.<nic>` entries."""
+        if not self.objtype.per_interface:
+            return wanted
+        shown = []
+        for name in wanted:
+            if name in self.objtype.per_interface:
+                shown += [a for a in sorted(self.values) if keyed.split_name(a)[0] == name]
+            else:
+                shown.append(name)
+        return shown
 
 
 @dataclass
@@ -568,7 +581,7 @@ def _long_lines(listed: list[Listed], options, several_types: bool) -> Iterator[
     for item in listed:
         suffix = f"  ({item.objtype.name})" if several_types else ""
         yield f"Object name: {item.name}{suffix}"
-        for attribute in wanted or sorted(item.values):
+        for attribute in item.chosen(wanted) if wanted else sorted(item.values):
             value, source = item.values.get(attribute, ("", None))
             if value or wanted or attribute == "members":  # a group's, even when it has none
                 origin = f" (inherited from group {source})" if source and options.verbose else ""
@@ -578,7 +591,7 @@ def _long_lines(listed: list[Listed], options, several_types: bool) -> Iterator[
 def _compressed_lines(listed: list[Listed], options, several_types: bool) -> Iterator[str]:
     wanted = _wanted(options)
     for item in listed:
-        for attribute in wanted:
+        for attribute in item.chosen(wanted):
             yield f"{item.name}: {attribute}={item.values.get(attribute, ('',))[0]}"
 
 
@@ -586,7 +599,8 @@ def _stanza_lines(listed: list[Listed], options, several_types: bool) -> Iterato
     wanted = _wanted(options)
 
     def plain(item: Listed) -> dict[str, str]:
-        return {a: item.values.get(a, ("",))[0] for a in wanted or item.values}
+        shown = item.chosen(wanted) if wanted else item.values
+        return {a: item.values.get(a, ("",))[0] for a in shown}
 
     return format_stanzas((item.name, item.objtype.name, plain(item)) for item in listed)
 

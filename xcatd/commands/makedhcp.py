@@ -183,8 +183,10 @@ async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
 
     def write() -> list[Network]:
         here = host_networks()
+        me = {call.daemon.config.hostname, *(str(each.address.ip) for each in here)}
         networks = [
-            _network(name, read.networks[name], read.site, here) for name in sorted(read.networks)
+            _network(name, read.networks[name], read.site, here, me)
+            for name in sorted(read.networks)
         ]
         domain = read.site.get("domain")
         if domain and not is_server_name(domain):
@@ -256,9 +258,15 @@ async def _left_to_the_site(call: Call, directory: Path) -> bool:
     return True
 
 
-def _network(name: str, values: Values, site: Values, here: list[HostNetwork]) -> Network:
+def _network(
+    name: str, values: Values, site: Values, here: list[HostNetwork], me: set[str]
+) -> Network:
     """A network object for the DHCP server; `<xcatmaster>` (xCAT's word for
-    "the management node") becomes this server's address on that network."""
+    "the management node") becomes this server's address on that network.
+    Its dynamic range is served only by its `dhcpserver` when one is named
+    (`me`: this host's name and addresses), as xCAT's makedhcp does: with
+    service nodes, several hosts have an interface on one network, and
+    only one of them may lease its free addresses."""
     net, mask = values["net"], values["mask"]
     try:
         network = ipaddress.IPv4Network(f"{net}/{mask}", strict=False)
@@ -278,7 +286,8 @@ def _network(name: str, values: Values, site: Values, here: list[HostNetwork]) -
             raise NetworkError(f"network {name}: {what} '{given}' is not an IPv4 address") from None
 
     dynamic = None
-    if values.get("dynamicrange"):
+    server = values.get("dhcpserver")
+    if values.get("dynamicrange") and (not server or server in me):
         bounds = values["dynamicrange"].replace(",", "-").split("-")
         if len(bounds) != 2:
             raise NetworkError(f"network {name}: dynamicrange must be <first>-<last>")

@@ -58,6 +58,7 @@ from ..boot.netboot import (
     NodeError,
     PackedImage,
     Settings,
+    StaticInterfaces,
     boot_ip,
     boot_mac,
     check_node_name,
@@ -297,6 +298,7 @@ class _Setter:
         self._programs: dict[tuple[str, str], NodeError | None] = {}
         self._resolve = Addresses()
         self._servers = BootServers(boot, snapshot.networks, self._resolve)
+        self._interfaces = StaticInterfaces(snapshot.networks)
         self._tftpdir = os.fspath(boot.tftpdir)  # strings: see files.py
         self._directories: set[str] = set()
         self._links: Links | None = None  # read when the first node is written
@@ -325,8 +327,9 @@ class _Setter:
         self._provide(loader.name, arch)
         serving = self._servers.servers(node, values, ip)
         if image:
+            interfaces = self._interfaces.arguments(node, values)
             cmdline = kernel_command_line(
-                node, values, mac, image, serving, self.settings, self.ca_fingerprint
+                node, values, mac, image, serving, self.settings, self.ca_fingerprint, interfaces
             )
             where = f"{IMAGES}/{image.name}"
             kernel = Kernel(f"{where}/{KERNEL}", f"{where}/{INITRD}", cmdline)

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from . import keyed
 from .regex_values import RegexValueError, compile_value, is_regex_value
 
 MAX_VALUE_BYTES = 64 << 10  # of one attribute value, in UTF-8
@@ -36,6 +37,7 @@ class Kind(Enum):
     LIST = "comma-separated list"
     CHOICE = "one of"
     NUMBER = "number"
+    PER_INTERFACE = "per interface"  # xCAT's nics table: see keyed.py
 
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
@@ -54,10 +56,16 @@ class Attribute:
     def is_list(self) -> bool:
         return self.kind in (Kind.LIST, Kind.PATHS)
 
+    @property
+    def per_interface(self) -> bool:
+        return self.kind is Kind.PER_INTERFACE
+
     def describe(self) -> str:
         """One line for `lsdef -h`."""
         if self.kind is Kind.CHOICE:
             return f"{self.meaning} ({'|'.join(self.choices)})"
+        if self.per_interface:
+            return f"{self.meaning} ({self.name}.<interface>=<value>)"
         return self.meaning
 
     def check(self, value: str) -> str:
@@ -65,6 +73,15 @@ class Attribute:
         if len(value) > MAX_VALUE_BYTES:  # surely too long: refused without encoding it
             raise self._too_long()
         return _checked(self, value)
+
+    def check_entry(self, name: str, value: str) -> str:
+        """One interface's value (`name` is attr.nic) as it will be stored."""
+        if len(value) > MAX_VALUE_BYTES:
+            raise self._too_long()
+        why = "control characters are not allowed" if _CONTROL.search(value) else None
+        if why := why or keyed.entry_problem(value):
+            raise AttributeValueError(f"Invalid value '{value}' for attribute '{name}': {why}")
+        return value
 
     def _check(self, value: str) -> str:
         if len(value.encode(errors="surrogatepass")) > MAX_VALUE_BYTES:
@@ -164,6 +181,12 @@ def _list(attribute: Attribute, value: str) -> str:
     return ",".join(item.strip() for item in value.split(",") if item.strip())
 
 
+def _per_interface(attribute: Attribute, value: str) -> str:
+    if why := keyed.column_problem(value):
+        raise attribute._bad(value, why)
+    return value
+
+
 def _choice(attribute: Attribute, value: str) -> str:
     if value not in attribute.choices:
         raise attribute._bad(value, f"expected one of {', '.join(attribute.choices)}")
@@ -180,4 +203,5 @@ _CHECKS = {
     Kind.PATHS: _paths,
     Kind.LIST: _list,
     Kind.CHOICE: _choice,
+    Kind.PER_INTERFACE: _per_interface,
 }

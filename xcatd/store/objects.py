@@ -13,6 +13,7 @@ from functools import partial
 
 import sqlite_utils
 
+from . import keyed
 from .attributes import AttributeValueError
 from .nodes import in_chunks, rows
 from .objtypes import GROUP, NETWORK, NODE, SITE, TYPES, ObjectType, check_name
@@ -83,8 +84,12 @@ def checked_values(definition: Definition) -> Values:
     stored, or DefinitionError (per object) naming each bad value."""
     values, problems = {}, []
     for name, value in definition.values.items():
+        attribute = definition.objtype.attributes.get(name)
         try:
-            values[name] = definition.objtype.attributes[name].check(value)
+            if attribute is None:  # nicips.eth1: one interface's entry
+                values[name] = definition.objtype.attribute(name).check_entry(name, value)  # type: ignore[union-attr]
+            else:
+                values[name] = attribute.check(value)
         except AttributeValueError as exc:
             problems.append(f"{definition.name}: {exc}")
     if problems:
@@ -186,6 +191,7 @@ def _new_row(definition: Definition, problems: list[str]) -> dict | None:
     except DefinitionError as exc:
         problems += exc.problems
         return None
+    values = keyed.folded(values, {})
     if lacking := _lacking(definition.objtype, definition.name, values):
         problems.append(lacking)
         return None
@@ -227,7 +233,13 @@ def change(db: sqlite_utils.Database, edits: list[Edit], *, create: bool = False
             if current is None and not (create or objtype in (GROUP, SITE)):
                 problems.append(not_found(name, objtype))
                 continue
-            new = _edited(current or {}, values, edit.mode)
+            if edit.mode != "set" and (entry := _interface_entry(values)):
+                problems.append(
+                    f"-p and -m add to and remove from lists, not {entry}=: "
+                    f"give the interface's whole value"
+                )
+                continue
+            new = _edited(current or {}, keyed.folded(values, current or {}), edit.mode)
             if why := _refused(edit, current, new):
                 problems.append(why)
             else:
@@ -255,9 +267,19 @@ def _present(
     """The edited objects that exist, with what the edits need of their values:
     what must stay set, and the current lists that -p and -m edit."""
     needed = {*objtype.required}
-    if any(edit.mode != "set" for edit in group):
-        needed.update(name for edit in group for name in edit.definition.values)
+    # -p and -m edit the current lists; nicips.eth1= keeps nicips' other interfaces.
+    needed.update(
+        base
+        for edit in group
+        for base, interface in map(keyed.split_name, edit.definition.values)
+        if edit.mode != "set" or interface is not None
+    )
     return load(db, objtype, [edit.definition.name for edit in group], columns=needed)
+
+
+def _interface_entry(values: Values) -> str | None:
+    """The first `attr.nic` name among `values`, if any."""
+    return next((name for name in values if keyed.split_name(name)[1] is not None), None)
 
 
 def _refused(edit: Edit, current: Values | None, new: Values) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import keyed
 from .attributes import Attribute, Kind
 
 A = Attribute
@@ -26,7 +27,19 @@ class ObjectType:
     only_object: str | None = None  # site has exactly one object, 'clustersite'
 
     def attribute(self, name: str) -> Attribute | None:
-        return self.attributes.get(name)
+        """The attribute `name` declares; for `nicips.eth1`, the per-interface `nicips`."""
+        found = self.attributes.get(name)
+        if found is None and "." in name:
+            base, interface = keyed.split_name(name)
+            found = self.attributes.get(base)
+            if found is None or not found.per_interface or not keyed.is_interface(interface or ""):
+                return None
+        return found
+
+    @property
+    def per_interface(self) -> tuple[str, ...]:
+        """The attributes with a value per network interface (xCAT's nics table)."""
+        return tuple(name for name, a in self.attributes.items() if a.per_interface)
 
 
 def _declare(*attributes: Attribute) -> dict[str, Attribute]:
@@ -82,6 +95,17 @@ NODE_ATTRIBUTES = tuple(
         A("setupnfs", "Service node role: serve NFS", Kind.CHOICE, YES_NO),
         A("postscripts", "Scripts run on the node after installation", Kind.LIST),
         A("postbootscripts", "Scripts run on the node after every boot", Kind.LIST),
+        # xCAT's nics table: a value per interface, <nic>!<value>,... (keyed.py).
+        A("nicips", "IP addresses of each NIC (several: '|' between them)", Kind.PER_INTERFACE),
+        A("nicnetworks", "The network object each NIC is on", Kind.PER_INTERFACE),
+        A("nictypes", "Type of each NIC (Ethernet, Infiniband, bond, vlan, bridge)",
+          Kind.PER_INTERFACE),
+        A("nichostnamesuffixes", "Host name suffix of each NIC", Kind.PER_INTERFACE),
+        A("nichostnameprefixes", "Host name prefix of each NIC", Kind.PER_INTERFACE),
+        A("nicaliases", "Host name aliases of each NIC", Kind.PER_INTERFACE),
+        A("nicextraparams", "Extra configuration parameters of each NIC", Kind.PER_INTERFACE),
+        A("nicdevices", "Devices each NIC is made of (bond0!eth0|eth2)", Kind.PER_INTERFACE),
+        A("niccustomscripts", "Custom script configuring each NIC", Kind.PER_INTERFACE),
     )
 )  # fmt: skip
 
