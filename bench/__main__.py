@@ -10,6 +10,7 @@ import sys
 
 from . import (
     client_startup,
+    consoles,
     hierarchy,
     http,
     nodeset,
@@ -31,6 +32,7 @@ if __name__ == "__main__":
         http.main(),
         tftp.main(),
         power.main(),
+        consoles.main(),
         nodestat.main(),
         hierarchy.main(),
     ]

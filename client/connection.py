@@ -149,6 +149,11 @@ class Connection:
             raise ClientError(message.text)
         return message
 
+    def buffered(self) -> bool:
+        """Whether `receive` has bytes to work on without waiting for the
+        socket (TLS may hold decrypted data that select() cannot see)."""
+        return self._decoder.pending > 0 or self.sock.pending() > 0
+
     def _refusal(self) -> str:
         """Why the daemon ended the connection before greeting us.
 

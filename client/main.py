@@ -13,6 +13,7 @@ import sys
 
 from xcat_protocol.messages import Cancel, Done, Output, Progress
 
+from . import files
 from .connection import Connection
 from .credentials import Credentials, Target
 from .errors import ClientError
@@ -29,7 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     # --json is also sent on: commands parse it and send structured records.
     renderer = Renderer(json_lines="--json" in args)
     try:
-        return run(command, args, renderer)
+        local = files.local(command, args)  # tabrestore's file, tabdump -f's
+        if local.out is not None:
+            renderer = Renderer(json_lines="--json" in args, out=local.out)
+        try:
+            return run(command, args, renderer, local.stdin)
+        finally:
+            files.close(local.out)
     except ClientError as exc:
         renderer.finish()
         print(f"Error: {exc}", file=sys.stderr)
@@ -42,17 +49,24 @@ def main(argv: list[str] | None = None) -> int:
         return READER_GONE
 
 
-def run(command: str, args: list[str], renderer: Renderer) -> int:
+def run(command: str, args: list[str], renderer: Renderer, stdin: bytes | None = None) -> int:
     connection = Connection(Target.from_environment(), Credentials.from_environment())
+    fields = {
+        "user": _user(),
+        "cwd": os.getcwd(),
+        "env": {k: v for k, v in os.environ.items() if k.startswith("XCAT_")},
+    }
+    if command == "rcons" and not {"-h", "--help"} & set(args):
+        from .console import attach  # only rcons pays for the terminal handling
+
+        try:
+            return attach(connection, args, **fields)
+        finally:
+            connection.close()
     request_id = None
     try:
         request_id = connection.request(
-            command,
-            args,
-            user=_user(),
-            cwd=os.getcwd(),
-            env={k: v for k, v in os.environ.items() if k.startswith("XCAT_")},
-            stdin=_piped_stdin(),
+            command, args, stdin=stdin if stdin is not None else _piped_stdin(), **fields
         )
         return _follow(connection, request_id, renderer)
     except KeyboardInterrupt:

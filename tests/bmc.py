@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .chassis_control import HANG, Machine
+from .chassis_control import HANG, SERIAL, Machine
 from .cluster import free_port
 from .netboot import Process
 
@@ -86,9 +86,10 @@ class BmcLab:
         self.chassis = list(chassis)
         self.bmcs: list[Bmc] = []
 
-    def start(self, count: int, password: str = "ipmi-secret") -> list[Bmc]:
-        """`count` more BMCs, each answering when this returns."""
-        started = [self._start(len(self.bmcs) + i, password) for i in range(count)]
+    def start(self, count: int, password: str = "ipmi-secret", console: bool = False) -> list[Bmc]:
+        """`count` more BMCs, each answering when this returns; with `console`,
+        each serves Serial over LAN from its machine's serial console."""
+        started = [self._start(len(self.bmcs) + i, password, console) for i in range(count)]
         self.bmcs += started
         deadline = time.monotonic() + START_TIMEOUT + count * 0.02
         for bmc in started:
@@ -98,12 +99,17 @@ class BmcLab:
                 time.sleep(0.02)
         return started
 
-    def _start(self, index: int, password: str) -> Bmc:
+    def _start(self, index: int, password: str, console: bool) -> Bmc:
         name = f"bmc{index + 1}"
         directory = self.workdir / name
         (directory / "ipmi-state").mkdir(parents=True)
         address, port = f"127.77.{index // 250}.{index % 250 + 1}", free_port(socket.SOCK_DGRAM)
         chassis = " ".join([*self.chassis, str(directory)])
+        sol = ""
+        if console:
+            serial = free_port()
+            (directory / SERIAL).write_text(f"{serial}\n")
+            sol = f'  sol "telnet:127.0.0.1:{serial}" 115200\n'
         (directory / "lan.conf").write_text(
             f'name "{name}"\n'
             "set_working_mc 0x20\n"
@@ -114,12 +120,24 @@ class BmcLab:
             f"    guid {index + 1:032x}\n"
             "  endlan\n"
             f'  chassis_control "{chassis}"\n'
+            f"{sol}"
             f'  user 2 true "{USER}" "{password}" admin 10 none md2 md5 straight\n'
         )
         (directory / "emu").write_text(EMULATION)
         command = ["ipmi_sim", "-n", "-c", directory / "lan.conf", "-f", directory / "emu",
                    "-s", directory / "ipmi-state"]  # fmt: skip
         return Bmc(name, address, port, password, directory, Process(command, directory / "log"))
+
+    def restart(self, bmc: Bmc) -> None:
+        """Stop a simulator (and its machine) and start it again on the same
+        address and port, with its state: a BMC that reboots."""
+        bmc.process.stop()
+        bmc.process = Process(bmc.process.argv, bmc.process.log)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _bound(bmc.address, bmc.port):
+            if bmc.process.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{bmc.name} did not start again:\n{bmc.process.tail()}")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         """Every simulator's process group (its chassis program and machine with

@@ -4,10 +4,17 @@ program acts on a real QEMU machine, as a BMC acts on its server.
 
     chassis_control.py STATEDIR get power|boot ...   prints power:1, boot:pxe, ...
     chassis_control.py STATEDIR set power 0|1 | reset 1 | shutdown 1 | boot DEVICE
+    chassis_control.py STATEDIR resume       (its own helper: see below)
 
 Power on starts QEMU (TCG, 64 MiB, no disk, no display, paused at its first
 instruction: nothing here needs it to run); it stays in ipmi_sim's process
-group, so stopping the simulator's group stops the machine too.  Power off
+group, so stopping the simulator's group stops the machine too.  When
+STATEDIR/serial holds a port (the BMC serves Serial over LAN from it), the
+machine gets a serial console there (a telnet server ipmi_sim connects to,
+its output also in STATEDIR/serial.log) and runs GUEST_KERNEL, which prints
+GUEST_READY and waits at an `iPXE>` prompt; it stays paused until ipmi_sim
+has connected to its serial port (QEMU drops console output while nobody
+is connected, and ipmi_sim tries only every 10 s), then runs.  Power off
 ends the QEMU process.  Reset and soft-off go to QEMU's QMP socket
 (`system_reset`, `system_powerdown`), and the events QEMU answers with
 (RESET, POWERDOWN) are appended to STATEDIR/events, one line each.  A boot
@@ -42,6 +49,13 @@ START_TIMEOUT = 10.0  # for QEMU's QMP socket to answer
 STOP_TIMEOUT = 5.0  # for QEMU to exit on SIGTERM before SIGKILL
 QMP_TIMEOUT = 2.0  # for each of QEMU's QMP answers
 HANG = "hang"  # a file in STATEDIR that makes set requests hang
+SERIAL = "serial"  # a file in STATEDIR: the TCP port of the machine's serial console
+# The guest of a machine with a serial console: iPXE as a Linux kernel, its
+# command line a script that prints GUEST_READY and opens iPXE's shell.
+GUEST_KERNEL = "/usr/lib/ipxe/ipxe.lkrn"
+GUEST_READY = "console-guest-ready"
+GUEST_PROMPT = "iPXE>"
+SOL_CONNECT_TIMEOUT = 30.0  # for ipmi_sim to connect to the serial console
 
 
 class Machine:
@@ -53,6 +67,8 @@ class Machine:
         self.qmp = directory / "qmp.sock"
         self.bootdev = directory / "bootdev"
         self.events = directory / "events"
+        self.serial = directory / SERIAL
+        self.serial_log = directory / "serial.log"
 
     def pid(self) -> int | None:
         """QEMU's process id while it runs (a zombie has stopped running)."""
@@ -77,6 +93,7 @@ class Machine:
             "-name", self.directory.name, "-pidfile", str(self.pidfile),
             "-qmp", f"unix:{self.qmp},server=on,wait=off",
             *(("-boot", f"once={boot}") if boot else ()),
+            *self._console(),
         ]  # fmt: skip
         with (self.directory / "qemu.log").open("ab") as log:
             subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
@@ -85,6 +102,35 @@ class Machine:
             if time.monotonic() > deadline:
                 raise SystemExit(f"QEMU did not start: see {self.directory / 'qemu.log'}")
             time.sleep(0.02)
+        if self.serial.exists():
+            # Not waited for here: ipmi_sim waits for this program's answer.
+            subprocess.Popen([sys.executable, "-I", "-S", __file__, str(self.directory), "resume"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
+
+    def _console(self) -> list[str]:
+        """QEMU's arguments for the serial console and its guest, if any."""
+        if not self.serial.exists():
+            return []
+        port = int(self.serial.read_text())
+        chardev = (f"socket,id=ser0,host=127.0.0.1,port={port},telnet=on,server=on,"
+                   f"wait=off,logfile={self.serial_log},logappend=on")  # fmt: skip
+        return ["-nographic", "-monitor", "none", "-chardev", chardev, "-serial", "chardev:ser0",
+                "-kernel", GUEST_KERNEL, "-append", f"echo {GUEST_READY} && shell"]  # fmt: skip
+
+    def resume_when_watched(self) -> None:
+        """Run the paused machine once ipmi_sim is connected to its serial
+        console (or after SOL_CONNECT_TIMEOUT: a machine must run anyway)."""
+        deadline = time.monotonic() + SOL_CONNECT_TIMEOUT
+        while time.monotonic() < deadline and not self._serial_connected():
+            time.sleep(0.2)
+        self._qmp("cont", lambda message: "return" in message)
+
+    def _serial_connected(self) -> bool:
+        try:
+            devices = self._qmp("query-chardev", lambda message: "return" in message)["return"]
+        except (OSError, ValueError, SystemExit):
+            return False
+        return any(d["label"] == "ser0" and "<->" in d["filename"] for d in devices)
 
     def power_off(self) -> None:
         pid = self.pid()
@@ -178,6 +224,9 @@ def main(argv: list[str]) -> None:
     machine = Machine(Path(directory))
     if verb == "set" and (machine.directory / HANG).exists():
         signal.pause()  # until the simulator's process group is stopped
+    if verb == "resume":
+        machine.resume_when_watched()
+        return
     (get if verb == "get" else set_)(machine, rest)
 
 

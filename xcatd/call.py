@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
+import trio
 from cryptography.hazmat.primitives import serialization
 from xcat_protocol.messages import (
     Output,
@@ -43,6 +44,9 @@ class Call:
     send: Send
     stdin: bytes | None = None  # what the user piped in, whether inline or streamed
     request: Request | None = None  # as signed, for carrying it to a service node
+    # An interactive command's input (rcons): each `stdin` frame's data as it
+    # arrives; empty data means the user is done.
+    keystrokes: trio.MemoryReceiveChannel[bytes] | None = None
     errors: int = 0
     rc: int | None = None
 

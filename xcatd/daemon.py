@@ -35,6 +35,7 @@ from .boot.statusport import serve_status_port
 from .boot.tftp import serve_tftp
 from .ca import CertificateAuthority
 from .config import Config, ConfigError
+from .console.server import ConsoleServer
 from .dispatch import MAX_INPUT_HELD, InputBudget
 from .layout import Layout
 from .policy import Policy, PolicyError
@@ -68,6 +69,7 @@ class Daemon:
         self.relay = StatusRelay(self) if self.role == "servicenode" else None
         self.reports = StatusReports(self.store, self.relay.queue if self.relay else None)
         self.dhcp = DhcpService(layout.dhcp)  # makedhcp's dnsmasq
+        self.consoles = ConsoleServer(layout.logdir / "consoles", self.config.bmc_timeout)
         self.notifier = notifier or Notifier()
         self.input_budget = InputBudget(MAX_INPUT_HELD)
         self.admission = Admission(self.config)
@@ -96,6 +98,7 @@ class Daemon:
                         # SIGHUP right after READY=1 must not meet the default
                         # action, which kills the process.
                         await front.start(self._handle_signals, front.cancel_scope)
+                        await front.start(self.consoles.run)
                         listeners = await self._listen()
                         ports = sorted({each.socket.getsockname()[1] for each in listeners})
                         front.start_soon(self._accept, listeners, front)
@@ -127,6 +130,7 @@ class Daemon:
         self.stopping = True
         self.notifier.notify("STOPPING=1")
         self._accepting.cancel()
+        self.consoles.detach_all()  # rcons would otherwise wait out the grace period
         log.info(
             "stopping: %d requests running, up to %.0f s to finish",
             self._active_requests,

@@ -173,6 +173,8 @@ async def _serve(
         with daemon.input_budget.account() as take:
             stdin = await _input(command, body, input_frames, take)
             call = Call(request.id, caller, body, options, daemon, send, stdin, request)
+            if command.interactive:
+                call.keystrokes = input_frames
             await command.run(call)
     except HelpRequested as help_text:
         await send(Output(request.id, "info", text=str(help_text)))
@@ -239,7 +241,10 @@ async def _input(
 ) -> bytes | None:
     """What the user piped in, for a command that reads it; for any other
     command it is ignored (the client sends whatever is piped) and streamed
-    frames are dropped unread as they arrive."""
+    frames are dropped unread as they arrive.  An interactive command reads
+    the frames itself, as they are typed."""
+    if command.interactive:
+        return None
     if not command.reads_stdin:
         input_frames.close()
         return None

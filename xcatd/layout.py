@@ -70,5 +70,10 @@ class Layout:
         return self.share / "netboot"
 
     @property
+    def logdir(self) -> Path:
+        """The daemon's logs (/var/log/xcat): the nodes' consoles under consoles/."""
+        return self.state.parent.parent / "log/xcat"
+
+    @property
     def database(self) -> Path:
         return self.state / "xcat.sqlite"

@@ -4,6 +4,7 @@ Importing this package registers them all in `REGISTRY`.
 """
 
 from . import (  # noqa: F401  (registers)
+    console,
     copycds,
     defs,
     genimage,
@@ -14,6 +15,7 @@ from . import (  # noqa: F401  (registers)
     packimage,
     power,
     status,
+    tables,
     updatenodestat,
 )
 from .registry import REGISTRY, Command, HelpRequested, UsageError

@@ -20,6 +20,7 @@ from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import GROUP, NODE, POLICY, SITE, TYPES, ObjectType, check_name
 from ..store.selection import ATTRIBUTE_NAME, Selection, parse_selection
 from ..store.stanza import HEADER, format_stanzas, parse
+from ..store.tables import TableError, node_attribute
 from .common import Produced, Refusal, expand_noderange, respond
 from .defs_usage import NODELS, usage
 from .registry import CommandParser, UsageError, command
@@ -657,8 +658,11 @@ async def nodels(call: Call) -> None:
         )
         if not options.attributes:
             return Produced(chosen, [{"node": n} for n in chosen])
-        shown = [(given, given.rpartition(".")[2]) for given in options.attributes]
-        unknown = [given for given, attr in shown if attr not in NODE.attributes]
+        try:  # table.column is the attribute it is (store/tables.py); one not kept reads empty
+            shown = [(given, node_attribute(given) or "") for given in options.attributes]
+        except TableError as exc:
+            raise Refusal(str(exc)) from None
+        unknown = [given for given, attr in shown if attr and attr not in NODE.attributes]
         if unknown:
             raise Refusal(*(f"'{u}' is not a node attribute" for u in unknown))
         label = options.with_fieldname or len(shown) > 1

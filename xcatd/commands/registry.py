@@ -57,6 +57,7 @@ class Command:
     parser: CommandParser
     run: Runner | None = None
     reads_stdin: bool = False  # input is dropped unread for any other command
+    interactive: bool = False  # reads the user's keystrokes as they come (Call.keystrokes)
 
     def runs(self, function: Runner) -> Runner:
         """Decorator: `function` is the body of this command."""
@@ -74,13 +75,15 @@ def command(
     *,
     add_help: bool = True,
     reads_stdin: bool = False,
+    interactive: bool = False,
     parser_class: type[CommandParser] = CommandParser,
 ) -> Callable[[Callable], Command]:
     """Declare a command; the decorated function adds its options to the parser.
 
     Every command takes --json (the client prints structured records); a
     command that gives -h a meaning of its own passes add_help=False; one
-    that reads what the user pipes in says so with reads_stdin; one that
+    that reads what the user pipes in says so with reads_stdin, one that
+    reads keystrokes as they are typed (rcons) with interactive; one that
     answers bad options itself (as xCAT's def commands do) passes a
     CommandParser subclass as parser_class.
     """
@@ -91,7 +94,9 @@ def command(
         parser = parser_class(prog=name, description=summary, allow_abbrev=False, add_help=add_help)
         parser.add_argument("--json", action="store_true", help="print records as JSON lines")
         add_options(parser)
-        REGISTRY[name] = declared = Command(name, summary, parser, reads_stdin=reads_stdin)
+        REGISTRY[name] = declared = Command(
+            name, summary, parser, reads_stdin=reads_stdin, interactive=interactive
+        )
         return declared
 
     return declare

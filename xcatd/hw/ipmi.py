@@ -100,12 +100,12 @@ class IpmiDriver:
             address = self.target.address
             raise HardwareError(f"cannot resolve BMC {address}: {exc.strerror}") from None
         except IpmiException as exc:
-            raise _explained(exc, self.target) from None
+            raise explained(exc, self.target) from None
         except OSError as exc:
             raise HardwareError(f"BMC {self.target}: {exc.strerror or exc}") from None
 
 
-def _explained(exc: IpmiException, target: Target) -> HardwareError:
+def explained(exc: IpmiException, target: Target) -> HardwareError:
     text = str(exc.args[0]) if exc.args and exc.args[0] else ""
     if text in _NO_ANSWER:
         return NoAnswer(f"no answer from BMC {target}")
