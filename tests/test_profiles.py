@@ -63,7 +63,7 @@ def test_a_profile_the_administrator_changed_survives_init_and_a_line_says_so(tm
             f"Kept {changed}: changed since xcatd init placed it "
             f"(the shipped one is {SHIPPED}/debian/service.pkglist)"
         ]
-        assert changed.read_text().endswith("python3-venv\ndnsmasq\nnfs-kernel-server\nvim\n")
+        assert changed.read_text().endswith("ipxe\npxelinux\nsyslinux-common\nvim\n")
     # A file removed is not a change to keep: init puts it back.
     assert (netboot / "rh/compute.exlist").read_bytes() == (
         SHIPPED / "rh/compute.exlist"
@@ -201,7 +201,7 @@ def test_the_seeds_walk_copy_a_profile_and_define_an_image_from_it(cluster, tmp_
         f"    postinstall={custom}/service.postinstall",
     ]
     read = pkglist.read(f"{custom}/service.x86_64.pkglist")
-    assert read.install[-3:] == ["nfs-kernel-server", "linux-image-amd64", "vim"]
+    assert read.install[-3:] == ["syslinux-common", "linux-image-amd64", "vim"]
     assert "systemd" in read.install  # from compute.pkglist, which service.pkglist includes
     used = profiles.shipped_dir("debian") / "service.pkglist"
     assert read.notes == [
