@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,9 +82,13 @@ class Bmc:
 
 
 class BmcLab:
-    def __init__(self, workdir: Path, chassis: Sequence[str]) -> None:
+    def __init__(
+        self, workdir: Path, chassis: Sequence[str], prefix: Sequence[str] = (), address: str = ""
+    ) -> None:
         self.workdir = workdir
         self.chassis = list(chassis)
+        self.prefix = list(prefix)  # runs the simulators in a network namespace
+        self.address = address  # all of them on this one, else each on its own 127.77.x.y
         self.bmcs: list[Bmc] = []
 
     def start(self, count: int, password: str = "ipmi-secret", console: bool = False) -> list[Bmc]:
@@ -93,7 +98,7 @@ class BmcLab:
         self.bmcs += started
         deadline = time.monotonic() + START_TIMEOUT + count * 0.02
         for bmc in started:
-            while not _bound(bmc.address, bmc.port):
+            while not self._bound(bmc):
                 if bmc.process.popen.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{bmc.name} did not start:\n{bmc.process.tail()}")
                 time.sleep(0.02)
@@ -103,7 +108,8 @@ class BmcLab:
         name = f"bmc{index + 1}"
         directory = self.workdir / name
         (directory / "ipmi-state").mkdir(parents=True)
-        address, port = f"127.77.{index // 250}.{index % 250 + 1}", free_port(socket.SOCK_DGRAM)
+        address = self.address or f"127.77.{index // 250}.{index % 250 + 1}"
+        port = free_port(socket.SOCK_DGRAM)
         chassis = " ".join([*self.chassis, str(directory)])
         sol = ""
         if console:
@@ -126,7 +132,8 @@ class BmcLab:
         (directory / "emu").write_text(EMULATION)
         command = ["ipmi_sim", "-n", "-c", directory / "lan.conf", "-f", directory / "emu",
                    "-s", directory / "ipmi-state"]  # fmt: skip
-        return Bmc(name, address, port, password, directory, Process(command, directory / "log"))
+        process = Process([*self.prefix, *command], directory / "log")
+        return Bmc(name, address, port, password, directory, process)
 
     def restart(self, bmc: Bmc) -> None:
         """Stop a simulator (and its machine) and start it again on the same
@@ -134,7 +141,7 @@ class BmcLab:
         bmc.process.stop()
         bmc.process = Process(bmc.process.argv, bmc.process.log)
         deadline = time.monotonic() + START_TIMEOUT
-        while not _bound(bmc.address, bmc.port):
+        while not self._bound(bmc):
             if bmc.process.popen.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{bmc.name} did not start again:\n{bmc.process.tail()}")
             time.sleep(0.02)
@@ -151,6 +158,14 @@ class BmcLab:
                     os.kill(pid, signal.SIGKILL)
                 time.sleep(0.05)
 
+    def _bound(self, bmc: Bmc) -> bool:
+        """Whether the BMC's simulator listens (in its namespace, if any)."""
+        if not self.prefix:
+            return _bound(bmc.address, bmc.port)
+        listening = subprocess.run([*self.prefix, "ss", "-Hlun", f"sport = :{bmc.port}"],
+                                   capture_output=True, text=True)  # fmt: skip
+        return bool(listening.stdout.strip())
+
 
 def _bound(address: str, port: int) -> bool:
     """Whether a program is listening on UDP address:port."""
@@ -165,12 +180,15 @@ def _bound(address: str, port: int) -> bool:
 
 
 @contextmanager
-def bmc_lab(chassis: Sequence[str]) -> Iterator[BmcLab]:
+def bmc_lab(
+    chassis: Sequence[str], prefix: Sequence[str] = (), address: str = ""
+) -> Iterator[BmcLab]:
     """BMCs whose chassis is the program `chassis` (run with the BMC's state
-    directory after it), all stopped on leaving.  Their files live in a short
-    temporary directory (QMP's socket path must fit in 108 bytes)."""
+    directory after it), all stopped on leaving; in a network namespace and
+    on its `address` with a `prefix` (Network.prefix).  Their files live in
+    a short temporary directory (QMP's socket path must fit in 108 bytes)."""
     workdir = Path(tempfile.mkdtemp(prefix="xcatd-bmcs-"))
-    lab = BmcLab(workdir, chassis)
+    lab = BmcLab(workdir, chassis, prefix, address)
     try:
         yield lab
     finally:

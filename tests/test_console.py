@@ -48,7 +48,7 @@ class Terminal:
     def __init__(self, cluster: Cluster, *argv: str, env: dict[str, str] | None = None) -> None:
         self.master, self.slave = pty.openpty()
         self.process = subprocess.Popen(
-            [BIN / argv[0], *argv[1:]],
+            [*cluster.prefix, BIN / argv[0], *argv[1:]],
             stdin=self.slave,
             stdout=self.slave,
             stderr=self.slave,

@@ -12,6 +12,8 @@ served by the SN (`servicenode=sn1`), one by the MN itself.
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -20,9 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.bmc import QEMU_CHASSIS, bmc_lab
+from tests.chassis_control import GUEST_PROMPT, GUEST_READY
 from tests.cluster import BIN, Cluster
 from tests.netboot import Machine, Network, network
+from tests.test_console import BOOT_TIMEOUT, HELP, LEAVE, Terminal
 from tests.test_nodeset import make_image
+from tests.test_resilience import configure
 from xcatd.config import Config
 
 SERVICE_IMAGE, COMPUTE_IMAGE = "sn-image", "cn-image"
@@ -135,7 +141,7 @@ def test_nodeset_for_nodes_of_a_service_node_runs_on_it_as_the_user(mn, sn):
     assert audited(sn, "nodeset") == [("root", "10.78.0.1:* via mn1", 0)]
 
 
-def test_a_compute_node_reports_to_its_service_node_and_the_mn_shows_it(mn, sn, net):
+def test_a_compute_node_reports_to_its_service_node_and_the_mn_shows_it(mn, sn, net, tmp_path):
     define_compute_nodes(mn)
     mn.ok("nodeset", "cn11", f"osimage={COMPUTE_IMAGE}")
     status_url = next(
@@ -144,14 +150,25 @@ def test_a_compute_node_reports_to_its_service_node_and_the_mn_shows_it(mn, sn, 
         if word.startswith("XCATSTATUS=")
     )
     assert status_url == f"http://10.78.0.2:{mn.http_port}/xcatd/status"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@cn11",
+                    "-f", tmp_path / "host_key"], check=True)  # fmt: skip
+    hostkey = (tmp_path / "host_key.pub").read_text().strip()
     with net.machine(11) as cn11:
-        # What the image's report-boot unit sends, from the node's address.
-        posted = subprocess.run(
-            [*cn11.prefix, "curl", "-fsS", "--data-urlencode", "node=cn11",
-             "--data-urlencode", "state=booted", status_url],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+
+        def report(*fields: str) -> subprocess.CompletedProcess:
+            """What the image's report-boot unit sends, from the node's address."""
+            form = [word for field in fields for word in ("--data-urlencode", field)]
+            return subprocess.run([*cn11.prefix, "curl", "-sS", *form, status_url],
+                                  capture_output=True, text=True, timeout=30)  # fmt: skip
+
+        refused = report("node=cn11", "state=booted", "hostkey=ssh-ed25519 AAAAnotakey")
+        assert refused.stdout.startswith("hostkey: 'ssh-ed25519 AAAAnotakey' is not an OpenSSH")
+        posted = report("node=cn11", "state=booted", f"hostkey={hostkey}")
     assert (posted.returncode, posted.stdout) == (0, "cn11: booted\n"), posted.stderr
+    # sn1 knows cn11's host key now, as this boot made it: ssh asks nothing.
+    assert (sn.root / "etc/ssh/ssh_known_hosts2").read_text() == (
+        f"cn11,10.78.0.11 {hostkey.rpartition(' ')[0]}\n"
+    )
     deadline = time.monotonic() + 20
     while mn.ok("nodels", "cn11", "status") != "cn11: booted\n":
         assert time.monotonic() < deadline, sn.logs()[-2000:]
@@ -206,6 +223,35 @@ def test_power_for_nodes_of_a_service_node_runs_on_it(mn, sn):
     assert errors[1].startswith("cn13: Error: ")
     assert audited(sn, "rpower") == [("root", "10.78.0.1:* via mn1", 1)]
     assert "s3cret" not in sn.logs()  # the secret reached sn1's copy, never its log
+    # xCAT's switch for BMCs the MN reaches itself: then it drives them all.
+    mn.ok("chdef", "-t", "site", "ipmidispatch=n")
+    assert mn.run("rpower", "cn11", "stat").returncode == 1
+    assert audited(sn, "rpower") == [("root", "10.78.0.1:* via mn1", 1)]  # not again
+    assert [rc for _, _, rc in audited(mn, "rpower")] == [1, 1]
+
+
+def test_rcons_of_a_node_of_a_service_node_attaches_to_its_console_there(mn, sn, net):
+    """The service node reaches the node's BMC and holds its console; the
+    MN carries rcons there, the output back and the keystrokes on."""
+    define_compute_nodes(mn)
+    with bmc_lab(QEMU_CHASSIS, prefix=net.prefix, address=net.server) as lab:
+        (bmc,) = lab.start(1, console=True)
+        mn.ok("chdef", "cn11", "cons=ipmi", *bmc.attributes())
+        console = Terminal(mn, "rcons", "cn11")
+        try:
+            console.wait_for(HELP)
+            assert mn.ok("rpower", "cn11", "on") == "cn11: on\n"
+            console.wait_for(GUEST_READY, BOOT_TIMEOUT)
+            prompt = console.wait_for(GUEST_PROMPT)
+            console.type(b"echo ${platform}-typed\r")
+            console.wait_for("pcbios-typed", after=prompt)
+            console.type(LEAVE)
+            assert console.exit_code() == 0
+        finally:
+            console.close()
+    assert "pcbios-typed" in (sn.root / "var/log/xcat/consoles/cn11.log").read_text()
+    assert not (mn.root / "var/log/xcat/consoles/cn11.log").exists()
+    assert audited(sn, "rcons") == [("root", "10.78.0.1:* via mn1", 0)]
 
 
 def test_a_service_node_that_cannot_be_reached_costs_its_nodes_an_error_line(mn, sn):
@@ -222,6 +268,37 @@ def test_a_service_node_that_cannot_be_reached_costs_its_nodes_an_error_line(mn,
         "Connection refused"
         for n in (1, 2)
     ], result.stderr
+
+
+def test_a_service_node_that_hangs_costs_its_nodes_an_error_line_not_the_request(mn, sn):
+    """A service node stopped in the middle of a request keeps its
+    connection open and says nothing: after dispatch_idle seconds its nodes
+    get an error line each, and the MN's own nodes their results."""
+    define_compute_nodes(mn)
+    mn.ok("chdef", "cn11,cn13", "mgt=ipmi", "bmc=10.79.0.11", "bmcusername=admin",
+          "bmcpassword=s3cret")  # fmt: skip
+    mn.stop()
+    configure(mn, dispatch_idle=2.0)
+    mn.start()
+    logged = len(sn.logs())
+    rpower = subprocess.Popen([*mn.prefix, BIN / "rpower", "cn11,cn13", "stat"], env=mn.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        # sn1 took the definitions and is at its BMC: stop it there.
+        deadline = time.monotonic() + 20
+        while "definitions from" not in sn.logs()[logged:]:
+            assert time.monotonic() < deadline, sn.logs()[-2000:]
+            time.sleep(0.05)
+        os.kill(sn.process.pid, signal.SIGSTOP)
+        _, err = rpower.communicate(timeout=60)
+    finally:
+        os.kill(sn.process.pid, signal.SIGCONT)
+    assert rpower.returncode == 1
+    assert f"cn11: Error: service node sn1: xcatd at 10.78.0.2:{mn.port} said nothing for 2 s" in (
+        err.splitlines()
+    ), err
+    assert any(line.startswith("cn13: Error: ") for line in err.splitlines())  # the MN's own
 
 
 def test_a_node_whose_service_node_is_not_defined_is_told_so(mn):

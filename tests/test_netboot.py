@@ -108,14 +108,7 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
     # And root reaches it over SSH: its certificate from `xcatd init`, the
     # node's host certificate from its enrollment; no key or password in the
     # image, no known_hosts prompt.
-    ssh = cluster.root / ".ssh"
-    shell = subprocess.run(
-        [*net.prefix, "ssh", "-i", ssh / "id_ed25519", "-F", "/dev/null",
-         "-o", f"UserKnownHostsFile={ssh / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
-         "-o", "BatchMode=yes", "-o", "ConnectTimeout=30",
-         f"root@{net.host(11)}", "systemctl", "is-active", "xcatd"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    shell = ssh_from_mn(cluster, net.host(11), "systemctl", "is-active", "xcatd")
     assert (shell.returncode, shell.stdout) == (0, "active\n"), shell.stderr
 
     # A compute node of sn1, on sn1's compute network only: the management
@@ -141,6 +134,10 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
     assert f"xcatd: downloading http://{SN1_COMPUTE_NIC[1]}" in console, console[-3000:]
     assert "xcatd: root image of cn1 ready" in console
     assert "    status=booted\n" in cluster.ok("lsdef", "cn1", "-i", "status")
+    # From the MN into sn1, and from sn1 into cn1: sn1's root holds its
+    # certificate from enrollment, cn1's host key came with its report.
+    hop = ssh_from_mn(cluster, net.host(11), *STRICT_SSH, f"root@{address}", "cat /proc/cmdline")
+    assert hop.returncode == 0 and " NODE=cn1 " in hop.stdout, hop.stderr
     with capsys.disabled():  # the times belong in CI's output, also when the test passes
         print(phases.report())
 
@@ -165,6 +162,22 @@ class Phases:
     def report(self) -> str:
         how = "KVM" if kvm_works() else "TCG emulation"
         return "".join(f"\n{line} ({how})" for line in self.lines)
+
+
+STRICT_SSH = ("ssh", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+              "-o", "ConnectTimeout=30")  # fmt: skip
+
+
+def ssh_from_mn(cluster, address: str, *command: str) -> subprocess.CompletedProcess:
+    """`command` as root at `address`, from the management node's root: its
+    key and certificate from `xcatd init`, the node's host certificate from
+    its enrollment; no key or password in the image, no known_hosts prompt."""
+    ssh = cluster.root / ".ssh"
+    return subprocess.run(
+        [*cluster.prefix, *STRICT_SSH, "-i", ssh / "id_ed25519", "-F", "/dev/null",
+         "-o", f"UserKnownHostsFile={ssh / 'known_hosts'}", f"root@{address}", *command],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
 
 
 def enrollments(cluster) -> list[tuple[str, str]]:

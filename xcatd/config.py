@@ -58,6 +58,10 @@ class Config:
     # tried twice.
     bmc_fanout: int = 128
     bmc_timeout: float = 10.0
+    # Seconds a service node running a request for this one may say nothing
+    # (no output, no progress) before its nodes get an error line each: a
+    # hung service node must not hold the request (or the administrator).
+    dispatch_idle: float = 120.0
 
     @classmethod
     def load(cls, path: Path) -> Config:

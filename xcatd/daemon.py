@@ -37,6 +37,7 @@ from .ca import CertificateAuthority
 from .config import Config, ConfigError
 from .console.server import ConsoleServer
 from .dispatch import MAX_INPUT_HELD, InputBudget
+from .known_hosts import KnownHosts
 from .layout import Layout
 from .policy import Policy, PolicyError
 from .server import Session, handle_connection
@@ -67,7 +68,9 @@ class Daemon:
         self.audit = AuditLog(self.store)
         # A service node passes its nodes' status reports on to the management node.
         self.relay = StatusRelay(self) if self.role == "servicenode" else None
-        self.reports = StatusReports(self.store, self.relay.queue if self.relay else None)
+        self.reports = StatusReports(
+            self.store, self.relay.queue if self.relay else None, KnownHosts(layout.ssh)
+        )
         self.dhcp = DhcpService(layout.dhcp)  # makedhcp's dnsmasq
         self.consoles = ConsoleServer(layout.logdir / "consoles", self.config.bmc_timeout)
         self.notifier = notifier or Notifier()

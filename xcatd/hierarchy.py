@@ -106,14 +106,19 @@ async def _run_on(
             said.update(lines)
         if output.kind == "error":
             call.errors += 1
-        await call.send(_attributed(output, served, server)._replace(id=call.id))
+        # A terminal session's notices are its console's (rcons), not the service node's.
+        if call.keystrokes is None:
+            output = _attributed(output, served, server)
+        await call.send(output._replace(id=call.id))
 
     if address is None:
         why = f"service node {server} has no ip: chdef {server} ip=<address>"
     else:
         try:
             async with Link.open(address, port, call.daemon.ca) as link:
-                answer = await link.relay(call.relayable(), forward)
+                answer = await link.relay(
+                    call.relayable(), forward, call.keystrokes, call.daemon.config.dispatch_idle
+                )
         except LinkError as exc:
             why = f"service node {server}: {exc}"
         else:

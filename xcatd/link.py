@@ -13,6 +13,7 @@ survives the hop.
 
 from __future__ import annotations
 
+import math
 import os
 import ssl
 import time
@@ -32,6 +33,7 @@ from xcat_protocol.messages import (
     Request,
     RequestBody,
     ServerMessage,
+    StdinData,
     parse_server_message,
 )
 from xcat_protocol.signing import load_signing_key, sign_body
@@ -121,16 +123,43 @@ class Link:
         ).encode()
         return await self.relay(Request(0, body, sign_body(self._key, body)))
 
-    async def relay(self, request: Request, forward: Forward | None = None) -> Answer:
+    async def relay(
+        self,
+        request: Request,
+        forward: Forward | None = None,
+        keystrokes: trio.MemoryReceiveChannel[bytes] | None = None,
+        idle: float = math.inf,
+    ) -> Answer:
         """Run a request as it was signed (by this daemon, or by a user it
         relays for); each output is handed to `forward` as it arrives, or
-        kept in the answer."""
-        answer = Answer()
+        kept in the answer.  LinkError when the other daemon says nothing
+        (no output, no progress) for `idle` seconds.  An interactive
+        request's `keystrokes` (rcons) are passed on as they come, until the
+        request is done; a console may be quiet for hours: no idle limit."""
         request_id = self._next_id
         self._next_id += 1
         await self._send(request._replace(id=request_id).to_wire())
+        if keystrokes is None:
+            return await self._answer(request_id, forward, idle)
+        failure: LinkError | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._pass_on, request_id, keystrokes)
+            try:
+                answer = await self._answer(request_id, forward, math.inf)
+            except LinkError as exc:  # raised here, not out of the nursery (as a group)
+                failure = exc
+            nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return answer
+
+    async def _answer(self, request_id: int, forward: Forward | None, idle: float) -> Answer:
+        answer = Answer()
         while True:
-            message = await self._receive()
+            with trio.move_on_after(idle) as waiting:
+                message = await self._receive()
+            if waiting.cancelled_caught:  # the link is dropped with it: nothing half-read stays
+                raise LinkError(f"xcatd at {self.where} said nothing for {idle:.0f} s")
             if isinstance(message, Output) and message.id == request_id:
                 if forward is None:
                     answer.outputs.append(message)
@@ -139,6 +168,17 @@ class Link:
             elif isinstance(message, Done) and message.id == request_id:
                 answer.rc = message.rc
                 return answer
+
+    async def _pass_on(self, request_id: int, keystrokes: trio.MemoryReceiveChannel[bytes]) -> None:
+        """The user's keystrokes to the other daemon; a lost connection is
+        left to `_answer` to report."""
+        async for data in keystrokes:
+            try:
+                await self._send(StdinData(request_id, data).to_wire())
+            except LinkError:
+                return
+            if not data:  # the user is done
+                return
 
     async def _send(self, wire: dict) -> None:
         try:

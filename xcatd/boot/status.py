@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import sqlite_utils
 import trio
 
+from ..known_hosts import KnownHosts, host_key
+from ..sshca import SshError
 from ..store import Store
 from ..store.nodes import Nodes
 from ..store.objtypes import NODE
@@ -77,9 +79,15 @@ class StatusReports:
     is older than INDEX_LIFETIME or a report does not fit it, so a thousand
     nodes booting at once do not each read every node's address."""
 
-    def __init__(self, store: Store, on_report: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        on_report: Callable[[str, str], None] | None = None,
+        known_hosts: KnownHosts | None = None,
+    ) -> None:
         self.store = store
         self.on_report = on_report  # a service node passes reports on (servicenode/relay.py)
+        self.known_hosts = known_hosts  # where booted nodes' SSH host keys go
         self._index: _AddressIndex | None = None
         self._reading = trio.Lock()
         self._refusals = ThrottledWarning(log)  # anyone can send reports
@@ -105,16 +113,24 @@ class StatusReports:
         return node
 
     async def http(self, peer: str, fields: dict[str, str]) -> tuple[int, str]:
-        """The HTTP endpoint's handler: form fields `state`, `node`, `detail`."""
+        """The HTTP endpoint's handler: form fields `state`, `node`, `detail`,
+        and with `booted` the node's SSH host key, `hostkey` (known_hosts.py)."""
+        state, hostkey = fields.get("state", ""), fields.get("hostkey")
         try:
+            # Checked first: a report is taken whole or not at all.
+            key = host_key(hostkey) if hostkey else None
             node = await self.report(
-                peer, fields.get("state", ""), fields.get("node") or None, fields.get("detail", "")
+                peer, state, fields.get("node") or None, fields.get("detail", "")
             )
+        except SshError as exc:
+            return 400, f"hostkey: {exc}"
         except UnknownState as exc:
             return 400, str(exc)
         except Refused as exc:
             return 403, str(exc)
-        return 200, f"{node}: {fields['state']}"
+        if key is not None and state == "booted" and self.known_hosts is not None:
+            await self.known_hosts.record(node, peer, key)
+        return 200, f"{node}: {state}"
 
     async def _node_at(self, peer: str, claimed: str | None) -> str:
         index = await self._fresh_index()

@@ -13,9 +13,11 @@ from ..admin import ADMIN
 from ..call import Call
 from ..hierarchy import Split, split
 from ..servicenode import serving
+from ..store import objects
 from ..store.noderange import NoderangeError, expand
 from ..store.nodes import Nodes
 from ..store.objects import DefinitionError
+from ..store.objtypes import NO
 from ..store.regex_values import RegexValueError
 from ..store.selection import SelectionError
 from ..store.stanza import StanzaError
@@ -128,15 +130,20 @@ def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool =
 
 
 async def divide(call: Call) -> Split | None:
-    """The nodes of the call's noderange: those handled here, and those each
-    service node handles (hierarchy.py); on a service node, the management
-    node's definitions taken first.  None after an error line."""
+    """For a hardware command (rpower, rcons, ...), the nodes of the call's
+    noderange: those handled here, and those each service node handles
+    (hierarchy.py) unless site.ipmidispatch says no (xCAT's switch for
+    BMCs the management node reaches itself); on a service node, the
+    management node's definitions taken first.  None after an error line."""
     try:
         await serving.definitions(call)
 
         def work(db) -> Split:
             nodes = call.nodes(db)
-            return split(call, nodes, expand_noderange(call, call.options.noderange, nodes))
+            names = expand_noderange(call, call.options.noderange, nodes)
+            if objects.site(db).get("ipmidispatch", "y").lower() in NO:
+                return Split(local=names)
+            return split(call, nodes, names)
 
         return await call.daemon.store.run(work)
     except (NoderangeError, RegexValueError, serving.ServingError) as exc:

@@ -10,7 +10,9 @@ as the request's `stdin` frames; empty data (the user typed `^Ec.`) ends the
 request.  Any number of rcons watch a console; one of them, the first
 unless -s, writes; -f takes write access from whoever has it.  A client
 that goes away ends only its own attachment: the console, its log and the
-other watchers go on.
+other watchers go on.  The console of a node with a `servicenode` is held
+by that service node, which reaches its BMC: the management node carries
+rcons (and the keystrokes) there.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from xcat_protocol.messages import Output
 from ..call import Call
 from ..console.server import CONSOLE_ATTRIBUTES, console_target
 from ..console.session import ConsoleSession, Watcher
+from ..hierarchy import alongside
 from ..hw.target import HardwareError
 from ..store.nodes import Nodes
-from .common import read_nodes
+from .common import divide, read_nodes
 from .registry import CommandParser, command
 
 
@@ -38,11 +41,20 @@ def rcons_options(parser: CommandParser) -> None:
 
 @rcons_options.runs
 async def rcons(call: Call) -> None:
-    found = await read_nodes(call, _console_attributes)
-    if not found:
+    split = await divide(call)
+    if split is None:
         return
-    if len(found) > 1:
+    if len(split.local) + sum(map(len, split.remote.values())) > 1:
         await call.error("rcons attaches one node's console; wcons opens one for each node")
+        return
+    # A node of a service node: its BMC is on that service node's networks,
+    # which holds the console; the keystrokes go there (hierarchy.py).
+    await alongside(call, split, lambda: _attach_here(call, split.local))
+
+
+async def _attach_here(call: Call, nodes: list[str]) -> None:
+    found = await read_nodes(call, _console_attributes, nodes) if nodes else None
+    if not found:
         return
     ((node, values),) = found.items()
     try:

@@ -49,6 +49,7 @@ def _declare(*attributes: Attribute) -> dict[str, Attribute]:
 NETBOOT = ("xnba", "pxe", "grub2", "petitboot", "yaboot", "onie")
 PROVMETHOD = ("install", "netboot", "statelite")
 YES_NO = ("y", "n", "yes", "no", "1", "0")
+NO = ("n", "no", "0")  # of YES_NO, the values that say no
 ARCHES = ("x86_64", "ppc64", "ppc64le", "aarch64")
 
 # Node attributes: a node has them, and so does a group, from which its
@@ -217,6 +218,8 @@ SITE = ObjectType(
         A("consoleservice", "Console service (conserver, goconserver)"),
         A("xcatdport", "xcatd port", Kind.INTEGER),
         A("xcatiport", "Port of the install-status line protocol", Kind.INTEGER),
+        A("ipmidispatch", "Whether hardware control (rpower, rcons, ...) of a service node's "
+          "nodes runs on it (default y)", Kind.CHOICE, YES_NO),
         A("enrollwindow", "Minutes a service node may enroll for its certificate after "
           "nodeset (default 30)", Kind.INTEGER),
     ),
