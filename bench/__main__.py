@@ -11,6 +11,7 @@ import sys
 from . import (
     client_startup,
     consoles,
+    defs_single,
     hierarchy,
     http,
     nodeset,
@@ -27,6 +28,7 @@ if __name__ == "__main__":
         client_startup.main(),
         requests.main(),
         objects.main(),
+        defs_single.main(),
         packimage.main(),
         nodeset.main(),
         http.main(),

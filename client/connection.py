@@ -8,7 +8,8 @@ import ssl
 import time
 
 from cryptography.exceptions import InvalidSignature
-from xcat_protocol.errors import ProtocolError
+from xcat_protocol import PROTOCOL_VERSION
+from xcat_protocol.errors import ProtocolError, VersionMismatch
 from xcat_protocol.framing import FrameDecoder, encode_frame
 from xcat_protocol.messages import (
     NONCE_SIZE,
@@ -137,6 +138,8 @@ class Connection:
                     raise ClientError(f"xcatd at {self.target} closed the connection")
                 self._decoder.feed(data)
             message = parse_server_message(raw)
+        except VersionMismatch as exc:
+            raise ClientError(self._mismatch(exc)) from None
         except ProtocolError as exc:
             raise ClientError(f"bad reply from xcatd at {self.target}: {exc}") from None
         except ssl.SSLError as exc:
@@ -153,6 +156,20 @@ class Connection:
         """Whether `receive` has bytes to work on without waiting for the
         socket (TLS may hold decrypted data that select() cannot see)."""
         return self._decoder.pending > 0 or self.sock.pending() > 0
+
+    def _mismatch(self, exc: VersionMismatch) -> str:
+        """One line: the two protocol versions, and which side to upgrade."""
+        release = f" (xcatd {exc.release})" if exc.release else ""
+        where = f"xcatd at {self.target} speaks protocol {exc.theirs}{release}"
+        if exc.peer_is_newer:
+            return (
+                f"{where}, newer than this client's {PROTOCOL_VERSION}: "
+                "upgrade the client commands on this machine to its release"
+            )
+        return (
+            f"{where}, older than this client's {PROTOCOL_VERSION}: "
+            f"upgrade xcatd on {self.target.host} to this client's release"
+        )
 
     def _refusal(self) -> str:
         """Why the daemon ended the connection before greeting us.

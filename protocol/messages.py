@@ -13,7 +13,8 @@ from typing import Any, Literal, NamedTuple
 
 import msgpack
 
-from .errors import ProtocolError
+from . import PROTOCOL_VERSION
+from .errors import ProtocolError, VersionMismatch
 from .framing import unpack_map
 
 NONCE_SIZE = 16
@@ -89,6 +90,20 @@ def _kind(value: Any) -> bool:
     return value in OUTPUT_KINDS
 
 
+def _same_protocol(message: dict[str, Any], what: str) -> None:
+    """Raise VersionMismatch unless the message is of this protocol version.
+
+    Read before any other field: a peer of another version may send other
+    fields, and it is told which side to upgrade, not what it left out.  A
+    message without the field is from a peer older than the field (version 1).
+    """
+    theirs = _field(message, what, "protocol", _uint, optional=True)
+    theirs = 1 if theirs is None else theirs
+    if theirs != PROTOCOL_VERSION:
+        release = message.get("version")
+        raise VersionMismatch(theirs, release if isinstance(release, str) else None)
+
+
 # -- client to server --------------------------------------------------------
 
 
@@ -105,10 +120,12 @@ class RequestBody(NamedTuple):
     stdin_sha256: bytes | None = None  # or the digest of input streamed in `stdin` frames
     cwd: str | None = None
     env: dict[str, str] | None = None
+    protocol: int = PROTOCOL_VERSION  # the sender's; the receiver refuses another
 
     def encode(self) -> bytes:
         return msgpack.packb(
             {
+                "protocol": self.protocol,
                 "cmd": self.cmd,
                 "args": self.args,
                 "noderange": self.noderange,
@@ -127,6 +144,7 @@ class RequestBody(NamedTuple):
     def decode(cls, body: bytes) -> RequestBody:
         message = unpack_map(body, "request body")
         what = "request body"
+        _same_protocol(message, what)
         return cls(
             cmd=_field(message, what, "cmd", _str),
             args=_field(message, what, "args", _str_list),
@@ -215,11 +233,19 @@ def parse_client_message(message: dict[str, Any]) -> ClientMessage:
 
 
 class Hello(NamedTuple):
+    """The daemon's greeting: its host name, its release, its protocol version."""
+
     server: str
     version: str
+    protocol: int = PROTOCOL_VERSION
 
     def to_wire(self) -> dict[str, Any]:
-        return {"t": "hello", "server": self.server, "version": self.version}
+        return {
+            "t": "hello",
+            "server": self.server,
+            "version": self.version,
+            "protocol": self.protocol,
+        }
 
 
 class Output(NamedTuple):
@@ -302,6 +328,7 @@ def parse_server_message(message: dict[str, Any]) -> ServerMessage:
     if kind == "done":
         return Done(id=_field(message, what, "id", _uint), rc=_field(message, what, "rc", _int))
     if kind == "hello":
+        _same_protocol(message, what)
         return Hello(
             server=_field(message, what, "server", _str),
             version=_field(message, what, "version", _str),

@@ -14,9 +14,10 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from .waiting import wait_for
 
 BIN = Path(sys.executable).parent
 
@@ -111,14 +112,13 @@ class Cluster:
         # It logs this once every port (its own and the boot services') is open;
         # a log line works from outside the daemon's network namespace too.
         ready = f"serving on port {self.port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        def serving() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"xcatd exited with {self.process.returncode}:\n{self.logs()}")
-            if ready in self.logs()[logged_before:]:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"xcatd did not start listening:\n{self.logs()}")
+            return ready in self.logs()[logged_before:]
+
+        wait_for(serving, lambda: f"xcatd listening:\n{self.logs()}", timeout=20)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Signal the daemon and wait for it to exit; its exit code."""

@@ -7,11 +7,11 @@ audit table always agree."""
 from __future__ import annotations
 
 import re
-import time
 
 from .cluster import BIN, Cluster
 from .sessions import credentials_for
 from .test_security import audit_rows
+from .waiting import wait_for
 
 # INFO xcatd.commands: Allowed lsdef n1 for root from 127.0.0.1:40312: rc 0, 0.012 s
 LINE = re.compile(
@@ -28,14 +28,15 @@ def command_lines(cluster: Cluster) -> list[re.Match]:
 def logged(cluster: Cluster, command: str, timeout: float = 5) -> re.Match:
     """The log line of `command` (its line as logged), once the daemon has
     written it: that happens just after the client has its answer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [line for line in command_lines(cluster) if line["command"] == command]
-        if found:
-            return found[-1]
-        time.sleep(0.05)
-    shown = "\n".join(line.group() for line in command_lines(cluster))
-    raise AssertionError(f"no log line for {command!r}; the command lines:\n{shown}")
+    found = wait_for(
+        lambda: [line for line in command_lines(cluster) if line["command"] == command],
+        lambda: (
+            f"a log line for {command!r}; the command lines:\n"
+            + "\n".join(line.group() for line in command_lines(cluster))
+        ),
+        timeout,
+    )
+    return found[-1]
 
 
 def test_a_change_of_a_password_is_logged_without_it(shared_cluster):
@@ -103,10 +104,13 @@ def test_every_audit_row_has_its_log_line(shared_cluster):
     for number in range(20):
         assert cluster.run("nodels", f"n{number}", "groups").returncode in (0, 1)
     logged(cluster, "nodels n19 groups")
-    deadline = time.monotonic() + 5
-    while len(rows := audit_rows(cluster)) < len(lines := command_lines(cluster)):
-        assert time.monotonic() < deadline, "the audit rows lag behind the log lines"
-        time.sleep(0.05)  # the row is written just after its line is logged
+
+    def caught_up() -> tuple[list[dict], list[re.Match]] | None:
+        """The rows and the lines once each line has its row (written just after it)."""
+        rows, lines = audit_rows(cluster), command_lines(cluster)
+        return (rows, lines) if len(rows) >= len(lines) else None
+
+    rows, lines = wait_for(caught_up, "the audit rows catching up with the log lines", 5)
     assert len(lines) == len(rows)
     assert [line["user"] or "" for line in lines] == [row["user"] for row in rows]
     assert [int(line["rc"]) for line in lines] == [row["rc"] for row in rows]

@@ -30,7 +30,7 @@ from xcatd.console.log import ConsoleLog
 from .bmc import QEMU_CHASSIS, Bmc, bmc_lab
 from .chassis_control import GUEST_PROMPT, GUEST_READY
 from .cluster import BIN, Cluster, free_port
-from .test_systemd import wait_until
+from .waiting import wait_for
 
 NODE = "cn1"
 HELP = "[Enter `^Ec?' for help]"
@@ -75,12 +75,11 @@ class Terminal:
 
     def wait_for(self, text: str, timeout: float = TIMEOUT, after: int = 0) -> int:
         """Until `text` shows on the screen after position `after`; where it ends."""
-        deadline = time.monotonic() + timeout
-        while (found := self.output.find(text, after)) < 0:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not shown within {timeout} s:\n{self.output}")
-            time.sleep(0.05)
-        return found + len(text)
+        return wait_for(
+            lambda: (found := self.output.find(text, after)) >= 0 and found + len(text),
+            lambda: f"{text!r} shown:\n{self.output}",
+            timeout,
+        )
 
     def type(self, keys: bytes) -> None:
         """Type, one key at a time as a person does: the guest (iPXE on
@@ -393,8 +392,8 @@ def test_wcons_opens_an_xterm_per_node_titled_with_its_name(shared_cluster, node
     result = cluster.run("wcons", "--tile", "compute", env=env)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     try:
-        wait_until(lambda: '"cn1"' in windows(display) and '"cn2"' in windows(display),
-                   "two xterms titled cn1 and cn2", timeout=2 * TIMEOUT)  # fmt: skip
+        wait_for(lambda: '"cn1"' in windows(display) and '"cn2"' in windows(display),
+                 "two xterms titled cn1 and cn2", timeout=2 * TIMEOUT)  # fmt: skip
     except AssertionError:
         raise AssertionError(windows(display)) from None
     tree = windows(display)
@@ -403,7 +402,7 @@ def test_wcons_opens_an_xterm_per_node_titled_with_its_name(shared_cluster, node
     assert all(place.values()), tree
     assert place["cn2"][3] != place["cn1"][3]  # tiled: side by side
     # Each xterm runs the real rcons of its node.
-    wait_until(lambda: _rcons_running(node), "rcons cn1 running in its xterm", TIMEOUT)
+    wait_for(lambda: _rcons_running(node), "rcons cn1 running in its xterm", TIMEOUT)
 
 
 def _rcons_running(node: str) -> bool:
@@ -432,7 +431,7 @@ def test_wcons_tmux_opens_a_window_per_node(shared_cluster, node, tmp_path):
                                   capture_output=True, text=True, env=env).stdout  # fmt: skip
 
         # The console's history may clear the screen after the notice.
-        wait_until(lambda: HELP in pane() or GUEST_PROMPT in pane(),
-                   "rcons attached in the tmux window", TIMEOUT)  # fmt: skip
+        wait_for(lambda: HELP in pane() or GUEST_PROMPT in pane(),
+                 "rcons attached in the tmux window", TIMEOUT)  # fmt: skip
     finally:
         subprocess.run(["tmux", "kill-server"], env=env, check=False)

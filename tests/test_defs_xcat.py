@@ -6,6 +6,8 @@ Each test uses its own names, so one cluster serves the module."""
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from xcatd import __version__
@@ -319,6 +321,66 @@ def test_h_with_a_type_lists_its_attributes_in_every_def_command(xcat):
         assert ok(xcat(command, "-t", "network", "-h")) == listing
 
 
+def test_h_lists_xcat_s_attributes_as_xcat_does(xcat):
+    # DBobjectdefs.pm: a header, "Attribute          Description", then each
+    # attribute sorted, "attr:" and two tabs (one from 7 characters on) before
+    # its description from Schema.pm, a blank line between.
+    listing = ok(xcat("lsdef", "-t", "network", "-h"))
+    assert listing.startswith(
+        "The valid attribute names for object type 'network' are:\n"
+        "Attribute          Description\n\n"
+        "ddnsdomain:\tA domain to be combined with nodename to construct FQDN for DDNS updates "
+    )
+    assert (
+        "\n\nmtu:\t\tThe default MTU for the network, If multiple networks are applied to the "
+        "same nic on the SN and/or CN, the MTU shall be the same for those networks.\n\n"
+    ) in listing
+    assert listing.endswith("\n\nvlanid:\t\tThe vlan ID if this network is within a vlan.\n")
+    nodes = ok(xcat("lsdef", "-t", "node", "-h"))
+    for attribute in ("nodetype:\t", "hidden:\t\t", "nicips:\t", "vmhost:\t\t", "switchtype:\t"):
+        assert f"\n\n{attribute}" in nodes
+    assert ok(xcat("lsdef", "-t", "node", "-h", "-i", "nicips.eth0,arch")) == (
+        "Attribute          Description\n\n"
+        "arch:\t\tThe hardware architecture of this node.  Valid values: x86_64, ppc64, x86, "
+        "ia64, aarch64.\n\n"
+        "nicips:\t\tComma-separated list of IP addresses per NIC.\n"
+        "                To specify one ip address per NIC:\n"
+        "                    <nic1>!<ip1>,<nic2>!<ip2>,..., for example, "
+        "eth0!10.0.0.100,ib0!11.0.0.100\n"
+        "                To specify multiple ip addresses per NIC:\n"
+        "                    <nic1>!<ip1>|<ip2>,<nic2>!<ip1>|<ip2>,..., for example, "
+        "eth0!10.0.0.100|fd55::214:5eff:fe15:849b,ib0!11.0.0.100|2001::214:5eff:fe15:849a. "
+        "The xCAT object definition commands support to use nicips.<nicname> as the sub "
+        "attributes.\n"
+        "                Note: The primary IP address must also be stored in the hosts.ip "
+        "attribute. The nichostnamesuffixes should specify one hostname suffix for each ip "
+        "address.\n"
+    )
+
+
+def test_xcat_s_attributes_are_stored_and_listed(xcat):
+    # The issue's examples: attributes xCAT has that this project does not act on.
+    ok(xcat("mkdef", "xa1", "groups=xag", "nodetype=osi", "hidden=0", "nicips.eth0=10.40.0.1"))
+    ok(xcat("mkdef", "-t", "network", "-o", "xanet", "net=10.40.0.0", "mask=255.255.0.0",
+            "mtu=9000"))  # fmt: skip
+    ok(xcat("chdef", "-t", "site", "dhcplease=3600"))
+    ok(xcat("mkdef", "-t", "osimage", "-o", "xaimg", "imagetype=linux", "nfsrootopts=nolock"))
+    assert ok(xcat("lsdef", "xa1")) == (
+        "Object name: xa1\n    groups=xag\n    hidden=0\n    nicips.eth0=10.40.0.1\n"
+        "    nodetype=osi\n"
+    )
+    assert ok(xcat("lsdef", "-t", "network", "xanet", "-i", "mtu")) == (
+        "Object name: xanet\n    mtu=9000\n"
+    )
+    assert ok(xcat("lsdef", "-t", "site", "-i", "dhcplease")) == (
+        "Object name: clustersite\n    dhcplease=3600\n"
+    )
+    assert ok(xcat("lsdef", "-t", "osimage", "xaimg", "-i", "nfsrootopts")) == (
+        "Object name: xaimg\n    nfsrootopts=nolock\n"
+    )
+    assert xcat("chdef", "xa1", "colour=blue")[0] == 1  # unknown ones stay refused
+
+
 @pytest.mark.parametrize(
     ("args", "usage"),
     [
@@ -615,4 +677,242 @@ def test_nodels_names_the_column_only_with_H_or_several_columns_as_xcat(xcat):
     )
     assert ok(xcat("nodels", "ns1", "nodelist.groups", "nodelist.status")) == (
         "ns1: nodelist.groups: nsg\nns1: nodelist.status: booted\n"
+    )
+
+
+# -- regular-expression values in Perl's syntax --------------------------------------------
+
+
+def test_a_group_s_bmc_with_perl_s_z_gives_each_node_its_name_and_a_suffix(xcat):
+    # xCAT's documentation: chdef -t group <g> bmc='|\z|-imm|'.
+    ok(xcat("mkdef", "pz1,pz2", "groups=pzg", "mgt=ipmi"))
+    assert ok(xcat("chdef", "-t", "group", "-o", "pzg", r"bmc=|\z|-imm|")) == created(1)
+    assert ok(xcat("lsdef", "pz1,pz2", "-i", "bmc", "-c")) == "pz1: bmc=pz1-imm\npz2: bmc=pz2-imm\n"
+    assert ok(xcat("nodels", "pz2", "ipmi.bmc")) == "pz2: pz2-imm\n"
+    assert ok(xcat("lsdef", "-t", "group", "pzg", "-i", "bmc")) == (
+        "Object name: pzg\n    bmc=|\\z|-imm|\n"
+    )
+    assert ok(xcat("lsdef", "-s", "-w", r"bmc=~^pz\d-imm\z")) == "pz1  (node)\npz2  (node)\n"
+
+
+# -- dynamic and static groups from the command line ----------------------------------------
+
+
+def test_mkdef_d_w_makes_a_dynamic_group_as_mkdef_1_example_8(xcat):
+    ok(xcat("mkdef", "hm1,hm2", "groups=hmg", "mgt=hmc", "cons=hmc"))
+    ok(xcat("mkdef", "hm3", "groups=hmg", "mgt=ipmi", "cons=ipmi"))
+    assert ok(
+        xcat("mkdef", "-t", "group", "-o", "HMCMgtNodes", "-d", "-w", "mgt==hmc", "-w", "cons==hmc")
+    ) == created(1)
+    assert ok(xcat("lsdef", "-t", "group", "HMCMgtNodes")) == (
+        "Object name: HMCMgtNodes\n"
+        "    grouptype=dynamic\n"
+        "    members=hm1,hm2\n"
+        "    wherevals=mgt==hmc::cons==hmc\n"
+    )
+    assert ok(xcat("nodels", "HMCMgtNodes")) == "hm1\nhm2\n"
+    ok(xcat("chdef", "hm3", "mgt=hmc", "cons=hmc"))  # the group follows the nodes
+    assert ok(xcat("nodels", "HMCMgtNodes")) == "hm1\nhm2\nhm3\n"
+    # mkdef.1 example 15: by node name.
+    ok(xcat("mkdef", "-t", "group", "hm_vms", "-d", "-w", "node=~^hm[12]$"))
+    assert ok(xcat("nodels", "hm_vms")) == "hm1\nhm2\n"
+
+
+def test_chdef_d_w_changes_a_dynamic_group_s_selection(xcat):
+    ok(xcat("mkdef", "cw1", "groups=cwg", "os=sles15"))
+    ok(xcat("mkdef", "cw2", "groups=cwg", "os=rhels9.4"))
+    ok(xcat("mkdef", "-t", "group", "-o", "cwdyn", "-d", "-w", "os=~^sles[0-9]+$"))
+    assert ok(xcat("nodels", "cwdyn")) == "cw1\n"
+    assert ok(xcat("chdef", "-t", "group", "-o", "cwdyn", "-d", "-w", "os=~^rh")) == created(1)
+    assert ok(xcat("nodels", "cwdyn")) == "cw2\n"
+    assert xcat("chdef", "-t", "group", "-o", "cwdyn", "netboot=xnba") == (
+        1,
+        "",
+        "Error: Can not assign attributes to dynamic node group 'cwdyn'.\n" + SOME_FAILED,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "errors"),
+    [
+        (["-d"], "Error: The 'where' attributes and values were not provided for dynamic group "
+                 "'{g}'.\nError: Skipping to the next group.\n" + SOME_FAILED),
+        (["grouptype=dynamic"], "Error: The 'where' attributes and values were not provided for "
+                                "dynamic group '{g}'.\nError: Skipping to the next group.\n"
+                                + SOME_FAILED),
+        (["-d", "-w", "mgt==ipmi", "netboot=xnba"],
+         "Error: Can not assign attributes to dynamic node group '{g}'.\n" + SOME_FAILED),
+        (["-d", "-w", "colour==blue"],
+         "Error: Incorrect attribute 'colour' in the selection string specified with -w flag.\n"),
+        (["-d", "-w", "mgt"], "Error: Incorrect selection string specified with -w flag.\n"),
+        (["-w", "mgt==ipmi", "members=hm1"],
+         "Error: Cannot use a list of members together with the '-w' option.\n" + SOME_FAILED),
+        (["members=nosuch1"],
+         "Error: Could not find a node named 'nosuch1', skipping to the next node.\n"
+         + SOME_FAILED),
+    ],
+)  # fmt: skip
+def test_what_xcat_refuses_of_a_group_writes_nothing(xcat, args, errors):
+    group = f"bad{zlib.crc32(' '.join(args).encode())}"
+    assert xcat("mkdef", "-t", "group", "-o", group, *args) == (1, "", errors.format(g=group))
+    assert xcat("lsdef", "-t", "group", group)[2] == not_found(group, objtype="group")
+
+
+def test_d_and_w_are_for_groups(xcat):
+    assert xcat("mkdef", "dw1", "groups=dwg", "-w", "mgt==ipmi") == (
+        1,
+        "",
+        "Error: The '-d' and '-w' options define groups: use them with '-t group'.\n",
+    )
+
+
+def test_a_static_group_s_members_are_written_into_the_nodes_groups(xcat):
+    ok(xcat("mkdef", "sm[1-4]", "groups=smg", "arch=x86_64"))
+    ok(xcat("chdef", "sm4", "arch=ppc64le"))
+    assert ok(xcat("mkdef", "-t", "group", "-o", "smlist", "members=sm1,sm2")) == created(1)
+    assert ok(xcat("nodels", "sm[1-4]", "groups")) == (
+        "sm1: smg,smlist\nsm2: smg,smlist\nsm3: smg\nsm4: smg\n"
+    )
+    # chdef replaces the members (xCAT's default), -p adds, -m removes.
+    ok(xcat("chdef", "-t", "group", "-o", "smlist", "members=sm2,sm3"))
+    assert ok(xcat("nodels", "smlist")) == "sm2\nsm3\n"
+    ok(xcat("chdef", "-t", "group", "-o", "smlist", "-p", "members=sm4"))
+    ok(xcat("chdef", "-t", "group", "-o", "smlist", "-m", "members=sm2"))
+    assert ok(xcat("nodels", "smlist")) == "sm3\nsm4\n"
+    assert ok(xcat("lsdef", "-t", "group", "smlist")) == (
+        "Object name: smlist\n    grouptype=static\n    members=sm3,sm4\n"
+    )
+    # A static group selected with -w: the nodes that match now, listed by them.
+    ok(xcat("mkdef", "-t", "group", "-o", "smpower", "-w", "arch==ppc64le"))
+    assert ok(xcat("nodels", "sm4", "groups")) == "sm4: smg,smlist,smpower\n"
+
+
+# -- XCAT_NODE_PREFIX and XCAT_NODE_SUFFIX ---------------------------------------------------
+
+
+def test_a_number_names_a_node_with_the_prefix_and_suffix_of_the_environment(shared_cluster, xcat):
+    # noderange.3: "10-20 (equivalent to: node10,node11,...)", the prefix and
+    # suffix settable by XCAT_NODE_PREFIX and XCAT_NODE_SUFFIX.
+    ok(xcat("mkdef", "node[7001-7003]", "groups=npg"))
+    assert ok(xcat("nodels", "7001-7003")) == "node7001\nnode7002\nnode7003\n"
+    assert ok(xcat("nodels", "7001+1")) == "node7001\nnode7002\n"
+    env = {**shared_cluster.env, "XCAT_NODE_PREFIX": "cn", "XCAT_NODE_SUFFIX": "-ib"}
+
+    def run(*args: str) -> tuple[int, str, str]:
+        result = shared_cluster.run(*args, env=env)
+        return result.returncode, result.stdout, result.stderr
+
+    assert run("mkdef", "81-82", "groups=npg") == (0, created(2), "")
+    assert run("nodels", "81,82") == (0, "cn81-ib\ncn82-ib\n", "")
+    assert ok(xcat("nodels", "npg")) == "cn81-ib\ncn82-ib\nnode7001\nnode7002\nnode7003\n"
+    assert run("nodels", "83") == (
+        1,
+        "",
+        "Error: Invalid nodes and/or groups in noderange: cn83-ib\n",
+    )
+
+
+# -- networks --------------------------------------------------------------------------------
+
+SAME_NETWORK = (
+    "Error: A network definition called '{}' already exists that contains the same net and "
+    "mask values. Cannot create a definition for '{}'.\n"
+)
+
+
+def test_a_network_with_another_s_net_and_mask_is_refused_and_nothing_is_written(xcat):
+    ok(xcat("mkdef", "-t", "network", "-o", "dn1", "net=10.31.0.0", "mask=255.255.0.0"))
+    for command in ("mkdef", "chdef"):
+        same = xcat(command, "-t", "network", "-o", "dn2", "net=10.31.0.0", "mask=255.255.0.0")
+        assert same == (1, "", SAME_NETWORK.format("dn1", "dn2") + SOME_FAILED)
+    stanzas = (
+        "dn3:\n    objtype=network\n    net=10.33.0.0\n    mask=255.255.0.0\n\n"
+        "dn4:\n    objtype=network\n    net=10.33.0.0\n    mask=255.255.0.0\n"
+    )
+    assert xcat("mkdef", "-z", stdin=stanzas) == (
+        1,
+        "",
+        SAME_NETWORK.format("dn3", "dn4") + SOME_FAILED,
+    )
+    assert xcat("mkdef", "-t", "network", "-o", "dn5", "net=10.35.0.0") == (
+        1,
+        "",
+        "Error: Net or mask value should not be empty for xCAT network object 'dn5'.\n"
+        + SOME_FAILED,
+    )
+    assert xcat("lsdef", "-t", "network", "dn2,dn3,dn4,dn5")[2] == not_found(
+        "dn2", "dn3", "dn4", "dn5", objtype="network"
+    )
+
+
+# -- xCAT's shipped object templates -------------------------------------------------------
+
+
+def test_lsdef_template_lists_and_shows_xcat_s_shipped_templates(xcat):
+    # lsdef.1 examples 20 and 19.
+    names = ["cec-template", "hmc-template", "onieswitch", "ppc64le-openbmc-template",
+             "ppc64le-template", "ppc64lekvmguest-template", "switch-template",
+             "x86_64-template", "x86_64kvmguest-template"]  # fmt: skip
+    assert ok(xcat("lsdef", "-t", "node", "--template")) == "".join(
+        f"{name}  (node)\n" for name in names
+    )
+    assert ok(xcat("lsdef", "-t", "node", "--template", "switch-template")) == (
+        "Object name: switch-template\n"
+        "    groups=switch\n"
+        "    ip=OPTIONAL:the ip address of the switch\n"
+        "    mac=OPTIONAL:the MAC address of the switch\n"
+        "    mgt=switch\n"
+        "    nodetype=switch\n"
+        "    switchtype=OPTIONAL:The type of switch. It is used to identify the file name that "
+        "implements the functions for this swithc. The valid values are: Mellanox, Cisco, BNT "
+        "and Juniper.\n"
+        "    usercomment=the switch definition template\n"
+    )
+    assert xcat("lsdef", "-t", "node", "--template", "nosuch-template") == (
+        1,
+        "",
+        "Error: Could not find nosuch-template in xCAT templates.\n",
+    )
+
+
+def test_mkdef_template_makes_a_node_from_a_shipped_template(xcat):
+    assert ok(xcat("mkdef", "-t", "node", "-o", "tsw1", "--template", "switch-template")) == (
+        created(1)
+    )
+    assert ok(xcat("lsdef", "tsw1")) == (
+        "Object name: tsw1\n    groups=switch\n    mgt=switch\n    nodetype=switch\n"
+        "    usercomment=the switch definition template\n"
+    )
+    # A MANDATORY attribute must be given; OPTIONAL ones are left out.
+    assert xcat("mkdef", "tx1", "--template", "x86_64-template", "ip=10.50.0.1") == (
+        1,
+        "",
+        'Error: The attribute "bmc" must be specified!\n',
+    )
+    ok(xcat("mkdef", "tx1", "--template", "x86_64-template", "ip=10.50.0.1", "bmc=10.51.0.1"))
+    assert ok(xcat("lsdef", "tx1")) == (
+        "Object name: tx1\n    arch=x86_64\n    bmc=10.51.0.1\n    cons=ipmi\n    getmac=ipmi\n"
+        "    groups=all\n    ip=10.50.0.1\n    mgt=ipmi\n    netboot=xnba\n    serialport=0\n"
+        "    serialspeed=115200\n    usercomment=the system X node definition\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "with_usage"),
+    [
+        (["--template"], "no object definition template specified for mkdef --template!", True),
+        (["--template", "a,b"], "Only 1 template object definition should be specified for "
+                                "mkdef!", True),
+        (["--template", "nosuch"], "Could not find the template object named 'nosuch' of type "
+                                   "'node'.", False),
+        (["--template", "tsame"], "The template node cannot be the same as the node to create.",
+         False),
+    ],
+)  # fmt: skip
+def test_mkdef_template_refusals_in_xcat_s_words(xcat, args, error, with_usage):
+    ok(xcat("chdef", "tsame", "groups=tsg"))
+    assert xcat("mkdef", "tsame,tnew", *args) == (
+        1,
+        USAGE["mkdef"] if with_usage else "",
+        f"Error: {error}\n",
     )

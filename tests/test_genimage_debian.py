@@ -18,6 +18,7 @@ from pathlib import Path
 
 from xcatd.config import Config
 from xcatd.images.build import STAGING, incomplete
+from xcatd.images.build_common import SHARE
 from xcatd.images.privatekeys import private_keys
 
 from .media import build_deb
@@ -90,8 +91,7 @@ def test_the_service_image_from_the_debian_iso(debian_service_image):
     assert (version.returncode, version.stdout) == (0, "xcatd 0.1.0\n"), version.stderr
     assert Config.load(rootimg / "etc/xcat/xcatd.toml").role == "servicenode"
     units = rootimg / "etc/systemd/system"
-    assert (units / "xcatd.service").read_bytes() == (
-        Path(__file__).resolve().parents[1] / "systemd/xcatd.service").read_bytes()  # fmt: skip
+    assert (units / "xcatd.service").read_bytes() == (SHARE / "systemd/xcatd.service").read_bytes()
     assert "ConditionPathExists=/etc/xcat/pki/server.pem" in (
         units / "xcatd.service.d/xcatd-enrolled.conf").read_text()  # fmt: skip
     enabled = {

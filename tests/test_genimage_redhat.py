@@ -15,6 +15,7 @@ import pytest
 from xcatd.images.build import INCOMPLETE, STAGING, BuildError, Spec, incomplete, preflight
 
 from .media import Rpm, build_rpms, comps_xml, redhat_tree, run
+from .waiting import wait_for
 
 KERNEL = "5.14.0-1.xcat.x86_64"
 PROC_LUA = (
@@ -285,11 +286,10 @@ def _start(cluster, *args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _wait_for(path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
+def _slow_package_started(root: Path) -> None:
+    """Until dnf runs the slow package's scriptlet in `root`."""
+    marker = root / "var/lib/xcat-test-slow/started"
+    wait_for(marker.exists, f"{marker} to appear", 60)
 
 
 def test_cancel_of_a_new_build_stops_dnf_and_leaves_no_image(rocky):
@@ -300,7 +300,7 @@ def test_cancel_of_a_new_build_stops_dnf_and_leaves_no_image(rocky):
     rootimgdir = define(rocky, "cancelled", "xcat-test-slow\n")
     connection = connect(rocky)
     request = connection.request("genimage", ["cancelled"], user="root")
-    _wait_for(rootimgdir / STAGING / "var/lib/xcat-test-slow/started")
+    _slow_package_started(rootimgdir / STAGING)
     cancelled_at = time.monotonic()
     connection.send(Cancel(request))
     while not isinstance(message := connection.receive(), Done):
@@ -330,7 +330,7 @@ def test_an_interrupted_update_stays_incomplete_until_genimage_resumes_it(rocky)
     (lists(rocky) / "resumed.pkglist").write_text("xcat-test-base\nxcat-test-slow\n")
     connection = connect(rocky)
     request = connection.request("genimage", ["resumed"], user="root")
-    _wait_for(rootimgdir / "rootimg/var/lib/xcat-test-slow/started")
+    _slow_package_started(rootimgdir / "rootimg")
     connection.send(Cancel(request))
     while not isinstance(message := connection.receive(), Done):
         pass
@@ -362,7 +362,7 @@ def test_two_different_images_build_at_the_same_time(rocky):
 def test_the_same_image_twice_at_once_refuses_the_second(rocky):
     rootimgdir = define(rocky, "once", "xcat-test-slow\n")
     first = _start(rocky, "once")
-    _wait_for(rootimgdir / STAGING / "var/lib/xcat-test-slow/started")
+    _slow_package_started(rootimgdir / STAGING)
     second = genimage(rocky, "once")
     assert (second.returncode, second.stderr) == (
         1,

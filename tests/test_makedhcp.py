@@ -19,17 +19,18 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from xcatd.boot.dnsmasq import SYSTEM_DIRECTORY, UNIT, dnsmasq_arguments, dnsmasqs_of
+from xcatd.images.build_common import SHARE
 
 from .cluster import Cluster
 from .test_nodeset import make_image
+from .waiting import wait_for
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -184,7 +185,7 @@ def test_with_nothing_set_up_each_command_says_what_to_run(cluster):
 
 
 def test_the_shipped_unit_runs_dnsmasq_as_the_daemon_does():
-    unit = REPOSITORY / "systemd" / UNIT
+    unit = SHARE / "systemd" / UNIT
     lines = unit.read_text().splitlines()
     (command,) = [line.removeprefix("ExecStart=") for line in lines if "ExecStart=" in line]
     assert command.split() == ["/usr/sbin/dnsmasq", *dnsmasq_arguments(SYSTEM_DIRECTORY)]
@@ -287,13 +288,6 @@ def reads(cluster: Cluster) -> int:
     return cluster.logs().count(f"read {dhcp_dir(cluster)}/dnsmasq-opts\n")
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
-        time.sleep(0.05)
-
-
 def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
@@ -302,7 +296,7 @@ def reloaded(cluster: Cluster, before: int, *command: str) -> str:
     """Run a makedhcp that changes the entries; what it printed, once dnsmasq
     has read them again."""
     out = cluster.ok(*command)
-    wait_for(lambda: reads(cluster) > before, "dnsmasq reading the entries again")
+    wait_for(lambda: reads(cluster) > before, "dnsmasq reading the entries again", 30)
     return out
 
 
@@ -371,7 +365,7 @@ def test_nodesets_entries_reach_the_running_dnsmasq(served, wire):
     define(served, "ns1", 61)
     before = reads(served)
     assert served.ok("nodeset", "ns1", "osimage=svc") == "ns1: netboot debian12-x86_64-service\n"
-    wait_for(lambda: reads(served) > before, "dnsmasq reading nodeset's entries")
+    wait_for(lambda: reads(served) > before, "dnsmasq reading nodeset's entries", 30)
     assert wire.ask("52:54:00:77:00:3d")["address"] == "10.77.0.61"
 
 
@@ -381,14 +375,14 @@ def test_dnsmasq_that_dies_is_started_again_and_none_outlives_the_daemon(served,
     define(served, "rd1", 51)
     reloaded(served, reads(served), "makedhcp", "rd1")
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: dnsmasqs_of(directory) not in ([], [pid]), "dnsmasq started again")
+    wait_for(lambda: dnsmasqs_of(directory) not in ([], [pid]), "dnsmasq started again", 30)
     assert f"DHCP: dnsmasq (pid {pid}) was killed by signal 9; starting it again" in (served.logs())
     assert wire.ask("52:54:00:77:00:33") == {**ANSWER, "bootfile": "xcat/xnba.kpxe"}
     assert served.stop() == 0
     assert dnsmasqs_of(directory) == []
     # The next daemon starts it with the settings makedhcp -n left.
     served.start()
-    wait_for(lambda: dnsmasqs_of(directory), "dnsmasq started with the daemon")
+    wait_for(lambda: dnsmasqs_of(directory), "dnsmasq started with the daemon", 30)
     assert parent_of(dnsmasqs_of(directory)[0]) == served.process.pid
     assert wire.ask("52:54:00:77:00:33", timeout=10) == {**ANSWER, "bootfile": "xcat/xnba.kpxe"}
 
@@ -399,7 +393,7 @@ def test_the_dnsmasq_of_a_daemon_killed_outright_is_ended_by_the_next(served, wi
     assert served.stop(signal.SIGKILL) == -signal.SIGKILL
     assert dnsmasqs_of(directory) == [pid]  # nothing could stop it
     served.start()
-    wait_for(lambda: dnsmasqs_of(directory) not in ([], [pid]), "a dnsmasq of the new daemon")
+    wait_for(lambda: dnsmasqs_of(directory) not in ([], [pid]), "a dnsmasq of the new daemon", 30)
     assert f"DHCP: ended dnsmasq [{pid}], left by a daemon that did not stop" in served.logs()
     assert parent_of(dnsmasqs_of(directory)[0]) == served.process.pid
 
@@ -440,7 +434,7 @@ def test_serve_dhcp_false_leaves_dhcp_to_the_site(served, wire):
     config = served.root / "etc/xcat/xcatd.toml"
     config.write_text(config.read_text().replace("serve_dhcp = true", "serve_dhcp = false"))
     served.process.send_signal(signal.SIGHUP)
-    wait_for(lambda: "reloaded settings" in served.logs(), "reload")
+    wait_for(lambda: "reloaded settings" in served.logs(), "reload", 30)
     assert served.ok("makedhcp", "-n").splitlines()[1:] == [
         f"serve_dhcp = false in {config}: xcatd runs no DHCP service",
         f"no dnsmasq runs with {directory}/dnsmasq.conf: it reads the entries when started",

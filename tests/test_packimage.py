@@ -27,6 +27,7 @@ from xcat_protocol.messages import Done, Output, Progress
 from .cluster import BIN
 from .sessions import connect
 from .test_nodeset import make_image
+from .waiting import wait_for
 
 FIXED_TIME = 1_600_000_000  # 2020-09-13, so that mtimes are checked, not "now"
 EXLIST = """\
@@ -455,17 +456,17 @@ def test_a_cancelled_pack_leaves_the_previous_image_untouched(shared_cluster, im
     (rootimgdir / "rootimg/bin/random").write_bytes(os.urandom(96 << 20))  # xz takes seconds
     client = subprocess.Popen([BIN / "packimage", "-c", "xz", name], env=shared_cluster.env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not list(rootimgdir.glob(".rootimg.cpio.xz.packimage-*")):
-        assert time.monotonic() < deadline, "the pack never started writing"
+    partial = ".rootimg.cpio.xz.packimage-*"
+
+    def writing() -> bool:
         assert client.poll() is None, client.communicate()
-        time.sleep(0.02)
+        return any(rootimgdir.glob(partial))
+
+    wait_for(writing, "the pack writing", 30, interval=0.02)
     client.send_signal(signal.SIGINT)
     _, stderr = client.communicate(timeout=30)
     assert client.returncode == 130, stderr
-    while list(rootimgdir.glob(".rootimg.cpio.xz.packimage-*")):
-        assert time.monotonic() < deadline, "the cancelled pack left its temporary file"
-        time.sleep(0.05)
+    wait_for(lambda: not any(rootimgdir.glob(partial)), "the cancelled pack's file removed", 30)
     _untouched(shared_cluster, name, rootimgdir, before, recorded)
     # The lock went with it: the next pack runs.
     (rootimgdir / "rootimg/bin/random").unlink()

@@ -18,7 +18,7 @@ import pytest
 from .bmc import QEMU_CHASSIS, Bmc, BmcLab, bmc_lab
 from .cluster import BIN, Cluster, free_port
 from .test_security import audit_rows, wait_for_audit
-from .test_systemd import wait_until
+from .waiting import wait_for
 
 NODE_ERROR = "{node}: Error: {text}"  # xCAT's form of an error about one node
 
@@ -89,7 +89,7 @@ def test_reset_softoff_and_cycle_reach_the_running_machine(cluster, bmcs):
 
     # Off, then on again a second later: a new QEMU process.
     assert rpower(cluster, "pw2", "cycle") == "pw2: cycle\n"
-    wait_until(lambda: bmc.machine.pid() not in (None, started), "a new machine", timeout=10)
+    wait_for(lambda: bmc.machine.pid() not in (None, started), "a new machine", timeout=10)
     assert rpower(cluster, "pw2", "stat") == "pw2: on\n"
 
 

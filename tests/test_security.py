@@ -29,6 +29,7 @@ from .sessions import (
     outcome,
     signed,
 )
+from .waiting import wait_for
 
 
 @pytest.fixture
@@ -52,13 +53,10 @@ def audit_rows(cluster: Cluster) -> list[dict]:
 
 
 def wait_for_audit(cluster: Cluster, match) -> dict:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        found = [row for row in audit_rows(cluster) if match(row)]
-        if found:
-            return found[-1]
-        time.sleep(0.05)
-    raise AssertionError("no matching audit row")
+    found = wait_for(
+        lambda: [row for row in audit_rows(cluster) if match(row)], "a matching audit row", 5
+    )
+    return found[-1]
 
 
 def read_all(sock: socket.socket) -> bytes:
@@ -312,10 +310,12 @@ def test_a_thousand_connections_opened_and_dropped_leave_the_daemon_serving(
         if n % 2:
             sock.sendall(b"\x16\x03\x01\x02\x00\x01")  # the start of a TLS hello
         sock.close()
-    deadline = time.monotonic() + 10
-    while open_connections(shared_cluster) > before:
-        assert time.monotonic() < deadline, "dropped connections were never freed"
-        time.sleep(0.1)
+    wait_for(
+        lambda: open_connections(shared_cluster) <= before,
+        "the dropped connections freed",
+        10,
+        interval=0.1,
+    )
 
 
 def open_connections(cluster: Cluster) -> int:

@@ -45,7 +45,8 @@ from xcatd.images.profiles import SHIPPED
 from .cluster import Cluster
 from .images_debian import SERVICE, BuiltImage, service_packages
 from .netboot import Machine, Network, network
-from .test_makedhcp import parent_of, reads, wait_for
+from .test_makedhcp import parent_of, reads
+from .waiting import wait_for
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 MYSERVICE = "debian12-x86_64-netboot-myservice"  # the seed's custom image
@@ -144,7 +145,7 @@ def test_the_seed_walked_on_debian(walk: Walk, tmp_path: Path):
     assert walk.said("nodeset", "service", f"osimage={MYSERVICE}") == (
         f"{NODE}: netboot debian12-x86_64-service\n"
     )
-    wait_for(lambda: reads(walk.cluster) > read_before, "dnsmasq reading nodeset's entries")
+    wait_for(lambda: reads(walk.cluster) > read_before, "dnsmasq reading nodeset's entries", 30)
     with walk.net.machine(LAST) as node:
         node.ip("link", "set", "eth0", "address", MAC)
         the_node_boots_from_what_it_is_told(walk, node, rootimgdir)

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,8 +26,10 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import BIN, Cluster
+from tests.waiting import wait_for
+from xcatd.images.build_common import SHARE
 
-UNIT = Path(__file__).resolve().parents[1] / "systemd" / "xcatd.service"
+UNIT = SHARE / "systemd/xcatd.service"
 XCATD = Path(sys.executable).parent / "xcatd"
 WATCHDOG_USEC = "200000"  # WatchdogSec=0.2s: the daemon pings every 0.1 s
 
@@ -132,20 +134,13 @@ def accepts_connections(port: int) -> bool:
     return True
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.01)
-
-
 def wait_for_log(cluster: Cluster, text: str, after: int = 0, timeout: float = 5) -> None:
     """Until the log holds more than `after` occurrences of `text`, or the daemon died."""
-    wait_until(
+    wait_for(
         lambda: cluster.logs().count(text) > after or not running(cluster),
         f"the log says {text!r}",
         timeout,
+        interval=0.01,
     )
     assert running(cluster), f"xcatd exited with {cluster.process.returncode}:\n{cluster.logs()}"
 

@@ -214,9 +214,9 @@ def test_conditional_columns_follow_mgt(xcat):
         (["node=bad1", "nosuch.ip=1"], "Table nosuch does not exist.\n", ""),
         (["node=bad1", "hosts.nosuch=1"], "", "Error: hosts.nosuch not a valid table.column "
          "description\n"),
-        (["node=bad1", "nodehm.termserver=ts1"], "", "Error: nodehm.termserver is not kept by "
-         "xcatd: it cannot be set (tabdump shows it empty; see 'Table commands' in the README for "
-         "the columns kept)\n"),
+        (["node=bad1", "noderes.discoverynics=eth0"], "", "Error: noderes.discoverynics is not "
+         "kept by xcatd: it cannot be set (tabdump shows it empty; see 'Table commands' in the "
+         "README for the columns kept)\n"),
         (["nosuch=bad1", "hosts.ip=10.3.0.1"], "", 'Error: No column "nosuch" in table '
          '"nodetype"\n'),
         (["node=bad1", "hosts.ip"], "", "Error: 'hosts.ip' gives no value: write hosts.ip=value\n"),
@@ -320,12 +320,20 @@ def test_tabrestore_replaces_a_table_whole_or_not_at_all(admin, tmp_path):
 
 
 def test_tabrestore_refuses_what_xcat_refuses_and_columns_not_kept(xcat, tmp_path):
-    mp = tmp_path / "mp.csv"  # the man page's example
+    ok(xcat("mkdef", "-t", "group", "-o", "blade", "mgt=blade"))
+    ok(xcat("mkdef", "blade05", "groups=blade"))
+    mp = tmp_path / "mp.csv"  # the man page's example: each blade's mpa and id worked out
     mp.write_text('#node,mpa,id,comments,disable\n"blade","|\\D+(\\d+)|amm(($1-1)/14+1)|",'
                   '"|\\D+(\\d+)|(($1-1)%14+1)|",,\n')  # fmt: skip
-    assert refused(xcat("tabrestore", str(mp))) == (
-        "Error: mp.mpa is not kept by xcatd: it cannot be set (tabdump shows it empty; see "
-        "'Table commands' in the README for the columns kept)\n"
+    assert ok(xcat("tabrestore", str(mp))) == ""
+    assert (
+        ok(xcat("lsdef", "blade05", "-i", "mpa,id", "-c")) == "blade05: id=5\nblade05: mpa=amm1\n"
+    )
+    noderes = tmp_path / "noderes.csv"  # a column xCAT's object definitions do not have
+    noderes.write_text('#node,discoverynics\n"blade05","eth0"\n')
+    assert refused(xcat("tabrestore", str(noderes))) == (
+        "Error: noderes.discoverynics is not kept by xcatd: it cannot be set (tabdump shows it "
+        "empty; see 'Table commands' in the README for the columns kept)\n"
     )
     headless = tmp_path / "hosts.csv"
     headless.write_text('"r1","10.4.0.1",,,,\n')

@@ -26,6 +26,7 @@ from .admin import AdminError, init_cluster, issue_credentials, revoke
 from .config import ConfigError
 from .layout import Layout
 from .policy import PolicyError
+from .store.schema import SchemaError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout.for_root(args.root)
     try:
         return args.action(layout, args)
-    except (AdminError, ConfigError, PolicyError) as exc:
+    except (AdminError, ConfigError, PolicyError, SchemaError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import trio
-from xcat_protocol.errors import ProtocolError
+from xcat_protocol import PROTOCOL_VERSION
+from xcat_protocol.errors import ProtocolError, VersionMismatch
 from xcat_protocol.messages import Done, Output, Request, RequestBody
 
 from .audit import AuditRecord
@@ -143,6 +144,8 @@ async def _serve(
 ) -> int:
     try:
         body = RequestBody.decode(request.body)
+    except VersionMismatch as exc:
+        raise Refused(_mismatch(daemon, exc)) from None
     except ProtocolError as exc:
         raise Refused(f"malformed request: {exc}") from None
     trail.command, trail.args, trail.noderange = body.cmd, tuple(body.args), body.noderange
@@ -182,6 +185,17 @@ async def _serve(
     except UsageError as exc:
         raise Refused(str(exc), status="allowed") from None
     return call.return_code
+
+
+def _mismatch(daemon: Daemon, exc: VersionMismatch) -> str:
+    """One line for a request of another protocol version: the two versions,
+    and which side to upgrade (the client's own check, on our hello, says
+    the same; this one is for clients from before it, and for relays)."""
+    here = f"xcatd {daemon.version} on {daemon.config.hostname}"
+    mismatch = f"this request is of protocol {exc.theirs} and {here} speaks {PROTOCOL_VERSION}"
+    if exc.peer_is_newer:
+        return f"{mismatch}: upgrade xcatd on {daemon.config.hostname} to the client's release"
+    return f"{mismatch}: upgrade the client commands that sent it to xcatd {daemon.version}"
 
 
 async def _allowed_for(daemon: Daemon, caller: Caller, command: str, noderange: str | None) -> bool:

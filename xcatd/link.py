@@ -22,7 +22,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
-from xcat_protocol.errors import ProtocolError
+from xcat_protocol import PROTOCOL_VERSION
+from xcat_protocol.errors import ProtocolError, VersionMismatch
 from xcat_protocol.framing import FrameDecoder, encode_frame
 from xcat_protocol.messages import (
     NONCE_SIZE,
@@ -200,11 +201,20 @@ class Link:
             self._decoder.feed(data)
         try:
             message = parse_server_message(raw)
+        except VersionMismatch as exc:
+            raise LinkError(self._mismatch(exc)) from None
         except ProtocolError as exc:
             raise LinkError(f"bad reply from xcatd at {self.where}: {exc}") from None
         if isinstance(message, ErrorFrame):
             raise LinkError(f"xcatd at {self.where}: {message.text}")
         return message
+
+    def _mismatch(self, exc: VersionMismatch) -> str:
+        """One line: the two daemons' protocol versions, and which to upgrade."""
+        release = f" (xcatd {exc.release})" if exc.release else ""
+        speaks = f"xcatd at {self.where} speaks protocol {exc.theirs}{release}, this one"
+        older = "this one" if exc.peer_is_newer else f"the one at {self.where}"
+        return f"{speaks} {PROTOCOL_VERSION}: upgrade {older} to the other's release"
 
     def _next_message(self) -> dict | None:
         try:

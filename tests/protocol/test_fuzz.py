@@ -31,6 +31,7 @@ values = st.recursive(
 # Maps shaped like the protocol's, with its keys and arbitrary values.
 KEYS = ["t", "id", "body", "sig", "chain", "data", "kind", "text", "node", "rc", "cmd", "args"]
 KEYS += ["user", "ts", "nonce", "noderange", "stdin", "stdin_sha256", "cwd", "env", "what"]
+KEYS += ["protocol", "server", "version"]
 protocol_maps = st.dictionaries(
     st.sampled_from(KEYS) | st.text(max_size=4), values, max_size=12
 ) | st.fixed_dictionaries(

@@ -2,8 +2,10 @@
 
 import os
 
+import msgpack
 import pytest
-from xcat_protocol.errors import ProtocolError
+from xcat_protocol import PROTOCOL_VERSION
+from xcat_protocol.errors import ProtocolError, VersionMismatch
 from xcat_protocol.messages import (
     Cancel,
     Done,
@@ -90,8 +92,6 @@ def test_malformed_client_messages_are_refused_with_the_reason(wire, complaint):
     ],
 )
 def test_malformed_request_bodies_are_refused(changes, complaint):
-    import msgpack
-
     fields = body()._asdict()
     fields.update(changes)
     with pytest.raises(ProtocolError, match=complaint):
@@ -101,3 +101,36 @@ def test_malformed_request_bodies_are_refused(changes, complaint):
 def test_an_output_kind_outside_the_four_is_refused():
     with pytest.raises(ProtocolError, match="one of data, info, warning, error"):
         parse_server_message({"t": "out", "id": 1, "kind": "debug"})
+
+
+def test_the_protocol_version_is_sent_in_the_hello_and_in_every_request():
+    assert Hello("mn1", "0.1.0").to_wire()["protocol"] == PROTOCOL_VERSION
+    assert msgpack.unpackb(body().encode())["protocol"] == PROTOCOL_VERSION
+
+
+def test_a_peer_from_before_the_version_was_sent_speaks_protocol_1():
+    fields = body()._asdict()
+    del fields["protocol"]
+    assert RequestBody.decode(msgpack.packb(fields)) == body(nonce=fields["nonce"])
+    assert parse_server_message({"t": "hello", "server": "mn1", "version": "0.1.0"}) == Hello(
+        "mn1", "0.1.0"
+    )
+
+
+@pytest.mark.parametrize("theirs", [PROTOCOL_VERSION + 1, PROTOCOL_VERSION - 1])
+def test_another_version_is_told_apart_before_anything_else_is_read(theirs):
+    # Whatever else a peer of another version sends (other fields, or none),
+    # what it is told is its version, not what it left out.
+    with pytest.raises(VersionMismatch) as request:
+        RequestBody.decode(msgpack.packb({"protocol": theirs, "command": "lsdef"}))
+    with pytest.raises(VersionMismatch) as hello:
+        parse_server_message({"t": "hello", "protocol": theirs, "version": "9.0"})
+    for mismatch in (request.value, hello.value):
+        assert mismatch.theirs == theirs
+        assert mismatch.peer_is_newer == (theirs > PROTOCOL_VERSION)
+    assert (request.value.release, hello.value.release) == (None, "9.0")
+
+
+def test_a_version_that_is_not_a_number_is_malformed():
+    with pytest.raises(ProtocolError, match="bad 'protocol'"):
+        parse_server_message({"t": "hello", "protocol": "2", "server": "mn1", "version": "1"})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,9 @@ class FakeCluster:
 
     def all_nodes(self) -> Sequence[str]:
         return list(self.nodes)
+
+    def nodes_among(self, names: Collection[str]) -> Collection[str]:
+        return {name for name in names if name in self.nodes}
 
     def group_members(self, group: str) -> Sequence[str] | None:
         members = [n for n, attrs in self.nodes.items() if group in attrs["groups"].split(",")]
@@ -188,10 +191,24 @@ def test_a_noderange_names_at_most_a_million_names_in_all(noderange: str, tmp_pa
     assert str(raised.value) == f"Noderange '{noderange}' expands to more than 1,000,000 names"
 
 
-def test_a_huge_number_is_a_name_like_any_other_and_quickly_so() -> None:
+def test_a_huge_number_is_a_node_number_like_any_other_and_quickly_so() -> None:
     # Arguments may be megabytes long: nothing here may take the square of that.
     digits = "1" * 1_200_000  # more digits than natural_key can count in a character
-    assert expand(f"{digits},x,2", FakeCluster({}), verify=False) == ["2", "x", digits]
+    named = expand(f"{digits},x,2", FakeCluster({}), verify=False)
+    assert named == ["node2", f"node{digits}", "x"]
+
+
+def test_a_number_names_a_node_with_the_prefix_and_suffix(cluster: FakeCluster) -> None:
+    # noderange.3: "10-20 (equivalent to: node10,node11,node12,...node20)";
+    # XCAT_NODE_PREFIX and XCAT_NODE_SUFFIX change "node" and add a suffix.
+    assert expand("10-12", FakeCluster({}), verify=False) == ["node10", "node11", "node12"]
+    assert expand("1+2", cluster, prefix="cn") == ["cn1", "cn2", "cn3"]
+    assert expand("5,7", FakeCluster({}), verify=False, prefix="r", suffix="-ib") == [
+        "r5-ib",
+        "r7-ib",
+    ]
+    with pytest.raises(NoderangeError, match="Invalid nodes and/or groups in noderange: node99"):
+        expand("99", cluster)
 
 
 def test_a_group_named_again_and_again_counts_each_time() -> None:

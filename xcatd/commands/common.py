@@ -14,7 +14,7 @@ from ..call import Call
 from ..hierarchy import Split, split
 from ..servicenode import serving
 from ..store import objects
-from ..store.noderange import NoderangeError, expand
+from ..store.noderange import NoderangeError, expand, numbering
 from ..store.nodes import Nodes
 from ..store.objects import DefinitionError
 from ..store.objtypes import NO
@@ -112,12 +112,17 @@ def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool =
     which may not name a node it does not serve, whether it exists or not."""
     # The daemon reads ^file noderanges as root: only root may ask it to.
     read_files = call.caller.name == ADMIN
+    numbered = numbering(call.body.env)  # XCAT_NODE_PREFIX, XCAT_NODE_SUFFIX
     if call.daemon.role == "servicenode" and call.relayed_by_master:
         # The management node carried the user's whole noderange here, and
         # checked it: this service node's part is the nodes it knows.
-        wider = expand(noderange, nodes, cwd=call.body.cwd, verify=False, read_files=False)
+        wider = expand(
+            noderange, nodes, cwd=call.body.cwd, verify=False, read_files=False, **numbered
+        )
         return [name for name in wider if name in nodes.groups_of]
-    names = expand(noderange, nodes, cwd=call.body.cwd, verify=verify, read_files=read_files)
+    names = expand(
+        noderange, nodes, cwd=call.body.cwd, verify=verify, read_files=read_files, **numbered
+    )
     if not verify and call.caller.signer.role == "servicenode":
         unserved = [name for name in names if name not in nodes.groups_of]
         if unserved:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property, partial
 
 from ..call import Call
-from ..store import keyed, objects
+from ..store import group_defs, keyed, objects, templates
 from ..store.nodes import Nodes
 from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import GROUP, NODE, POLICY, SITE, TYPES, ObjectType, check_name
@@ -134,7 +134,7 @@ def _first_answer(call: Call) -> Produced | None:
     if options.version:
         return Produced([f"{name} - Version {call.daemon.version}"])
     if options.help:
-        return Produced([_attribute_help(_types(options))])
+        return Produced([_attribute_help(_types(options), getattr(options, "attributes", None))])
     return None
 
 
@@ -167,6 +167,10 @@ def _definition_options(parser: CommandParser) -> None:
     """mkdef's and chdef's: what to define, from the command line or stanzas."""
     _object_options(parser)
     parser.add_argument("-z", "--stanza", action="store_true", help="read stanzas from stdin")
+    parser.add_argument("-d", "--dynamic", action="store_true", help="a dynamic group (with -w)")
+    parser.add_argument(
+        "-w", dest="where", action="append", default=[], help="group members: attr==val, =~ ..."
+    )
     parser.add_argument("args", nargs="*", metavar="[noderange] attr=value")
 
 
@@ -193,7 +197,9 @@ def _requested(db, call: Call) -> tuple[ObjectType, list[str], dict[str, str]]:
 def mkdef_options(parser: CommandParser) -> None:
     _definition_options(parser)
     parser.add_argument("-f", "--force", action="store_true", help="replace existing objects")
-    parser.add_argument("--template", help="copy the attributes of this object first")
+    parser.add_argument(
+        "--template", nargs="?", const="", help="an xCAT template or an object to start from"
+    )
 
 
 @mkdef_options.runs
@@ -203,23 +209,64 @@ async def mkdef(call: Call) -> None:
     def work(db) -> Produced:
         if (answer := _first_answer(call)) is not None:
             return answer
+        if options.template is not None:
+            _check_template_option(call)
         if options.stanza:
             definitions = _stanzas(call)
         else:
             objtype, names, values = _requested(db, call)
-            if options.template:
-                template = objects.load(db, objtype, [options.template]).get(options.template)
-                if template is None:
-                    raise Refusal(f"the template '{options.template}' is not a {objtype.name}")
-                values = {**template, **values}
+            if options.template is not None:
+                values = _from_template(db, objtype, options.template, names, values)
             definitions = [Definition(objtype, name, dict(values)) for name in names]
         try:
-            created = objects.create(db, definitions, options.force)
+            skip = set() if options.force else _defined_groups(db, definitions)
+            plan = _group_plan(db, call, definitions, "set", skip)
+            with db.atomic():
+                created = objects.create(db, plan.definitions, options.force)
+                objects.change(db, plan.members)
         except DefinitionError as exc:
             raise _failed(exc, closing=exc.per_object) from None
         return _created(created, [d.objtype for d in definitions])
 
     await respond(call, work)
+
+
+def _check_template_option(call: Call) -> None:
+    """What xCAT's mkdef refuses of --template before anything else, with
+    its usage (DBobjectdefs.pm processArgs)."""
+    template = call.options.template
+    why = None
+    if not template:
+        why = "no object definition template specified for mkdef --template!"
+    elif "," in template:
+        why = "Only 1 template object definition should be specified for mkdef!"
+    elif call.options.stanza:
+        why = "The file input can not be used with --template option!"
+    if why:
+        raise Refusal(why, usage=usage("mkdef"))
+
+
+def _from_template(
+    db, objtype: ObjectType, template: str, names: list[str], given: dict[str, str]
+) -> dict[str, str]:
+    """mkdef --template: the values of xCAT's shipped template of that name
+    (its MANDATORY attributes given), or of an existing object, under those
+    given; refused in xCAT's words."""
+    if (shipped := templates.shipped([objtype]).get(template)) is not None:
+        try:
+            return templates.filled(shipped[1], given)
+        except templates.TemplateError as exc:
+            raise Refusal(str(exc)) from None
+    found = objects.load(db, objtype, [template]).get(template)
+    if found is None and not objects.any_object(db, objtype):
+        raise Refusal(f"Could not get objects of type '{objtype.name}'.")
+    if found is None:
+        raise Refusal(
+            f"Could not find the template object named '{template}' of type '{objtype.name}'."
+        )
+    if template in names:
+        raise Refusal("The template node cannot be the same as the node to create.")
+    return {**found, **given}
 
 
 def _failed(exc: DefinitionError, closing: bool) -> Refusal:
@@ -273,12 +320,15 @@ async def chdef(call: Call) -> None:
             definitions = _stanzas(call)
         else:
             objtype, names, values = _requested(db, call)
-            if not values:
+            if not values and not (options.where or options.dynamic):
                 raise Refusal("nothing to change: give attr=value or -n NEWNAME")
             definitions = [Definition(objtype, name, dict(values)) for name in names]
-        edits = [Edit(definition, mode) for definition in definitions]
         try:
-            changed = objects.change(db, edits, create=True)
+            plan = _group_plan(db, call, definitions, mode)
+            edits = [Edit(definition, mode) for definition in plan.definitions]
+            with db.atomic():
+                changed = objects.change(db, edits, create=True)
+                objects.change(db, plan.members)
         except DefinitionError as exc:
             raise _failed(exc, closing=True) from None
         lines = [f"{changed.count} object definitions have been created or modified."]
@@ -289,11 +339,37 @@ async def chdef(call: Call) -> None:
     await respond(call, work)
 
 
+def _group_plan(
+    db, call: Call, definitions: list[Definition], mode: str, skip: Collection[str] = ()
+) -> group_defs.Plan:
+    """The request's definitions with its groups worked out as xCAT does
+    (-d, -w, members=); -d and -w are for groups alone."""
+    options = call.options
+    if (options.dynamic or options.where) and any(d.objtype is not GROUP for d in definitions):
+        raise Refusal("The '-d' and '-w' options define groups: use them with '-t group'.")
+    if not any(d.objtype is GROUP for d in definitions):
+        return group_defs.Plan(definitions, [])
+    nodes = call.nodes(db)
+    wanted = group_defs.GroupOptions(options.dynamic, options.where, mode, call.body.cmd)
+    return group_defs.planned(
+        nodes,
+        definitions,
+        wanted,
+        lambda names: expand_noderange(call, names, nodes, verify=False),
+        skip,
+    )
+
+
+def _defined_groups(db, definitions: list[Definition]) -> set[str]:
+    """The groups among the definitions that are defined already (mkdef leaves them)."""
+    return objects.existing(db, GROUP, [d.name for d in definitions if d.objtype is GROUP])
+
+
 def _renamed(db, call: Call) -> Produced:
     """chdef -n: one object renamed, nothing else done, as xCAT's defch does,
     with its words for what it refuses."""
     options = call.options
-    if options.plus or options.minus or options.stanza:
+    if options.plus or options.minus or options.stanza or options.dynamic or options.where:
         raise Refusal(
             "Cannot combine '-n' and '-d','-p','-m','-z','-w' options.", usage=usage("chdef")
         )
@@ -374,6 +450,9 @@ def lsdef_options(parser: CommandParser) -> None:
     parser.add_argument(
         "-w", dest="where", action="append", default=[], help="attr==val, !=, =~, !~"
     )
+    parser.add_argument(
+        "--template", nargs="?", const="", help="xCAT's shipped templates (these, or all)"
+    )
     parser.add_argument("noderange", nargs="?", help="objects to list")
 
 
@@ -382,9 +461,33 @@ async def lsdef(call: Call) -> None:
     def work(db) -> Produced:
         if conflict := _conflict(call.options):
             raise Refusal(conflict, usage=usage("lsdef"))
-        return _first_answer(call) or _listing(db, call)
+        if (answer := _first_answer(call)) is not None:
+            return answer
+        if call.options.template is not None:
+            return _template_listing(call.options)
+        return _listing(db, call)
 
     await respond(call, work)
+
+
+def _template_listing(options: argparse.Namespace) -> Produced:
+    """lsdef --template: xCAT's shipped templates of the types (-t, node by
+    default; -a all), those named or all of them, listed as objects are."""
+    available = templates.shipped(list(TYPES.values()) if options.all else _types(options))
+    names = _comma_list(options.template) if options.template else list(available)
+    for name in names:
+        if name not in available:
+            raise Refusal(f"Could not find {name} in xCAT templates.")
+    listed = [
+        Listed(available[name][0], name, partial(_as_listed, available[name][1]))
+        for name in sorted(names)
+    ]
+    lines = list(_form(options, options.template, [])(listed, options, False))
+    return Produced(lines or ["No object definitions have been found"])
+
+
+def _as_listed(values: dict[str, str]) -> dict[str, tuple[str, str | None]]:
+    return {attribute: (value, None) for attribute, value in values.items()}
 
 
 def _conflict(options: argparse.Namespace) -> str | None:
@@ -398,14 +501,28 @@ def _conflict(options: argparse.Namespace) -> str | None:
     return None
 
 
-def _attribute_help(types: list[ObjectType]) -> str:
-    lines = []
+def _attribute_help(types: list[ObjectType], wanted: str | None) -> str:
+    """`-h -t T` as xCAT prints it (DBobjectdefs.pm processArgs): a header,
+    then `attr:<tab(s)>description`, a blank line between, sorted; with -i,
+    only those attributes (`nicips.eth0` is nicips) and no first line."""
+    chosen = {keyed.split_name(name.strip())[0] for name in wanted.split(",")} if wanted else None
+    blocks = []
     for objtype in types:
-        lines.append(f"The valid attribute names for object type '{objtype.name}' are:")
-        width = max(len(name) for name in objtype.attributes)
-        for attribute in objtype.attributes.values():
-            lines.append(f"  {attribute.name.ljust(width)}  {attribute.describe()}")
-    return "\n".join(lines)
+        lines = (
+            [] if chosen else [f"The valid attribute names for object type '{objtype.name}' are:"]
+        )
+        lines.append("Attribute          Description\n")
+        entries = [
+            f"{name}:{_HELP_GAP[len(name) < 7]}{attribute.meaning}"
+            for name, attribute in objtype.attributes.items()
+            if chosen is None or name in chosen
+        ]
+        lines.append("\n\n".join(sorted(entries)))
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
+
+
+_HELP_GAP = {True: "\t\t", False: "\t"}  # xCAT's: two tabs after a name of under 7 characters
 
 
 @dataclass
@@ -498,15 +615,19 @@ def _objects_of(
 
 
 def _nodes(nodes: Nodes, names: str | None, call: Call, selections: list[Selection]) -> Found:
+    """The nodes to list, reading only what the request names: one node
+    named is a few indexed reads, whatever the size of the cluster."""
     named = expand_noderange(call, names, nodes, verify=False) if names else None
-    chosen, missing = _existing(named, nodes.groups_of)
+    known = nodes.groups_of if named is None else nodes.nodes_among(named)
+    chosen, missing = _existing(named, known)
     listed = [
         Listed(NODE, name, partial(nodes.sourced, name))
         for name in chosen
         # Test the selected attributes alone before working out all of them.
         if all(s.matches(nodes.attribute(name, s.attribute)) for s in selections)
     ]
-    return Found(listed, missing, none=not nodes.groups_of)
+    nodes.expect([item.name for item in listed])  # their rows, read together when shown
+    return Found(listed, missing, none=not chosen and nodes.empty())
 
 
 def _stored(db, objtype: ObjectType, names: str | None) -> Found:
@@ -666,6 +787,7 @@ async def nodels(call: Call) -> None:
         if unknown:
             raise Refusal(*(f"'{u}' is not a node attribute" for u in unknown))
         label = options.with_fieldname or len(shown) > 1
+        nodes.expect(chosen)
         lines, records = [], []
         for node in chosen:
             sourced = nodes.sourced(node)

@@ -30,8 +30,6 @@ from pathlib import Path
 
 import trio
 
-from ..admin import AdminError
-from ..bundle import source_tree
 from ..config import Config
 from .build_common import SHARE, BuildError, Output, Spec, image_env
 from .chroot import Namespace
@@ -79,7 +77,7 @@ def planned(rootimg: Path, ssh_ca: str) -> tuple[dict[str, tuple[bytes, int]], l
         files[f"{UNITS}/{SSH_KEYGEN}"] = ((SHIPPED / SSH_KEYGEN).read_bytes(), 0o644)
         units.append(SSH_KEYGEN)
     if is_service_node(rootimg):
-        files[f"{UNITS}/{DAEMON}"] = (daemon_unit(), 0o644)
+        files[f"{UNITS}/{DAEMON}"] = ((SHIPPED / DAEMON).read_bytes(), 0o644)
         files[ENROLLED] = ((SHIPPED / "xcatd-enrolled.conf").read_bytes(), 0o644)
         files[f"{UNITS}/{ENROLL}"] = ((SHIPPED / ENROLL).read_bytes(), 0o644)
         files[DAEMON_CONFIG] = (service_node_config().encode(), 0o644)
@@ -95,14 +93,6 @@ def ssh_trust(ssh_ca: str) -> dict[str, tuple[bytes, int]]:
         f"{SSH_HOST_KEYS}/xcatd_user_ca.pub": (f"{ssh_ca}\n".encode(), 0o644),
         f"{SSH_HOST_KEYS}/ssh_known_hosts": (f"@cert-authority * {ssh_ca}\n".encode(), 0o644),
     }
-
-
-def daemon_unit() -> bytes:
-    """systemd/xcatd.service of the source tree the node's wheels are built from."""
-    try:
-        return (source_tree() / "systemd" / DAEMON).read_bytes()
-    except (AdminError, OSError) as exc:
-        raise BuildError(f"cannot read xcatd's systemd unit for the image: {exc}") from None
 
 
 def service_node_config() -> str:

@@ -60,14 +60,6 @@ class Attribute:
     def per_interface(self) -> bool:
         return self.kind is Kind.PER_INTERFACE
 
-    def describe(self) -> str:
-        """One line for `lsdef -h`."""
-        if self.kind is Kind.CHOICE:
-            return f"{self.meaning} ({'|'.join(self.choices)})"
-        if self.per_interface:
-            return f"{self.meaning} ({self.name}.<interface>=<value>)"
-        return self.meaning
-
     def check(self, value: str) -> str:
         """The value to store; '' clears the attribute."""
         if len(value) > MAX_VALUE_BYTES:  # surely too long: refused without encoding it

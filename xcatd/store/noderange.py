@@ -44,7 +44,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import product
@@ -76,6 +76,11 @@ class NodeSource(Protocol):
         """Every node name."""
         ...
 
+    def nodes_among(self, names: Collection[str]) -> Collection[str]:
+        """Which of these names are nodes (without listing every node: a
+        noderange of one node costs one look-up, not the cluster)."""
+        ...
+
     def group_members(self, group: str) -> Sequence[str] | None:
         """The members of a static or dynamic group; None if there is no such group.
         SelectionError when a dynamic group's selections cannot be used."""
@@ -94,6 +99,8 @@ def expand(
     cwd: str | None = None,
     verify: bool = True,
     read_files: bool = True,
+    prefix: str = "node",
+    suffix: str = "",
 ) -> list[str]:
     """The node names *noderange* stands for: unique and in natural order.
 
@@ -104,11 +111,13 @@ def expand(
     it they are returned, so that mkdef can create them.  What the source
     cannot work out (a dynamic group's bad selection, a regular-expression
     value failing for a node) is a NoderangeError too, with the source's message.
+    A number that is neither a node nor a group names the node *prefix*
+    number *suffix* (xCAT's ``10-20``: node10..node20; `numbering`).
     """
     text = noderange.strip()
     if not text:
         raise NoderangeError("Empty noderange: name at least one node or group")
-    resolver = _Resolver(source, cwd if read_files else _NO_FILES, verify)
+    resolver = _Resolver(source, cwd if read_files else _NO_FILES, verify, (prefix, suffix))
     try:
         names = resolver.evaluate(_Parser(text).parse())
     except _TooMany:
@@ -122,6 +131,17 @@ def expand(
             "Invalid nodes and/or groups in noderange: " + ",".join(resolver.missing)
         )
     return names.items if names.ordered else sorted(set(names.items), key=natural_key)
+
+
+def numbering(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The prefix and suffix that make a number a node name (noderange.3):
+    XCAT_NODE_PREFIX (default ``node``) and XCAT_NODE_SUFFIX (default none),
+    from the environment the client sent with the request."""
+    env = env or {}
+    return {
+        "prefix": env.get("XCAT_NODE_PREFIX", "node"),
+        "suffix": env.get("XCAT_NODE_SUFFIX", ""),
+    }
 
 
 _NUMBER = re.compile(r"([0-9]+)")
@@ -276,10 +296,13 @@ class _Names(NamedTuple):
 class _Resolver:
     """Evaluates parsed noderanges against one source, for one `expand` call."""
 
-    def __init__(self, source: NodeSource, cwd: str | None, verify: bool) -> None:
+    def __init__(
+        self, source: NodeSource, cwd: str | None, verify: bool, numbered: tuple[str, str]
+    ) -> None:
         self.source = source
         self.cwd = cwd
         self.verify = verify
+        self.numbered = numbered  # (prefix, suffix) that make a number a node name
         self.missing: dict[str, None] = {}  # an ordered set: reported in the order met
         self._groups: dict[str, Sequence[str] | None] = {}
         self._file: Path | None = None  # the file being read, to refuse nesting
@@ -288,10 +311,6 @@ class _Resolver:
     @cached_property
     def all_names(self) -> Sequence[str]:
         return self.source.all_nodes()
-
-    @cached_property
-    def nodes(self) -> frozenset[str]:
-        return frozenset(self.all_names)
 
     def group(self, name: str) -> Sequence[str] | None:
         if name not in self._groups:
@@ -342,7 +361,7 @@ class _Resolver:
         return names
 
     def name(self, text: str) -> _Names:
-        if text in self.nodes:
+        if self.source.nodes_among([text]):
             return _Names([text], True)
         members = self.group(text)
         if members is not None:
@@ -352,9 +371,11 @@ class _Resolver:
 
     def resolve(self, names: list[str], ordered: bool) -> _Names:
         """Names from a range or a plain name: nodes stay, groups expand, the rest are unknown."""
-        nodes = self.nodes
-        if nodes.issuperset(names):
+        nodes = self.source.nodes_among(names)
+        if len(nodes) == len(names) or set(nodes).issuperset(names):
             return _Names(names, ordered)
+        names = self.numbers_named(names, nodes)
+        nodes = self.source.nodes_among(names)
         result: list[str] = []
         for name in names:
             members = None if name in nodes else self.group(name)
@@ -366,6 +387,17 @@ class _Resolver:
             else:
                 self.missing[name] = None
         return _Names(result, ordered)
+
+    def numbers_named(self, names: list[str], nodes: Collection[str]) -> list[str]:
+        """The names, with each number that is not a node or a group made a
+        node name with the request's prefix and suffix, as xCAT does."""
+        prefix, suffix = self.numbered
+        return [
+            f"{prefix}{name}{suffix}"
+            if name.isascii() and name.isdigit() and name not in nodes and self.group(name) is None
+            else name
+            for name in names
+        ]
 
     def regex(self, pattern: str) -> _Names:
         try:

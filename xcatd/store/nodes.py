@@ -11,8 +11,9 @@ node), which group a value came from, and which nodes a group holds
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from functools import cached_property
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from functools import cached_property, partial
+from itertools import compress
 from typing import TypeVar
 
 import sqlite_utils
@@ -22,7 +23,7 @@ from .regex_values import compile_value, is_regex_value
 from .selection import parse_wherevals
 
 # Group attributes that describe the group itself and are not inherited.
-GROUP_ONLY = ("grouptype", "members", "wherevals")
+GROUP_ONLY = ("grouptype", "members", "membergroups", "wherevals")
 
 T = TypeVar("T")
 Sourced = dict[str, tuple[str, str | None]]  # attr -> (value, group it came from or None)
@@ -42,18 +43,34 @@ def rows(
     instead of forty is the difference between 50 ms and 600 ms.
     """
     result: dict[str, dict[str, str]] = {}
+    if columns is None and where is None:
+        columns = _used_columns(db, table, key)
     chosen = "*" if columns is None else ", ".join(f"[{c}]" for c in {key, *columns})
     query = f"select {chosen} from [{table}]" + (f" where {where}" if where else "")
     cursor = db.execute(query, parameters or [])
     names = [d[0] for d in cursor.description]
     key_index = names.index(key)
     for row in cursor:
-        result[row[key_index]] = {
-            column: value
-            for column, value in zip(names, row, strict=True)
-            if value not in (None, "") and column != key
-        }
+        # compress() keeps the columns whose value is set (not NULL, not ''),
+        # in C: on a wide table most are empty, and a Python test of each
+        # would cost more than SQLite's reading of the row.
+        values = dict(compress(zip(names, row, strict=True), row))
+        values.pop(key, None)
+        result[row[key_index]] = values
     return result
+
+
+def _used_columns(db: sqlite_utils.Database, table: str, key: str) -> list[str]:
+    """The table's columns that hold a value in some row.  A node has a few of
+    xCAT's two hundred attributes: reading the others' NULLs, a tuple of two
+    hundred items per row, costs more than this count, done in SQLite."""
+    names = [row[1] for row in db.execute(f"pragma table_info([{table}])") if row[1] != key]
+    if not names:
+        return []
+    counts = db.execute(
+        f"select {', '.join(f'count([{name}])' for name in names)} from [{table}]"
+    ).fetchone()
+    return [name for name, count in zip(names, counts, strict=True) if count]
 
 
 def in_chunks(names: list[str], size: int = 500) -> Iterator[tuple[list[str], str]]:
@@ -64,31 +81,158 @@ def in_chunks(names: list[str], size: int = 500) -> Iterator[tuple[list[str], st
         yield chunk, ",".join("?" * len(chunk))
 
 
-class Nodes:
-    """Built from the node names and `groups` alone; every other attribute is
-    read the first time one is asked for, so resolving a noderange over
-    100,000 nodes reads two columns, not forty."""
+# How many separate reads a lookup makes before it reads the whole table
+# instead: a request about a few objects costs a few indexed reads, one about
+# thousands costs one scan (at most twice what the scan alone would).
+FEW = 64
+# Names asked about at once beyond which the whole table is read instead.
+MANY = 5000
+# Groups whose members SQLite finds by scanning the nodes' lists before every
+# node's list is read once instead (a scan costs a few milliseconds).
+MEMBER_SCANS = 4
+
+_ABSENT = object()
+
+
+class Lookup(Mapping[str, T]):
+    """A table's values by name, read as they are asked for: one name, a few,
+    or (once many are asked for, or the caller iterates) the whole table.
+
+    `read(None)` reads every row; `read(names)` those of the names that exist.
+    Single-object requests against 100,000 nodes then cost what the object
+    costs, not what the cluster does."""
 
     def __init__(
         self,
-        groups_of: dict[str, str],
-        groups: dict[str, dict[str, str]],
+        read: Callable[[Collection[str] | None], dict[str, T]],
+        everything: dict[str, T] | None = None,
+        probe: Callable[[], bool] | None = None,
+    ) -> None:
+        self._read = read
+        self._all = everything
+        self._probe = probe  # whether the table has any row, without reading them
+        self._some: dict[str, object] = {}  # name -> value, or _ABSENT
+        self._reads = 0
+        self._expected: set[str] = set()
+
+    @classmethod
+    def of(cls, values: dict[str, T]) -> Lookup[T]:
+        """A lookup over values already in memory."""
+        return cls(lambda names: values, values)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the whole table has been read."""
+        return self._all is not None
+
+    def any(self) -> bool:
+        """Whether the table has any row at all."""
+        if self._all is None and self._probe is not None:
+            return any(value is not _ABSENT for value in self._some.values()) or self._probe()
+        return bool(self.whole)
+
+    def expect(self, names: Collection[str]) -> None:
+        """These names will be asked about one by one: the first of them not
+        read yet reads them all, in one go (many: the whole table)."""
+        self._expected = names if isinstance(names, set) else set(names)
+
+    def remember(self, values: dict[str, T]) -> None:
+        """Rows read by other means (a group's members), so as not to read them again."""
+        if self._all is None:
+            self._some.update(values)
+
+    @property
+    def whole(self) -> dict[str, T]:
+        """Every row: read once, on first need."""
+        return self._read_whole()
+
+    def _read_whole(self) -> dict[str, T]:
+        if self._all is None:
+            self._all = self._read(None)
+            self._some.clear()
+        return self._all
+
+    def cheap(self, name: str) -> bool:
+        """Whether asking for this name costs no query of its own: its row (or
+        its absence) is read already, or it is read with the names expected."""
+        return self._all is not None or name in self._some or name in self._expected
+
+    def among(self, names: Collection[str]) -> set[str]:
+        """The names that have rows, reading those not read yet in one go."""
+        if self._all is None and len(names) > MANY:
+            self._read_whole()
+        if self._all is not None:
+            return self._all.keys() & names  # in C: a noderange of 100,000 names
+        unread = [name for name in dict.fromkeys(names) if name not in self._some]
+        if unread and self._reads >= FEW:
+            return self._read_whole().keys() & names
+        if unread:
+            self._reads += 1
+            found = self._read(unread)
+            for name in unread:
+                self._some[name] = found.get(name, _ABSENT)
+        return {name for name in names if self._some[name] is not _ABSENT}
+
+    def __getitem__(self, name: str) -> T:
+        if self._all is not None:  # first: a listing of every node asks this 100,000 times
+            return self._all[name]
+        if name not in self._some:
+            self.among(self._expected if name in self._expected else [name])
+            if self._all is not None:
+                return self._all[name]
+        value = self._some[name]
+        if value is _ABSENT:
+            raise KeyError(name)
+        return value  # type: ignore[return-value]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and bool(self.among([name]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.whole)
+
+    def __len__(self) -> int:
+        return len(self.whole)
+
+
+class Nodes:
+    """Reads only what a request asks about: a node's `groups` and row when
+    the node is named, a group's row when a node lists it, and whole tables
+    (or one whole column) only when many are asked for.  So `lsdef` of one
+    node among 100,000 reads a handful of rows, and resolving a noderange
+    over all of them reads two columns, not forty."""
+
+    def __init__(
+        self,
+        groups_of: Mapping[str, str],
+        groups: Mapping[str, dict[str, str]],
         read_own: Callable[[Collection[str] | None], dict[str, dict[str, str]]],
         read_column: Callable[[str], dict[str, str]],
+        read_members: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
-        self.groups_of = groups_of  # node -> its `groups` value
-        self.groups = groups  # group objects' own values
+        self.groups_of = _lookup(groups_of)  # node -> its `groups` value
+        self.groups = _lookup(groups)  # group objects' own values
         self._read_own = read_own
+        self._own = Lookup(read_own)
         self._read_column = read_column
+        self._read_members = read_members
         self._columns: dict[str, dict[str, str]] = {}
         self._merged: dict[str, Sourced] = {}
+        self._row_asks = 0  # attribute() reads of single rows (see FEW)
+        self._member_reads = 0
 
     @classmethod
     def load(cls, db: sqlite_utils.Database) -> Nodes:
-        groups_of = {
-            node: groups or ""
-            for node, groups in db.execute(f"select [{NODE.key}], groups from [{NODE.name}]")
-        }
+        """The nodes of the database, read as asked (nothing is read here)."""
+
+        def groups_of(names: Collection[str] | None) -> dict[str, str]:
+            query = f"select [{NODE.key}], ifnull(groups, '') from [{NODE.name}]"
+            if names is None:
+                return dict(db.execute(query))
+            found: dict[str, str] = {}
+            for chunk, marks in in_chunks(sorted(names)):
+                found.update(db.execute(f"{query} where [{NODE.key}] in ({marks})", chunk))
+            return found
 
         def column(attribute: str) -> dict[str, str]:
             if attribute not in NODE.attributes:
@@ -98,16 +242,26 @@ class Nodes:
             )
             return dict(db.execute(query))
 
-        def own(names: Collection[str] | None) -> dict[str, dict[str, str]]:
-            """The nodes' own rows: all of them, or those of `names`."""
-            if names is None:
-                return rows(db, NODE.name, NODE.key)
-            found: dict[str, dict[str, str]] = {}
-            for chunk, marks in in_chunks(sorted(names)):
-                found |= rows(db, NODE.name, NODE.key, f"[{NODE.key}] in ({marks})", chunk)
-            return found
+        def members(group: str) -> dict[str, str]:
+            """The nodes that list `group`, with their `groups`: one scan in
+            SQLite rather than every node's list in Python (',rack1,' is in
+            ',all,rack1,' exactly when rack1 is one of the list's items)."""
+            query = (
+                f"select [{NODE.key}], groups from [{NODE.name}] "
+                "where instr(',' || groups || ',', ?) > 0"
+            )
+            return dict(db.execute(query, [f",{group},"]))
 
-        return cls(groups_of, rows(db, GROUP.name, GROUP.key), own, column)
+        def probe() -> bool:
+            return db.execute(f"select 1 from [{NODE.name}] limit 1").fetchone() is not None
+
+        return cls(
+            Lookup(groups_of, probe=probe),
+            Lookup(partial(_table_rows, db, GROUP.name, GROUP.key)),
+            partial(_table_rows, db, NODE.name, NODE.key),
+            column,
+            members,
+        )
 
     def served_by(self, server: str) -> Nodes:
         """The nodes `server` serves (its name in their `servicenode` list, or
@@ -115,7 +269,7 @@ class Nodes:
         certificate may see and change, and all it can name in a noderange."""
         served = {server} | self._served(server)
         return Nodes(
-            {node: groups for node, groups in self.groups_of.items() if node in served},
+            Lookup.of({node: groups for node, groups in self.groups_of.items() if node in served}),
             self.groups,
             lambda names: self._read_own(served if names is None else set(names) & served),
             lambda attribute: _only(self._read_column(attribute), served),
@@ -155,15 +309,27 @@ class Nodes:
             is_regex_value(inherited[a][0]) for a in ("servicenode", "xcatmaster") if a in inherited
         )
 
-    @cached_property
+    @property
     def own(self) -> dict[str, dict[str, str]]:
-        """Each node's own (stored) values."""
-        return self._read_own(None)
+        """Each node's own (stored) values: the whole table."""
+        return self._own.whole
+
+    def expect(self, names: Collection[str]) -> None:
+        """These nodes' rows will be asked for one by one (a listing): the
+        first of them read reads them all, in one query or a few."""
+        self._own.expect(names)
+
+    def empty(self) -> bool:
+        """Whether there are no nodes at all."""
+        return not self.groups_of.any()
 
     # -- NodeSource --------------------------------------------------------
 
     def all_nodes(self) -> Sequence[str]:
         return list(self.groups_of)
+
+    def nodes_among(self, names: Collection[str]) -> set[str]:
+        return self.groups_of.among(names)
 
     def group_members(self, group: str) -> Sequence[str] | None:
         definition = self.groups.get(group)
@@ -174,28 +340,53 @@ class Nodes:
                 for node in self.groups_of
                 if all(s.matches(self.attribute(node, s.attribute)) for s in selections)
             ]
-        members = self.static_members.get(group)
+        members = self._static_members(group)
         if members is None and definition is not None:
             return []  # defined, nobody in it yet
         return members
 
+    def _static_members(self, group: str) -> list[str] | None:
+        """The nodes that list `group`, or None: found by SQLite while few
+        groups are asked about, from every node's list once many are."""
+        if "static_members" in self.__dict__ or self._read_members is None:
+            return self.static_members.get(group)
+        if self._member_reads >= MEMBER_SCANS:
+            return self.static_members.get(group)
+        self._member_reads += 1
+        members = self._read_members(group)
+        self.groups_of.remember(members)
+        return list(members) or None
+
     def attribute(self, node: str, attribute: str) -> str | None:
-        """One effective value, without working out (or reading) all the others."""
-        own = self._column(attribute)
-        if node in own:
-            value = own[node]
-        else:
+        """One effective value, without working out (or reading) all the others;
+        `node` is the node's name (xCAT's `-w node=~...`)."""
+        if attribute == NODE.key:
+            return node
+        value = self._own_value(node, attribute)
+        if value is None:
             value = self._inherited(self.groups_of[node]).get(attribute, (None, None))[0]
         if value is not None and is_regex_value(value):
             return compile_value(value)(node)
         return value
 
+    def _own_value(self, node: str, attribute: str) -> str | None:
+        """The node's own value of one attribute: from its row while few nodes
+        are asked about, from the whole column once many are (`lsdef -w`
+        over 100,000 nodes reads one column, not the whole table)."""
+        column = self._columns.get(attribute)
+        if column is None and not self._own.cheap(node):
+            self._row_asks += 1
+            if self._row_asks > FEW:
+                column = self._column(attribute)
+        if column is not None:
+            return column.get(node)
+        return self._own.get(node, {}).get(attribute)
+
     def _column(self, attribute: str) -> dict[str, str]:
-        """The nodes' own values of one attribute (`lsdef -w` over 100,000 nodes
-        reads one column, not the whole table)."""
+        """The nodes' own values of one attribute, all of them."""
         column = self._columns.get(attribute)
         if column is None:
-            if "own" in self.__dict__:  # already read whole
+            if self._own.loaded:
                 column = {n: v[attribute] for n, v in self.own.items() if attribute in v}
             else:
                 column = self._read_column(attribute)
@@ -209,7 +400,7 @@ class Nodes:
 
     def sourced(self, node: str) -> Sourced:
         """Each attribute's effective value and the group it came from (None: the node's own)."""
-        own = self.own[node]
+        own = self._own[node]
         values = dict(self._inherited(self.groups_of[node]))
         for attribute, value in own.items():
             values[attribute] = (value, None)
@@ -246,6 +437,22 @@ class Nodes:
     def group_names(self) -> Iterable[str]:
         """Every group that exists: defined, or listed by a node."""
         return dict.fromkeys([*self.groups, *self.static_members])
+
+
+def _lookup(values: Mapping[str, T]) -> Lookup[T]:
+    return values if isinstance(values, Lookup) else Lookup.of(dict(values))
+
+
+def _table_rows(
+    db: sqlite_utils.Database, table: str, key: str, names: Collection[str] | None
+) -> dict[str, dict[str, str]]:
+    """Rows of a table: all of them, or those of `names`."""
+    if names is None:
+        return rows(db, table, key)
+    found: dict[str, dict[str, str]] = {}
+    for chunk, marks in in_chunks(sorted(names)):
+        found |= rows(db, table, key, f"[{key}] in ({marks})", chunk)
+    return found
 
 
 def _only(values: dict[str, T], names: set[str]) -> dict[str, T]:

@@ -105,6 +105,11 @@ def existing(db: sqlite_utils.Database, objtype: ObjectType, names: Iterable[str
     return found
 
 
+def any_object(db: sqlite_utils.Database, objtype: ObjectType) -> bool:
+    """Whether the type has any object at all (without reading them)."""
+    return db.execute(f"select 1 from [{objtype.name}] limit 1").fetchone() is not None
+
+
 def load(
     db: sqlite_utils.Database,
     objtype: ObjectType,
@@ -175,6 +180,7 @@ def create(db: sqlite_utils.Database, definitions: list[Definition], replace: bo
             skipped.append(_EXISTS.format(definition.name))
         elif (row := _new_row(definition, problems)) is not None:
             rows.setdefault(definition.objtype, []).append(row)
+    problems += _same_networks(db, rows.get(NETWORK, []))
     if problems:
         raise DefinitionError(problems, per_object=True, warnings=skipped)
     with db.atomic():
@@ -244,6 +250,8 @@ def change(db: sqlite_utils.Database, edits: list[Edit], *, create: bool = False
                 problems.append(why)
             else:
                 updates.append(Update(objtype, name, new, created=current is None))
+    new_networks = [u for u in updates if u.created and u.objtype is NETWORK]
+    problems += _same_networks(db, [{NETWORK.key: u.name, **u.columns} for u in new_networks])
     if problems:
         raise DefinitionError(problems)
     new = _new(db, [update for update in updates if update.created])
@@ -302,6 +310,31 @@ _LACKING = {
     NODE.name: "Attribute 'groups' is not specified for node '{}', skipping to the next node.",
     NETWORK.name: "Net or mask value should not be empty for xCAT network object '{}'.",
 }
+
+
+_SAME_NETWORK = (
+    "A network definition called '{}' already exists that contains the same net and mask "
+    "values. Cannot create a definition for '{}'."
+)
+
+
+def _same_networks(db: sqlite_utils.Database, new: list[dict]) -> list[str]:
+    """xCAT's refusal of each new network whose net and mask another network
+    has (stored, or earlier in the request): the two would be one network."""
+    if not new:
+        return []
+    taken = {
+        (values.get("net"), values.get("mask")): name
+        for name, values in load(db, NETWORK, columns=["net", "mask"]).items()
+    }
+    problems = []
+    for row in new:
+        name, key = row[NETWORK.key], (row.get("net"), row.get("mask"))
+        if (other := taken.get(key)) is not None and other != name:
+            problems.append(_SAME_NETWORK.format(other, name))
+        else:
+            taken.setdefault(key, name)
+    return problems
 
 
 def _lacking(objtype: ObjectType, name: str, values: Values) -> str | None:

@@ -8,8 +8,10 @@ mac, hosts, chain, servicenode, linuximage/osimage, networks, site, policy).
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from . import keyed
 from .attributes import Attribute, Kind
@@ -62,7 +64,9 @@ NODE_ATTRIBUTES = tuple(
         A("statustime", "When status last changed (MM-DD-YYYY HH:MM:SS)"),
         A("usercomment", "Free text about this object"),
         A("mgt", "Hardware management method", Kind.CHOICE,
-          ("ipmi", "redfish", "kvm", "openbmc", "hmc", "ivm", "fsp", "blade", "none")),
+          # xCAT's (nodehm.mgt), and switch, which its switch templates use.
+          ("ipmi", "redfish", "kvm", "openbmc", "hmc", "ivm", "fsp", "blade", "bpa", "esx",
+           "rhevm", "switch", "none")),
         A("power", "Power control method, when it differs from mgt"),
         A("cons", "Console method (ipmi, kvm, ...)"),
         A("conserver", "The host that runs the console server for this node"),
@@ -245,6 +249,37 @@ POLICY = ObjectType(
 )  # fmt: skip
 
 TYPES: dict[str, ObjectType] = {t.name: t for t in (SITE, NODE, GROUP, OSIMAGE, NETWORK, POLICY)}
+
+# Every other attribute xCAT's %defspec gives these types, with xCAT's
+# description (xcat_attributes.json, generated from Schema.pm by
+# tools/xcat_attributes.py): accepted and stored as text, so that an xCAT
+# administrator's definitions load whole.  The policy's `usercomment` is
+# xCAT's name for the column this project calls `comments`.
+_XCAT_ATTRIBUTES = Path(__file__).with_name("xcat_attributes.json")
+_NOT_XCAT_S = {"group": ("groups",), "policy": ("usercomment",)}
+
+
+def _complete(objtype: ObjectType, listed: list[dict]) -> None:
+    """Add xCAT's attributes of `objtype` that are not declared above (as
+    text; per interface when xCAT keeps them in its nics table), and give
+    the declared ones xCAT's description for `lsdef -h`."""
+    attributes = objtype.attributes
+    regex_allowed = objtype in (NODE, GROUP)
+    for spec in listed:
+        name, description = spec["name"], spec["description"]
+        if name in _NOT_XCAT_S.get(objtype.name, ()):
+            continue
+        if (declared := attributes.get(name)) is not None:
+            attributes[name] = replace(declared, meaning=description or declared.meaning)
+            continue
+        per_interface = any(place.startswith("nics.") for place, _ in spec["places"])
+        kind = Kind.PER_INTERFACE if per_interface else Kind.TEXT
+        attributes[name] = A(name, description, kind, regex_allowed=regex_allowed)
+
+
+for _name, _listed in json.loads(_XCAT_ATTRIBUTES.read_text(encoding="utf-8"))["types"].items():
+    if _name in TYPES:
+        _complete(TYPES[_name], _listed)
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 

@@ -7,7 +7,8 @@ selections (``attr=~re``, ``attr!~re``: ``lsdef -w``, dynamic groups'
 backtrack catastrophically, and the store's single worker thread would then
 stall every database command for minutes, so every match goes through here:
 
-- the syntax is Python's `re` (checked by `re`, whose messages users see);
+- the syntax is xCAT's, Perl's, rewritten for Python where they differ
+  (`perl_regex`), then checked by `re`, whose messages users see;
   matching is done by the `regex` package, whose ``timeout`` stops a match;
 - one match may take `MATCH_LIMIT` seconds: a match of a node name or of an
   attribute value takes microseconds, so a pattern that backtracks without
@@ -37,6 +38,8 @@ from contextvars import ContextVar
 from re import _parser as re_parser  # the parse tree, to weigh repeats; Python 3.11+
 
 import regex
+
+from .perl_regex import PerlSyntaxError, translate
 
 MATCH_LIMIT = 0.25  # seconds (CPU) for one match
 BUDGET = 10.0  # seconds of matching for one request
@@ -89,6 +92,7 @@ class Pattern:
         if len(text) > MAX_LENGTH:
             raise PatternError(f"longer than {MAX_LENGTH:,} characters")
         try:
+            text = translate(text)  # users write xCAT's (Perl's) syntax
             self._checked = re.compile(text)
             if _unrolled(re_parser.parse(text).data) > MAX_UNROLLED:
                 raise PatternError(
@@ -96,7 +100,7 @@ class Pattern:
                     "use smaller counts"
                 )
             self._compiled = regex.compile(text, regex.VERSION0)
-        except (re.error, regex.error, OverflowError) as error:
+        except (re.error, regex.error, OverflowError, PerlSyntaxError) as error:
             raise PatternError(str(error)) from None
         except RecursionError:
             raise PatternError("its parentheses are nested too deeply") from None

@@ -72,17 +72,41 @@ def _values(db: sqlite_utils.Database, nodes: Nodes, changes: Changes) -> dict[K
                 result.setdefault(key, {})[mapping.attribute] = ""
     current = _current(db, changes)
     for key, assignments in changes.assignments.items():
-        values = result.setdefault(key, {})
-        for _, column, op, value in assignments:
-            mapping = column.mapping(key[0])
-            assert mapping is not None
-            now = values.get(mapping.attribute, current.get(key, {}).get(mapping.attribute, ""))
+        values, own = result.setdefault(key, {}), current.get(key, {})
+        # Plain columns first: the conditional ones (mp.id) depend on them (mgt).
+        for table, column, op, value in sorted(assignments, key=lambda a: a[1].conditional(key[0])):
+            mapping = _mapping_for(nodes, key, values, own, column)
+            now = values.get(mapping.attribute, own.get(mapping.attribute, ""))
             values[mapping.attribute] = _combined(now, op, value)
-        for table, column, _, _ in assignments:
-            mapping = column.mapping(key[0])
-            assert mapping is not None
-            _check_condition(nodes, key, values, current.get(key, {}), table, column, mapping)
+            _check_condition(nodes, key, values, own, table, column, mapping)
     return result
+
+
+def _mapping_for(
+    nodes: Nodes, key: Key, values: dict[str, str], own: dict[str, str], column: Column
+) -> Mapping:
+    """The attribute the column is for this object: the first place whose
+    condition holds (mp.id is slotid where mgt=fsp, id where mgt=blade), or
+    the first place, which `_check_condition` then judges."""
+    places = column.mappings_of(key[0])
+    for mapping in places:
+        if mapping.only_if is None:
+            return mapping
+        if _actual(nodes, key, values, own, mapping.only_if[0]) == mapping.only_if[1]:
+            return mapping
+    return places[0]
+
+
+def _actual(
+    nodes: Nodes, key: Key, values: dict[str, str], own: dict[str, str], attribute: str
+) -> str | None:
+    """The object's value of a condition's attribute: written now, its own,
+    or (a node's) inherited."""
+    objtype, name = key
+    actual = values.get(attribute, own.get(attribute))
+    if actual is None and objtype is NODE and name in nodes.groups_of:
+        actual = nodes.attribute(name, attribute)
+    return actual
 
 
 def _current(db: sqlite_utils.Database, changes: Changes) -> dict[Key, dict[str, str]]:
@@ -90,11 +114,10 @@ def _current(db: sqlite_utils.Database, changes: Changes) -> dict[Key, dict[str,
     wanted: dict[ObjectType, set[str]] = {}
     for (objtype, _), assignments in changes.assignments.items():
         for _, column, _, _ in assignments:
-            mapping = column.mapping(objtype)
-            assert mapping is not None
-            wanted.setdefault(objtype, set()).update(
-                [mapping.attribute, *([mapping.only_if[0]] if mapping.only_if else [])]
-            )
+            for mapping in column.mappings_of(objtype):
+                wanted.setdefault(objtype, set()).update(
+                    [mapping.attribute, *([mapping.only_if[0]] if mapping.only_if else [])]
+                )
     found: dict[Key, dict[str, str]] = {}
     for objtype, attributes in wanted.items():
         names = [name for t, name in changes.assignments if t is objtype]
@@ -138,9 +161,7 @@ def _check_condition(
         return
     attribute, wanted = mapping.only_if
     objtype, name = key
-    actual = values.get(attribute, own.get(attribute))
-    if actual is None and objtype is NODE and name in nodes.groups_of:
-        actual = nodes.attribute(name, attribute)
+    actual = _actual(nodes, key, values, own, attribute)
     if (actual and actual != wanted) or (not actual and not mapping.first):
         raise TableError(
             f"{table.name}.{column.name} is {objtype.name} attribute '{mapping.attribute}' only "

@@ -61,7 +61,16 @@ class Column:
     mappings: tuple[Mapping, ...]  # those kept here, in Schema.pm's order
 
     def mapping(self, objtype: ObjectType) -> Mapping | None:
+        """The column's first place for `objtype` (mp.id: slotid where mgt=fsp)."""
         return next((m for m in self.mappings if m.objtype is objtype), None)
+
+    def mappings_of(self, objtype: ObjectType) -> list[Mapping]:
+        """Every attribute of `objtype` the column is, each on its condition
+        (mp.id: slotid where mgt=fsp, id where mgt=blade, ...)."""
+        return [m for m in self.mappings if m.objtype is objtype]
+
+    def conditional(self, objtype: ObjectType) -> bool:
+        return any(m.only_if for m in self.mappings_of(objtype))
 
 
 @dataclass(frozen=True)
@@ -118,12 +127,13 @@ class Table:
         return mapping is not None and mapping.attribute == objtype.key
 
     def attribute_columns(self, objtype: ObjectType) -> list[tuple[Column, Mapping]]:
-        """The columns that hold attributes of `objtype`, with where they live."""
+        """The columns that hold attributes of `objtype`, with where they live:
+        a column that is several attributes on conditions comes once for each."""
         found = []
         for column in self.columns:
-            mapping = column.mapping(objtype)
-            if mapping is not None and mapping.attribute != objtype.key:
-                found.append((column, mapping))
+            for mapping in column.mappings_of(objtype):
+                if mapping.attribute != objtype.key:
+                    found.append((column, mapping))
         return found
 
 
@@ -287,6 +297,8 @@ def _cells(
     cells: Cells = {table_.names[objtype]: name}
     for column_, mapping in wanted:
         value = values.get(mapping.attribute)
+        if column_.name in cells:
+            continue  # an earlier place of the column applied
         if value and mapping.applies(partial(condition, objtype, name, values)):
             cells[column_.name] = value
     return cells if len(cells) > 1 else None
