@@ -45,6 +45,9 @@ if Session.socketchecking is None:
     Session.socketchecking = threading.Lock()
 
 
+LOGIN_ATTEMPTS = 4  # see IpmiDriver._login
+
+
 class IpmiDriver:
     """A logged-in session with one BMC (see `Driver`)."""
 
@@ -56,13 +59,16 @@ class IpmiDriver:
     def _login(self) -> Command:
         target = self.target
         credentials = (target.username.encode(), target.password.encode())
-        try:
-            return Command(target.address, *credentials, port=target.port)
-        except AttributeError:
-            # pyghmi 1.6 can report a failed login before it has stored why
-            # ('Session' object has no attribute 'errormsg'); that session is
-            # gone, and logging in again tells why.
-            return Command(target.address, *credentials, port=target.port)
+        for _ in range(LOGIN_ATTEMPTS - 1):
+            try:
+                return Command(target.address, *credentials, port=target.port)
+            except AttributeError:
+                # pyghmi 1.6 can report a failed login before it has stored
+                # why ('Session' object has no attribute 'errormsg'), more
+                # often on a loaded machine; that session is gone, and
+                # logging in again tells why.
+                continue
+        return Command(target.address, *credentials, port=target.port)
 
     def power_state(self) -> str:
         status = self._raw(netfn=0, command=1)
