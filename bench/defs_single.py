@@ -24,13 +24,12 @@ from pathlib import Path
 from tests.cluster import Cluster
 from xcatd.layout import Layout
 
-from .common import running_cluster
 from .objects import (
     NODES,
     Bench,
     BenchmarkFailure,
-    MemorySampler,
     Ran,
+    benched,
     figure,
     node_name,
     reported,
@@ -49,23 +48,17 @@ def main(count: int = NODES, runs: int = RUNS) -> bool:
 
 def _measure(count: int, runs: int) -> bool:
     node = node_name(count // 2)
-    with running_cluster() as cluster:
-        assert cluster.process is not None
-        sampler = MemorySampler(cluster.process.pid)
-        sampler.start()
-        try:
-            bench = Bench(cluster, sampler)
-            stanzas = cluster.root.parent / "nodes.stanza"
-            write_stanzas(stanzas, count)
-            one = cluster.root.parent / "one.stanza"
-            one.write_text(_stanza_of(stanzas, node))
-            bench.run("mkdef", "-z", stdin=one)
-            alone, alone_daemon = _phase(bench, cluster, node, runs)
-            bench.run("rmdef", node)
-            bench.run("mkdef", "-z", stdin=stanzas)
-            full, full_daemon = _phase(bench, cluster, node, runs)
-        finally:
-            sampler.stop()
+    with benched() as bench:
+        cluster = bench.cluster
+        stanzas = cluster.root.parent / "nodes.stanza"
+        write_stanzas(stanzas, count)
+        one = cluster.root.parent / "one.stanza"
+        one.write_text(_stanza_of(stanzas, node))
+        bench.run("mkdef", "-z", stdin=one)
+        alone, alone_daemon = _phase(bench, cluster, node, runs)
+        bench.run("rmdef", node)
+        bench.run("mkdef", "-z", stdin=stanzas)
+        full, full_daemon = _phase(bench, cluster, node, runs)
     ok = True
     for label, runs_of in full.items():
         target = None if label.startswith("lsxcatd") else TARGET

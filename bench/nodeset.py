@@ -29,8 +29,7 @@ from pathlib import Path
 
 from tests.cluster import Cluster
 
-from .common import running_cluster
-from .objects import Bench, BenchmarkFailure, MemorySampler, command_figure, reported
+from .objects import Bench, BenchmarkFailure, benched, command_figure, reported
 
 NODES = 10_000
 RACKS = 20
@@ -75,29 +74,23 @@ def main(count: int = NODES) -> bool:
 
 
 def _measure(count: int) -> bool:
-    with running_cluster() as cluster:
-        assert cluster.process is not None
-        sampler = MemorySampler(cluster.process.pid)
-        sampler.start()
-        try:
-            bench = Bench(cluster, sampler)
-            stanzas = cluster.root.parent / "nodes.stanza"
-            write_stanzas(stanzas, count)
-            bench.run("mkdef", "-z", stdin=stanzas)
-            bench.run("mkdef", "-t", "network", "-o", "lo", "net=127.0.0.0", "mask=255.0.0.0")
-            bench.run("makedhcp", "-n")
-            make_image(bench, cluster, "svc-a")
-            make_image(bench, cluster, "svc-b")
-            print(f"{count:,} iPXE nodes, DHCP entries written too", flush=True)
-            state = "netboot debian12-x86_64-service"
-            ok = True
-            for label, image in (("new files", "svc-a"), ("unchanged", "svc-a"),
-                                 ("another image", "svc-b")):  # fmt: skip
-                ran = set_nodes(bench, count, state, f"osimage={image}")
-                ok &= command_figure(f"nodeset osimage ({label})", [ran], TARGET)
-            command_figure("nodeset boot", [set_nodes(bench, count, "boot", "boot")])
-        finally:
-            sampler.stop()
+    with benched() as bench:
+        cluster = bench.cluster
+        stanzas = cluster.root.parent / "nodes.stanza"
+        write_stanzas(stanzas, count)
+        bench.run("mkdef", "-z", stdin=stanzas)
+        bench.run("mkdef", "-t", "network", "-o", "lo", "net=127.0.0.0", "mask=255.0.0.0")
+        bench.run("makedhcp", "-n")
+        make_image(bench, cluster, "svc-a")
+        make_image(bench, cluster, "svc-b")
+        print(f"{count:,} iPXE nodes, DHCP entries written too", flush=True)
+        state = "netboot debian12-x86_64-service"
+        ok = True
+        for label, image in (("new files", "svc-a"), ("unchanged", "svc-a"),
+                             ("another image", "svc-b")):  # fmt: skip
+            ran = set_nodes(bench, count, state, f"osimage={image}")
+            ok &= command_figure(f"nodeset osimage ({label})", [ran], TARGET)
+        command_figure("nodeset boot", [set_nodes(bench, count, "boot", "boot")])
     return ok
 
 

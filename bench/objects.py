@@ -44,7 +44,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,6 +236,19 @@ class Bench:
                 )
             results.append(ran)
         return results
+
+
+@contextlib.contextmanager
+def benched() -> Iterator[Bench]:
+    """A running cluster to measure, its daemon's memory sampled while the block runs."""
+    with running_cluster() as cluster:
+        assert cluster.process is not None
+        sampler = MemorySampler(cluster.process.pid)
+        sampler.start()
+        try:
+            yield Bench(cluster, sampler)
+        finally:
+            sampler.stop()
 
 
 def figure(label: str, seconds: list[float], target: float | None, extra: str = "") -> bool:

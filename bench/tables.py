@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import running_cluster
-from .objects import NODES, RUNS, Bench, MemorySampler, command_figure, reported, write_stanzas
+from .objects import NODES, RUNS, benched, command_figure, reported, write_stanzas
 
 TARGET = 3.0  # seconds, tabdump nodelist of 100,000 nodes
 
@@ -26,24 +25,18 @@ def main(count: int = NODES, runs: int = RUNS) -> bool:
 
 
 def _measure(count: int, runs: int) -> bool:
-    with running_cluster() as cluster:
-        assert cluster.process is not None
-        sampler = MemorySampler(cluster.process.pid)
-        sampler.start()
-        try:
-            bench = Bench(cluster, sampler)
-            command_figure("tabdump nodelist, empty", bench.repeat(runs, "tabdump", "nodelist",
-                                                                   lines=1))  # fmt: skip
-            stanzas = cluster.root.parent / "nodes.stanza"
-            write_stanzas(stanzas, count)
-            bench.run("mkdef", "-z", stdin=stanzas)
-            done = bench.repeat(runs, "tabdump", "nodelist", lines=count + 1)
-            ok = command_figure(f"tabdump nodelist, {count:,}", done, TARGET)
-            command_figure(
-                f"tabdump hosts, {count:,}", bench.repeat(runs, "tabdump", "hosts", lines=count + 1)
-            )
-        finally:
-            sampler.stop()
+    with benched() as bench:
+        cluster = bench.cluster
+        command_figure("tabdump nodelist, empty", bench.repeat(runs, "tabdump", "nodelist",
+                                                               lines=1))  # fmt: skip
+        stanzas = cluster.root.parent / "nodes.stanza"
+        write_stanzas(stanzas, count)
+        bench.run("mkdef", "-z", stdin=stanzas)
+        done = bench.repeat(runs, "tabdump", "nodelist", lines=count + 1)
+        ok = command_figure(f"tabdump nodelist, {count:,}", done, TARGET)
+        command_figure(
+            f"tabdump hosts, {count:,}", bench.repeat(runs, "tabdump", "hosts", lines=count + 1)
+        )
     return ok
 
 
