@@ -274,12 +274,7 @@ def test_a_service_node_that_hangs_costs_its_nodes_an_error_line_not_the_request
     """A service node stopped in the middle of a request keeps its
     connection open and says nothing: after dispatch_idle seconds its nodes
     get an error line each, and the MN's own nodes their results."""
-    define_compute_nodes(mn)
-    mn.ok("chdef", "cn11,cn13", "mgt=ipmi", "bmc=10.79.0.11", "bmcusername=admin",
-          "bmcpassword=s3cret")  # fmt: skip
-    mn.stop()
-    configure(mn, dispatch_idle=2.0)
-    mn.start()
+    with_silent_bmcs(mn, "cn11,cn13", dispatch_idle=2.0)
     logged = len(sn.logs())
     rpower = subprocess.Popen([*mn.prefix, BIN / "rpower", "cn11,cn13", "stat"], env=mn.env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -299,6 +294,31 @@ def test_a_service_node_that_hangs_costs_its_nodes_an_error_line_not_the_request
         err.splitlines()
     ), err
     assert any(line.startswith("cn13: Error: ") for line in err.splitlines())  # the MN's own
+
+
+def test_a_service_node_busy_longer_than_the_idle_limit_is_not_taken_for_a_hung_one(mn, sn):
+    """sn1 waits for a BMC that never answers (10 s a try, two tries), far
+    longer than the MN's dispatch_idle, saying nothing of its own: its
+    heartbeat tells the MN it works, so the node gets sn1's answer."""
+    with_silent_bmcs(mn, "cn11", dispatch_idle=7.0)
+
+    result = mn.run("rpower", "cn11", "stat")
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "cn11: Error: no answer from BMC 10.79.0.11:623 (2 tries)"
+    ], result.stderr
+
+
+def with_silent_bmcs(mn: Cluster, noderange: str, dispatch_idle: float) -> None:
+    """The compute nodes defined, those of `noderange` with a BMC address no
+    one answers at, and the MN restarted with this dispatch_idle."""
+    define_compute_nodes(mn)
+    mn.ok("chdef", noderange, "mgt=ipmi", "bmc=10.79.0.11", "bmcusername=admin",
+          "bmcpassword=s3cret")  # fmt: skip
+    mn.stop()
+    configure(mn, dispatch_idle=dispatch_idle)
+    mn.start()
 
 
 def test_a_node_whose_service_node_is_not_defined_is_told_so(mn):

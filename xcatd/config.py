@@ -61,6 +61,7 @@ class Config:
     # Seconds a service node running a request for this one may say nothing
     # (no output, no progress) before its nodes get an error line each: a
     # hung service node must not hold the request (or the administrator).
+    # A working one sends a heartbeat every 5 s (dispatch.HEARTBEAT).
     dispatch_idle: float = 120.0
 
     @classmethod

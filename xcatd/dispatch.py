@@ -33,6 +33,7 @@ from .store import StoreError
 from .store.noderange import NoderangeError, expand
 from .store.nodes import Nodes
 from .store.regex_values import RegexValueError
+from .tasks import with_helper
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -44,6 +45,11 @@ CANCELLED_RC = 130  # what a shell reports for Ctrl-C, which is how users cancel
 MAX_STREAMED_INPUT = 256 << 20  # one request's (a 100,000-node stanza file is 25 MiB)
 MAX_INPUT_HELD = 512 << 20  # all running requests' together
 INLINE_PARSE_ARGS = 64  # shorter command lines are parsed on the loop: cheaper than a thread
+# How often a service node working on a request its management node carried
+# says so (a progress frame), whatever the work: the management node's idle
+# limit (dispatch_idle, default 120 s) then catches a silent node, never a
+# busy one (taking the definitions, copying an image, 1,000 nodes' files).
+HEARTBEAT = 5.0
 
 
 class Refused(Exception):
@@ -178,13 +184,28 @@ async def _serve(
             call = Call(request.id, caller, body, options, daemon, send, stdin, request)
             if command.interactive:
                 call.keystrokes = input_frames
-            await command.run(call)
+            await _run(command, call)
     except HelpRequested as help_text:
         await send(Output(request.id, "info", text=str(help_text)))
         return 0
     except UsageError as exc:
         raise Refused(str(exc), status="allowed") from None
     return call.return_code
+
+
+async def _run(command: Command, call: Call) -> None:
+    """The command; with a heartbeat beside it when the management node
+    carried it here."""
+    if not call.relayed_by_master:
+        await command.run(call)
+        return
+
+    async def heartbeat() -> None:
+        while True:
+            await trio.sleep(HEARTBEAT)
+            await call.progress("working", 0, None, "")
+
+    await with_helper(lambda: command.run(call), heartbeat)
 
 
 def _mismatch(daemon: Daemon, exc: VersionMismatch) -> str:

@@ -40,6 +40,7 @@ from xcat_protocol.messages import (
 from xcat_protocol.signing import load_signing_key, sign_body
 
 from .ca import CertificateAuthority
+from .tasks import with_helper
 
 Forward = Callable[[Output], Awaitable[None]]
 CONNECT_TIMEOUT = 10.0
@@ -142,17 +143,10 @@ class Link:
         await self._send(request._replace(id=request_id).to_wire())
         if keystrokes is None:
             return await self._answer(request_id, forward, idle)
-        failure: LinkError | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._pass_on, request_id, keystrokes)
-            try:
-                answer = await self._answer(request_id, forward, math.inf)
-            except LinkError as exc:  # raised here, not out of the nursery (as a group)
-                failure = exc
-            nursery.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-        return answer
+        return await with_helper(
+            lambda: self._answer(request_id, forward, math.inf),
+            lambda: self._pass_on(request_id, keystrokes),
+        )
 
     async def _answer(self, request_id: int, forward: Forward | None, idle: float) -> Answer:
         answer = Answer()

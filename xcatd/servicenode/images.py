@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +27,6 @@ from .replica import Copy, moved
 
 CHUNK = 1 << 20
 TIMEOUT = 60  # seconds without a byte from the management node
-# How often a copy says how far it is: the management node waiting for this
-# node's answer hears that it works (hierarchy.py's idle limit).
-PROGRESS_INTERVAL = 5.0
 
 
 class ImageCopyError(Exception):
@@ -54,18 +49,13 @@ def source_of(copy: Copy, host: str, default_port: int) -> Source:
     return Source(host, int(copy.site.get("httpport") or default_port), copy.installdir)
 
 
-# Progress of a copy: (bytes of the file copied so far, its size if known).
-Copied = Callable[[int, int | None], None]
-
-
-async def provide(source: Source, installdir: Path, packfile: Path, copied: Copied) -> bool:
+async def provide(source: Source, installdir: Path, packfile: Path) -> bool:
     """The image whose packed file is `packfile` (a path of this host), made
-    current; whether it was copied anew.  `copied` hears how far a copy is,
-    every PROGRESS_INTERVAL seconds (from a worker thread)."""
-    return await trio.to_thread.run_sync(_provide, source, installdir, packfile, copied)
+    current; whether it was copied anew."""
+    return await trio.to_thread.run_sync(_provide, source, installdir, packfile)
 
 
-def _provide(source: Source, installdir: Path, packfile: Path, copied: Copied) -> bool:
+def _provide(source: Source, installdir: Path, packfile: Path) -> bool:
     remote = Path(moved(str(packfile), str(installdir), source.installdir))
     sums = packfile.with_name(packfile.name + ".sha256")
     wanted = _get(source.url(remote.with_name(sums.name)), limit=4096).decode()
@@ -80,7 +70,7 @@ def _provide(source: Source, installdir: Path, packfile: Path, copied: Copied) -
     try:
         for name in (KERNEL, INITRD, packfile.name):
             url = source.url(remote.with_name(name))
-            fetched[name] = _download(url, rootimgdir / name, copied)
+            fetched[name] = _download(url, rootimgdir / name)
         if fetched[packfile.name] != expected:
             raise ImageCopyError(
                 f"{source.url(remote)} does not match its .sha256 (changed while copied? "
@@ -101,23 +91,17 @@ def _partial(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
-def _download(url: str, target: Path, copied: Copied) -> str:
+def _download(url: str, target: Path) -> str:
     """`url` into the partial file of `target`; its SHA-256."""
     digest = hashlib.sha256()
-    done, told = 0, time.monotonic()
     try:
         with (
             urllib.request.urlopen(url, timeout=TIMEOUT) as response,
             _partial(target).open("wb") as out,
         ):
-            size = response.length  # None without a Content-Length
             while chunk := response.read(CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
-                done += len(chunk)
-                if time.monotonic() - told > PROGRESS_INTERVAL:
-                    copied(done, size)
-                    told = time.monotonic()
     except (urllib.error.URLError, OSError) as exc:
         raise ImageCopyError(f"cannot copy {url}: {_reason(exc)}") from None
     return digest.hexdigest()

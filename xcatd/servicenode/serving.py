@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import trio
-
 from ..call import Call
 from ..link import LinkError
 from .images import ImageCopyError, provide, source_of
@@ -45,12 +43,8 @@ async def copy_images(
     for name, values in images.items():
         if not values.get("packfile"):
             continue  # not packed: nodeset says so for its nodes
-
-        def copied(done: int, total: int | None, name: str = name) -> None:
-            trio.from_thread.run(call.progress, f"copying osimage {name}", done, total, "B")
-
         try:
-            await provide(source, installdir, Path(values["packfile"]), copied)
+            await provide(source, installdir, Path(values["packfile"]))
         except (ImageCopyError, OSError) as exc:
             failed[name] = f"cannot copy osimage {name} from the management node: {exc}"
     return failed
