@@ -233,19 +233,25 @@ def parse_client_message(message: dict[str, Any]) -> ClientMessage:
 
 
 class Hello(NamedTuple):
-    """The daemon's greeting: its host name, its release, its protocol version."""
+    """The daemon's greeting: its host name, its release, its protocol
+    version; to a service node, also the stamp of the definitions it would
+    take (it takes them again only when the stamp has changed)."""
 
     server: str
     version: str
     protocol: int = PROTOCOL_VERSION
+    stamp: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "t": "hello",
             "server": self.server,
             "version": self.version,
             "protocol": self.protocol,
         }
+        if self.stamp is not None:
+            wire["stamp"] = self.stamp
+        return wire
 
 
 class Output(NamedTuple):
@@ -332,6 +338,7 @@ def parse_server_message(message: dict[str, Any]) -> ServerMessage:
         return Hello(
             server=_field(message, what, "server", _str),
             version=_field(message, what, "version", _str),
+            stamp=_field(message, what, "stamp", _int, optional=True),
         )
     if kind == "error":
         return ErrorFrame(text=_field(message, what, "text", _str))

@@ -205,6 +205,30 @@ def test_makedhcp_sets_up_each_service_nodes_dhcp_and_its_nodes_entries_there(mn
     assert dhcp_hosts(sn) == {"52:54:00:78:00:12,10.78.0.12,cn12"}
 
 
+def test_a_service_node_takes_the_definitions_again_only_when_they_changed(mn, sn):
+    define_compute_nodes(mn)
+    mn.ok("mkdef", "-t", "network", "-o", "net78", "net=10.78.0.0", "mask=255.255.255.0")
+
+    mn.ok("makedhcp", "cn11")
+    mn.ok("makedhcp", "cn11")  # nothing changed: sn1 works from its copy
+    mn.ok("chdef", "cn11", "mac=52:54:00:78:01:11")
+    mn.ok("makedhcp", "cn11")  # sn1 takes the change
+    mn.ok("updatenodestat", "cn11", "booted")  # a status report changes no definition
+    mn.ok("makedhcp", "cn11")
+
+    assert definitions_taken(sn) == ["taken", "unchanged", "taken", "unchanged"]
+    assert "52:54:00:78:01:11,10.78.0.11,cn11" in dhcp_hosts(sn)
+
+
+def definitions_taken(sn: Cluster) -> list[str]:
+    """What sn1 did with the MN's definitions for each request, by its log."""
+    return [
+        "unchanged" if line.endswith(": unchanged") else "taken"
+        for line in sn.logs().splitlines()
+        if "definitions from " in line
+    ]
+
+
 def dhcp_hosts(cluster: Cluster) -> set[str]:
     text = (cluster.root / "etc/xcat/dhcp/dnsmasq-hosts").read_text()
     return {line for line in text.splitlines() if line and not line.startswith("#")}

@@ -42,6 +42,7 @@ from .layout import Layout
 from .policy import Policy, PolicyError
 from .server import Session, handle_connection
 from .servicenode.relay import StatusRelay
+from .servicenode.replica import Copy
 from .store import Store, StoreError, objects
 from .systemd import Notifier
 
@@ -68,6 +69,8 @@ class Daemon:
         self.audit = AuditLog(self.store)
         # A service node passes its nodes' status reports on to the management node.
         self.relay = StatusRelay(self) if self.role == "servicenode" else None
+        # A service node's copy of the management node's definitions, as last taken.
+        self.definitions: Copy | None = None
         self.reports = StatusReports(
             self.store, self.relay.queue if self.relay else None, KnownHosts(layout.ssh)
         )

@@ -89,6 +89,7 @@ class Link:
         self._key = load_signing_key(key_pem)
         self._decoder = FrameDecoder()
         self._next_id = 1
+        self.hello = Hello("", "")  # the other daemon's greeting, once open
 
     @classmethod
     @asynccontextmanager
@@ -103,8 +104,10 @@ class Link:
                 stream = trio.SSLStream(tcp, context, server_hostname=host)
                 await stream.do_handshake()
                 link = cls(stream, where, ca.server_key_file.read_bytes())
-                if not isinstance(await link._receive(), Hello):
+                greeting = await link._receive()
+                if not isinstance(greeting, Hello):
                     raise LinkError(f"xcatd at {where} did not greet as expected")
+                link.hello = greeting
         except CONNECT_FAILURES as exc:
             if stream is not None:
                 await trio.aclose_forcefully(stream)

@@ -36,7 +36,9 @@ from xcat_protocol.messages import (
 )
 
 from .admission import Slot
+from .auth import AuthError
 from .dispatch import Peer, serve_request
+from .store.schema import definitions_stamp
 from .throttle import ThrottledWarning
 
 if TYPE_CHECKING:
@@ -155,7 +157,7 @@ class Session:
         async with trio.open_nursery() as connection:
             connection.start_soon(self._write_frames)
             try:
-                await self.send(Hello(self.daemon.config.hostname, self.daemon.version))
+                await self.send(await self._hello())
                 async with trio.open_nursery() as requests:
                     self._requests = requests
                     try:
@@ -170,6 +172,20 @@ class Session:
             finally:
                 self._outgoing.close()
         return not violated
+
+    async def _hello(self) -> Hello:
+        """The greeting; to a service node, with the stamp of the definitions,
+        which it takes again only when that changed (servicenode/replica.py)."""
+        hello = Hello(self.daemon.config.hostname, self.daemon.version)
+        if self.peer.certificate is None:
+            return hello
+        try:
+            role = self.daemon.auth.identity(self.peer.certificate).role
+        except AuthError:
+            return hello  # its requests are refused, each saying why
+        if role != "servicenode":
+            return hello
+        return hello._replace(stamp=await self.daemon.store.run(definitions_stamp))
 
     def stop_reading(self) -> None:
         """Take no more input: what runs is cancelled, what was written is sent."""

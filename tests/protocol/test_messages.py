@@ -44,6 +44,7 @@ def test_client_messages_round_trip(message):
     "message",
     [
         Hello("mn1", "0.1.0"),
+        Hello("mn1", "0.1.0", stamp=-6148914691236517206),  # to a service node
         Output(1, "info", text="hello"),
         Output(1, "data", node="node01", data={"status": "booted"}),
         Progress(1, "copying", 10, 100, "bytes"),

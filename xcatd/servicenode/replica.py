@@ -7,7 +7,9 @@ protocol and as itself, for the definitions: `lsdef -a -l --json`, of which
 it keeps the site, networks, osimages, groups and nodes.  Its certificate
 sees only the nodes it serves (and itself), so that is all it gets.  They
 replace its local copy in one transaction: a failed refresh leaves the
-last good copy whole.
+last good copy whole.  They are taken again only when they changed: the
+management node's greeting to a service node carries the stamp of its
+definitions (store/schema.py), which every change makes anew.
 
 Paths are the one thing that differs between the two hosts: osimage paths
 under the management node's installdir are read as the same paths under
@@ -49,6 +51,7 @@ class Copy:
     """The management node's definitions, by type."""
 
     objects: dict[ObjectType, dict[str, dict[str, str]]]
+    stamp: int | None = None  # the management node's definitions stamp when taken
 
     @property
     def site(self) -> dict[str, str]:
@@ -71,15 +74,22 @@ def master_of(daemon: Daemon) -> Target:
 
 
 async def refresh(daemon: Daemon) -> Copy:
-    """Replace the local definitions by the management node's; what they were."""
+    """The management node's definitions, made the local ones unless they
+    are as last taken; what they are."""
     master = master_of(daemon)
+    kept = daemon.definitions
     async with Link.open(master.host, master.port, daemon.ca) as link:
+        stamp = link.hello.stamp
+        if kept is not None and stamp is not None and kept.stamp == stamp:
+            log.info("definitions from %s: unchanged", master)
+            return kept
         answer = await link.ask("lsdef", ["-a", "-l", "--json"], user=daemon.config.hostname)
     if answer.rc != 0:
         raise ReplicaError(f"lsdef -a -l on {master}: " + "; ".join(answer.errors))
-    copy = Copy(_by_type(o.data for o in answer.outputs if isinstance(o.data, dict)))
+    copy = Copy(_by_type(o.data for o in answer.outputs if isinstance(o.data, dict)), stamp)
     here = str(daemon.layout.installdir)
     await daemon.store.run(lambda db: _replace(db, copy, here))
+    daemon.definitions = copy
     counts = ", ".join(f"{len(v)} {t.name}" for t, v in copy.objects.items())
     log.info("definitions from %s: %s", master, counts)
     return copy

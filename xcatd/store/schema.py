@@ -167,6 +167,7 @@ def _create(db: sqlite_utils.Database) -> None:
                 table.add_column(column, str)
         else:
             table.create(columns, pk=object_type.key)
+    _stamp_changes(db)
     db["audit"].create(
         {
             "id": int,
@@ -205,3 +206,41 @@ def _create(db: sqlite_utils.Database) -> None:
         pk="node",
         if_not_exists=True,
     )
+
+
+# What a node's status report writes (boot/status.py): not a change of its
+# definition, so a service node's copy of it stays current (replica.py).
+REPORTED = ("status", "statustime")
+
+
+def _stamp_changes(db: sqlite_utils.Database) -> None:
+    """The definitions' stamp: a random number that every change of an
+    object makes anew, by triggers, so that no write path can miss one (a
+    value written again as it was is no change).  Random rather than
+    counted: a database restored from a copy has the stamp of the
+    definitions it holds, never one that named others.  Remade at every
+    open, as columns may have been added since."""
+    db.execute("CREATE TABLE IF NOT EXISTS stamp (value INTEGER NOT NULL)")
+    if db.execute("SELECT count(*) FROM stamp").fetchone()[0] == 0:
+        db.execute("INSERT INTO stamp VALUES (random())")
+    for object_type in TYPES.values():
+        table = object_type.name
+        defined = [f"[{c}]" for c in db[table].columns_dict if c not in REPORTED]
+        changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in defined)
+        events = {
+            "insert": "INSERT",
+            "delete": "DELETE",
+            "update": f"UPDATE OF {', '.join(defined)}",
+        }
+        for name, event in events.items():
+            when = f" WHEN {changed}" if name == "update" else ""
+            db.execute(f"DROP TRIGGER IF EXISTS [stamp_{table}_{name}]")
+            db.execute(
+                f"CREATE TRIGGER [stamp_{table}_{name}] AFTER {event} ON [{table}]{when} "
+                "BEGIN UPDATE stamp SET value = random(); END"
+            )
+
+
+def definitions_stamp(db: sqlite_utils.Database) -> int:
+    """The stamp of the definitions as they are now (see _stamp_changes)."""
+    return db.execute("SELECT value FROM stamp").fetchone()[0]
