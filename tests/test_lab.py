@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,10 +24,12 @@ import pytest
 
 from xcatd.lab import netns
 from xcatd.lab.chassis_control import Machine
+from xcatd.lab.media import profile_packages
 from xcatd.lab.process import running
 from xcatd.lab.state import State
 
 from .cluster import BIN, free_port
+from .media import CACHE
 from .test_console import HELP, LEAVE, Terminal
 from .waiting import wait_for
 
@@ -282,3 +285,31 @@ def test_rnetboot_boots_a_service_node_from_the_labs_network_on_its_console(lab)
     assert lab.left_behind() == []
     assert not running(machine)
     assert not [program for program in state.programs.values() if running(program.pid)]
+
+
+# -- media ----------------------------------------------------------------------------
+
+
+def test_lab_media_is_a_debian_iso_that_copycds_takes(cluster, tmp_path):
+    (tmp_path / "media").mkdir()
+    disc = tmp_path / "media/debian-12-amd64.iso"
+    command = [BIN / "xcatd", "lab", "media", "--out", str(disc), "--cache", str(CACHE)]
+
+    made = subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+    assert made.returncode == 0, made.stderr
+    assert re.fullmatch(rf"Wrote {disc} \(\d+ packages, \d+ MiB\): copycds {disc}\n", made.stdout)
+    assert [p.name for p in disc.parent.iterdir()] == [disc.name]  # its work tree is gone
+    copied = cluster.run("copycds", str(disc), timeout=300)
+    assert copied.returncode == 0, copied.stderr
+    osimages = cluster.ok("lsdef", "-t", "osimage").splitlines()
+    assert "debian12-x86_64-netboot-service  (osimage)" in osimages
+    assert "debian12-x86_64-netboot-compute  (osimage)" in osimages
+    # The service profile's packages are on it, with what they need.
+    pool = cluster.root / "install/debian12/x86_64/pool/main"
+    names = {deb.name.split("_")[0] for deb in pool.iterdir()}
+    assert set(profile_packages("service", "compute")) <= names
+    again = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert (again.returncode, again.stderr) == (
+        1, f"Error: {disc} exists: remove it or give another --out\n"
+    )  # fmt: skip

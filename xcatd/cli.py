@@ -6,7 +6,7 @@
     xcatd revoke      withdraw every certificate issued to a name, at once
     xcatd bundle      wheels of xcatd and its dependencies, for a service-node image
     xcatd enroll      on a booting service node: get its certificate (xcatd-enroll.service)
-    xcatd lab         a virtual cluster on this machine: up, status, down
+    xcatd lab         a virtual cluster on this machine: up, status, down; media
 
 Everything users do to the cluster goes through the daemon instead, with the
 client commands (lsxcatd, lsdef, ...).
@@ -130,7 +130,7 @@ def _bundle(layout: Layout, args: argparse.Namespace) -> int:
 
 
 def _lab(layout: Layout, args: argparse.Namespace) -> int:
-    from .lab import lab
+    from .lab import lab, media
 
     try:
         if args.lab_action == "up":
@@ -140,6 +140,8 @@ def _lab(layout: Layout, args: argparse.Namespace) -> int:
             lines = list(lab.status(state.root))
         elif args.lab_action == "status":
             lines = list(lab.status(args.root))
+        elif args.lab_action == "media":
+            lines = [media.make(args.out, args.cache)]
         else:
             lines = [lab.down(args.root)]
     except lab.LabError as exc:
@@ -224,6 +226,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _lab_parser(actions) -> None:
     from .lab.lab import DEFAULT_MEMORY_MB, DEFAULT_NAMESPACE, DEFAULT_PORT, DEFAULT_ROOT
+    from .lab.media import DEFAULT_CACHE
 
     lab_root = argparse.ArgumentParser(add_help=False)
     lab_root.add_argument(
@@ -232,7 +235,7 @@ def _lab_parser(actions) -> None:
     )  # fmt: skip
     lab = actions.add_parser("lab", help="a virtual cluster on this machine: up, status, down")
     lab.set_defaults(action=_lab)
-    verbs = lab.add_subparsers(required=True, dest="lab_action", metavar="up|status|down")
+    verbs = lab.add_subparsers(required=True, dest="lab_action", metavar="up|status|down|media")
     up = verbs.add_parser("up", parents=[lab_root], help="make the lab and start it")
     up.add_argument("--service-nodes", type=int, default=1, metavar="N", help="(default 1)")
     up.add_argument("--compute-nodes", type=int, default=1, metavar="M", help="(default 1)")
@@ -250,3 +253,9 @@ def _lab_parser(actions) -> None:
         "status", parents=[lab_root], help="machines, BMCs, addresses, power, consoles"
     )
     verbs.add_parser("down", parents=[lab_root], help="stop and remove everything the lab made")
+    media = verbs.add_parser("media", help="a Debian 12 ISO for copycds, from this host's apt")
+    media.set_defaults(root=None)  # of no lab
+    media.add_argument("--out", type=Path, default=Path("debian-12-amd64.iso"),
+                       help="the ISO to write (default ./debian-12-amd64.iso)")  # fmt: skip
+    media.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                       help=f"downloaded packages, kept (default {DEFAULT_CACHE})")  # fmt: skip

@@ -10,4 +10,5 @@ hardware; the system tests use its parts too.
     qemu.py             network-booting QEMU machines, the KVM probe
     process.py          long-running programs and their logs
     forward.py          the host's door to the lab's daemon
+    media.py            `xcatd lab media`: a Debian 12 ISO from the host's apt
 """
