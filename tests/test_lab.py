@@ -187,6 +187,27 @@ def test_a_crashed_lab_is_taken_down_whole(lab):
     assert [pid for pid in left if running(pid)] == []
 
 
+def test_a_lab_whose_up_was_killed_half_way_is_taken_down(lab):
+    argv = [BIN / "xcatd", "lab", "up", "--root", str(lab.root), "--namespace", lab.namespace,
+            "--port", str(lab.port), "--service-nodes", "1", "--compute-nodes", "0"]  # fmt: skip
+    making = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Killed once the daemon runs, before the BMCs and the definitions.
+        wait_for(lambda: (state := State.load(lab.root)) and "xcatd" in state.programs,
+                 "lab up started xcatd", timeout=120)  # fmt: skip
+    finally:
+        making.kill()
+        making.wait()
+    state = State.load(lab.root)
+    assert netns.exists(lab.namespace)
+
+    down = lab.xcatd("down")
+
+    assert down.returncode == 0, down.stderr
+    assert lab.left_behind() == []
+    assert not [program for program in state.programs.values() if running(program.pid)]
+
+
 # -- refusals -------------------------------------------------------------------------
 
 

@@ -137,7 +137,7 @@ def _lab(layout: Layout, args: argparse.Namespace) -> int:
             request = lab.Request(args.root, args.service_nodes, args.compute_nodes,
                                   args.namespace, args.port, args.memory)  # fmt: skip
             state = lab.up(request)
-            lines = list(lab.status(state.root))
+            lines = [*lab.status(state.root), *lab.next_steps(state)]
         elif args.lab_action == "status":
             lines = list(lab.status(args.root))
         elif args.lab_action == "media":

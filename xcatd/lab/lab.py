@@ -352,6 +352,16 @@ def status(root: Path) -> Iterator[str]:
                f"{power:<5} {console}")  # fmt: skip
 
 
+def next_steps(state: State) -> Iterator[str]:
+    """What to try on a lab just made, after the export line."""
+    first = state.nodes[0].name if state.nodes else ""
+    if first:
+        yield f"Try: rpower all stat; makedhcp {first}; rnetboot {first}; rcons {first} " \
+              "(Ctrl-E c . leaves it)"  # fmt: skip
+    root = "" if state.root == DEFAULT_ROOT else f" --root {state.root}"
+    yield f"Then: xcatd lab status{root}; xcatd lab down{root}"
+
+
 def _running(root: Path) -> State:
     state = State.load(root)
     if state is None:
