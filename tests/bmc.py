@@ -1,9 +1,10 @@
-"""Simulated BMCs on loopback: one OpenIPMI `ipmi_sim` per BMC, each on its
-own 127.77.x.y address and high UDP port, serving IPMI 2.0 (RMCP+) with one
-administrator, its chassis a program ipmi_sim runs for every power and boot
-request (its `chassis_control`):
+"""Simulated BMCs for tests (xcatd lab's, xcatd/lab/bmc.py), on loopback:
+one OpenIPMI `ipmi_sim` per BMC, each on its own 127.77.x.y address and
+high UDP port, serving IPMI 2.0 (RMCP+) with one administrator, its chassis
+a program ipmi_sim runs for every power and boot request (its
+`chassis_control`):
 
-- `QEMU_CHASSIS` (tests/chassis_control.py) owns a real QEMU machine;
+- `QEMU_CHASSIS` (xcatd/lab/chassis_control.py, xcatd lab's) owns a real QEMU machine;
 - the benchmark's (bench/chassis_state.sh) only keeps the power in a file.
 
     with bmc_lab(QEMU_CHASSIS) as lab:
@@ -23,8 +24,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -32,21 +31,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .chassis_control import HANG, SERIAL, Machine
-from .cluster import free_port
-from .netboot import Process
+from xcatd.lab import bmc as simulator
+from xcatd.lab.bmc import CHASSIS as QEMU_CHASSIS
+from xcatd.lab.bmc import USER
+from xcatd.lab.chassis_control import HANG, Machine
+from xcatd.lab.process import Process
 
-QEMU_CHASSIS = (sys.executable, "-I", "-S", str(Path(__file__).with_name("chassis_control.py")))
-USER = "admin"
+from .cluster import free_port
+
+__all__ = ["QEMU_CHASSIS", "USER", "Bmc", "BmcLab", "bmc_lab"]
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
-# ipmi_sim's emulated BMC: one management controller, no sensors.
-EMULATION = """\
-mc_setbmc 0x20
-mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr
-sel_enable 0x20 1000 0x0a
-mc_enable 0x20
-"""
 
 
 @dataclass
@@ -75,10 +70,7 @@ class Bmc:
         (self.directory / HANG).touch()
 
     def ipmitool(self, *args: str) -> list[str]:
-        """ipmitool's command line for this BMC (-C 3: ipmi_sim answers no
-        cipher suite query, which costs 10 s a call otherwise)."""
-        return ["ipmitool", "-I", "lanplus", "-C", "3", "-H", self.address, "-p",
-                str(self.port), "-U", USER, "-P", self.password, *args]  # fmt: skip
+        return simulator.ipmitool(self.address, self.port, self.password, *args)
 
 
 class BmcLab:
@@ -107,31 +99,10 @@ class BmcLab:
     def _start(self, index: int, password: str, console: bool) -> Bmc:
         name = f"bmc{index + 1}"
         directory = self.workdir / name
-        (directory / "ipmi-state").mkdir(parents=True)
         address = self.address or f"127.77.{index // 250}.{index % 250 + 1}"
         port = free_port(socket.SOCK_DGRAM)
-        chassis = " ".join([*self.chassis, str(directory)])
-        sol = ""
-        if console:
-            serial = free_port()
-            (directory / SERIAL).write_text(f"{serial}\n")
-            sol = f'  sol "telnet:127.0.0.1:{serial}" 115200\n'
-        (directory / "lan.conf").write_text(
-            f'name "{name}"\n'
-            "set_working_mc 0x20\n"
-            "  startlan 1\n"
-            f"    addr {address} {port}\n"
-            "    priv_limit admin\n"
-            "    allowed_auths_admin none md2 md5 straight\n"
-            f"    guid {index + 1:032x}\n"
-            "  endlan\n"
-            f'  chassis_control "{chassis}"\n'
-            f"{sol}"
-            f'  user 2 true "{USER}" "{password}" admin 10 none md2 md5 straight\n'
-        )
-        (directory / "emu").write_text(EMULATION)
-        command = ["ipmi_sim", "-n", "-c", directory / "lan.conf", "-f", directory / "emu",
-                   "-s", directory / "ipmi-state"]  # fmt: skip
+        command = simulator.configure(directory, name, address, port, password, index + 1,
+                                      self.chassis, free_port() if console else None)  # fmt: skip
         process = Process([*self.prefix, *command], directory / "log")
         return Bmc(name, address, port, password, directory, process)
 
@@ -162,9 +133,7 @@ class BmcLab:
         """Whether the BMC's simulator listens (in its namespace, if any)."""
         if not self.prefix:
             return _bound(bmc.address, bmc.port)
-        listening = subprocess.run([*self.prefix, "ss", "-Hlun", f"sport = :{bmc.port}"],
-                                   capture_output=True, text=True)  # fmt: skip
-        return bool(listening.stdout.strip())
+        return simulator.listening(self.prefix, bmc.port)
 
 
 def _bound(address: str, port: int) -> bool:

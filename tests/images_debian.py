@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 
 from xcatd.config import Config
-from xcatd.images import pkglist
-from xcatd.images.profiles import SHIPPED
+from xcatd.lab.media import profile_packages
 
 from .cluster import Cluster
 from .media import debian_tree, iso
@@ -48,8 +47,7 @@ class BuiltImage:
 
 def service_packages() -> list[str]:
     """What the shipped service pkglist installs on x86_64."""
-    listed = pkglist.read(str(SHIPPED / "debian/service.x86_64.pkglist"))
-    return [name for step in listed.passes for name in step.install]
+    return profile_packages("service")
 
 
 @pytest.fixture(scope="session")

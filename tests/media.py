@@ -1,10 +1,8 @@
 """Realistic distribution media, built by the tests from real packages.
 
-Debian: real .deb files fetched with the host's own apt configuration (no
-mirror is named anywhere), indexed with apt-ftparchive, with .disk/info and
-dists/bookworm/Release as on Debian's own media, and an ISO made by xorriso.
-Either just the packages named, or (`debian_system`) all a minbase system
-with those packages needs: what mmdebstrap installs from such media.
+Debian: the lab's media (xcatd/lab/media.py: real .deb files fetched with
+the host's own apt, indexed, with an ISO made by xorriso), either just the
+packages named or (`system`) a whole minbase system with them.
 Red Hat family: small RPMs built with rpmbuild, indexed by createrepo_c,
 with .discinfo and .treeinfo as on Rocky Linux's media.
 
@@ -13,149 +11,33 @@ Downloads are cached in CACHE between runs.
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from xcatd.lab import media
+from xcatd.lab.media import iso, run
+
+__all__ = [
+    "Rpm",
+    "build_deb",
+    "build_rpms",
+    "comps_xml",
+    "debian_tree",
+    "iso",
+    "redhat_tree",
+    "run",
+]  # fmt: skip
+
 CACHE = Path(os.environ.get("XCATD_TEST_CACHE", "/var/cache/xcatd-tests"))
-DEBIAN_RELEASE = "12"
-DEBIAN_CODENAME = "bookworm"
-
-
-def run(*command: str | Path, cwd: Path | None = None) -> str:
-    result = subprocess.run(
-        [str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=900
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{command[0]} failed: {result.stderr.strip()[-2000:]}")
-    return result.stdout
-
-
-def debian_packages(names: list[str]) -> list[Path]:
-    """The .deb files of `names` (no dependencies), downloaded once into the cache."""
-    debs = CACHE / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    missing = [n for n in names if not list(debs.glob(f"{n}_*.deb"))]
-    if missing:
-        if "Candidate: (none)" in run("apt-cache", "policy", missing[0]) or not run(
-            "apt-cache", "policy", missing[0]
-        ):
-            run("apt-get", "update", "-qq")
-        run("apt-get", "download", "-qq", *missing, cwd=debs)
-    return [next(debs.glob(f"{n}_*.deb")) for n in names]
-
-
-def debian_system(names: list[str], arch: str = "amd64") -> list[Path]:
-    """The .deb files of a minbase system (Essential and required packages,
-    apt) with `names` installed, resolved by the host's apt as for an empty
-    system and downloaded once into the cache."""
-    debs = CACHE / "debs"
-    (debs / "partial").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="xcatd-media-") as state:
-        (Path(state) / "status").touch()  # nothing installed yet
-        options = [
-            "-o", f"Dir::State::status={state}/status", "-o", f"Dir::Cache::archives={debs}",
-            "-o", f"APT::Architecture={arch}", "-o", "APT::Install-Recommends=false",
-        ]  # fmt: skip
-        wanted = [*minbase(), "apt", *names]
-        simulated = run("apt-get", "-s", *options, "install", *wanted)
-        chosen = re.findall(r"^Inst (\S+) \((\S+) .*?\[(\S+)\]\)", simulated, re.MULTILINE)
-        files = [debs / f"{n}_{v.replace(':', '%3a')}_{a}.deb" for n, v, a in chosen]
-        if not all(f.exists() for f in files):
-            run("apt-get", "-qq", "--download-only", "-y", *options, "install", *wanted)
-    return files
-
-
-@functools.cache
-def archive_fields() -> dict[str, dict[str, str]]:
-    """Package -> its fields as the archive (the host's apt lists) has them:
-    Priority and Section come from the archive's overrides, not the .deb."""
-    packages: dict[str, dict[str, str]] = {}
-    current: dict[str, str] = {}
-    for line in [*run("apt-cache", "dumpavail").splitlines(), ""]:
-        if not line:
-            if "Package" in current:
-                packages.setdefault(current["Package"], current)
-            current = {}
-        elif not line[0].isspace() and ":" in line:
-            key, _, value = line.partition(":")
-            current[key] = value.strip()
-    return packages
-
-
-def minbase() -> list[str]:
-    """What mmdebstrap's minbase variant installs: Essential and required packages."""
-    return sorted(
-        name
-        for name, fields in archive_fields().items()
-        if fields.get("Essential") == "yes" or fields.get("Priority") == "required"
-    )
-
-
-def _override(pool: Path) -> str:
-    """apt-ftparchive's override file for the pool: the archive's priorities
-    (mmdebstrap picks required packages by them) and sections."""
-    lines = []
-    for deb in sorted(pool.glob("*.deb")):
-        fields = archive_fields().get(deb.name.split("_")[0], {})
-        lines.append(f"{deb.name.split('_')[0]} {fields.get('Priority', 'optional')} "
-                     f"{fields.get('Section', 'misc')}\n")  # fmt: skip
-    return "".join(lines)
 
 
 def debian_tree(
     where: Path, packages: list[str], arch: str = "amd64", *, system: bool = False
 ) -> Path:
-    """A Debian media tree holding `packages` (with `system`, a whole
-    minbase system with them: see debian_system)."""
-    tree = where / f"debian-{DEBIAN_RELEASE}-{arch}"
-    pool = tree / "pool/main"
-    pool.mkdir(parents=True)
-    for deb in debian_system(packages, arch) if system else debian_packages(packages):
-        _link_or_copy(deb, pool / deb.name)
-    (tree / ".disk").mkdir()
-    (tree / ".disk/info").write_text(
-        f'Debian GNU/Linux {DEBIAN_RELEASE}.5.0 "Bookworm" - xcatd test {arch} Binary-1 '
-        "20240210-11:28\n"
-    )
-    binary = tree / f"dists/{DEBIAN_CODENAME}/main/binary-{arch}"
-    binary.mkdir(parents=True)
-    override = where / "override"
-    override.write_text(_override(pool))
-    (binary / "Packages").write_text(run("apt-ftparchive", "packages", "pool", override, cwd=tree))
-    run("gzip", "-k9", binary / "Packages")
-    release = run(
-        "apt-ftparchive",
-        "-o", "APT::FTPArchive::Release::Origin=Debian",
-        "-o", "APT::FTPArchive::Release::Label=Debian",
-        "-o", f"APT::FTPArchive::Release::Version={DEBIAN_RELEASE}.5",
-        "-o", f"APT::FTPArchive::Release::Codename={DEBIAN_CODENAME}",
-        "-o", "APT::FTPArchive::Release::Suite=stable",
-        "-o", f"APT::FTPArchive::Release::Architectures={arch}",
-        "-o", "APT::FTPArchive::Release::Components=main",
-        "release", f"dists/{DEBIAN_CODENAME}",
-        cwd=tree,
-    )  # fmt: skip
-    (tree / f"dists/{DEBIAN_CODENAME}/Release").write_text(release)
-    (tree / "debian").symlink_to(".")  # as on Debian's media
-    return tree
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)  # the cache is usually on the same disk: no copy
-    except OSError:
-        shutil.copy(source, target)
-
-
-def iso(tree: Path, output: Path, label: str) -> Path:
-    run("xorriso", "-as", "mkisofs", "-r", "-J", "-V", label, "-o", output, tree)
-    return output
+    """The lab's Debian media tree (xcatd/lab/media.py), downloads in the tests' cache."""
+    return media.debian_tree(where, packages, CACHE, arch, system=system)
 
 
 @dataclass(frozen=True)

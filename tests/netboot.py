@@ -20,108 +20,23 @@ when the block fails, the tail of each program's log is printed first.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import itertools
 import os
-import re
-import signal
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-QEMU = "qemu-system-x86_64"
-# A tiny guest that prints to the serial console within a second of starting
-# when the accelerator works (iPXE as a Linux kernel image, from package ipxe).
-PROBE_KERNEL = "/usr/lib/ipxe/ipxe.lkrn"
-PROBE_BANNER = "Open Source Network Boot Firmware"
-PROBE_TIMEOUT = 4.0
+from xcatd.lab import netns
+from xcatd.lab.process import Process
+from xcatd.lab.qemu import vm_command
+
 # The bridge also gets an IPv6 prefix that dnsmasq advertises: without a
 # router advertisement iPXE waits about 18 s (under TCG) for IPv6
 # autoconfiguration before it boots from what DHCPv4 already gave it.
 IPV6_PREFIX = "fd77::1/64"
-# No default devices (so no VGA): SeaBIOS and iPXE then print on the serial
-# port, which is the program's stdout and so its log.
-SERIAL_CONSOLE = ("-nodefaults", "-nographic", "-monitor", "none", "-serial", "stdio")
-POLL_INTERVAL = 0.1
-TAIL_LINES = 40
-# Terminal control sequences on a serial console: ANSI escapes (colours,
-# screen clears) and iPXE's erase-the-prompt backspaces.
-_CONTROL = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[a-z]|\x08 \x08|\r")
 _names = itertools.count()
-
-
-class ProgramError(RuntimeError):
-    """A program in the test network exited, or did not print what was awaited."""
-
-
-def console_text(raw: bytes) -> str:
-    """A log or serial console as plain text, without terminal control sequences."""
-    return _CONTROL.sub(b"", raw).decode(errors="replace")
-
-
-class Process:
-    """A long-running program in its own process group, its output (stdout
-    and stderr) going to a log file that `wait_for` watches."""
-
-    def __init__(self, argv: Sequence[str | Path], log: Path) -> None:
-        self.argv = [str(arg) for arg in argv]
-        self.log = log
-        with log.open("wb") as output:
-            self.popen = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # one process group to stop, helpers included
-            )
-        self.started = time.monotonic()
-
-    @property
-    def name(self) -> str:
-        return self.log.stem
-
-    def text(self) -> str:
-        return console_text(self.log.read_bytes())
-
-    def tail(self, lines: int = TAIL_LINES) -> str:
-        return "\n".join(self.text().splitlines()[-lines:])
-
-    def wait_for(self, pattern: str, timeout: float) -> float:
-        """Wait until the log matches the regular expression `pattern`; the
-        seconds since the program started.  ProgramError if it exits or
-        `timeout` seconds pass first (`network` then prints the logs' tails)."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            exited = self.popen.poll() is not None  # before reading: output then exit
-            if regex.search(self.text()):
-                return time.monotonic() - self.started
-            if exited:
-                self._fail(f"exited with {self.popen.returncode} before printing {pattern!r}")
-            if time.monotonic() > deadline:
-                self._fail(f"did not print {pattern!r} within {timeout:.0f} s")
-            time.sleep(POLL_INTERVAL)
-
-    def _fail(self, what: str) -> None:
-        raise ProgramError(f"{self.name} {what} (log: {self.log})")
-
-    def stop(self, timeout: float = 10) -> None:
-        """SIGTERM the process group, SIGKILL it if the program lingers, and reap it."""
-        self._signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._signal(signal.SIGKILL)
-            self.popen.wait()
-
-    def _signal(self, signum: int) -> None:
-        with suppress(ProcessLookupError):  # the whole group has already gone
-            os.killpg(self.popen.pid, signum)
 
 
 @dataclass
@@ -138,7 +53,7 @@ class Network:
     @property
     def prefix(self) -> list[str]:
         """Put in front of a command line to run it inside the namespace."""
-        return ["ip", "netns", "exec", self.name]
+        return netns.prefix(self.name)
 
     @property
     def server(self) -> str:
@@ -153,21 +68,19 @@ class Network:
         """A new tap device on the bridge (or on another `bridge`), for one
         virtual machine's NIC."""
         tap = f"tap{next(self.taps)}"
-        self.ip("tuntap", "add", "dev", tap, "mode", "tap")
-        self.ip("link", "set", tap, "master", bridge or self.bridge, "up")
+        netns.add_tap(self.name, tap, bridge or self.bridge)
         return tap
 
     def another_bridge(self, name: str) -> str:
         """A second bridge in the namespace with no address of its own: a
         network the servers here are not on (a service node's compute
         network), which only the machines given NICs on it share."""
-        self.ip("link", "add", name, "type", "bridge", "stp_state", "0", "forward_delay", "0")
-        self.ip("link", "set", name, "up")
+        netns.add_bridge(self.name, name)
         return name
 
     def ip(self, *args: str) -> None:
         """`ip ARGS` inside the namespace."""
-        _ip("-n", self.name, *args)
+        netns.ip("-n", self.name, *args)
 
     @contextmanager
     def machine(self, number: int) -> Iterator[Machine]:
@@ -176,19 +89,18 @@ class Network:
         server's addresses (a service node).  Taken down on leaving: stop
         what runs in it first."""
         machine = Machine(f"{self.name}-m{number}", self.host(number))
-        _ip("netns", "add", machine.name)
+        netns.add(machine.name)
         try:
             veth = f"veth{number}"
             self.ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns",
                     machine.name)  # fmt: skip
             self.ip("link", "set", veth, "master", self.bridge, "up")
-            machine.ip("link", "set", "lo", "up")
             machine.ip("addr", "add", f"{machine.address}/{self.address.network.prefixlen}",
                        "dev", "eth0")  # fmt: skip
             machine.ip("link", "set", "eth0", "up")
             yield machine
         finally:
-            _ip("netns", "delete", machine.name)
+            netns.delete(machine.name)
 
     def start(self, argv: Sequence[str | Path], log_name: str) -> Process:
         """Start a long-running program inside the namespace, logging to
@@ -246,58 +158,6 @@ class Network:
         return self.start(vm_command(nics, memory_mb), f"{name}.log")
 
 
-def vm_command(nics: Sequence[tuple[str, str, str]], memory_mb: int) -> list[str]:
-    """The QEMU command line of a network-booting machine with `nics`, each
-    (tap, MAC, NIC model); it boots from the first.
-
-    No `romfile=`: QEMU's default ROM for each NIC model is ipxe-qemu's, and
-    only for its default ROM does QEMU patch the PCI IDs to the device's
-    (the virtio ROM says 1af4:1041, a transitional virtio-net-pci is
-    1af4:1000, and SeaBIOS skips a ROM whose IDs do not match)."""
-    return [
-        QEMU,
-        *("-accel", "kvm" if kvm_works() else "tcg"),
-        *("-m", str(memory_mb)),
-        *SERIAL_CONSOLE,
-        *(
-            word
-            for n, (tap, mac, nic) in enumerate(nics)
-            for word in (
-                *("-netdev", f"tap,id=net{n},ifname={tap},script=no,downscript=no"),
-                # Only the first NIC's ROM: the machine boots from that one.
-                *("-device", f"{nic},netdev=net{n},mac={mac}" + (",romfile=" if n else "")),
-            )
-        ),
-        # Network first instead of after the (absent) disks; exit on reboot
-        # so that a guest that panics stops at once instead of booting again.
-        *("-boot", "n", "-no-reboot"),
-    ]
-
-
-@functools.cache
-def kvm_works() -> bool:
-    """Whether a KVM guest really runs here (on some machines /dev/kvm opens
-    but guests hang or QEMU aborts); asked once per session."""
-    return guest_runs("kvm", PROBE_TIMEOUT)
-
-
-def guest_runs(accel: str, timeout: float) -> bool:
-    """Whether a tiny guest under QEMU accelerator `accel` prints its banner
-    on the serial console within `timeout` seconds."""
-    with tempfile.TemporaryDirectory(prefix="xcatd-probe-") as tmp:
-        guest = Process(
-            [QEMU, "-accel", accel, "-m", "64", *SERIAL_CONSOLE, "-kernel", PROBE_KERNEL],
-            Path(tmp) / "probe.log",
-        )
-        try:
-            guest.wait_for(PROBE_BANNER, timeout)
-            return True
-        except ProgramError:
-            return False
-        finally:
-            guest.stop()
-
-
 @dataclass
 class Machine:
     """A namespace with one address on a Network's bridge (Network.machine)."""
@@ -307,10 +167,10 @@ class Machine:
 
     @property
     def prefix(self) -> list[str]:
-        return ["ip", "netns", "exec", self.name]
+        return netns.prefix(self.name)
 
     def ip(self, *args: str) -> None:
-        _ip("-n", self.name, *args)
+        netns.ip("-n", self.name, *args)
 
 
 @contextmanager
@@ -319,13 +179,9 @@ def network(workdir: Path, address: str = "10.77.0.1/24") -> Iterator[Network]:
     `address` (and IPV6_PREFIX) on it, forwarding at once (no STP, no forward
     delay); logs go to `workdir`.  Everything is taken down on leaving."""
     net = Network(f"xcatd-{os.getpid()}-{next(_names)}", ipaddress.IPv4Interface(address), workdir)
-    _ip("netns", "add", net.name)
+    netns.add(net.name)
     try:
-        net.ip("link", "set", "lo", "up")
-        net.ip("link", "add", net.bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0")
-        net.ip("addr", "add", address, "dev", net.bridge)
-        net.ip("addr", "add", IPV6_PREFIX, "dev", net.bridge, "nodad")
-        net.ip("link", "set", net.bridge, "up")
+        netns.add_bridge(net.name, net.bridge, address, IPV6_PREFIX)
         yield net
     except BaseException:
         for process in net.processes:
@@ -335,10 +191,4 @@ def network(workdir: Path, address: str = "10.77.0.1/24") -> Iterator[Network]:
         # A namespace lives on, invisible, while any process is still in it.
         for process in reversed(net.processes):
             process.stop()
-        _ip("netns", "delete", net.name)
-
-
-def _ip(*args: str) -> None:
-    result = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+        netns.delete(net.name)

@@ -1,7 +1,7 @@
 """rcons and wcons as an administrator uses them: the real client on a
 pseudo-terminal, attached through the daemon's console server to the Serial
 over LAN of a real BMC simulator (OpenIPMI's ipmi_sim), whose serial port is
-a real QEMU machine's (tests/bmc.py, tests/chassis_control.py): iPXE prints
+a real QEMU machine's (tests/bmc.py, xcatd/lab/chassis_control.py): iPXE prints
 its banner and waits at its `iPXE>` prompt, and what is typed into rcons is
 run there (`echo ${platform}-...` prints `pcbios-...`, which only the guest
 can have written).  One machine for the module, started by rpower while a
@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 
 from xcatd.console.log import ConsoleLog
+from xcatd.lab.chassis_control import GUEST_PROMPT, GUEST_READY
 
 from .bmc import QEMU_CHASSIS, Bmc, bmc_lab
-from .chassis_control import GUEST_PROMPT, GUEST_READY
 from .cluster import BIN, Cluster, free_port
 from .waiting import wait_for
 

@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 
 from tests.bmc import QEMU_CHASSIS, bmc_lab
-from tests.chassis_control import GUEST_PROMPT, GUEST_READY
 from tests.cluster import BIN, Cluster
 from tests.netboot import Machine, Network, network
 from tests.test_console import BOOT_TIMEOUT, HELP, LEAVE, Terminal
 from tests.test_nodeset import make_image
 from tests.test_resilience import configure
 from xcatd.config import Config
+from xcatd.lab.chassis_control import GUEST_PROMPT, GUEST_READY
 
 SERVICE_IMAGE, COMPUTE_IMAGE = "sn-image", "cn-image"
 STATE = "netboot debian12-x86_64-service"  # make_image's profile

@@ -32,7 +32,7 @@ import time
 import pytest
 
 from tests.images_debian import BuiltImage
-from tests.netboot import kvm_works
+from xcatd.lab.qemu import kvm_works
 
 MACHINES = {  # node: (MAC, last byte of its address, NIC, netboot)
     "sn1": ("52:54:00:77:00:11", 11, "virtio-net-pci", "xnba"),

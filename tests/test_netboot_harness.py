@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.netboot import Network, guest_runs, kvm_works, network
+from tests.netboot import Network, network
+from xcatd.lab.qemu import guest_runs, kvm_works
 
 MAC = "52:54:00:77:00:10"
 MARKER = "harness-ok"

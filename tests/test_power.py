@@ -1,7 +1,7 @@
 """rpower, rsetboot and rnetboot as an administrator uses them, through the
 real client against a real daemon, driving real BMCs: OpenIPMI's ipmi_sim
 on loopback, each in front of a real QEMU machine (tests/bmc.py,
-tests/chassis_control.py).  What the commands print is checked against what
+xcatd/lab/chassis_control.py).  What the commands print is checked against what
 happened to the machine: whether its QEMU process runs, what QMP says, the
 events QEMU reported, the boot device it was started with.  Then every
 reason one node can fail, each one line, while the other nodes go on."""

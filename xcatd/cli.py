@@ -6,6 +6,7 @@
     xcatd revoke      withdraw every certificate issued to a name, at once
     xcatd bundle      wheels of xcatd and its dependencies, for a service-node image
     xcatd enroll      on a booting service node: get its certificate (xcatd-enroll.service)
+    xcatd lab         a virtual cluster on this machine: up, status, down; media
 
 Everything users do to the cluster goes through the daemon instead, with the
 client commands (lsxcatd, lsdef, ...).
@@ -128,6 +129,28 @@ def _bundle(layout: Layout, args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab(layout: Layout, args: argparse.Namespace) -> int:
+    from .lab import lab, media
+
+    try:
+        if args.lab_action == "up":
+            request = lab.Request(args.root, args.service_nodes, args.compute_nodes,
+                                  args.namespace, args.port, args.memory)  # fmt: skip
+            state = lab.up(request)
+            lines = [*lab.status(state.root), *lab.next_steps(state)]
+        elif args.lab_action == "status":
+            lines = list(lab.status(args.root))
+        elif args.lab_action == "media":
+            lines = [media.make(args.out, args.cache)]
+        else:
+            lines = [lab.down(args.root)]
+    except lab.LabError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
 def _home_cred_dir(name: str) -> Path:
     try:
         return Path(pwd.getpwnam(name).pw_dir) / ".xcat"
@@ -197,4 +220,42 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to keep trying while the management node is unreachable (default 300)",
     )  # fmt: skip
     enroll.set_defaults(action=_enroll)
+    _lab_parser(actions)
     return parser
+
+
+def _lab_parser(actions) -> None:
+    from .lab.lab import DEFAULT_MEMORY_MB, DEFAULT_NAMESPACE, DEFAULT_PORT, DEFAULT_ROOT
+    from .lab.media import DEFAULT_CACHE
+
+    lab_root = argparse.ArgumentParser(add_help=False)
+    lab_root.add_argument(
+        "--root", type=Path, default=DEFAULT_ROOT,
+        help=f"the lab's directory: its state, logs and daemon (default {DEFAULT_ROOT})",
+    )  # fmt: skip
+    lab = actions.add_parser("lab", help="a virtual cluster on this machine: up, status, down")
+    lab.set_defaults(action=_lab)
+    verbs = lab.add_subparsers(required=True, dest="lab_action", metavar="up|status|down|media")
+    up = verbs.add_parser("up", parents=[lab_root], help="make the lab and start it")
+    up.add_argument("--service-nodes", type=int, default=1, metavar="N", help="(default 1)")
+    up.add_argument("--compute-nodes", type=int, default=1, metavar="M", help="(default 1)")
+    up.add_argument("--namespace", default=DEFAULT_NAMESPACE,
+                    help=f"its network namespace's name (default {DEFAULT_NAMESPACE})")  # fmt: skip
+    up.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"its xcatd, from this host: 127.0.0.1:PORT (default {DEFAULT_PORT})",
+    )
+    up.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, metavar="MiB",
+                    help=f"each machine's memory (default {DEFAULT_MEMORY_MB})")  # fmt: skip
+    verbs.add_parser(
+        "status", parents=[lab_root], help="machines, BMCs, addresses, power, consoles"
+    )
+    verbs.add_parser("down", parents=[lab_root], help="stop and remove everything the lab made")
+    media = verbs.add_parser("media", help="a Debian 12 ISO for copycds, from this host's apt")
+    media.set_defaults(root=None)  # of no lab
+    media.add_argument("--out", type=Path, default=Path("debian-12-amd64.iso"),
+                       help="the ISO to write (default ./debian-12-amd64.iso)")  # fmt: skip
+    media.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                       help=f"downloaded packages, kept (default {DEFAULT_CACHE})")  # fmt: skip

@@ -1,20 +1,25 @@
 """The chassis behind a simulated BMC: OpenIPMI's ipmi_sim runs this program
 (its `chassis_control` setting) for every power and boot request, and the
-program acts on a real QEMU machine, as a BMC acts on its server.
+program acts on a real QEMU machine, as a BMC acts on its server.  `xcatd
+lab` gives each of its machines one; the power and console tests use it too.
 
     chassis_control.py STATEDIR get power|boot ...   prints power:1, boot:pxe, ...
     chassis_control.py STATEDIR set power 0|1 | reset 1 | shutdown 1 | boot DEVICE
     chassis_control.py STATEDIR resume       (its own helper: see below)
 
-Power on starts QEMU (TCG, 64 MiB, no disk, no display, paused at its first
-instruction: nothing here needs it to run); it stays in ipmi_sim's process
-group, so stopping the simulator's group stops the machine too.  When
-STATEDIR/serial holds a port (the BMC serves Serial over LAN from it), the
-machine gets a serial console there (a telnet server ipmi_sim connects to,
-its output also in STATEDIR/serial.log) and runs GUEST_KERNEL, which prints
-GUEST_READY and waits at an `iPXE>` prompt; it stays paused until ipmi_sim
-has connected to its serial port (QEMU drops console output while nobody
-is connected, and ipmi_sim tries only every 10 s), then runs.  Power off
+Power on starts QEMU, no disk, no display, paused at its first instruction.
+The machine is STATEDIR/hardware (JSON) when that exists: `accel`,
+`memory_mb` and `nics` ([tap, MAC, model], the taps already on their
+bridges), a diskless machine that boots from its first NIC, as a lab's
+machines are; without it, TCG with 64 MiB and no NIC (nothing needs it to
+run).  It stays in ipmi_sim's process group, so stopping the simulator's
+group stops the machine too.  When STATEDIR/serial holds a port (the BMC
+serves Serial over LAN from it), the machine gets a serial console there (a
+telnet server ipmi_sim connects to, its output also in STATEDIR/serial.log),
+and a machine without NICs runs GUEST_KERNEL, which prints GUEST_READY and
+waits at an `iPXE>` prompt; it stays paused until ipmi_sim has connected to
+its serial port (QEMU drops console output while nobody is connected, and
+ipmi_sim tries only every 10 s), then runs.  Power off
 ends the QEMU process.  Reset and soft-off go to QEMU's QMP socket
 (`system_reset`, `system_powerdown`), and the events QEMU answers with
 (RESET, POWERDOWN) are appended to STATEDIR/events, one line each.  A boot
@@ -50,6 +55,7 @@ STOP_TIMEOUT = 5.0  # for QEMU to exit on SIGTERM before SIGKILL
 QMP_TIMEOUT = 2.0  # for each of QEMU's QMP answers
 HANG = "hang"  # a file in STATEDIR that makes set requests hang
 SERIAL = "serial"  # a file in STATEDIR: the TCP port of the machine's serial console
+HARDWARE = "hardware"  # a file in STATEDIR: the machine's accelerator, memory and NICs
 # The guest of a machine with a serial console: iPXE as a Linux kernel, its
 # command line a script that prints GUEST_READY and opens iPXE's shell.
 GUEST_KERNEL = "/usr/lib/ipxe/ipxe.lkrn"
@@ -69,6 +75,7 @@ class Machine:
         self.events = directory / "events"
         self.serial = directory / SERIAL
         self.serial_log = directory / "serial.log"
+        self.hardware = directory / HARDWARE
 
     def pid(self) -> int | None:
         """QEMU's process id while it runs (a zombie has stopped running)."""
@@ -88,12 +95,16 @@ class Machine:
         boot = BOOT_DRIVES.get(self.override())
         self.bootdev.unlink(missing_ok=True)  # one-shot: consumed by this boot
         self.qmp.unlink(missing_ok=True)
+        hardware = json.loads(self.hardware.read_text()) if self.hardware.exists() else {}
+        nics = hardware.get("nics", [])
         command = [
-            QEMU, "-accel", "tcg", "-m", "64", "-nodefaults", "-display", "none", "-S",
+            QEMU, "-accel", hardware.get("accel", "tcg"), "-m", str(hardware.get("memory_mb", 64)),
+            "-nodefaults", "-display", "none", "-S",
             "-name", self.directory.name, "-pidfile", str(self.pidfile),
             "-qmp", f"unix:{self.qmp},server=on,wait=off",
             *(("-boot", f"once={boot}") if boot else ()),
-            *self._console(),
+            *nic_arguments(nics),
+            *self._console(guest=not nics),
         ]  # fmt: skip
         with (self.directory / "qemu.log").open("ab") as log:
             subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
@@ -107,15 +118,16 @@ class Machine:
             subprocess.Popen([sys.executable, "-I", "-S", __file__, str(self.directory), "resume"],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
 
-    def _console(self) -> list[str]:
-        """QEMU's arguments for the serial console and its guest, if any."""
+    def _console(self, guest: bool) -> list[str]:
+        """QEMU's arguments for the serial console and, with `guest`, GUEST_KERNEL."""
         if not self.serial.exists():
             return []
         port = int(self.serial.read_text())
         chardev = (f"socket,id=ser0,host=127.0.0.1,port={port},telnet=on,server=on,"
                    f"wait=off,logfile={self.serial_log},logappend=on")  # fmt: skip
+        kernel = ["-kernel", GUEST_KERNEL, "-append", f"echo {GUEST_READY} && shell"]
         return ["-nographic", "-monitor", "none", "-chardev", chardev, "-serial", "chardev:ser0",
-                "-kernel", GUEST_KERNEL, "-append", f"echo {GUEST_READY} && shell"]  # fmt: skip
+                *(kernel if guest else [])]  # fmt: skip
 
     def resume_when_watched(self) -> None:
         """Run the paused machine once ipmi_sim is connected to its serial
@@ -192,6 +204,25 @@ class Machine:
                 if "error" in message:
                     raise SystemExit(f"QMP {command}: {message['error']}")
             return message
+
+
+def nic_arguments(nics: list[tuple[str, str, str]] | list[list[str]]) -> list[str]:
+    """QEMU's arguments for NICs, each (tap, MAC, NIC model); only the
+    first has a boot ROM, so the machine boots from that one.
+
+    No `romfile=` for it: QEMU's default ROM for each NIC model is
+    ipxe-qemu's, and only for its default ROM does QEMU patch the PCI IDs to
+    the device's (the virtio ROM says 1af4:1041, a transitional
+    virtio-net-pci is 1af4:1000, and SeaBIOS skips a ROM whose IDs do not
+    match)."""
+    return [
+        word
+        for n, (tap, mac, model) in enumerate(nics)
+        for word in (
+            *("-netdev", f"tap,id=net{n},ifname={tap},script=no,downscript=no"),
+            *("-device", f"{model},netdev=net{n},mac={mac}" + (",romfile=" if n else "")),
+        )
+    ]
 
 
 def _send(stream: BinaryIO, command: str) -> None:
