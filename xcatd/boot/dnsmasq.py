@@ -3,7 +3,7 @@
 makedhcp -n leaves it running, as xCAT's leaves dhcpd running:
 
 - where systemd runs (it is PID 1), the directory is the system's
-  /etc/xcat/dhcp and xcatd-dhcp.service (systemd/) is installed, that unit
+  /etc/xcat/dhcp and xcatd-dhcp.service (xcatd/share/systemd/) is installed, that unit
   runs it: makedhcp -n enables and restarts it (`SystemdUnit`);
 - elsewhere the daemon runs it itself (`Supervisor`), a task in the
   daemon's nursery: started by makedhcp -n, or when the daemon starts with
