@@ -19,6 +19,7 @@ from tests.cluster import Cluster
 from tests.netboot import Network, network
 from tests.syslogs import logger, node, receiver
 from tests.waiting import wait_for
+from xcatd.images.build_common import SHARE
 from xcatd.nodelogs import DROP_IN
 
 MN = "10.77.0.1"
@@ -133,3 +134,30 @@ def test_the_daemon_says_in_one_line_when_the_nodes_logs_are_not_received(tmp_pa
     again = cluster.init()
     assert "Wrote" in again.stdout and drop_in.is_file()
     assert f"Wrote {drop_in}" not in cluster.init().stdout  # unchanged: nothing to say
+
+
+def test_a_node_forwards_nothing_when_its_command_line_says_nothing_usable(tmp_path: Path) -> None:
+    """The image's script, as rsyslog's ExecStartPre runs it: no XCAT=, or
+    one that is not an address, writes an empty file (nothing forwarded)."""
+    script = SHARE / "rsyslog/syslog-forward"
+    written = tmp_path / "run/forward.conf"
+    for cmdline, said in [
+        ("BOOT_IMAGE=vmlinuz quiet", ""),
+        (
+            'XCAT=10.0.0.1";x:3001 NODE=cn7',
+            "xcatd: syslog not forwarded: unexpected XCAT= or NODE=",
+        ),
+        (
+            "XCAT=10.0.0.1:3001 NODE=cn$(reboot)",
+            "xcatd: syslog not forwarded: unexpected XCAT= or NODE=",
+        ),
+    ]:
+        (tmp_path / "cmdline").write_text(cmdline + "\n")
+        run = subprocess.run(
+            [script, tmp_path / "cmdline", written], capture_output=True, text=True
+        )
+        assert (run.returncode, written.read_text()) == (0, ""), run.stderr
+        assert run.stderr.startswith(said)
+    (tmp_path / "cmdline").write_text("XCAT=[fd77::1]:3001 NODE=cn7 FC=0\n")
+    subprocess.run([script, tmp_path / "cmdline", written], check=True)
+    assert 'target="fd77::1" port="514" protocol="tcp"' in written.read_text()
