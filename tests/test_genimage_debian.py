@@ -106,6 +106,16 @@ def test_the_service_image_from_the_debian_iso(debian_service_image):
         "ssh.service.wants/xcatd-ssh-hostkeys.service":
             "/etc/systemd/system/xcatd-ssh-hostkeys.service",
     }.items() <= enabled.items()  # fmt: skip
+    # Its syslog goes to its xcatmaster, and it receives its own nodes' logs:
+    # the image's rsyslog, enabled, accepts Debian's configuration with ours.
+    assert (units / "multi-user.target.wants/rsyslog.service").exists()
+    assert "ExecStartPre=/usr/lib/xcatd/syslog-forward" in (
+        units / "rsyslog.service.d/xcatd.conf").read_text()  # fmt: skip
+    assert (rootimg / "usr/lib/xcatd/syslog-forward").stat().st_mode & 0o111
+    drop_ins = sorted(path.name for path in (rootimg / "etc/rsyslog.d").glob("xcatd-*"))
+    assert drop_ins == ["xcatd-forward.conf", "xcatd-nodes.conf"]
+    checked = in_image(rootimg, "rsyslogd", "-N1")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     # Nothing secret: no host key, no private key of any kind anywhere.
     assert not list((rootimg / "etc/ssh").glob("ssh_host_*"))
     assert private_keys(rootimg) == []

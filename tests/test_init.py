@@ -24,6 +24,8 @@ def test_init_creates_everything_under_the_root_and_says_how_to_connect(tmp_path
         "Issued the server certificate for mn1",
         f"Wrote root's client credentials to {root}/.xcat",
         f"Wrote root's SSH certificate to {root}/.ssh/id_ed25519-cert.pub",
+        f"Wrote {root}/etc/rsyslog.d/xcatd-nodes.conf: the nodes' logs go to "
+        f"{root}/var/log/xcat/nodes once rsyslog is restarted (systemctl restart rsyslog)",
         f"Database: {root}/var/lib/xcat/xcat.sqlite",
         "Point the client at this daemon with:",
         f"export XCATHOST=localhost:{cluster.port}",

@@ -17,7 +17,10 @@ In both, the initrd downloads the image over HTTP, checks it, switches root;
 the booted system enrolls with the management node for its certificate
 (xcatd-enroll.service: its key made in memory, the CA pinned by the
 fingerprint nodeset put on the kernel command line), starts its own xcatd
-as a service node with it, and reports `booted`.  Without working KVM (these machines'
+as a service node with it, and reports `booted`.  All the while their syslog
+goes to the management node's rsyslog (run by the test with the drop-in
+`xcatd init` wrote), which keeps it in <logdir>/nodes/<node>.log; cn1's
+goes through sn1.  Without working KVM (these machines'
 case) QEMU emulates (TCG): minutes, not seconds.  Run alone, as root:
 `.venv/bin/python -m pytest tests/test_netboot.py -s` (prints the times).
 """
@@ -28,10 +31,14 @@ import re
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.images_debian import BuiltImage
+from tests.syslogs import Syslog, receiver
+from tests.waiting import wait_for
 from xcatd.lab.qemu import kvm_works
 
 MACHINES = {  # node: (MAC, last byte of its address, NIC, netboot)
@@ -45,11 +52,21 @@ COMPUTE = "debian12-x86_64-netboot-compute"
 BOOT_LIMIT = 240 if kvm_works() else 1200  # seconds from power-on to `booted`
 
 
+@pytest.fixture
+def mn_syslog(debian_service_image: BuiltImage, tmp_path: Path) -> Iterator[Syslog]:
+    """The management node's rsyslog, receiving the nodes' logs as `xcatd init` set it up."""
+    image = debian_service_image
+    rsyslog_d = image.cluster.root / "etc/rsyslog.d"
+    with receiver(image.network.prefix, tmp_path / "mn-syslog", rsyslog_d) as syslog:
+        yield syslog
+
+
 def test_service_nodes_boot_the_packed_image_and_report_booted(
-    debian_service_image: BuiltImage, capsys: pytest.CaptureFixture
+    debian_service_image: BuiltImage, mn_syslog: Syslog, capsys: pytest.CaptureFixture
 ):
     image = debian_service_image
     cluster, net = image.cluster, image.network
+    nodes_logs = cluster.root / "var/log/xcat/nodes"
     phases = Phases()
     cluster.ok("packimage", "-m", "squashfs", "-c", "zstd", image.name, timeout=600)
     # The compute image, from the same media (sn1 boots cn1 with it).
@@ -98,6 +115,10 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
     assert fetched(log, "TFTP: sent", "initrd-stateless.gz", net.host(12))
     shown = cluster.ok("lsdef", "-t", "node", "-o", "sn1", "-i", "status")
     assert "    status=booted\n" in shown
+    # Their boot in their logs on the management node, and in its syslog.
+    for node in MACHINES:
+        assert_boot_logged(nodes_logs / f"{node}.log", node)
+        assert kernel_started(mn_syslog.text(), node)
 
     # Each enrolled once, and its daemon serves with that certificate: root
     # on the management node reaches it.
@@ -138,6 +159,10 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
     # certificate from enrollment, cn1's host key came with its report.
     hop = ssh_from_mn(cluster, net.host(11), *STRICT_SSH, f"root@{address}", "cat /proc/cmdline")
     assert hop.returncode == 0 and " NODE=cn1 " in hop.stdout, hop.stderr
+    # cn1's boot in its log on sn1, and passed on to the management node.
+    assert_boot_logged(nodes_logs / "cn1.log", "cn1")
+    on_sn1 = ssh_from_mn(cluster, net.host(11), "cat", "/var/log/xcat/nodes/cn1.log")
+    assert kernel_started(on_sn1.stdout, "cn1"), on_sn1.stderr
     with capsys.disabled():  # the times belong in CI's output, also when the test passes
         print(phases.report())
 
@@ -178,6 +203,21 @@ def ssh_from_mn(cluster, address: str, *command: str) -> subprocess.CompletedPro
          "-o", f"UserKnownHostsFile={ssh / 'known_hosts'}", f"root@{address}", *command],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+
+
+def assert_boot_logged(path: Path, node: str) -> None:
+    """The node's log holds its boot: the kernel's first line, and systemd's."""
+
+    def shown() -> bool:
+        text = path.read_text() if path.exists() else ""
+        return kernel_started(text, node) and f" {node} systemd[1]: " in text
+
+    wait_for(shown, lambda: f"{node}'s kernel and systemd lines in {path}", timeout=120)
+
+
+def kernel_started(log: str, node: str) -> bool:
+    """Whether a syslog text has the node kernel's first line (after its time stamp)."""
+    return re.search(rf" {node} kernel: (\[ *[0-9.]+\] )?Linux version ", log) is not None
 
 
 def enrollments(cluster) -> list[tuple[str, str]]:

@@ -226,7 +226,7 @@ def test_each_node_that_cannot_be_controlled_says_why_and_the_others_go_on(clust
         NODE_ERROR.format(node=node, text=text)
         for node, text in [
             ("no-mgt", "mgt is not set: set it with chdef <node> mgt=ipmi"),
-            ("kvm1", "mgt=kvm: xcatd has no kvm hardware control (it has ipmi)"),
+            ("kvm1", "mgt=kvm: xcatd has no kvm hardware control (it has ipmi, redfish)"),
             ("no-bmc", "no BMC: set one with chdef <node> bmc=<address>"),
             ("no-creds", "bmcusername and bmcpassword are not set: set them on the node or "
                          "one of its groups (chdef <group> bmcusername=<user> "

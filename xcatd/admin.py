@@ -29,6 +29,7 @@ from .ca import (
 from .config import Config
 from .images.profiles import install_shipped
 from .layout import Layout
+from .nodelogs import place_receiver
 from .policy import DEFAULT_RULES
 from .sshca import SshAuthority, certificate_file, ensure_key
 from .store import Store
@@ -47,10 +48,13 @@ def init_cluster(
     *,
     settings: Mapping[str, Any] | None = None,
     force: bool = False,
+    system: bool = False,
 ) -> Iterator[str]:
     """Create what is missing (everything, with force); yield lines to print.
 
-    `settings` are xcatd.toml values given on the command line (None: not given).
+    `settings` are xcatd.toml values given on the command line (None: not
+    given); `system`: this is the host's own cluster (no --root), whose
+    services (rsyslog) may be restarted.
     """
     for directory in (layout.etc, layout.state, layout.installdir, layout.tftpdir):
         directory.mkdir(parents=True, exist_ok=True)
@@ -79,6 +83,7 @@ def init_cluster(
     finally:
         store.close()
     yield from _root_ssh(layout, config.hostname, fresh)
+    yield from place_receiver(layout, system=system)
     yield f"Database: {layout.database}"
     yield "Point the client at this daemon with:"
     yield f"export XCATHOST={_client_host(config)}:{config.port}"

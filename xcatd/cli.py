@@ -53,6 +53,7 @@ def _init(layout: Layout, args: argparse.Namespace) -> int:
             "status_port": args.status_port,
         },
         force=args.force,
+        system=args.root is None,
     ):
         print(line)
     return 0

@@ -39,6 +39,7 @@ from .console.server import ConsoleServer
 from .dispatch import MAX_INPUT_HELD, InputBudget
 from .known_hosts import KnownHosts
 from .layout import Layout
+from .nodelogs import receiver_problem
 from .policy import Policy, PolicyError
 from .server import Session, handle_connection
 from .servicenode.relay import StatusRelay
@@ -234,6 +235,9 @@ class Daemon:
                     ) from None
         served = [f"{name} on port {port}" for name, on, port, _ in services if on]
         log.info("boot services: %s", ", ".join(served) or "all switched off")
+        problem = await trio.to_thread.run_sync(receiver_problem, self.layout)
+        if problem:
+            log.warning("%s", problem)
 
     def _served(self, name: str, directory: Path) -> Path:
         """A directory the boot services hand out to anyone: never one that

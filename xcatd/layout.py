@@ -50,6 +50,11 @@ class Layout:
         return self.etc.parent / "ssh"
 
     @property
+    def rsyslog_d(self) -> Path:
+        """The host's rsyslog drop-ins (/etc/rsyslog.d): the nodes' logs' receiver."""
+        return self.etc.parent / "rsyslog.d"
+
+    @property
     def user_ssh(self) -> Path:
         """root's ~/.ssh: its SSH key and the cluster's certificate for it."""
         return self.cred_dir.parent / ".ssh"
@@ -71,7 +76,8 @@ class Layout:
 
     @property
     def logdir(self) -> Path:
-        """The daemon's logs (/var/log/xcat): the nodes' consoles under consoles/."""
+        """The daemon's logs (/var/log/xcat): the nodes' consoles under consoles/,
+        their syslog under nodes/ (written by rsyslog, see nodelogs.py)."""
         return self.state.parent.parent / "log/xcat"
 
     @property

@@ -3,10 +3,11 @@ and what every driver offers.
 
 A node's target comes from its effective (possibly inherited) attributes:
 the method is `power`, else `mgt` (xCAT's nodehm), the BMC is `bmc` (port
-`bmcport`, else 623), the credentials `bmcusername` and `bmcpassword`.  There
-is no `passwd` table here: credentials shared by many nodes go on one of
-their groups (`chdef -t group ipmi bmcusername=... bmcpassword=...`), and a
-node without them is refused rather than tried with a vendor's default.
+`bmcport`, else the method's: 623 for IPMI, 443 for Redfish), the
+credentials `bmcusername` and `bmcpassword`.  There is no `passwd` table
+here: credentials shared by many nodes go on one of their groups
+(`chdef -t group ipmi bmcusername=... bmcpassword=...`), and a node without
+them is refused rather than tried with a vendor's default.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Protocol
 
 # The node attributes a target is made from.
 HW_ATTRIBUTES = ("mgt", "power", "bmc", "bmcport", "bmcusername", "bmcpassword")
-METHODS = ("ipmi",)  # the methods xcatd has a driver for
-IPMI_PORT = 623
+# The methods xcatd has a driver for, and their BMCs' usual ports.
+PORTS = {"ipmi": 623, "redfish": 443}
+METHODS = tuple(PORTS)
 
 
 class HardwareError(Exception):
@@ -89,11 +91,12 @@ def target_for(node: str, values: dict[str, str]) -> Target:
             "them on the node or one of its groups (chdef <group> bmcusername=<user> "
             "bmcpassword=<password>)"
         )
-    return Target(method, address, _port(values), values["bmcusername"], values["bmcpassword"])
+    port = _port(values, PORTS[method])
+    return Target(method, address, port, values["bmcusername"], values["bmcpassword"])
 
 
-def _port(values: dict[str, str]) -> int:
-    text = values.get("bmcport") or str(IPMI_PORT)
+def _port(values: dict[str, str], default: int) -> int:
+    text = values.get("bmcport") or str(default)
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise HardwareError(f"bmcport '{text}' is not a port number")
     return int(text)

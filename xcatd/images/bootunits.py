@@ -5,6 +5,12 @@ Every image with systemd:
                                units) to the daemon on the kernel command line
     xcatd-ssh-hostkeys.service makes the SSH host keys at boot, where sshd has
                                no key generator of its own (Debian)
+Every image with systemd and rsyslog, its syslog sent to its xcatmaster
+(xcatd/nodelogs.py has the whole path):
+    rsyslog.d/xcatd-forward.conf  includes /run/xcatd/rsyslog-forward.conf,
+                               which /usr/lib/xcatd/syslog-forward writes as
+                               rsyslog starts (rsyslog.service.d/xcatd.conf)
+                               from the kernel command line
 Every image with sshd, the cluster's SSH CA (public key only, xcatd/sshca.py):
     sshd_config.d/xcatd.conf   users it certified may log in; the host
                                certificate enrollment brings is presented
@@ -17,6 +23,8 @@ An image with xcatd in /opt/xcat (a service node's, from `xcatd bundle`):
                                (/etc/xcat/xcatd.toml role = "servicenode"),
                                after enrolling; skipped, not failed, while the
                                node has no certificate (drop-in xcatd-enrolled.conf)
+    rsyslog.d/xcatd-nodes.conf its compute nodes' logs received, kept under
+                               /var/log/xcat/nodes and passed on to its master
 
 Units go to /etc/systemd/system (installed by the administrator's tool, not
 by a package) and are enabled by the image's own systemctl.  SSH host keys
@@ -31,6 +39,8 @@ from pathlib import Path
 import trio
 
 from ..config import Config
+from ..layout import Layout
+from ..nodelogs import DROP_IN, receiver_config
 from .build_common import SHARE, BuildError, Output, Spec, image_env
 from .chroot import Namespace
 from .packfiles import names_in_image, remove_in_image, write_in_image
@@ -48,6 +58,9 @@ ENROLLED = f"{UNITS}/{DAEMON}.d/xcatd-enrolled.conf"
 DAEMON_CONFIG = "/etc/xcat/xcatd.toml"
 SSH_HOST_KEYS = "/etc/ssh"
 SSHD_CONFIG = "/etc/ssh/sshd_config.d/xcatd.conf"
+RSYSLOGD = "/usr/sbin/rsyslogd"
+RSYSLOG_D = "/etc/rsyslog.d"
+SYSLOG_FORWARD = "/usr/lib/xcatd/syslog-forward"
 
 
 def has_systemd(rootimg: Path) -> bool:
@@ -76,6 +89,8 @@ def planned(rootimg: Path, ssh_ca: str) -> tuple[dict[str, tuple[bytes, int]], l
     if needs_ssh_keygen(rootimg):
         files[f"{UNITS}/{SSH_KEYGEN}"] = ((SHIPPED / SSH_KEYGEN).read_bytes(), 0o644)
         units.append(SSH_KEYGEN)
+    if has_rsyslog(rootimg):
+        files |= syslog_files(receiver=is_service_node(rootimg))
     if is_service_node(rootimg):
         files[f"{UNITS}/{DAEMON}"] = ((SHIPPED / DAEMON).read_bytes(), 0o644)
         files[ENROLLED] = ((SHIPPED / "xcatd-enrolled.conf").read_bytes(), 0o644)
@@ -83,6 +98,28 @@ def planned(rootimg: Path, ssh_ca: str) -> tuple[dict[str, tuple[bytes, int]], l
         files[DAEMON_CONFIG] = (service_node_config().encode(), 0o644)
         units += [ENROLL, DAEMON]
     return files, units
+
+
+def has_rsyslog(rootimg: Path) -> bool:
+    return (rootimg / RSYSLOGD.lstrip("/")).is_file()
+
+
+def syslog_files(*, receiver: bool) -> dict[str, tuple[bytes, int]]:
+    """rsyslog sends everything to the xcatd the node booted from; a
+    `receiver` (a service node) also takes in its own nodes' logs."""
+    shipped = SHARE / "rsyslog"
+    files = {
+        f"{RSYSLOG_D}/xcatd-forward.conf": ((shipped / "xcatd-forward.conf").read_bytes(), 0o644),
+        SYSLOG_FORWARD: ((shipped / "syslog-forward").read_bytes(), 0o755),
+        f"{UNITS}/rsyslog.service.d/xcatd.conf": (
+            (shipped / "rsyslog.service.conf").read_bytes(),
+            0o644,
+        ),
+    }
+    if receiver:
+        received = receiver_config(Layout.for_root(None).logdir)  # the node's own /var/log/xcat
+        files[f"{RSYSLOG_D}/{DROP_IN}"] = (received.encode(), 0o644)
+    return files
 
 
 def ssh_trust(ssh_ca: str) -> dict[str, tuple[bytes, int]]:
@@ -116,6 +153,11 @@ async def install(spec: Spec, output: Output) -> None:
             "not report booted"
         )
         return
+    if not has_rsyslog(spec.rootimg):
+        await output.warning(
+            "the image has no rsyslog, so its nodes' syslog will not reach their xcatmaster "
+            "(add rsyslog to the pkglist)"
+        )
     files, units = await trio.to_thread.run_sync(planned, spec.rootimg, spec.ssh_ca)
     await trio.to_thread.run_sync(write, spec.rootimg, files)
     await output.phase(f"Enabling {' '.join(units)} in the image")
