@@ -41,7 +41,7 @@ def logged(cluster: Cluster, command: str, timeout: float = 5) -> re.Match:
 
 def test_a_change_of_a_password_is_logged_without_it(shared_cluster):
     cluster = shared_cluster
-    assert cluster.run("mkdef", "-t", "node", "n1", "groups=all").returncode == 0
+    assert cluster.run("mkdef", "-t", "node", "n1", "groups=all", "mgt=ipmi").returncode == 0
 
     changed = cluster.run("chdef", "-t", "node", "n1", "bmcpassword=secret", "bmcusername=admin")
 
