@@ -1110,3 +1110,17 @@ def test_a_zone_and_a_rack_as_xcat_s_documentation_defines_them(xcat):
 def test_lsdef_h_lists_xcat_s_attributes_of_the_other_types(xcat, objtype):
     listed = ok(xcat("lsdef", "-t", objtype, "-h"))
     assert listed.startswith(f"The valid attribute names for object type '{objtype}' are:\n")
+
+
+def test_an_fsp_s_password_of_each_user_is_an_attribute_of_its_own(xcat):
+    ok(xcat("mkdef", "pf1", "groups=pfg", "mgt=fsp", "passwd.HMC=abc123", "passwd.admin=adm1n"))
+    assert ok(xcat("lsdef", "pf1", "-i", "passwd.HMC,passwd.admin")) == (
+        "Object name: pf1\n    passwd.HMC=abc123\n    passwd.admin=adm1n\n"
+    )
+    assert ok(xcat("chdef", "pf1", "passwd.HMC=n3w")) == created(1)
+    assert xcat("mkdef", "pf2", "groups=pfg", "mgt=ipmi", "passwd.HMC=x") == (
+        1,
+        "",
+        "Error: Cannot set the attr='passwd.HMC' attribute unless mgt value is bpa or fsp.\n"
+        + SOME_FAILED,
+    )

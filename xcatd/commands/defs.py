@@ -95,10 +95,10 @@ def _names(db, objtype: ObjectType, names: str | None, call: Call) -> list[str]:
         return []
     if objtype is NODE:
         return expand_noderange(call, names, call.nodes(db), verify=False)
-    return _comma_list(names)
+    return comma_list(names)
 
 
-def _comma_list(names: str) -> list[str]:
+def comma_list(names: str) -> list[str]:
     """The names of a comma list, each once, in order."""
     return list(dict.fromkeys(name.strip() for name in names.split(",") if name.strip()))
 
@@ -532,7 +532,7 @@ def _template_listing(options: argparse.Namespace) -> Produced:
     """lsdef --template: xCAT's shipped templates of the types (-t, node by
     default; -a all), those named or all of them, listed as objects are."""
     available = templates.shipped(list(TYPES.values()) if options.all else _types(options))
-    names = _comma_list(options.template) if options.template else list(available)
+    names = comma_list(options.template) if options.template else list(available)
     for name in names:
         if name not in available:
             raise Refusal(f"Could not find {name} in xCAT templates.")
@@ -690,7 +690,7 @@ def _nodes(nodes: Nodes, names: str | None, call: Call, selections: list[Selecti
 
 def _stored(db, objtype: ObjectType, names: str | None) -> Found:
     stored = objects.load(db, objtype)
-    named = _comma_list(names) if names else None
+    named = comma_list(names) if names else None
     if named and objtype is SITE:
         named.append(SITE.only_object)  # xCAT's lsdef lists it beside any name given
     chosen, missing = _existing(named, stored)
@@ -703,7 +703,7 @@ def _stored(db, objtype: ObjectType, names: str | None) -> Found:
 
 def _groups(nodes: Nodes, names: str | None) -> Found:
     known = set(nodes.group_names())
-    chosen, missing = _existing(_comma_list(names) if names else None, known)
+    chosen, missing = _existing(comma_list(names) if names else None, known)
     listed = [Listed(GROUP, name, partial(_group_values, nodes, name)) for name in chosen]
     return Found(listed, missing, none=not known)
 
