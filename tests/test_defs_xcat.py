@@ -771,6 +771,11 @@ def test_members_that_are_not_nodes_are_named_and_the_others_written_as_xcat_doe
     )  # fmt: skip
     assert ok(xcat("nodels", "gmn")) == "gmn2\n"
     assert xcat("lsdef", "nosuch8")[0] == 1  # no node is made of a name that is not one
+    # None of them a node: the members stay as they were.
+    assert xcat("chdef", "-t", "group", "-o", "gmn", "members=nosuch7") == (
+        1, created(1), skipped.format("nosuch7")
+    )  # fmt: skip
+    assert ok(xcat("nodels", "gmn")) == "gmn2\n"
 
 
 def test_d_and_w_are_for_groups(xcat):

@@ -93,7 +93,8 @@ def planned(
         kept.append(Definition(GROUP, definition.name, group.stored_values()))
         found, not_nodes = group.members()
         missing += [NO_SUCH_MEMBER.format(name) for name in not_nodes]
-        members += group.edits(found)
+        if found or not not_nodes:  # none of the names a node: xCAT leaves the members be
+            members += group.edits(found)
     if problems:
         raise DefinitionError(problems, per_object=True)
     return Plan(kept, members, missing)
