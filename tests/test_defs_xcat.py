@@ -1094,6 +1094,9 @@ def test_a_route_is_defined_listed_changed_and_is_a_row_of_the_routes_table(xcat
     )
     assert xcat("chdef", "-t", "route", "rt1", "nosuch=1")[0] == 1
     assert ok(xcat("rmdef", "-t", "route", "rt1")) == "1 object definitions have been removed.\n"
+    # The table is the same objects: chtab makes a route that lsdef lists.
+    ok(xcat("chtab", "routename=rt2", "routes.net=10.91.0.0", "routes.mask=255.255.0.0"))
+    assert ok(xcat("lsdef", "-t", "route", "-s")) == "rt2  (route)\n"
 
 
 def test_a_zone_and_a_rack_as_xcat_s_documentation_defines_them(xcat):
