@@ -534,7 +534,8 @@ def test_mkdef_of_an_existing_network_is_an_error_even_with_f(xcat):
 
 
 @pytest.mark.parametrize("command", ["lsdef", "mkdef", "chdef", "rmdef"])
-@pytest.mark.parametrize("args", [["-Q"], ["--nosuch", "n1"], ["-o"]])
+# `lsdef -t` alone is one too: its usage lists the object types.
+@pytest.mark.parametrize("args", [["-Q"], ["--nosuch", "n1"], ["-o"], ["-t"]])
 def test_a_bad_option_prints_xcat_s_words_and_the_usage(xcat, command, args):
     assert xcat(command, *args) == (1, USAGE[command], "Error: Invalid option..\n")
 
