@@ -386,7 +386,7 @@ def windows(display: str) -> str:
 
 def test_wcons_opens_an_xterm_per_node_titled_with_its_name(shared_cluster, node, display):
     cluster = shared_cluster
-    cluster.ok("mkdef", "cn2", "groups=compute", "cons=ipmi", "bmc=127.0.0.1",
+    cluster.ok("mkdef", "cn2", "groups=compute", "mgt=ipmi", "cons=ipmi", "bmc=127.0.0.1",
                "bmcusername=admin", "bmcpassword=x")  # fmt: skip
     env = dict(cluster.env, DISPLAY=display)
     result = cluster.run("wcons", "--tile", "compute", env=env)

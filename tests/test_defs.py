@@ -56,7 +56,8 @@ def test_group_attributes_are_inherited_in_group_order(xcat):
 
 def test_regular_expression_values_are_evaluated_per_node(xcat):
     ok(xcat("mkdef", "rx[001-003]", "groups=rxg"))
-    ok(xcat("chdef", "-t", "group", "rxg", r"ip=|rx(\d+)|10.9.0.($1+0)|", "bmc=/rx/bmc-rx/"))
+    ok(xcat("chdef", "-t", "group", "rxg", r"ip=|rx(\d+)|10.9.0.($1+0)|", "mgt=ipmi",
+               "bmc=/rx/bmc-rx/"))  # fmt: skip
     assert ok(xcat("nodels", "rxg", "ip", "bmc")) == (
         "rx001: ip: 10.9.0.1\nrx001: bmc: bmc-rx001\n"
         "rx002: ip: 10.9.0.2\nrx002: bmc: bmc-rx002\n"
@@ -434,7 +435,7 @@ def test_a_regular_expression_value_that_fails_for_a_node_says_so_in_one_line(xc
         r"Error: Bad regular expression value '|rv(\w+)|10.0.0.($1+0)|' for node 'rvx1': "
         "$1 is 'x1', not a number\n",
     )
-    ok(xcat("chdef", "-t", "group", "rvg", r"ip=", r"bmc=/^(\w|\w\w)*-$/bmc/"))
+    ok(xcat("chdef", "-t", "group", "rvg", r"ip=", "mgt=ipmi", r"bmc=/^(\w|\w\w)*-$/bmc/"))
     rc, _, err = xcat("lsdef", "rvg")
     assert (rc, err) == (
         1,

@@ -14,7 +14,10 @@ from xcatd import __version__
 
 # What xCAT's usage subroutines print (defmk_usage, defch_usage, defls_usage,
 # defrm_usage in DBobjectdefs.pm), with this project's object types.
-TYPES = " group network node osimage policy site"
+TYPES = (
+    " boottarget group monitoring network node notification osdistro osdistroupdate osimage"
+    " policy rack route site zone"
+)
 TAIL = (
     "The following data object types are supported by xCAT:\n\n"
     f"{TYPES}\n\n\n"
@@ -531,7 +534,8 @@ def test_mkdef_of_an_existing_network_is_an_error_even_with_f(xcat):
 
 
 @pytest.mark.parametrize("command", ["lsdef", "mkdef", "chdef", "rmdef"])
-@pytest.mark.parametrize("args", [["-Q"], ["--nosuch", "n1"], ["-o"]])
+# `lsdef -t` alone is one too: its usage lists the object types.
+@pytest.mark.parametrize("args", [["-Q"], ["--nosuch", "n1"], ["-o"], ["-t"]])
 def test_a_bad_option_prints_xcat_s_words_and_the_usage(xcat, command, args):
     assert xcat(command, *args) == (1, USAGE[command], "Error: Invalid option..\n")
 
@@ -618,10 +622,9 @@ def test_lsdef_a_z_is_every_object_as_stanzas(cluster):
     result = cluster.run("lsdef", "-a", "-z")
     assert (result.returncode, result.stderr) == (0, "")
     notes, _, stanzas = result.stdout.partition("# <xCAT data object stanza file>\n")
-    assert notes == (
-        "Could not find any objects of type 'osimage'.\n"
-        "Could not find any objects of type 'network'.\n"
-    )
+    empty = ["osimage", "network", "route", "monitoring", "notification", "boottarget", "rack",
+             "osdistro", "osdistroupdate", "zone"]  # fmt: skip
+    assert notes == "".join(f"Could not find any objects of type '{t}'.\n" for t in empty)
     assert "\naz1:\n    objtype=node\n    groups=azg\n" in stanzas
     assert "\nazg:\n    objtype=group\n    members=az1\n" in stanzas
     assert stanzas.startswith("\nclustersite:\n    objtype=site\n")
@@ -684,9 +687,9 @@ def test_nodels_names_the_column_only_with_H_or_several_columns_as_xcat(xcat):
 
 
 def test_a_group_s_bmc_with_perl_s_z_gives_each_node_its_name_and_a_suffix(xcat):
-    # xCAT's documentation: chdef -t group <g> bmc='|\z|-imm|'.
-    ok(xcat("mkdef", "pz1,pz2", "groups=pzg", "mgt=ipmi"))
-    assert ok(xcat("chdef", "-t", "group", "-o", "pzg", r"bmc=|\z|-imm|")) == created(1)
+    # xCAT's documentation: chdef -t group <g> bmc='|\z|-imm|' (a bmc needs a mgt that uses one).
+    ok(xcat("mkdef", "pz1,pz2", "groups=pzg"))
+    assert ok(xcat("chdef", "-t", "group", "-o", "pzg", "mgt=ipmi", r"bmc=|\z|-imm|")) == created(1)
     assert ok(xcat("lsdef", "pz1,pz2", "-i", "bmc", "-c")) == "pz1: bmc=pz1-imm\npz2: bmc=pz2-imm\n"
     assert ok(xcat("nodels", "pz2", "ipmi.bmc")) == "pz2: pz2-imm\n"
     assert ok(xcat("lsdef", "-t", "group", "pzg", "-i", "bmc")) == (
@@ -747,15 +750,33 @@ def test_chdef_d_w_changes_a_dynamic_group_s_selection(xcat):
         (["-d", "-w", "mgt"], "Error: Incorrect selection string specified with -w flag.\n"),
         (["-w", "mgt==ipmi", "members=hm1"],
          "Error: Cannot use a list of members together with the '-w' option.\n" + SOME_FAILED),
-        (["members=nosuch1"],
-         "Error: Could not find a node named 'nosuch1', skipping to the next node.\n"
-         + SOME_FAILED),
     ],
 )  # fmt: skip
 def test_what_xcat_refuses_of_a_group_writes_nothing(xcat, args, errors):
     group = f"bad{zlib.crc32(' '.join(args).encode())}"
     assert xcat("mkdef", "-t", "group", "-o", group, *args) == (1, "", errors.format(g=group))
     assert xcat("lsdef", "-t", "group", group)[2] == not_found(group, objtype="group")
+
+
+def test_members_that_are_not_nodes_are_named_and_the_others_written_as_xcat_does(xcat):
+    ok(xcat("mkdef", "gmn[1-2]", "groups=gmnall"))
+    skipped = "Error: Could not find a node named '{}', skipping to the next node.\n"
+    assert xcat("mkdef", "-t", "group", "-o", "gmn", "members=gmn1,nosuch9") == (
+        1, created(1), skipped.format("nosuch9")
+    )  # fmt: skip
+    assert ok(xcat("lsdef", "-t", "group", "gmn", "-i", "members")) == (
+        "Object name: gmn\n    members=gmn1\n"
+    )
+    assert xcat("chdef", "-t", "group", "-o", "gmn", "members=gmn2,nosuch8") == (
+        1, created(1), skipped.format("nosuch8")
+    )  # fmt: skip
+    assert ok(xcat("nodels", "gmn")) == "gmn2\n"
+    assert xcat("lsdef", "nosuch8")[0] == 1  # no node is made of a name that is not one
+    # None of them a node: the members stay as they were.
+    assert xcat("chdef", "-t", "group", "-o", "gmn", "members=nosuch7") == (
+        1, created(1), skipped.format("nosuch7")
+    )  # fmt: skip
+    assert ok(xcat("nodels", "gmn")) == "gmn2\n"
 
 
 def test_d_and_w_are_for_groups(xcat):
@@ -915,4 +936,200 @@ def test_mkdef_template_refusals_in_xcat_s_words(xcat, args, error, with_usage):
         1,
         USAGE["mkdef"] if with_usage else "",
         f"Error: {error}\n",
+    )
+
+
+# -- chdef -u / mkdef -u: osimages filled in from their profile ------------------------------
+
+
+def test_chdef_u_points_an_osimage_at_its_profile_and_then_at_the_administrators_copy(
+    shared_cluster, xcat
+):
+    root = shared_cluster.root.resolve()
+    install, netboot = root / "install", root / "opt/xcat/share/xcat/netboot"
+    ok(xcat("mkdef", "-t", "osimage", "-o", "u-img", "provmethod=netboot", "profile=compute",
+            "osvers=rocky9.4", "osarch=x86_64"))  # fmt: skip
+    assert ok(xcat("chdef", "u-img", "-u", "profile=service")) == created(1)
+    assert ok(xcat("lsdef", "-t", "osimage", "-l", "u-img")) == (
+        "Object name: u-img\n"
+        "    exlist="
+        f"{netboot}/rh/service.exlist\n"
+        "    imagetype=linux\n"
+        "    osarch=x86_64\n"
+        "    osdistroname=rocky9.4-x86_64\n"
+        "    osname=Linux\n"
+        "    osvers=rocky9.4\n"
+        f"    otherpkgdir={install}/post/otherpkgs/rocky9.4/x86_64\n"
+        f"    otherpkglist={netboot}/rh/service.otherpkgs.pkglist\n"
+        f"    pkgdir={install}/rocky9.4/x86_64\n"
+        f"    pkglist={netboot}/rh/service.pkglist\n"
+        f"    postinstall={netboot}/rh/service.postinstall\n"
+        "    profile=service\n"
+        "    provmethod=netboot\n"
+        f"    rootimgdir={install}/netboot/rocky9.4/x86_64/service\n"
+    )
+    # The administrator copies the pkglist under custom/ and edits it: -u finds it first.
+    custom = install / "custom/netboot/rh"
+    custom.mkdir(parents=True)
+    (custom / "service.rocky9.pkglist").write_text("bash\n")
+    assert ok(xcat("chdef", "-t", "osimage", "-o", "u-img", "-u")) == created(1)
+    assert ok(xcat("lsdef", "-t", "osimage", "u-img", "-i", "pkglist,exlist")) == (
+        "Object name: u-img\n"
+        f"    exlist={netboot}/rh/service.exlist\n"
+        f"    pkglist={custom}/service.rocky9.pkglist\n"
+    )
+
+
+def test_mkdef_u_makes_a_whole_osimage_from_a_profile_and_a_provmethod(shared_cluster, xcat):
+    root = shared_cluster.root.resolve()
+    assert ok(xcat("mkdef", "-u", "-o", "mku-img", "provmethod=statelite", "profile=compute",
+                   "osvers=debian12", "osarch=aarch64")) == created(1)  # fmt: skip
+    listed = ok(xcat("lsdef", "-t", "osimage", "mku-img", "-i",
+                     "osdistroname,pkglist,template,rootimgdir"))  # fmt: skip
+    assert listed == (
+        "Object name: mku-img\n"
+        "    osdistroname=debian12-aarch64\n"
+        f"    pkglist={root}/opt/xcat/share/xcat/netboot/debian/compute.aarch64.pkglist\n"
+        f"    rootimgdir={root}/install/netboot/debian12/aarch64/compute\n"
+        "    template=\n"
+    )
+
+
+def test_what_u_refuses_in_xcats_words(xcat):
+    ok(xcat("mkdef", "-t", "osimage", "-o", "ur-img", "provmethod=netboot"))
+    assert xcat("chdef", "ur-img", "-u", "osvers=rocky9.4") == (
+        1,
+        "",
+        "Error: The profile and provmethod are all need to be specified.\n" + SOME_FAILED,
+    )
+    assert xcat("chdef", "ur-img", "-u", "profile=compute", "provmethod=diskful") == (
+        1,
+        "",
+        "Error: The provmethod: diskful is incorrect.\n" + SOME_FAILED,
+    )
+    assert xcat("chdef", "ur-img", "-u", "profile=compute", "imagetype=windows") == (
+        1,
+        "",
+        "Error: The input imagetype:windows not match linux.\n" + SOME_FAILED,
+    )
+    assert xcat("chdef", "ur-img", "-u", "-p", "profile=compute") == (
+        1,
+        "",
+        "Error: Cannot use '-u' with '-p' or '-m'.\n",
+    )
+    assert xcat("chdef", "-t", "node", "ur-img", "-u", "profile=compute") == (
+        1,
+        USAGE["chdef"],
+        "Error: Option '-u' only work for objtype 'osimage'.\n",
+    )
+    assert xcat("lsdef", "-u", "ur-img") == (
+        1,
+        USAGE["lsdef"],
+        "Error: Option '-u' can not work with lsdef.\n",
+    )
+    # Nothing was written by any of these.
+    assert ok(xcat("lsdef", "-t", "osimage", "ur-img", "-z")) == (
+        "# <xCAT data object stanza file>\n\nur-img:\n    objtype=osimage\n    provmethod=netboot\n"
+    )
+
+
+# -- conditional attributes (Schema.pm's only_if) --------------------------------------------
+
+BMC_NEEDS_MGT = "Error: Cannot set the attr='{}' attribute unless mgt value is {}.\n"
+
+
+def test_a_bmc_needs_a_mgt_that_uses_one_given_stored_or_inherited(xcat):
+    assert xcat("mkdef", "oi1", "groups=oig", "bmc=10.1.1.1") == (
+        1, "", BMC_NEEDS_MGT.format("bmc", "ipmi or openbmc") + SOME_FAILED
+    )  # fmt: skip
+    assert xcat("lsdef", "oi1")[0] == 1  # nothing written
+    assert ok(xcat("mkdef", "oi1", "groups=oig", "mgt=ipmi", "bmc=10.1.1.1")) == created(1)
+    assert ok(xcat("chdef", "oi1", "bmcport=623")) == created(1)  # its stored mgt
+    ok(xcat("mkdef", "-t", "group", "oibmc", "mgt=openbmc"))
+    assert ok(xcat("mkdef", "oi2", "groups=oibmc", "bmc=10.1.1.2")) == created(1)  # inherited
+    # bmcport is for ipmi alone; xCAT names every value the failing attributes would need.
+    assert xcat("chdef", "oi2", "bmcport=623") == (
+        1, "", BMC_NEEDS_MGT.format("bmcport", "ipmi") + SOME_FAILED
+    )  # fmt: skip
+    ok(xcat("mkdef", "oi3", "groups=oig", "mgt=kvm"))
+    assert xcat("chdef", "oi3", "bmc=10.1.1.3", "bmcport=623") == (
+        1,
+        "",
+        BMC_NEEDS_MGT.format("bmc", "ipmi or openbmc")
+        + BMC_NEEDS_MGT.format("bmcport", "ipmi or openbmc")
+        + SOME_FAILED,
+    )
+    assert ok(xcat("chdef", "oi3", "bmc=")) == created(1)  # clearing is never refused
+    assert ok(xcat("lsdef", "oi1,oi2,oi3", "-i", "bmc,bmcport", "-c")) == (
+        "oi1: bmc=10.1.1.1\noi1: bmcport=623\noi2: bmc=10.1.1.2\noi2: bmcport=\n"
+        "oi3: bmc=\noi3: bmcport=\n"
+    )
+
+
+def test_a_switchs_snmp_user_needs_nodetype_switch(xcat):
+    assert xcat("mkdef", "oisw", "groups=oig", "snmpusername=admin") == (
+        1,
+        "",
+        "Error: Cannot set the attr='snmpusername' attribute unless nodetype value is switch.\n"
+        + SOME_FAILED,
+    )
+    assert ok(xcat("mkdef", "oisw", "groups=oig", "nodetype=switch", "snmpusername=admin")) == (
+        created(1)
+    )
+
+
+# -- xCAT's other object types: routes, zones, racks, ... ------------------------------------
+
+
+def test_a_route_is_defined_listed_changed_and_is_a_row_of_the_routes_table(xcat):
+    assert ok(xcat("mkdef", "-t", "route", "-o", "rt1", "net=10.90.0.0", "mask=255.255.0.0",
+                   "gateway=10.1.0.254", "ifname=eth1")) == created(1)  # fmt: skip
+    assert ok(xcat("lsdef", "-t", "route", "-l", "rt1")) == (
+        "Object name: rt1\n    gateway=10.1.0.254\n    ifname=eth1\n    mask=255.255.0.0\n"
+        "    net=10.90.0.0\n"
+    )
+    assert ok(xcat("chdef", "-t", "route", "rt1", "usercomment=to the lab")) == created(1)
+    assert ok(xcat("tabdump", "routes")) == (
+        "#routename,net,mask,gateway,ifname,comments,disable\n"
+        '"rt1","10.90.0.0","255.255.0.0","10.1.0.254","eth1","to the lab",\n'
+    )
+    assert xcat("chdef", "-t", "route", "rt1", "nosuch=1")[0] == 1
+    assert ok(xcat("rmdef", "-t", "route", "rt1")) == "1 object definitions have been removed.\n"
+    # The table is the same objects: chtab makes a route that lsdef lists.
+    ok(xcat("chtab", "routename=rt2", "routes.net=10.91.0.0", "routes.mask=255.255.0.0"))
+    assert ok(xcat("lsdef", "-t", "route", "-s")) == "rt2  (route)\n"
+
+
+def test_a_zone_and_a_rack_as_xcat_s_documentation_defines_them(xcat):
+    ok(xcat("mkdef", "-t", "zone", "-o", "zone1", "sshbetweennodes=yes", "defaultzone=yes"))
+    ok(xcat("mkdef", "zn1", "groups=zg", "zonename=zone1"))
+    ok(xcat("mkdef", "-t", "rack", "rack01", "num=1", "height=42", "room=B101"))
+    assert ok(xcat("lsdef", "-t", "zone,rack", "-z")) == (
+        "# <xCAT data object stanza file>\n\n"
+        "zone1:\n    objtype=zone\n    defaultzone=yes\n    sshbetweennodes=yes\n\n"
+        "rack01:\n    objtype=rack\n    height=42\n    num=1\n    room=B101\n"
+    )
+    assert ok(xcat("nodels", "zn1", "nodelist.zonename")) == "zn1: zone1\n"
+
+
+@pytest.mark.parametrize(
+    "objtype", ["route", "zone", "rack", "boottarget", "osdistro", "osdistroupdate",
+                "notification", "monitoring"]
+)  # fmt: skip
+def test_lsdef_h_lists_xcat_s_attributes_of_the_other_types(xcat, objtype):
+    listed = ok(xcat("lsdef", "-t", objtype, "-h"))
+    assert listed.startswith(f"The valid attribute names for object type '{objtype}' are:\n")
+
+
+def test_an_fsp_s_password_of_each_user_is_an_attribute_of_its_own(xcat):
+    ok(xcat("mkdef", "pf1", "groups=pfg", "mgt=fsp", "passwd.HMC=abc123", "passwd.admin=adm1n"))
+    assert ok(xcat("lsdef", "pf1", "-i", "passwd.HMC,passwd.admin")) == (
+        "Object name: pf1\n    passwd.HMC=abc123\n    passwd.admin=adm1n\n"
+    )
+    assert ok(xcat("chdef", "pf1", "passwd.HMC=n3w")) == created(1)
+    assert xcat("mkdef", "pf2", "groups=pfg", "mgt=ipmi", "passwd.HMC=x") == (
+        1,
+        "",
+        "Error: Cannot set the attr='passwd.HMC' attribute unless mgt value is bpa or fsp.\n"
+        + SOME_FAILED,
     )

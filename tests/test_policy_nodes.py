@@ -24,7 +24,7 @@ def cluster(shared_cluster: Cluster) -> Cluster:
         ("sn1", "groups=service"),
         ("sn2", "groups=service"),
         ("cn1", "groups=compute", "servicenode=sn1,sn2"),
-        ("cn2", "groups=compute", "servicenode=sn2", "bmcpassword=cn2secret"),
+        ("cn2", "groups=compute", "servicenode=sn2", "mgt=ipmi", "bmcpassword=cn2secret"),
         ("cn3", "groups=compute", "xcatmaster=sn1"),
         ("cn4", "groups=compute,rack1"),
         ("cn51", "groups=compute,rack5"),

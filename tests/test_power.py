@@ -111,7 +111,9 @@ def test_boot_powers_on_a_machine_that_is_off_and_resets_one_that_is_on(cluster,
 def test_json_gives_one_record_per_node(cluster, bmcs):
     first, second = bmcs.start(2)
     define(cluster, "js1", first)
-    define(cluster, "js2", second, mgt="kvm", power="ipmi")  # power, when set, beats mgt
+    define(cluster, "js2", second)
+    # power, when set, beats mgt (a BMC's attributes need mgt=ipmi when they are set, as in xCAT)
+    cluster.ok("chdef", "js2", "mgt=kvm", "power=ipmi")
     out = cluster.ok("rpower", "js1,js2", "stat", "--json")
     assert sorted(out.splitlines()) == [
         '{"node": "js1", "power": "off"}',
@@ -201,7 +203,7 @@ def test_each_node_that_cannot_be_controlled_says_why_and_the_others_go_on(clust
     good, other, hanging = bmcs.start(3)
     define(cluster, "ok1", good)
     cluster.ok("mkdef", "no-mgt", "groups=power")
-    define(cluster, "kvm1", good, mgt="kvm")
+    cluster.ok("mkdef", "kvm1", "groups=power", "mgt=kvm")  # a kvm node has no BMC
     cluster.ok("mkdef", "no-bmc", "groups=power", "mgt=ipmi")
     cluster.ok("mkdef", "no-creds", "groups=power", "mgt=ipmi", f"bmc={other.address}")
     define(cluster, "bad-pass", other, bmcpassword="not-the-password")
@@ -211,7 +213,7 @@ def test_each_node_that_cannot_be_controlled_says_why_and_the_others_go_on(clust
     silent_port = free_port()
     define(cluster, "silent", other, bmc="127.77.255.1", bmcport=str(silent_port))
     # A regular-expression value that fails for this node (6/0).
-    cluster.ok("mkdef", "-t", "group", "badrack", "bmc=|bad(\\d+)|127.77.9.(6/($1-7))|")
+    cluster.ok("mkdef", "-t", "group", "badrack", "mgt=ipmi", "bmc=|bad(\\d+)|127.77.9.(6/($1-7))|")
     cluster.ok("mkdef", "bad7", "groups=power,badrack", "mgt=ipmi")
     # Answers whether the machine is on, then stops answering.
     define(cluster, "hangs", hanging)

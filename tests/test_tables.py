@@ -295,6 +295,38 @@ def test_nodech_refusals(xcat):
     )  # fmt: skip
 
 
+def test_nodegrpch_sets_the_group_and_clears_its_nodes_overrides(xcat):
+    """The man page's example: every member of the group gets the group's
+    value, the nodes' own values that would hide it are cleared."""
+    ok(xcat("nodeadd", "ng1-ng3", "groups=nggroup"))
+    ok(xcat("nodech", "ng2", "nodehm.mgt=kvm", "nodehm.serialspeed=9600"))
+    assert ok(xcat("nodegrpch", "nggroup", "nodehm.mgt=ipmi")) == ""
+    assert ok(xcat("nodels", "ng1-ng3", "nodehm.mgt")) == "ng1: ipmi\nng2: ipmi\nng3: ipmi\n"
+    assert ok(xcat("lsdef", "ng2", "-i", "mgt,serialspeed", "-V")) == (
+        "Object name: ng2\n    mgt=ipmi (inherited from group nggroup)\n    serialspeed=9600\n"
+    )
+    # The group's own row holds it (nodehm's columns: node, power, mgt, ...).
+    assert ok(xcat("tabdump", "-w", "node==nggroup", "nodehm")).splitlines()[1] == (
+        '"nggroup",,"ipmi",,,,,,,,,,,,,'
+    )
+    assert refused(xcat("nodegrpch", "nggroup", "groups=x")) == (
+        "Error: Group membership is not changeable via nodegrpch\n"
+    )
+    assert refused(xcat("nodegrpch", "nggroup", "nodehm.mgt,=ipmi")) == (
+        "Error: ,= and ^= are not supported by nodegrpch\n"
+    )
+    assert xcat("nodegrpch", "-h") == (
+        0,
+        "Usage: nodegrpch <group1,group2,...> [table.column=value] [...]\n"
+        "       nodegrpch {-v | --version}\n"
+        "       nodegrpch [-? | -h | --help]\n",
+        "",
+    )
+    assert xcat("nodegrpch") == (1, NODECH_USAGE, "")  # xCAT prints nodech's usage here
+    ok(xcat("nodegrpch", "-d", "nggroup", "nodehm"))  # the group's own row deleted
+    assert ok(xcat("nodels", "ng1", "nodehm.mgt")) == "ng1: \n"
+
+
 # -- tabrestore and tabedit -------------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@ r"""Generate xcatd/store/xcat_attributes.json from xCAT's perl-xCAT/xCAT/Schema.
     python tools/xcat_attributes.py /path/to/Schema.pm
 
 Every attribute that xCAT's `%defspec` gives the object types this project
-has (node, group, osimage, network, site, policy), with the description
+has (TYPES), each type's key (%defspec's objkey), with the description
 `lsdef -t TYPE -h` prints for it and where xCAT keeps it (table.column, and
 the `only_if` condition of each place), in %defspec's order.  The site
 object's attributes are the keys of xCAT's site table: %defspec names three,
@@ -30,7 +30,12 @@ from xcat_tables import SchemaError, read_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "xcatd" / "store" / "xcat_attributes.json"
-TYPES = ("node", "group", "osimage", "network", "site", "policy")
+# The six this project acts on, then those an administrator defines for
+# xCAT's own use (routes, zones, racks, ...), which are kept as they are given.
+TYPES = ("node", "group", "osimage", "network", "site", "policy", "route", "zone", "rack",
+         "boottarget", "osdistro", "osdistroupdate", "notification", "monitoring")  # fmt: skip
+# %defspec's header: `route => { attrs => [], attrhash => {}, objkey => 'routename' },`
+_OBJKEY = re.compile(r"^\s*(\w+)\s*=>\s*\{[^}]*\}[^}]*objkey\s*=>\s*'(\w+)'", re.M)
 
 # A key in the site table's description: ` name:  text` (or ` name :  text`)
 # at the start of a line, its text going on over the lines indented under it.
@@ -96,8 +101,10 @@ def generate(text: str) -> dict[str, Any]:
     tabspec, defspec = read_schema(text)
     types = {objtype: attributes(objtype, tabspec, defspec) for objtype in TYPES}
     types["site"] = site_attributes(tabspec)
+    keys = {name: key for name, key in _OBJKEY.findall(text) if name in TYPES}
     return {
         "generated_by": "tools/xcat_attributes.py from xCAT's perl-xCAT/xCAT/Schema.pm",
+        "keys": keys,
         "types": types,
     }
 

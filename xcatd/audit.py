@@ -30,10 +30,19 @@ import trio
 
 from .store import Store, StoreError
 
-# attr=value arguments whose value must never reach the audit table or the log.
-_SECRET_NAME = r"[^=]*(?:password|passwd|secret|token|key)[^=]*"
-_SECRET = re.compile(rf"^({_SECRET_NAME}=)(.*)$", re.IGNORECASE | re.DOTALL)
-_SECRET_WORD = re.compile(rf"^{_SECRET_NAME}$", re.IGNORECASE)  # its value follows `=`
+# What is secret, defined once: an attribute or a table column whose name
+# says it holds a password or key material (bmcpassword, ipmi.password,
+# pdu.privkey, an fsp's passwd.HMC, prodkey.key); and a site-style row's
+# value (`chtab key=NAME site.value=V`) where the key is so named.  The
+# passwd table's own columns other than `password` are not secrets, nor is
+# any table's `key` column, which names the row.
+_SECRET_WORDS = re.compile(r"password|passwd|secret|authkey|privkey|productkey|tokenid", re.I)
+_SECRET_COLUMNS = {"prodkey.key"}
+_NOT_SECRET = {f"passwd.{c}" for c in ("key", "username", "cryptmethod", "authdomain",
+                                       "comments", "disable")}  # fmt: skip
+_OPERATORS = "+,^@!~ "  # nodech's and chtab's `col+=v`, `col,=v`, `col^=v`, ...
+_ROW_KEY = re.compile(r"^key=(.*)$", re.DOTALL)
+_ROW_VALUE = re.compile(r"^\w+\.value[+,^]?=", re.DOTALL)
 MASK = "******"
 BATCH = 1000
 LOGGED_LINE = 4096  # characters of a command line in the log; the audit row keeps it all
@@ -44,18 +53,30 @@ log = logging.getLogger(__name__)
 commands_log = logging.getLogger("xcatd.commands")
 
 
+def is_secret(name: str) -> bool:
+    """Whether `name` (an attribute, `table.column`, or a site-style key)
+    holds a secret; see _SECRET_WORDS."""
+    name = name.rstrip(_OPERATORS).lower()
+    if name in _SECRET_COLUMNS:
+        return True
+    return name not in _NOT_SECRET and bool(_SECRET_WORDS.search(name))
+
+
 def mask_secrets(args: list[str]) -> list[str]:
     """The arguments with every secret value replaced by `******`: in
     `name=value`, and where the shell split it (`name= value`, `name =value`,
-    `name = value`, which chdef refuses but the audit still records)."""
+    `name = value`, which chdef refuses but the audit still records); in a
+    table command naming a secret row (`key=NAME`), its `*.value=`."""
     masked = list(args)
+    secret_row = any((found := _ROW_KEY.match(arg)) and is_secret(found[1]) for arg in args)
     for index, arg in enumerate(args):
         following = args[index + 1] if index + 1 < len(args) else None
-        if found := _SECRET.match(arg):
-            masked[index] = found.group(1) + MASK
-            if not found.group(2) and following is not None:
+        name, equals, value = arg.partition("=")
+        if equals and (is_secret(name) or (secret_row and _ROW_VALUE.match(arg))):
+            masked[index] = f"{name}={MASK}"
+            if not value and following is not None:
                 masked[index + 1] = MASK
-        elif _SECRET_WORD.match(arg) and following is not None and following.startswith("="):
+        elif not equals and is_secret(arg) and following is not None and following[:1] == "=":
             masked[index + 1] = "=" + MASK if following != "=" else "="
             if following == "=" and index + 2 < len(args):
                 masked[index + 2] = MASK

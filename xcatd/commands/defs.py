@@ -12,12 +12,14 @@ import argparse
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property, partial
+from pathlib import Path
 
 from ..call import Call
-from ..store import group_defs, keyed, objects, templates
+from ..images import osimage_update
+from ..store import group_defs, keyed, objects, only_if, templates
 from ..store.nodes import Nodes
 from ..store.objects import Definition, DefinitionError, Edit
-from ..store.objtypes import GROUP, NODE, POLICY, SITE, TYPES, ObjectType, check_name
+from ..store.objtypes import GROUP, NODE, OSIMAGE, POLICY, SITE, TYPES, ObjectType, check_name
 from ..store.selection import ATTRIBUTE_NAME, Selection, parse_selection
 from ..store.stanza import HEADER, format_stanzas, parse
 from ..store.tables import TableError, node_attribute
@@ -93,10 +95,10 @@ def _names(db, objtype: ObjectType, names: str | None, call: Call) -> list[str]:
         return []
     if objtype is NODE:
         return expand_noderange(call, names, call.nodes(db), verify=False)
-    return _comma_list(names)
+    return comma_list(names)
 
 
-def _comma_list(names: str) -> list[str]:
+def comma_list(names: str) -> list[str]:
     """The names of a comma list, each once, in order."""
     return list(dict.fromkeys(name.strip() for name in names.split(",") if name.strip()))
 
@@ -129,6 +131,8 @@ def _first_answer(call: Call) -> Produced | None:
     options, name = call.options, call.body.cmd
     if options.invalid_option:
         raise Refusal("Invalid option..", usage=usage(name))
+    if options.update:
+        _check_update_option(call)
     if (not call.body.args and name != "lsdef") or (options.help and options.type is None):
         return Produced([usage(name)])
     if options.version:
@@ -136,6 +140,50 @@ def _first_answer(call: Call) -> Produced | None:
     if options.help:
         return Produced([_attribute_help(_types(options), getattr(options, "attributes", None))])
     return None
+
+
+def _check_update_option(call: Call) -> None:
+    """What xCAT refuses of -u, in its words (DBobjectdefs.pm processArgs);
+    without -t (nor a stanza file) -u means -t osimage."""
+    options, name = call.options, call.body.cmd
+    if name not in ("mkdef", "chdef"):
+        raise Refusal(f"Option '-u' can not work with {name}.", usage=usage(name))
+    if options.type is None and not options.stanza:
+        options.type = OSIMAGE.name
+    elif options.type != OSIMAGE.name:
+        raise Refusal("Option '-u' only work for objtype 'osimage'.", usage=usage(name))
+    if getattr(options, "plus", False) or getattr(options, "minus", False):
+        raise Refusal("Cannot use '-u' with '-p' or '-m'.")
+
+
+def _filled_images(db, call: Call, definitions: list[Definition]) -> list[Definition]:
+    """-u: each osimage's attributes filled in from its profile (chdef: its
+    stored provmethod, profile, osvers, ... where the command line gives
+    none), or DefinitionError with xCAT's words for each that cannot be."""
+    images = [d.name for d in definitions if d.objtype is OSIMAGE]
+    stored = (
+        objects.load(db, OSIMAGE, images, columns=osimage_update.IMAGE_ATTRIBUTES)
+        if call.body.cmd == "chdef"
+        else {}
+    )
+    layout = call.daemon.layout
+    installdir = objects.site(db).get("installdir") or layout.installdir
+    places = osimage_update.Places(Path(installdir), layout.netboot_profiles)
+    filled, problems = [], []
+    for definition in definitions:
+        if definition.objtype is not OSIMAGE:
+            filled.append(definition)
+            continue
+        known = {k: v for k, v in stored.get(definition.name, {}).items() if v}
+        try:
+            values = osimage_update.filled({**known, **definition.values}, call.body.cmd, places)
+        except osimage_update.UpdateError as exc:
+            problems.append(str(exc))
+            continue
+        filled.append(Definition(OSIMAGE, definition.name, values))
+    if problems:
+        raise DefinitionError(problems, per_object=True)
+    return filled
 
 
 def _no_names(call: Call) -> Refusal:
@@ -159,6 +207,10 @@ def _object_options(parser: CommandParser, types: str = "object type (default no
     parser.add_argument("-o", dest="objects", help="object names (a noderange for nodes)")
     parser.add_argument(
         "-V", "--verbose", action="store_true", help="lsdef: say which group a value comes from"
+    )
+    # xCAT's four commands take -u; mkdef and chdef alone use it (_check_update_option).
+    parser.add_argument(
+        "-u", dest="update", action="store_true", help="osimage: fill in from its profile"
     )
     parser.set_defaults(invalid_option=False)  # DefParser sets it
 
@@ -219,14 +271,17 @@ async def mkdef(call: Call) -> None:
                 values = _from_template(db, objtype, options.template, names, values)
             definitions = [Definition(objtype, name, dict(values)) for name in names]
         try:
+            if options.update:
+                definitions = _filled_images(db, call, definitions)
             skip = set() if options.force else _defined_groups(db, definitions)
             plan = _group_plan(db, call, definitions, "set", skip)
+            only_if.check(db, plan.definitions, stored=False)
             with db.atomic():
                 created = objects.create(db, plan.definitions, options.force)
                 objects.change(db, plan.members)
         except DefinitionError as exc:
             raise _failed(exc, closing=exc.per_object) from None
-        return _created(created, [d.objtype for d in definitions])
+        return _created(created, [d.objtype for d in definitions], plan.missing)
 
     await respond(call, work)
 
@@ -276,14 +331,14 @@ def _failed(exc: DefinitionError, closing: bool) -> Refusal:
     return Refusal(*exc.problems, *([SOME_FAILED] if closing else []), warnings=exc.warnings)
 
 
-def _created(created: objects.Created, types: list[ObjectType]) -> Produced:
+def _created(created: objects.Created, types: list[ObjectType], errors: list[str]) -> Produced:
     """What mkdef prints once it has written: the count, or xCAT's error when
     every object existed already (DBobjectdefs.pm defmk), after the warnings
-    of those it left as they were."""
+    of those it left as they were; `errors`: of members that are not nodes."""
     count = f"{created.count} object definitions have been created or modified."
     if not created.count:
-        return Produced([], errors=[count], warnings=created.warnings)
-    produced = _written([count], types)
+        return Produced([], errors=[*errors, count], warnings=created.warnings)
+    produced = _written([count], types, errors)
     produced.warnings = created.warnings
     return produced
 
@@ -320,11 +375,14 @@ async def chdef(call: Call) -> None:
             definitions = _stanzas(call)
         else:
             objtype, names, values = _requested(db, call)
-            if not values and not (options.where or options.dynamic):
+            if not values and not (options.where or options.dynamic or options.update):
                 raise Refusal("nothing to change: give attr=value or -n NEWNAME")
             definitions = [Definition(objtype, name, dict(values)) for name in names]
         try:
+            if options.update:
+                definitions = _filled_images(db, call, definitions)
             plan = _group_plan(db, call, definitions, mode)
+            only_if.check(db, plan.definitions, stored=True)
             edits = [Edit(definition, mode) for definition in plan.definitions]
             with db.atomic():
                 changed = objects.change(db, edits, create=True)
@@ -334,7 +392,7 @@ async def chdef(call: Call) -> None:
         lines = [f"{changed.count} object definitions have been created or modified."]
         if changed.new:
             lines.append(f"New object definitions '{','.join(changed.new)}' have been created.")
-        return _written(lines, (d.objtype for d in definitions))
+        return _written(lines, (d.objtype for d in definitions), plan.missing)
 
     await respond(call, work)
 
@@ -474,7 +532,7 @@ def _template_listing(options: argparse.Namespace) -> Produced:
     """lsdef --template: xCAT's shipped templates of the types (-t, node by
     default; -a all), those named or all of them, listed as objects are."""
     available = templates.shipped(list(TYPES.values()) if options.all else _types(options))
-    names = _comma_list(options.template) if options.template else list(available)
+    names = comma_list(options.template) if options.template else list(available)
     for name in names:
         if name not in available:
             raise Refusal(f"Could not find {name} in xCAT templates.")
@@ -632,7 +690,7 @@ def _nodes(nodes: Nodes, names: str | None, call: Call, selections: list[Selecti
 
 def _stored(db, objtype: ObjectType, names: str | None) -> Found:
     stored = objects.load(db, objtype)
-    named = _comma_list(names) if names else None
+    named = comma_list(names) if names else None
     if named and objtype is SITE:
         named.append(SITE.only_object)  # xCAT's lsdef lists it beside any name given
     chosen, missing = _existing(named, stored)
@@ -645,7 +703,7 @@ def _stored(db, objtype: ObjectType, names: str | None) -> Found:
 
 def _groups(nodes: Nodes, names: str | None) -> Found:
     known = set(nodes.group_names())
-    chosen, missing = _existing(_comma_list(names) if names else None, known)
+    chosen, missing = _existing(comma_list(names) if names else None, known)
     listed = [Listed(GROUP, name, partial(_group_values, nodes, name)) for name in chosen]
     return Found(listed, missing, none=not known)
 

@@ -24,7 +24,7 @@ from ..store.table_edits import Changes, Key
 from ..store.tables import Column, Mapping, Row, Table, TableError
 from . import audit_table
 from .common import Produced, Refusal, expand_noderange, respond
-from .defs import DefParser
+from .defs import DefParser, comma_list
 from .registry import CommandParser, command
 
 USAGE = {
@@ -67,6 +67,11 @@ USAGE = {
         "       nodech {-d | --delete} <noderange> <table> [...]\n"
         "       nodech {-v | --version}\n"
         "       nodech [-? | -h | --help]"
+    ),
+    "nodegrpch": (
+        "Usage: nodegrpch <group1,group2,...> [table.column=value] [...]\n"
+        "       nodegrpch {-v | --version}\n"
+        "       nodegrpch [-? | -h | --help]"
     ),
     "nodeadd": (
         "Usage: nodeadd <noderange> groups=<groupnames> [table.column=value] [...]\n"
@@ -483,12 +488,21 @@ def nodeadd_options(parser: CommandParser) -> None:
     parser.add_argument("args", nargs="*", metavar="noderange groups=... table.column=value")
 
 
-@command("nodech", "Changes nodes' attributes in the xCAT cluster database.", add_help=False,
-         parser_class=DefParser)  # fmt: skip
-def nodech_options(parser: CommandParser) -> None:
+def _nodech_options(parser: CommandParser) -> None:
+    """nodech's, which nodegrpch shares (xCAT's tabutils.pm nodech serves both)."""
     _common(parser)
     parser.add_argument("-d", "--delete", dest="delete", action="store_true", help="delete rows")
-    parser.add_argument("args", nargs="*", metavar="noderange table.column=value")
+    parser.add_argument("args", nargs="*", metavar="noderange|groups table.column=value")
+
+
+nodech_options = command(
+    "nodech", "Changes nodes' attributes in the xCAT cluster database.", add_help=False,
+    parser_class=DefParser,
+)(_nodech_options)  # fmt: skip
+nodegrpch_options = command(
+    "nodegrpch", "Changes attributes at the group level in the xCAT cluster database.",
+    add_help=False, parser_class=DefParser,
+)(_nodech_options)  # fmt: skip
 
 
 @nodeadd_options.runs
@@ -535,6 +549,45 @@ def _nodech(db, call: Call, adding: bool) -> Produced:
     produced = _written(changes)
     produced.warnings = warnings
     return produced
+
+
+@nodegrpch_options.runs
+async def nodegrpch(call: Call) -> None:
+    await _run(call, lambda db: _nodegrpch(db, call))
+
+
+def _nodegrpch(db, call: Call) -> Produced:
+    """The columns set on each group's own row, and cleared on every node of
+    the group, so that the group's value is the one its nodes have (xCAT's
+    tabutils.pm nodech in group mode, with its refusals)."""
+    if (answer := _first(call)) is not None:
+        return answer
+    if not call.options.args:
+        return _answer(call, USAGE["nodech"], 1)  # xCAT prints nodech's usage here
+    groups, *args = call.options.args
+    nodes = call.nodes(db)
+    changes = Changes()
+    if call.options.delete:  # the groups' own rows, as xCAT's -d deletes them
+        for table in _delete_tables(args):
+            for group in comma_list(groups):
+                changes.clear((GROUP, group), table)
+        table_edits.apply(db, nodes, changes)
+        return _written(changes)
+    criteria, assignments = _nodech_args(args)
+    if criteria:
+        raise Refusal("nodegrpch sets columns: table.column==value selections are nodech's")
+    for _, column, op, _ in assignments:
+        if op != "=":
+            raise Refusal(",= and ^= are not supported by nodegrpch")
+        if (mapping := column.mapping(NODE)) is not None and mapping.attribute == "groups":
+            raise Refusal("Group membership is not changeable via nodegrpch")
+    for group in comma_list(groups):
+        for table, column, op, value in assignments:
+            changes.assign((GROUP, group), table, column, op, value)
+            for node in nodes.group_members(group) or ():
+                changes.assign((NODE, node), table, column, "=", "")
+    table_edits.apply(db, nodes, changes)
+    return _written(changes)
 
 
 def _delete_tables(args: list[str]) -> list[Table]:

@@ -52,13 +52,24 @@ def shipped_dir(family: str, netboot: Path | None = None) -> Path:
     return placed if placed.is_dir() else SHIPPED / family
 
 
-def search_dirs(family: str, installdir: Path, netboot: Path | None = None) -> tuple[Path, Path]:
-    """Where xCAT looks for a profile's files, in order."""
+def search_dirs(
+    family: str, installdir: Path, netboot: Path | None = None, provdir: str = "netboot"
+) -> tuple[Path, Path]:
+    """Where xCAT looks for a profile's files, in order; `provdir` install:
+    those of install images, beside the netboot ones (none are shipped)."""
+    if provdir == "install":
+        shipped = (netboot or default_netboot()).parent / "install" / family
+        return installdir / "custom/install" / family, shipped
     return installdir / "custom/netboot" / family, shipped_dir(family, netboot)
 
 
 def find_profile_file(
-    distro: Distro, profile: str, ext: str, installdir: Path, netboot: Path | None = None
+    distro: Distro,
+    profile: str,
+    ext: str,
+    installdir: Path,
+    netboot: Path | None = None,
+    provdir: str = "netboot",
 ) -> Path | None:
     """The profile's file with extension `ext` for this distro, or None.
 
@@ -68,7 +79,7 @@ def find_profile_file(
     postinstall = ext == "postinstall"
     names = postinstall_names(distro, profile) if postinstall else file_names(distro, profile, ext)
     access = os.X_OK if postinstall else os.R_OK
-    for directory in search_dirs(distro.family, installdir, netboot):
+    for directory in search_dirs(distro.family, installdir, netboot, provdir):
         for name in names:
             if (directory / name).is_file() and os.access(directory / name, access):
                 return directory / name

@@ -51,6 +51,9 @@ class Attribute:
     kind: Kind = Kind.TEXT
     choices: tuple[str, ...] = ()
     regex_allowed: bool = False  # xCAT regular-expression values (node and group attributes)
+    # xCAT's only_if: the attribute may be set only where one of these
+    # (attribute, value) holds (bmc: mgt=ipmi or mgt=openbmc); () for any object.
+    only_if: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_list(self) -> bool:

@@ -48,6 +48,9 @@ class GroupOptions:
 class Plan:
     definitions: list[Definition]  # every object of the request, groups as stored
     members: list[Edit]  # the member nodes' `groups` edits
+    # xCAT's error for each member named that is not a node: the group and
+    # its other members are still written, and the command ends with rc 1.
+    missing: list[str] = field(default_factory=list)
 
 
 def selections(options: GroupOptions) -> list[Selection]:
@@ -78,6 +81,7 @@ def planned(
     problems: list[str] = []
     kept: list[Definition] = []
     members: list[Edit] = []
+    missing: list[str] = []
     for definition in definitions:
         if definition.objtype is not GROUP or definition.name in skip:
             kept.append(definition)
@@ -87,12 +91,13 @@ def planned(
             problems += why
             continue
         kept.append(Definition(GROUP, definition.name, group.stored_values()))
-        found, missing = group.members()
-        problems += [NO_SUCH_MEMBER.format(name) for name in missing]
-        members += group.edits(found)
+        found, not_nodes = group.members()
+        missing += [NO_SUCH_MEMBER.format(name) for name in not_nodes]
+        if found or not not_nodes:  # none of the names a node: xCAT leaves the members be
+            members += group.edits(found)
     if problems:
         raise DefinitionError(problems, per_object=True)
-    return Plan(kept, members)
+    return Plan(kept, members, missing)
 
 
 class _Group:

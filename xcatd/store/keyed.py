@@ -24,9 +24,11 @@ _SEPARATORS = re.compile(r"[,!]")
 
 
 def split_name(name: str) -> tuple[str, str | None]:
-    """`nicips.eth1` -> (`nicips`, `eth1`); a plain name -> (name, None)."""
+    """`nicips.eth1` -> (`nicips`, `eth1`); a plain name -> (name, None).
+    xCAT's per-interface attributes are its nics table's columns, all named
+    nic...: other dotted names (an fsp's `passwd.HMC`) are attributes whole."""
     base, dot, interface = name.partition(".")
-    return (base, interface) if dot else (name, None)
+    return (base, interface) if dot and base.startswith("nic") else (name, None)
 
 
 def is_interface(name: str) -> bool:

@@ -269,17 +269,32 @@ def _complete(objtype: ObjectType, listed: list[dict]) -> None:
         name, description = spec["name"], spec["description"]
         if name in _NOT_XCAT_S.get(objtype.name, ()):
             continue
+        only_if = _only_if(spec["places"])
         if (declared := attributes.get(name)) is not None:
-            attributes[name] = replace(declared, meaning=description or declared.meaning)
+            meaning = description or declared.meaning
+            attributes[name] = replace(declared, meaning=meaning, only_if=only_if)
             continue
         per_interface = any(place.startswith("nics.") for place, _ in spec["places"])
         kind = Kind.PER_INTERFACE if per_interface else Kind.TEXT
-        attributes[name] = A(name, description, kind, regex_allowed=regex_allowed)
+        attributes[name] = A(name, description, kind, regex_allowed=regex_allowed, only_if=only_if)
 
 
-for _name, _listed in json.loads(_XCAT_ATTRIBUTES.read_text(encoding="utf-8"))["types"].items():
-    if _name in TYPES:
-        _complete(TYPES[_name], _listed)
+def _only_if(places: list[list[str]]) -> tuple[tuple[str, str], ...]:
+    """The conditions of an attribute's places (`mgt=ipmi`, ...); none when
+    any place has none: xCAT lets the attribute be set on any object then."""
+    conditions = [condition.split("=", 1) for _, condition in places]
+    if not all(len(condition) == 2 for condition in conditions):
+        return ()
+    return tuple(dict.fromkeys((a, v) for a, v in conditions))
+
+
+_XCAT = json.loads(_XCAT_ATTRIBUTES.read_text(encoding="utf-8"))
+# xCAT's other types an administrator defines (route, zone, rack, boottarget,
+# osdistro, ...): their attributes are all xCAT's, kept as given.
+for _name, _key in _XCAT["keys"].items():
+    TYPES.setdefault(_name, ObjectType(_name, _key, f"xCAT's {_name} object", {}))
+for _name, _listed in _XCAT["types"].items():
+    _complete(TYPES[_name], _listed)
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
