@@ -1060,6 +1060,10 @@ def test_a_bmc_needs_a_mgt_that_uses_one_given_stored_or_inherited(xcat):
         + SOME_FAILED,
     )
     assert ok(xcat("chdef", "oi3", "bmc=")) == created(1)  # clearing is never refused
+    # A Redfish BMC is kept in the same attributes.
+    assert ok(
+        xcat("mkdef", "oi4", "groups=oig", "mgt=redfish", "bmc=10.1.1.4", "bmcport=8443")
+    ) == (created(1))
     assert ok(xcat("lsdef", "oi1,oi2,oi3", "-i", "bmc,bmcport", "-c")) == (
         "oi1: bmc=10.1.1.1\noi1: bmcport=623\noi2: bmc=10.1.1.2\noi2: bmcport=\n"
         "oi3: bmc=\noi3: bmcport=\n"

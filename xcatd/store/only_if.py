@@ -27,6 +27,11 @@ from .objtypes import GROUP, NODE, OSIMAGE, ObjectType
 
 # What an object without the condition's attribute is taken to have.
 _TAKEN_AS = {OSIMAGE.name: {"imagetype": "linux"}}
+# Conditions that other values meet too: a redfish node keeps its BMC in
+# the same attributes as an ipmi or openbmc one (xCAT's Redfish agent reads
+# the openbmc table, AGENT.pm parse_node_info; bmcport for a BMC that does
+# not serve on 443, as an emulator).
+_ALSO_MET_BY = {("mgt", "openbmc"): ("redfish",), ("mgt", "ipmi"): ("redfish",)}
 
 
 def check(db: sqlite_utils.Database, definitions: list[Definition], stored: bool) -> None:
@@ -79,7 +84,8 @@ def _unmet(definition: Definition, sources: list[Values]) -> list[str]:
 
 
 def _holds(sources: Iterable[Values], attribute: str, value: str) -> bool:
-    word = re.compile(rf"\b{re.escape(value)}\b")
+    values = (value, *_ALSO_MET_BY.get((attribute, value), ()))
+    word = re.compile(rf"\b({'|'.join(map(re.escape, values))})\b")
     return any(word.search(source.get(attribute) or "") for source in sources)
 
 
