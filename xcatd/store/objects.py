@@ -185,7 +185,7 @@ def create(db: sqlite_utils.Database, definitions: list[Definition], replace: bo
         raise DefinitionError(problems, per_object=True, warnings=skipped)
     with db.atomic():
         for objtype, new_rows in rows.items():
-            db[objtype.name].insert_all(new_rows, replace=replace, batch_size=2000)
+            db.table(objtype.name).insert_all(new_rows, replace=replace, batch_size=2000)
     return Created(sum(len(new_rows) for new_rows in rows.values()), skipped)
 
 
@@ -393,7 +393,7 @@ def _write(db: sqlite_utils.Database, updates: list[Update]) -> None:
             [*update.columns.values(), update.name]
         )
     for objtype, new_rows in inserts.items():
-        db[objtype.name].insert_all(new_rows, batch_size=2000)
+        db.table(objtype.name).insert_all(new_rows, batch_size=2000)
     for (objtype, columns), parameters in batches.items():
         if not columns:
             continue
