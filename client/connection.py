@@ -6,6 +6,7 @@ import os
 import socket
 import ssl
 import time
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from xcat_protocol import PROTOCOL_VERSION
@@ -13,6 +14,7 @@ from xcat_protocol.errors import ProtocolError, VersionMismatch
 from xcat_protocol.framing import FrameDecoder, encode_frame
 from xcat_protocol.messages import (
     NONCE_SIZE,
+    ClientMessage,
     ErrorFrame,
     Hello,
     Request,
@@ -92,7 +94,7 @@ class Connection:
         sock.settimeout(None)
         return sock
 
-    def request(self, cmd: str, args: list[str], stdin: bytes | None = None, **fields) -> int:
+    def request(self, cmd: str, args: list[str], stdin: bytes | None = None, **fields: Any) -> int:
         """Sign and send a request; return its id.
 
         Standard input that would make the request frame large is streamed
@@ -100,28 +102,28 @@ class Connection:
         """
         request_id = self._next_id
         self._next_id += 1
-        streamed = stdin is not None and len(stdin) > INLINE_STDIN
-        if streamed:
+        streamed = stdin if stdin is not None and len(stdin) > INLINE_STDIN else None
+        if streamed is not None:
             import hashlib  # only big inputs pay for it
 
-            fields["stdin_sha256"] = hashlib.sha256(stdin).digest()
+            fields["stdin_sha256"] = hashlib.sha256(streamed).digest()
         body = RequestBody(
             cmd=cmd,
             args=args,
             ts=int(time.time() * 1000),
             nonce=os.urandom(NONCE_SIZE),
-            stdin=None if streamed else stdin,
+            stdin=None if streamed is not None else stdin,
             **fields,
         ).encode()
         self.send(Request(request_id, body, sign_body(self._key, body)))
-        if streamed:
-            view = memoryview(stdin)
+        if streamed is not None:
+            view = memoryview(streamed)
             for start in range(0, len(view), STDIN_CHUNK):
                 self.send(StdinData(request_id, bytes(view[start : start + STDIN_CHUNK])))
             self.send(StdinData(request_id, b""))
         return request_id
 
-    def send(self, message) -> None:
+    def send(self, message: ClientMessage) -> None:
         try:
             self.sock.sendall(encode_frame(message.to_wire()))
         except OSError as exc:

@@ -17,6 +17,9 @@ import os
 import select
 import signal
 import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 from xcat_protocol.messages import Done, Output, StdinData
 
@@ -65,7 +68,7 @@ class Escape:
         return actions
 
 
-def attach(connection: Connection, args: list[str], **fields) -> int:
+def attach(connection: Connection, args: list[str], **fields: Any) -> int:
     """Run rcons with `args`; its return code."""
     request_id = connection.request("rcons", args, **fields)
     while True:
@@ -157,8 +160,8 @@ class RawTerminal:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.saved = None
-        self.handlers: dict[int, object] = {}
+        self.saved: list[Any] | None = None
+        self.handlers: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     def __enter__(self) -> None:
         for signum in self.SIGNALS:
@@ -170,7 +173,7 @@ class RawTerminal:
             self.saved = termios.tcgetattr(self.fd)
             tty.setraw(self.fd)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.saved is not None:
             import termios
 
@@ -179,5 +182,5 @@ class RawTerminal:
             signal.signal(signum, handler)
 
 
-def _exit_on_signal(signum: int, frame) -> None:
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)

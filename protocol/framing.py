@@ -24,7 +24,7 @@ _LENGTH = struct.Struct(">I")
 
 def encode_frame(message: dict[str, Any]) -> bytes:
     """Serialise one message map into a frame ready to send."""
-    payload = msgpack.packb(message, use_bin_type=True)
+    payload: bytes = msgpack.packb(message, use_bin_type=True)
     return _LENGTH.pack(len(payload)) + payload
 
 
@@ -69,11 +69,11 @@ class _ItemBudget:
         self.left = limit
         self.what = what
 
-    def array(self, items: list) -> list:
+    def array(self, items: list[Any]) -> list[Any]:
         self._spend(len(items))
         return items
 
-    def map(self, items: dict) -> dict:
+    def map(self, items: dict[Any, Any]) -> dict[Any, Any]:
         self._spend(len(items))
         return items
 
@@ -94,7 +94,7 @@ class FrameDecoder:
         self.max_frame = max_frame
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         self._buffer += data
 
     def next_message(self) -> dict[str, Any] | None:
@@ -115,7 +115,7 @@ class FrameDecoder:
         del self._buffer[:end]
         return unpack_map(payload)
 
-    def messages(self, data: bytes = b"") -> list[dict[str, Any]]:
+    def messages(self, data: bytes | bytearray = b"") -> list[dict[str, Any]]:
         """Feed `data` and return every message that is now complete."""
         self.feed(data)
         out = []

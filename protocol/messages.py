@@ -9,6 +9,7 @@ the thin client imports this, and dataclasses would cost it 5 ms a command.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import msgpack
@@ -32,7 +33,14 @@ OutputKind = Literal["data", "info", "warning", "error"]
 _MISSING = object()
 
 
-def _field(message: dict[str, Any], what: str, key: str, check, *, optional: bool = False):
+def _field(
+    message: dict[str, Any],
+    what: str,
+    key: str,
+    check: Callable[[Any], bool],
+    *,
+    optional: bool = False,
+) -> Any:
     value = message.get(key, _MISSING)
     if value is _MISSING or (optional and value is None):
         if optional:
@@ -123,7 +131,7 @@ class RequestBody(NamedTuple):
     protocol: int = PROTOCOL_VERSION  # the sender's; the receiver refuses another
 
     def encode(self) -> bytes:
-        return msgpack.packb(
+        body: bytes = msgpack.packb(
             {
                 "protocol": self.protocol,
                 "cmd": self.cmd,
@@ -139,6 +147,7 @@ class RequestBody(NamedTuple):
             },
             use_bin_type=True,
         )
+        return body
 
     @classmethod
     def decode(cls, body: bytes) -> RequestBody:

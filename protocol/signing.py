@@ -43,9 +43,7 @@ def load_signing_key(pem: bytes) -> SigningKey:
         return ed25519.Ed25519PrivateKey.from_private_bytes(der[16:])
     from cryptography.hazmat.primitives.serialization import load_der_private_key
 
-    key = load_der_private_key(der, password=None)
-    _check_supported(key)
-    return key  # type: ignore[return-value]
+    return _supported(load_der_private_key(der, password=None))
 
 
 def sign_body(key: SigningKey, body: bytes) -> bytes:
@@ -78,11 +76,12 @@ def signature_is_valid(public_key: object, body: bytes, sig: bytes) -> bool:
     return True
 
 
-def _check_supported(key: object) -> None:
+def _supported(key: object) -> SigningKey:
+    """`key` itself, when it is of a kind requests are signed with."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
     if isinstance(key, ed25519.Ed25519PrivateKey):
-        return
+        return key
     if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
-        return
+        return key
     raise ValueError(f"unsupported key type {type(key).__name__}: use Ed25519 or ECDSA P-256")

@@ -150,7 +150,7 @@ def revoke(layout: Layout, name: str) -> int:
                 raise AdminError(f"no valid certificate was issued to '{name}'")
             stamp = now().isoformat(timespec="seconds")
             for serial in valid:
-                db["certificates"].update(serial, {"revoked": stamp})
+                db.table("certificates").update(serial, {"revoked": stamp})
             revoked = [
                 (int(row["serial"]), dt.datetime.fromisoformat(row["revoked"]))
                 for row in db["certificates"].rows_where("revoked is not null")
@@ -190,7 +190,7 @@ def host_addresses(hostname: str) -> tuple[str, ...]:
     except (OSError, subprocess.CalledProcessError, ValueError):
         pass
     with contextlib.suppress(OSError):
-        found += [info[4][0] for info in socket.getaddrinfo(hostname, None)]
+        found += [a for *_, (a, *_) in socket.getaddrinfo(hostname, None) if isinstance(a, str)]
     usable = []
     for address in found:
         try:
@@ -214,7 +214,7 @@ def _write_config(layout: Layout, settings: Mapping[str, Any], force: bool) -> C
 
 def _seed_site(store: Store, layout: Layout, config: Config) -> None:
     """The clustersite object with what init knows; an existing one is kept."""
-    table = store.db[SITE.name]
+    table = store.db.table(SITE.name)
     if table.count:
         return
     with store.db.atomic():
@@ -234,7 +234,7 @@ def _seed_site(store: Store, layout: Layout, config: Config) -> None:
 
 
 def seed_policy(store: Store) -> None:
-    table = store.db["policy"]
+    table = store.db.table("policy")
     if table.count == 0:
         with store.db.atomic():
             table.insert_all(DEFAULT_RULES, alter=False)
@@ -243,7 +243,7 @@ def seed_policy(store: Store) -> None:
 def _record(store: Store, issued: Issued, ca: CertificateAuthority, out: Path) -> list[Path]:
     cert = issued.cert
     with store.db.atomic():
-        store.db["certificates"].insert(certificate_row(cert))
+        store.db.table("certificates").insert(certificate_row(cert))
     out.mkdir(parents=True, exist_ok=True)
     out.chmod(0o700)
     ca_file, cred_file = out / "ca.pem", out / "client-cred.pem"

@@ -24,6 +24,7 @@ import logging
 import re
 import shlex
 import sqlite3
+from functools import partial
 from typing import NamedTuple
 
 import trio
@@ -172,7 +173,7 @@ class AuditLog:
                 await trio.to_thread.run_sync(log_commands, records)
                 batch = [record._asdict() for record in records]
                 try:
-                    await self.store.run(lambda db, rows=batch: _insert(db, rows))
+                    await self.store.run(partial(_insert, rows=batch))
                 except (StoreError, sqlite3.Error, OSError) as exc:
                     log.error("audit table not written (%s); the %d records:", exc, len(batch))
                     for row in batch:

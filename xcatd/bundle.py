@@ -82,7 +82,7 @@ def _installed() -> Distribution:
             f"xcatd at {PACKAGE} is neither a source checkout (no pyproject.toml beside it) nor "
             "an installed distribution: install it with pip"
         ) from None
-    if Path(installed.locate_file("xcatd/__init__.py")).resolve() != PACKAGE / "__init__.py":
+    if Path(str(installed.locate_file("xcatd/__init__.py"))).resolve() != PACKAGE / "__init__.py":
         raise AdminError(
             f"the installed xcatd distribution ({installed.locate_file('')}) is not the xcatd "
             f"running from {PACKAGE}: run the xcatd of that installation"
@@ -161,7 +161,7 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int) -> None:
 def _checked(installed: Distribution, member: PackagePath) -> tuple[bytes, int]:
     """An installed file's contents and permission bits, once they are known
     to be what was installed."""
-    path = Path(installed.locate_file(member))
+    path = Path(str(installed.locate_file(member)))
     try:
         data = path.read_bytes()
         mode = os.stat(path).st_mode & 0o777

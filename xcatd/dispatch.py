@@ -28,6 +28,7 @@ from .audit import AuditRecord
 from .auth import AuthError, Caller
 from .call import Call, Send
 from .commands import REGISTRY, Command, HelpRequested, UsageError
+from .commands.registry import Runner
 from .enrollment import ENROLL, EnrollmentRefused, enroll
 from .store import StoreError
 from .store.noderange import NoderangeError, expand
@@ -184,7 +185,7 @@ async def _serve(
             call = Call(request.id, caller, body, options, daemon, send, stdin, request)
             if command.interactive:
                 call.keystrokes = input_frames
-            await _run(command, call)
+            await _run(command.run, call)
     except HelpRequested as help_text:
         await send(Output(request.id, "info", text=str(help_text)))
         return 0
@@ -193,11 +194,11 @@ async def _serve(
     return call.return_code
 
 
-async def _run(command: Command, call: Call) -> None:
+async def _run(run: Runner, call: Call) -> None:
     """The command; with a heartbeat beside it when the management node
     carried it here."""
     if not call.relayed_by_master:
-        await command.run(call)
+        await run(call)
         return
 
     async def heartbeat() -> None:
@@ -205,7 +206,7 @@ async def _run(command: Command, call: Call) -> None:
             await trio.sleep(HEARTBEAT)
             await call.progress("working", 0, None, "")
 
-    await with_helper(lambda: command.run(call), heartbeat)
+    await with_helper(lambda: run(call), heartbeat)
 
 
 def _mismatch(daemon: Daemon, exc: VersionMismatch) -> str:

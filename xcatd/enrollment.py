@@ -57,7 +57,7 @@ def window_minutes(site: dict[str, str]) -> int:
 def arm(db: sqlite_utils.Database, nodes: Iterable[str], *, until: float, by: str) -> None:
     """Let each node enroll once before `until` (seconds since the epoch);
     arming again replaces the earlier window."""
-    db["enrollments"].upsert_all(
+    db.table("enrollments").upsert_all(
         [{"node": node, "expires": until, "armed_by": by} for node in nodes], pk="node"
     )
 
@@ -112,7 +112,7 @@ class Application:
 
 async def enroll(
     daemon: Daemon, request: Request, body: RequestBody, source: str
-) -> dict[str, bytes]:
+) -> dict[str, bytes | str]:
     """The certificate for an enrolling node, and the CA's, which the node
     checks against the fingerprint it was booted with."""
     application = Application.of(body, request.body, request.sig)
@@ -164,7 +164,7 @@ def admit(
                 f"no enrollment is armed for {node}: run nodeset {node} osimage=<service image>"
             )
         if armed["expires"] < now:
-            db["enrollments"].delete(node)
+            db.table("enrollments").delete(node)
             expired = dt.datetime.fromtimestamp(armed["expires"], dt.UTC)
             raise EnrollmentRefused(
                 f"the enrollment of {node} expired at {expired:%Y-%m-%d %H:%M:%S} UTC: "
@@ -176,14 +176,14 @@ def admit(
             raise EnrollmentRefused(
                 f"enroll for {node} came from {source}, not from its address {address or '(none)'}"
             )
-        db["enrollments"].delete(node)
+        db.table("enrollments").delete(node)
         cert = ca.sign(
-            application.csr.public_key(),  # type: ignore[arg-type]
+            application.csr.public_key(),
             node,
             "servicenode",
             dns_names=(node,),
             ip_addresses=(address,),
         )
-        db["certificates"].insert(certificate_row(cert))
+        db.table("certificates").insert(certificate_row(cert))
     log.info("%s enrolled from %s: certificate %s", node, source, cert.serial_number)
     return cert

@@ -212,7 +212,7 @@ class Session:
             if self._decoder.pending and self._frame_started is None:
                 self._frame_started = now
 
-    async def _receive(self) -> bytes:
+    async def _receive(self) -> bytes | bytearray:
         """The next bytes from the client; empty when it has gone, or has
         stalled past its deadline (which is logged)."""
         self._waiting = trio.CancelScope(deadline=self._deadline())

@@ -281,8 +281,10 @@ class _Connection:
 
     async def _send_span(self, fd: int, span: ByteRange) -> None:
         """Send bytes of the file with sendfile, h11 counting them through a stand-in."""
-        stand_in = _Unsent(span.length)
-        for piece in self.http.send_with_data_passthrough(h11.Data(data=stand_in)):
+        stand_in = _Unsent(span.length)  # h11 takes only its len(), whatever its type says
+        pieces = self.http.send_with_data_passthrough(h11.Data(data=stand_in))  # type: ignore[arg-type]
+        assert pieces is not None  # None answers ConnectionClosed only
+        for piece in pieces:
             if piece is stand_in:
                 await self._sendfile(fd, span)
             else:

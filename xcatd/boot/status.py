@@ -150,7 +150,7 @@ class StatusReports:
             age = math.inf if index is None else time.monotonic() - index.read_at
             # A report that does not fit forces a re-read, but at most once a
             # second: reports from wrong addresses must not each cost a full read.
-            if age > INDEX_LIFETIME or (force and age > 1.0):
+            if index is None or age > INDEX_LIFETIME or (force and age > 1.0):
                 index = self._index = await self.store.run(_read_index)
             return index
 

@@ -58,7 +58,8 @@ def prune(db, options: argparse.Namespace) -> list[str]:
     """tabprune auditlog: the records chosen deleted; with -V, their CSV
     first; xCAT's note when there is nothing to prune."""
     low, high = db.execute("select min(id), max(id) from audit").fetchone()
-    where, parameters = "", ()
+    where = ""
+    parameters: tuple[object, ...] = ()
     if options.all:
         where = "1"
     elif options.recid is not None:

@@ -696,8 +696,7 @@ def _stored(db, objtype: ObjectType, names: str | None) -> Found:
     chosen, missing = _existing(named, stored)
     listed = []
     for name in chosen:
-        values = {a: (v, None) for a, v in stored[name].items()}
-        listed.append(Listed(objtype, name, lambda values=values: values))
+        listed.append(Listed(objtype, name, partial(_as_listed, stored[name])))
     return Found(listed, missing, none=not stored)
 
 
@@ -713,7 +712,7 @@ def _group_values(nodes: Nodes, name: str) -> dict[str, tuple[str, str | None]]:
     there are none (worked out only when shown: a dynamic group's mean testing
     every node).  A defined group is static unless it says otherwise, as
     xCAT's mkdef and chdef store it; one that nodes only list has no type."""
-    values = {a: (v, None) for a, v in nodes.groups.get(name, {}).items()}
+    values = _as_listed(nodes.groups.get(name, {}))
     if name in nodes.groups:
         values.setdefault("grouptype", ("static", None))
     values["members"] = (",".join(nodes.group_members(name) or []), None)

@@ -22,13 +22,14 @@ async def lsxcatd(call: Call) -> None:
     daemon = call.daemon
     options = call.options
     node_type = "Management Node" if daemon.role == "master" else "Service Node"
+    uptime = int(time.time() - daemon.started)
     facts = {
         "version": daemon.version,
         "nodetype": "MN" if daemon.role == "master" else "SN",
         "hostname": daemon.config.hostname,
         "dbengine": "SQLite",
         "database": str(daemon.store.path),
-        "uptime": int(time.time() - daemon.started),
+        "uptime": uptime,
         "connections": daemon.connections,
     }
     lines = []
@@ -41,7 +42,7 @@ async def lsxcatd(call: Call) -> None:
     if options.database or options.all:
         lines += [f"cfgloc=SQLite:{facts['database']}", "dbengine=SQLite"]
     if options.all:
-        lines += [f"uptime={_duration(facts['uptime'])}", f"connections={facts['connections']}"]
+        lines += [f"uptime={_duration(uptime)}", f"connections={facts['connections']}"]
     for index, line in enumerate(lines):
         await call.data(line, data=facts if index == 0 else None)
 

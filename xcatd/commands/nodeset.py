@@ -241,7 +241,7 @@ def _snapshot(db, nodes: Nodes, names: list[str], action: Action) -> _Snapshot:
     values = {n: {a: v for a in NODE_ATTRIBUTES if (v := nodes.attribute(n, a))} for n in names}
     images = {}
     if action.kind == "osimage":
-        wanted = {image_name(action, v) for v in values.values()} - {None}
+        wanted = {n for v in values.values() if (n := image_name(action, v)) is not None}
         images = objects.load(db, OSIMAGE, wanted)
     networks = objects.load(db, NETWORK) if action.kind != "stat" and names else {}
     return _Snapshot(objects.site(db), values, images, networks)
@@ -460,7 +460,7 @@ def _record_served(db, action: Action, states: dict[str, str]) -> None:
         for node in states:
             values = {k: v for k in keys if (v := nodes.attribute(node, k))}
             names[node] = image_name(action, values)
-    images = objects.load(db, OSIMAGE, set(names.values()) - {None})
+    images = objects.load(db, OSIMAGE, {n for n in names.values() if n is not None})
     edits = []
     for node, state in states.items():
         changes = {"currstate": state}

@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
-    from ..reply import Call
+    from ..call import Call
 
 Runner = Callable[["Call"], Awaitable[None]]
 
@@ -40,13 +40,13 @@ class CommandParser(argparse.ArgumentParser):
     """argparse that reports instead of printing and exiting: the text goes
     back to the client that asked, not to the daemon's stderr."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
 
     def print_help(self, file=None) -> None:
         raise HelpRequested(self.format_help().rstrip())
 
-    def exit(self, status: int = 0, message: str | None = None):  # type: ignore[override]
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         raise UsageError((message or "").strip() or self.format_usage().rstrip())
 
 

@@ -338,7 +338,9 @@ def _gettab(db, call: Call) -> Produced:
     for table_name, columns in wanted.items():
         table = schema.table(table_name)
         row = next((r for r in _matching(db, call, table, keys)), None)
-        for column_name in columns if row else []:
+        if row is None:
+            continue
+        for column_name in columns:
             value = row.cells.get(column_name) or ""
             lines.append(value if terse else f"{table_name}.{column_name}: {value}")
     return Produced(lines)
@@ -431,7 +433,7 @@ def _assign(changes: Changes, table: Table, column: Column, key: Key, op: str, v
     if spec is not None:
         if column.name == spec.value:
             column = Column(column.name, column.description, (Mapping(spec.objtype, key[1]),))
-        key = (spec.objtype, spec.objtype.only_object or "")
+        key = (spec.objtype, spec.objtype.only_object)
     changes.assign(key, table, column, op, value)
 
 
@@ -714,7 +716,7 @@ def restore(db, call: Call, table: Table, lines: list[str], replace: bool) -> Ch
         _restore_cells(table, key, cells, columns if not replace else table.column_names, changes)
     if replace:
         for row in table_rows(db, call, table):
-            key = (row.objtype, row.name if table.attribute_rows is None else row.cells["key"])
+            key = _row_key(table, row)
             if key not in given:
                 _clear_row(table, key, changes)
     table_edits.apply(db, nodes, changes)
@@ -818,7 +820,16 @@ def _prune_table(db, call: Call, table: Table) -> list[str]:
     shown = list(schema.csv_lines(table, found)) if call.options.verbose else []
     changes = Changes()
     for row in found:
-        _clear_row(table, (row.objtype, row.name if table.attribute_rows is None
-                           else row.cells["key"]), changes)  # fmt: skip
+        _clear_row(table, _row_key(table, row), changes)
     table_edits.apply(db, call.nodes(db), changes)
     return shown
+
+
+def _row_key(table: Table, row: Row) -> Key:
+    """The row's object and its name, or in a table of one object's
+    attributes (site) the attribute the row holds."""
+    if table.attribute_rows is None:
+        return row.objtype, row.name
+    attribute = row.cells[table.attribute_rows.name]
+    assert attribute is not None  # every attribute row names its attribute
+    return row.objtype, attribute

@@ -117,7 +117,8 @@ class Output:
         self._warning = warning or info
         self.verbose = verbose
         self.what = INSTALLING
-        self.done, self.total = 0, None
+        self.done = 0
+        self.total: int | None = None
         self._sent: tuple[int, int | None] | None = None
         self.out_of_space = False
         self.log_path: Path | None = None

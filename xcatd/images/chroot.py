@@ -171,8 +171,8 @@ async def run(
                 await stop_group(process)
             else:  # nothing it started outlives it in the image's namespace
                 _signal_group(process.pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            await process.aclose()
+        if process.stdout is not None:  # trio's Process has no aclose(): its pipe is ours to close
+            await process.stdout.aclose()
 
 
 async def stop_group(process: trio.Process) -> None:

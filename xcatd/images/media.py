@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import pycdlib
+from pycdlib.dr import DirectoryRecord
 from pycdlib.pycdlibexception import PyCdlibException
 
 ISO_MAGIC_OFFSET = 0x8001
@@ -148,6 +149,7 @@ class IsoMedia:
 
     def _entry(self, absolute: str) -> Entry:
         record = self.iso.get_record(**{self._facet: absolute})
+        assert isinstance(record, DirectoryRecord)  # a UDF record only for udf_path
         relative = absolute.lstrip("/")
         rock = record.rock_ridge
         if rock is not None and rock.is_symlink():
@@ -158,7 +160,8 @@ class IsoMedia:
         return Entry(relative, "file", record.get_data_length(), mode or 0o644)
 
     def open(self, path: str) -> BinaryIO:
-        return self.iso.open_file_from_iso(**{self._facet: "/" + path.lstrip("/")})
+        # A RawIOBase whose read() never answers None: it reads a file, not a pipe.
+        return self.iso.open_file_from_iso(**{self._facet: "/" + path.lstrip("/")})  # type: ignore[return-value]
 
     def close(self) -> None:
         self.iso.close()

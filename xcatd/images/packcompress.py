@@ -144,7 +144,8 @@ class ZstdSink(_FileSink):
         compressor = zstandard.ZstdCompressor(
             level=ZSTD_LEVEL, threads=threads or -1, write_checksum=True
         )
-        self._zstd = compressor.stream_writer(self._out, closefd=False)
+        # It only calls write() and flush(), which _Hashing has.
+        self._zstd = compressor.stream_writer(self._out, closefd=False)  # type: ignore[arg-type]
 
     def _put(self, data: bytes) -> None:
         self._zstd.write(data)

@@ -77,8 +77,8 @@ def apply(rootimg: Path, synclist_paths: list[str]) -> list[str]:
             for source in files:
                 destination = f"{target.rstrip('/')}/{source.name}" if into_directory else target
                 _copy(source, rootimg, destination)
-        for source, target in synclist.appends:
-            data = _read(Path(source))
+        for appended, target in synclist.appends:
+            data = _read(Path(appended))
             write_in_image(
                 rootimg, target, _original(rootimg, target) + data, 0o644, keep_mode=True
             )

@@ -35,6 +35,7 @@ Standard library only, and run with `python -I -S`: ipmi_sim waits for it.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -42,9 +43,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 QEMU = "qemu-system-x86_64"
 # ipmi_sim's names of boot devices -> QEMU's `-boot once=` drive letters.
@@ -206,7 +206,7 @@ class Machine:
             return message
 
 
-def nic_arguments(nics: list[tuple[str, str, str]] | list[list[str]]) -> list[str]:
+def nic_arguments(nics: Sequence[Sequence[str]]) -> list[str]:
     """QEMU's arguments for NICs, each (tap, MAC, NIC model); only the
     first has a boot ROM, so the machine boots from that one.
 
@@ -225,7 +225,7 @@ def nic_arguments(nics: list[tuple[str, str, str]] | list[list[str]]) -> list[st
     ]
 
 
-def _send(stream: BinaryIO, command: str) -> None:
+def _send(stream: io.BufferedIOBase, command: str) -> None:
     stream.write(json.dumps({"execute": command}).encode() + b"\n")
     stream.flush()
 

@@ -193,8 +193,9 @@ def _door(port: int) -> socket.socket:
     before anything is made."""
     try:
         return socket.create_server(("127.0.0.1", port))
-    except OSError as exc:
-        raise LabError(f"port {port} on 127.0.0.1 is taken ({os.strerror(exc.errno)}): "
+    except OSError as exc:  # its strerror names the address again: the system's words alone
+        why = os.strerror(exc.errno) if exc.errno is not None else str(exc)
+        raise LabError(f"port {port} on 127.0.0.1 is taken ({why}): "
                        "give another with --port") from None  # fmt: skip
 
 

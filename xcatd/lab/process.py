@@ -100,9 +100,9 @@ def stop_group(pid: int, timeout: float, wait=None) -> None:
 
 def _gone(pid: int, timeout: float | None) -> None:
     """Until process `pid` no longer runs (a zombie has stopped running)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    start = time.monotonic()
     while running(pid):
-        if deadline is not None and time.monotonic() > deadline:
+        if timeout is not None and time.monotonic() - start > timeout:
             raise subprocess.TimeoutExpired(str(pid), timeout)
         time.sleep(0.05)
 

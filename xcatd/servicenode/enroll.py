@@ -143,7 +143,8 @@ def enroll(boot: BootArguments, layout: Layout) -> Enrolled:
 
 def _answer(connection: Connection, request_id: int) -> tuple[dict | None, list[str]]:
     """The enroll request's data, and its error lines."""
-    answer, refusals = None, []
+    answer: dict | None = None
+    refusals: list[str] = []
     while True:
         message = connection.receive()
         if isinstance(message, Done) and message.id == request_id:

@@ -55,7 +55,7 @@ class Copy:
 
     @property
     def site(self) -> dict[str, str]:
-        return self.objects[SITE].get(SITE.only_object or "", {})
+        return self.objects[SITE].get(SITE.only_object, {})
 
     @property
     def installdir(self) -> str:

@@ -153,10 +153,10 @@ def _mac(attribute: Attribute, value: str) -> str:
     macs = []
     for mac in value.split("|"):
         address, bang, rest = mac.partition("!")
-        address = mac_address(address)
-        if address is None:
+        checked = mac_address(address)
+        if checked is None:
             raise attribute._bad(value, "expected a MAC address like 52:54:00:12:34:56")
-        macs.append(address + bang + rest)
+        macs.append(checked + bang + rest)
     return "|".join(macs)
 
 

@@ -7,7 +7,7 @@ thousand writes nothing and names the object and the attribute.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -185,7 +185,7 @@ def create(db: sqlite_utils.Database, definitions: list[Definition], replace: bo
         raise DefinitionError(problems, per_object=True, warnings=skipped)
     with db.atomic():
         for objtype, new_rows in rows.items():
-            db[objtype.name].insert_all(new_rows, replace=replace, batch_size=2000)
+            db.table(objtype.name).insert_all(new_rows, replace=replace, batch_size=2000)
     return Created(sum(len(new_rows) for new_rows in rows.values()), skipped)
 
 
@@ -254,10 +254,10 @@ def change(db: sqlite_utils.Database, edits: list[Edit], *, create: bool = False
     problems += _same_networks(db, [{NETWORK.key: u.name, **u.columns} for u in new_networks])
     if problems:
         raise DefinitionError(problems)
-    new = _new(db, [update for update in updates if update.created])
+    created = _new(db, [update for update in updates if update.created])
     with db.atomic():
         _write(db, updates)
-    return Changed(len(updates), new)
+    return Changed(len(updates), created)
 
 
 @dataclass
@@ -290,7 +290,7 @@ def _interface_entry(values: Values) -> str | None:
     return next((name for name in values if keyed.split_name(name)[1] is not None), None)
 
 
-def _refused(edit: Edit, current: Values | None, new: Values) -> str | None:
+def _refused(edit: Edit, current: Values | None, new: Mapping[str, str | None]) -> str | None:
     """Why this edit, giving the object `new` values, cannot be made (in xCAT's
     words where xCAT refuses it too), or None."""
     objtype, name = edit.definition.objtype, edit.definition.name
@@ -337,7 +337,7 @@ def _same_networks(db: sqlite_utils.Database, new: list[dict]) -> list[str]:
     return problems
 
 
-def _lacking(objtype: ObjectType, name: str, values: Values) -> str | None:
+def _lacking(objtype: ObjectType, name: str, values: Mapping[str, str | None]) -> str | None:
     """xCAT's refusal of a new object without an attribute its type requires, or None."""
     if all(values.get(required) for required in objtype.required):
         return None
@@ -393,7 +393,7 @@ def _write(db: sqlite_utils.Database, updates: list[Update]) -> None:
             [*update.columns.values(), update.name]
         )
     for objtype, new_rows in inserts.items():
-        db[objtype.name].insert_all(new_rows, batch_size=2000)
+        db.table(objtype.name).insert_all(new_rows, batch_size=2000)
     for (objtype, columns), parameters in batches.items():
         if not columns:
             continue
@@ -410,11 +410,11 @@ def _by_type(edits: list[Edit]) -> dict[ObjectType, list[Edit]]:
     return grouped
 
 
-def _edited(current: Values, values: Values, mode: str) -> Values:
+def _edited(current: Values, values: Values, mode: str) -> dict[str, str | None]:
     """The columns to write: values set, or list items added (-p) or removed (-m)."""
     if mode == "set":
         return {name: value or None for name, value in values.items()}  # '' clears
-    new: Values = {}
+    new: dict[str, str | None] = {}
     for name, value in values.items():
         items = [item for item in (current.get(name) or "").split(",") if item]
         given = [item for item in value.split(",") if item]

@@ -26,7 +26,7 @@ class ObjectType:
     summary: str
     attributes: dict[str, Attribute]
     required: tuple[str, ...] = ()
-    only_object: str | None = None  # site has exactly one object, 'clustersite'
+    only_object: str = ""  # site has exactly one object, 'clustersite'
 
     def attribute(self, name: str) -> Attribute | None:
         """The attribute `name` declares; for `nicips.eth1`, the per-interface `nicips`."""

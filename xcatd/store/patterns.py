@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from re import _parser as re_parser  # the parse tree, to weigh repeats; Python 3.11+
+from re import _parser as re_parser  # type: ignore[attr-defined]  # the parse tree, to weigh repeats; Python 3.11+ (not in typeshed)
 
 import regex
 

@@ -189,7 +189,7 @@ def _expression(body: str, pattern: Pattern) -> Callable[[regex.Match[str]], str
         if text.startswith("$"):
             pieces.append(_capture_piece(_capture_index(text, pattern.groups)))
         else:
-            pieces.append(lambda captures, text=text: text)
+            pieces.append(_text_piece(text))
         position = token.end()
 
     def render(match: regex.Match[str]) -> str:
@@ -204,6 +204,10 @@ def _number_piece(term: Term) -> Piece:
         text = str(term)
         return lambda captures: text
     return lambda captures: str(term(captures))
+
+
+def _text_piece(text: str) -> Piece:
+    return lambda captures: text
 
 
 def _capture_piece(index: int) -> Piece:

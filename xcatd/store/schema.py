@@ -32,7 +32,7 @@ SCHEMA_VERSION = 2
 def _priorities_as_text(db: sqlite_utils.Database) -> None:
     """Schema 1 kept policy priorities as numbers (1.0); 2 keeps them as
     text, as xCAT's policy table does and as rules are named (`1`, `1.2`)."""
-    policy = db["policy"]
+    policy = db.table("policy")
     if not policy.exists():
         return
     policy.transform(types={"priority": str})  # 1.0 becomes '1.0'
@@ -160,7 +160,7 @@ def _create(db: sqlite_utils.Database) -> None:
     """Every table and column this release declares that the database lacks."""
     for object_type in TYPES.values():
         columns = {object_type.key: str, **dict.fromkeys(object_type.attributes, str)}
-        table = db[object_type.name]
+        table = db.table(object_type.name)
         if table.exists():
             missing = {c: str for c in columns if c not in table.columns_dict}
             for column in missing:
@@ -168,7 +168,7 @@ def _create(db: sqlite_utils.Database) -> None:
         else:
             table.create(columns, pk=object_type.key)
     _stamp_changes(db)
-    db["audit"].create(
+    db.table("audit").create(
         {
             "id": int,
             "time": str,  # ISO 8601, UTC
@@ -184,7 +184,7 @@ def _create(db: sqlite_utils.Database) -> None:
         pk="id",
         if_not_exists=True,
     )
-    db["certificates"].create(
+    db.table("certificates").create(
         {
             "serial": str,  # decimal: serials exceed SQLite's 64-bit integers
             "name": str,
@@ -196,8 +196,8 @@ def _create(db: sqlite_utils.Database) -> None:
         pk="serial",
         if_not_exists=True,
     )
-    db["certificates"].create_index(["name"], if_not_exists=True)
-    db["enrollments"].create(
+    db.table("certificates").create_index(["name"], if_not_exists=True)
+    db.table("enrollments").create(
         {
             "node": str,
             "expires": float,  # seconds since the epoch

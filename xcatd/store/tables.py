@@ -192,7 +192,7 @@ def _kept(
         if attribute in objtype.attributes or attribute == objtype.key:
             condition = tuple(only_if.split("=", 1)) if only_if else None
             first = firsts.get((type_name, attribute), position) == position
-            kept.append(Mapping(objtype, attribute, condition, first))  # type: ignore[arg-type]
+            kept.append(Mapping(objtype, attribute, condition, first))
     if not kept and main is not None and column["name"] in main.attributes:
         kept.append(Mapping(main, column["name"]))
     return tuple(kept)
@@ -308,7 +308,7 @@ def _attribute_rows(
     load: Callable[[ObjectType, list[str]], dict[str, dict[str, str]]], spec: AttributeRows
 ) -> Iterator[Row]:
     objtype = spec.objtype
-    name = objtype.only_object or ""
+    name = objtype.only_object
     values = load(objtype, list(objtype.attributes)).get(name, {})
     for attribute in objtype.attributes:
         if values.get(attribute):
@@ -414,9 +414,7 @@ def target(
     and nodegroup, as a group), the one type of the others."""
     types = table_.objtypes
     if table_.attribute_rows is not None:
-        return Target(
-            table_.attribute_rows.objtype, table_.attribute_rows.objtype.only_object or ""
-        )
+        return Target(table_.attribute_rows.objtype, table_.attribute_rows.objtype.only_object)
     if NODE in types or GROUP in types:
         if NODE in types and is_node(name):
             return Target(NODE, name)
