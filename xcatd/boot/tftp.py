@@ -252,7 +252,9 @@ async def _send_file(sock: trio.socket.SocketType, opened: _Opened, transfer: Re
 class _Opened:
     """A file being sent: its bytes in memory when it is small, else its descriptor."""
 
-    def __init__(self, size: int, content: bytes | None, fd: int | None, threads) -> None:
+    def __init__(
+        self, size: int, content: bytes | None, fd: int | None, threads: trio.CapacityLimiter
+    ) -> None:
         self.size, self._content, self._fd, self._threads = size, content, fd, threads
 
     async def read(self, offset: int, length: int) -> bytes:
