@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -46,12 +47,12 @@ from pathlib import Path
 
 import trio
 
-from tests.cluster import BIN
+from tests.cluster import BIN, free_port
 from xcatd.layout import Layout
 
 from . import stormnode
 from .common import percentile, report
-from .http import free_port, start_nginx
+from .http import start_nginx
 from .objects import Bench, BenchmarkFailure, benched, cpu_seconds, reported
 from .soak import call, open_connection
 
@@ -191,7 +192,7 @@ async def _storm(count: int, servers: stormnode.Servers, window: float) -> list[
     return outcomes
 
 
-def storm(bench: Bench, label: str, count: int, servers: stormnode.Servers, window: float):
+def storm(bench: Bench, label: str, count: int, servers: stormnode.Servers, window: float) -> Storm:
     bench.run("chdef", "all", "status=defined")
     prober = Prober(bench)
     bench.sampler.phase()
@@ -215,7 +216,7 @@ def storm(bench: Bench, label: str, count: int, servers: stormnode.Servers, wind
 
 async def _reference(tftpdir: Path, prefix: Path, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """tftpd-hpa and nginx until cancelled; task_status gets their ports."""
-    tftp_port = free_port()
+    tftp_port = free_port(socket.SOCK_DGRAM)
     async with trio.open_nursery() as nursery:
         command = ["in.tftpd", "--foreground", "--listen", "--address", f"127.0.0.1:{tftp_port}",
                    "--user", "root", "--secure", str(tftpdir)]  # fmt: skip
