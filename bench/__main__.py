@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from . import (
+    bootstorm,
     client_startup,
     consoles,
     defs_single,
@@ -33,6 +34,7 @@ if __name__ == "__main__":
         nodeset.main(),
         http.main(),
         tftp.main(),
+        bootstorm.main(),
         power.main(),
         consoles.main(),
         nodestat.main(),

@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import partial
@@ -19,7 +22,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from xcatd.boot.http import MAX_HEAD, serve_http
+from xcatd.boot.http import MAX_HEAD, SMALL_FILE, serve_http
+from xcatd.boot.pump import PUMP_NICE, PUMP_THREADS
 
 GUARD = 60  # seconds any one exchange may take before the test is declared hung
 
@@ -410,9 +414,10 @@ async def test_an_idle_keep_alive_connection_is_closed(nursery: trio.Nursery, tm
         assert await client.closed_by_server()
 
 
-async def test_connections_past_the_limit_are_refused(nursery: trio.Nursery, tmp_path) -> None:
-    server = await start(nursery, tmp_path, max_connections=2)
-    path = server.put(server.install / "cn1.ipxe", b"#!ipxe\n")
+@asynccontextmanager
+async def two_connections_held(server: Server, path: Path) -> AsyncIterator[RawClient]:
+    """Two kept-alive connections from 127.0.0.1, each answered, where the server
+    allows two: a third from there is refused.  The first, for the test to use."""
     keep_alive = f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode()
     first, second = await RawClient.connect(server), await RawClient.connect(server)
     async with first.stream, second.stream:
@@ -420,12 +425,50 @@ async def test_connections_past_the_limit_are_refused(nursery: trio.Nursery, tmp
             assert (await client.ask(keep_alive)).status == 200
         refused = await run("curl", "-sS", server.url(path))
         assert refused.returncode != 0, refused.stdout
+        yield first
+
+
+async def test_connections_past_the_limit_are_refused(nursery: trio.Nursery, tmp_path) -> None:
+    server = await start(nursery, tmp_path, max_connections=2)
+    path = server.put(server.install / "cn1.ipxe", b"#!ipxe\n")
+    async with two_connections_held(server, path) as first:
         # Once the server has closed one (it counts it gone before closing),
         # there is room again.
         assert (await first.ask(get(str(path)))).status == 200
         assert await first.closed_by_server()
         reply = await curl(server.url(path))
         assert (reply.status, reply.body) == (200, b"#!ipxe\n")
+
+
+async def test_one_host_cannot_take_every_connection(nursery: trio.Nursery, tmp_path) -> None:
+    # A thousand nodes boot at once: each must get its connections, however
+    # many one broken or hostile host holds.
+    server = await start(nursery, tmp_path, max_connections_per_host=2)
+    path = server.put(server.tftpboot / "xcat/xnba/nodes/cn1", b"#!ipxe\n")
+    async with two_connections_held(server, path):
+        reply = await curl("--interface", "127.0.0.2", server.url(path))  # another node
+        assert (reply.status, reply.body) == (200, b"#!ipxe\n")
+
+
+async def test_file_bodies_are_sent_below_the_daemons_priority(server: Server) -> None:
+    # The pump's threads copy file bodies niced: a storm of downloads gets
+    # the CPU the event loop (status reports, administrators) leaves.
+    path = server.put(server.install / "rootimg.cpio.zst", os.urandom(1 << 20))
+    assert (await curl(server.url(path))).body == path.read_bytes()
+    pumps = [t for t in threading.enumerate() if t.name.startswith("sendfile-pump-")]
+    assert len(pumps) >= PUMP_THREADS  # this server's; another test's may be ending
+    assert {os.getpriority(os.PRIO_PROCESS, t.native_id) for t in pumps} == {PUMP_NICE}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < PUMP_NICE
+
+
+async def test_small_files_and_their_ranges_come_whole_from_memory(server: Server) -> None:
+    script = os.urandom(SMALL_FILE)
+    path = server.put(server.tftpboot / "xcat/xnba/nodes/cn1", script)
+    assert (await curl(server.url(path))).body == script
+    part = await curl("-r", "100-199", server.url(path))
+    assert (part.status, part.body) == (206, script[100:200])
+    head = await curl("-I", server.url(path))
+    assert (head.headers["content-length"], head.body) == (str(SMALL_FILE), b"")
 
 
 async def test_many_parallel_downloads_are_all_whole(server: Server) -> None:

@@ -122,3 +122,28 @@ def test_a_regex_address_that_fails_for_one_node_refuses_only_that_node(booting)
     finally:
         booting.ok("rmdef", "-t", "node", "-o", "bad7")
         booting.ok("rmdef", "-t", "group", "-o", "badrack")
+
+
+def test_a_hundred_nodes_reporting_at_once_are_each_recorded(booting):
+    # Reports that arrive together are written together (one transaction):
+    # each must still be answered only once stored, and each node end with
+    # its own last word.
+    assert booting.run("mkdef", "-t", "group", "-o", "rack8",
+                       "ip=|r8n(\\d+)|127.0.8.($1+0)|").returncode == 0  # fmt: skip
+    assert booting.run("mkdef", "r8n[1-100]", "groups=rack8").returncode == 0
+    url = f"http://127.0.0.1:{booting.http_port}/xcatd/status"
+
+    def node(n: int) -> subprocess.Popen:
+        last = "failed" if n % 10 else "booted"
+        script = (f"curl -sSf --interface 127.0.8.{n} -d state=netbooting {url} && "
+                  f"curl -sSf --interface 127.0.8.{n} -d state={last} {url}")  # fmt: skip
+        return subprocess.Popen(script, shell=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    nodes = [node(n) for n in range(1, 101)]
+    answers = [node.communicate(timeout=60) for node in nodes]
+    assert [node.returncode for node in nodes] == [0] * 100, answers[:3]
+    assert answers[41][0] == "r8n42: netbooting\nr8n42: failed\n"
+    shown = booting.ok("nodels", "rack8", "nodelist.status")
+    expected = [f"r8n{n}: {'failed' if n % 10 else 'booted'}" for n in range(1, 101)]
+    assert sorted(shown.splitlines()) == sorted(expected)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ import trio
 
 import xcatd.boot.tftp
 from tests.boot.test_tftp_protocol import ack, data
-from xcatd.boot.tftp import MAX_TRANSFERS_PER_HOST, serve_tftp
+from xcatd.boot.files import write_atomic
+from xcatd.boot.tftp import CACHED_FILE, MAX_TRANSFERS_PER_HOST, serve_tftp
 from xcatd.boot.tftp_protocol import MAX_RETRIES, ErrorCode
 
 MAX_DATAGRAM = 65536
@@ -179,6 +181,56 @@ async def test_block_numbers_roll_over_past_65535_for_a_real_client(tftp, tmp_pa
                        "127.0.0.1", str(tftp.port))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert local.read_bytes() == image
+
+
+async def curl_get(tftp: Server, remote: str, local: Path, *options: str) -> bytes:
+    result = await run("curl", "-sS", "--tftp-blksize", "1468", *options, "-o", str(local),
+                       f"tftp://127.0.0.1:{tftp.port}/{remote}")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return local.read_bytes()
+
+
+async def test_a_boot_loader_rewritten_by_nodeset_is_sent_as_it_now_is(tftp, tmp_path):
+    # Small files are kept in memory after the first transfer: the next
+    # must still see a file replaced (nodeset renames a new one over it).
+    first = tftp.put("xcat/xnba.kpxe", os.urandom(74_213))
+    assert await curl_get(tftp, "xcat/xnba.kpxe", tmp_path / "a") == first
+    assert await curl_get(tftp, "xcat/xnba.kpxe", tmp_path / "b") == first
+    second = os.urandom(80_000)
+    write_atomic(tftp.root / "xcat/xnba.kpxe", second)
+    assert await curl_get(tftp, "xcat/xnba.kpxe", tmp_path / "c") == second
+    (tftp.root / "xcat/xnba.kpxe").unlink()
+    gone = await run("curl", "-sS", "-o", str(tmp_path / "d"),
+                     f"tftp://127.0.0.1:{tftp.port}/xcat/xnba.kpxe")  # fmt: skip
+    assert gone.returncode == 68  # not found: nothing is served from memory alone
+
+
+async def test_a_file_too_big_to_keep_is_read_as_it_goes(tftp, tmp_path):
+    initrd = tftp.put("initrd.img", os.urandom(CACHED_FILE + 100_000))
+    assert await curl_get(tftp, "initrd.img", tmp_path / "initrd") == initrd
+
+
+async def test_tftp_serves_while_every_thread_of_the_daemon_is_busy(tftp, tmp_path):
+    # The daemon's requests run in trio's default worker threads: a boot
+    # storm must neither take them nor wait for them (it did, once).
+    daemon_threads = trio.to_thread.current_default_thread_limiter()
+    holders = [object() for _ in range(int(daemon_threads.total_tokens))]
+    for holder in holders:
+        daemon_threads.acquire_on_behalf_of_nowait(holder)
+    try:
+        kernel = tftp.put("xcat/kernel", os.urandom(CACHED_FILE + 1))
+        loader = tftp.put("xcat/xnba.kpxe", os.urandom(74_213))
+        for remote, content in (("xcat/xnba.kpxe", loader), ("xcat/kernel", kernel)):
+            # Not trio.run_process: it starts the program in a default worker thread.
+            fetched = await trio.to_thread.run_sync(
+                partial(subprocess.run, ["curl", "-sS", "--tftp-blksize", "1468",
+                        f"tftp://127.0.0.1:{tftp.port}/{remote}"], capture_output=True, timeout=30),
+                limiter=trio.CapacityLimiter(1),
+            )  # fmt: skip
+            assert fetched.stdout == content, fetched.stderr
+    finally:
+        for holder in holders:
+            daemon_threads.release_on_behalf_of(holder)
 
 
 async def test_symlinks_inside_the_root_are_followed(tftp, tmp_path):

@@ -11,8 +11,12 @@ leading out, directories (no listings), special files.
 GET and HEAD, single byte ranges (see byteranges.py for what is honoured),
 HTTP/1.1 persistent connections.  h11 is the HTTP state machine; this module
 is the I/O around it.  File bodies go from the page cache to the socket with
-os.sendfile, never through Python: h11 is handed a stand-in that has the
-body's length, as its documentation describes for sendfile.
+os.sendfile on the sendfile pump's low-priority threads (pump.py), never
+through Python: h11 is handed a stand-in that has the body's length, as its
+documentation describes for sendfile.  Files of at most SMALL_FILE bytes
+(iPXE scripts, boot loader configs) are read whole when opened and sent
+from memory on the event loop: a thousand nodes' scripts then cost no
+thread hop each.
 
 POST /xcatd/status is where booting nodes report `state=netbooting` and the
 like: the form goes to the daemon's StatusHandler with the peer's address.
@@ -23,10 +27,12 @@ still unfinished or whole in one read; a request body (only status forms
 have one) of at most 4 KiB (413); a request must arrive whole within
 request_timeout of the server being ready for it (slowloris; also how long
 an idle keep-alive connection lives); a client that takes no bytes for
-send_timeout is dropped; connections past max_connections are closed as
-soon as they are accepted.  Whatever a client sends costs its own connection
-at most: an unexpected error (a bug) is logged with its traceback, and the
-server carries on.
+send_timeout is dropped; connections past max_connections in all, or past
+max_connections_per_host from one address, are closed as soon as they are
+accepted (a node opens one or two at a time; a thousand booting nodes must
+all get theirs however many one broken or hostile host opens).  Whatever a
+client sends costs its own connection at most: an unexpected error (a bug)
+is logged with its traceback, and the server carries on.
 """
 
 from __future__ import annotations
@@ -35,9 +41,11 @@ import ipaddress
 import logging
 import os
 import urllib.parse
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from functools import partial
 from http import HTTPStatus
 from pathlib import Path, PurePosixPath
 
@@ -45,6 +53,7 @@ import h11
 import trio
 
 from .byteranges import ByteRange, Unsatisfiable, parse_range, unsatisfied_content_range
+from .pump import Pump, open_pump, sendfile_while_room
 from .served import ServedFile, open_served
 
 log = logging.getLogger(__name__)
@@ -59,8 +68,9 @@ RECEIVE_SIZE = 16 * 1024  # requests are small
 MAX_FORM = 4 * 1024
 MAX_FORM_FIELDS = 32
 FORM_TYPE = "application/x-www-form-urlencoded"
-SENDFILE_TURN = 8 << 20  # at most this much per thread hop, so other connections get a turn
-SENDFILE_THREADS = 32  # a limiter of its own: downloads must not take the store's threads
+SENDFILE_TURN = 8 << 20  # at most this much per pump piece, so other connections get a turn
+SMALL_FILE = 64 << 10  # files up to this size are read when opened and sent from memory
+OPENING_THREADS = 8  # opens at once: a limiter of its own, never the daemon's threads
 TEXT_SUFFIXES = frozenset({".ipxe", ".cfg", ".txt"})  # boot-loader scripts and configs
 
 
@@ -73,6 +83,7 @@ async def serve_http(
     request_timeout: float = 30.0,
     send_timeout: float = 60.0,
     max_connections: int = 4096,
+    max_connections_per_host: int = 256,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve files under `roots` on host:port until cancelled.
@@ -80,16 +91,19 @@ async def serve_http(
     Reports the bound port to task_status (so port 0 picks a free one); every
     connection is a task of serve_listeners' nursery, inside this call.
     """
-    server = _Server(
-        roots=tuple(root.resolve() for root in roots),
-        status=status,
-        request_timeout=request_timeout,
-        send_timeout=send_timeout,
-        max_connections=max_connections,
-    )
     listeners = await trio.open_tcp_listeners(port, host=host)
-    task_status.started(listeners[0].socket.getsockname()[1])
-    await trio.serve_listeners(server.handle, listeners)
+    async with open_pump() as pump:
+        server = _Server(
+            roots=tuple(root.resolve() for root in roots),
+            status=status,
+            request_timeout=request_timeout,
+            send_timeout=send_timeout,
+            max_connections=max_connections,
+            max_connections_per_host=max_connections_per_host,
+            pump=pump,
+        )
+        task_status.started(listeners[0].socket.getsockname()[1])
+        await trio.serve_listeners(server.handle, listeners)
 
 
 @dataclass
@@ -99,25 +113,39 @@ class _Server:
     request_timeout: float
     send_timeout: float
     max_connections: int
+    max_connections_per_host: int
+    pump: Pump
     connections: int = 0
-    threads: trio.CapacityLimiter = field(
-        default_factory=lambda: trio.CapacityLimiter(SENDFILE_THREADS)
+    per_host: Counter[str] = field(default_factory=Counter)
+    opening: trio.CapacityLimiter = field(
+        default_factory=lambda: trio.CapacityLimiter(OPENING_THREADS)
     )
 
     async def handle(self, stream: trio.SocketStream) -> None:
         """Serve one accepted connection; serve_listeners closes it after."""
+        try:
+            host = peer_address(stream)
+        except OSError:  # reset before it was accepted
+            return
         if self.connections >= self.max_connections:
             log.warning("HTTP: refusing a connection: %d open", self.connections)
             return
+        if self.per_host[host] >= self.max_connections_per_host:
+            log.warning("HTTP: refusing a connection from %s: %d open", host, self.per_host[host])
+            return
         self.connections += 1
+        self.per_host[host] += 1
         try:
-            await _Connection(self, stream).serve()
+            await _Connection(self, stream, host).serve()
         except (trio.BrokenResourceError, trio.TooSlowError, OSError) as exc:
             log.debug("HTTP connection dropped: %s", exc)
         except Exception:  # a bug: it must cost this connection, never the server
             log.exception("HTTP: serving a connection failed; it is dropped, the server carries on")
         finally:
             self.connections -= 1
+            self.per_host[host] -= 1
+            if not self.per_host[host]:
+                del self.per_host[host]  # not one entry for every host ever served
 
 
 @dataclass(frozen=True)
@@ -142,10 +170,10 @@ class _FormTooLarge(Exception):
 class _Connection:
     """One client's connection: requests answered one after another."""
 
-    def __init__(self, server: _Server, stream: trio.SocketStream) -> None:
+    def __init__(self, server: _Server, stream: trio.SocketStream, peer: str) -> None:
         self.server = server
         self.stream = stream
-        self.peer = peer_address(stream)
+        self.peer = peer
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         self.head_only = False  # the request being answered is a HEAD: no body goes out
 
@@ -239,18 +267,20 @@ class _Connection:
 
     async def _send_file(self, request: _Request, path: str) -> None:
         try:
-            opened = await trio.to_thread.run_sync(
-                open_served, self.server.roots, Path(path), limiter=self.server.threads
+            opened, content = await trio.to_thread.run_sync(
+                _open_for_sending, self.server.roots, Path(path), limiter=self.server.opening
             )
         except OSError:  # not there, or not to be handed out: the same to the client
             await self._send_text(HTTPStatus.NOT_FOUND)
             return
         try:
-            await self._send_opened(request, opened, path)
+            await self._send_opened(request, opened, content, path)
         finally:
             os.close(opened.fd)
 
-    async def _send_opened(self, request: _Request, opened: ServedFile, path: str) -> None:
+    async def _send_opened(
+        self, request: _Request, opened: ServedFile, content: bytes | None, path: str
+    ) -> None:
         modified = formatdate(opened.mtime, usegmt=True)
         headers = [("content-type", content_type(path)), ("last-modified", modified),
                    ("accept-ranges", "bytes")]  # fmt: skip
@@ -273,7 +303,11 @@ class _Connection:
             headers.append(("content-range", span.content_range(opened.size)))
         headers.append(("content-length", str(span.length)))
         await self._send_event(_response(code, headers))
-        if not self.head_only:
+        if self.head_only:
+            pass
+        elif content is not None:
+            await self._send_event(h11.Data(data=content[span.start : span.stop]))
+        else:
             await self._send_span(opened.fd, span)
         await self._send_event(h11.EndOfMessage())
         log.info("HTTP: %d %s %s (%d bytes) to %s", code, request.method.decode(), path,
@@ -291,7 +325,7 @@ class _Connection:
                 await self._send_bytes(piece)
 
     async def _sendfile(self, fd: int, span: ByteRange) -> None:
-        """Copy the span to the socket in worker threads, whenever the socket has room.
+        """Copy the span to the socket on the pump's threads, whenever the socket has room.
 
         In threads, a cold page cache never stalls the event loop, and the
         kernel's work (on loopback, the receiving side's too) spreads over
@@ -305,9 +339,8 @@ class _Connection:
             with trio.fail_after(self.server.send_timeout):
                 await trio.lowlevel.wait_writable(sock)
             count = min(span.stop - offset, SENDFILE_TURN)
-            offset += await trio.to_thread.run_sync(
-                sendfile_while_room, sock.fileno(), fd, offset, count, limiter=self.server.threads
-            )
+            piece = partial(sendfile_while_room, sock.fileno(), fd, offset, count)
+            offset += await self.server.pump.run(piece)
 
     async def _send_text(
         self,
@@ -348,19 +381,20 @@ class _Unsent:
         return self.length
 
 
-def sendfile_while_room(sock_fd: int, fd: int, offset: int, count: int) -> int:
-    """Bytes of fd from offset that sendfile put into the non-blocking socket before it
-    was full (at most count); 0 when it had no room.  Blocking: for a worker thread."""
-    sent = 0
-    while sent < count:
-        try:
-            chunk = os.sendfile(sock_fd, fd, offset + sent, count - sent)
-        except BlockingIOError:
-            break
-        if chunk == 0:  # the file shrank under us: the promised length cannot be kept
-            raise trio.BrokenResourceError(f"file ended at byte {offset + sent}")
-        sent += chunk
-    return sent
+def _open_for_sending(roots: Sequence[Path], path: Path) -> tuple[ServedFile, bytes | None]:
+    """The opened file, with its bytes when it is small enough to send from memory."""
+    opened = open_served(roots, path)
+    if opened.size > SMALL_FILE:
+        return opened, None
+    try:
+        content = os.pread(opened.fd, opened.size, 0)
+    except BaseException:
+        os.close(opened.fd)
+        raise
+    if len(content) != opened.size:  # rewritten under us: nodeset renames, never truncates
+        os.close(opened.fd)
+        raise FileNotFoundError(f"{path} changed while it was read")
+    return opened, content
 
 
 def _response(code: int, headers: Sequence[tuple[str, str]]) -> h11.Response:

@@ -7,12 +7,16 @@ address the node is defined with (its effective `ip`: inherited and regular
 expression values count), and sets the node's `status` and `statustime` in
 xCAT's format.  Reports are advisory: they never change what a node boots,
 which is why an unauthenticated address check is enough (DESIGN.md §5).
+
+A thousand nodes booting at once report within seconds of each other, and
+the store takes one write at a time (the administrators' requests too): so
+reports that arrive while a write is under way are written together in the
+next one (group commit, `_Batches`), each answered once its own is stored.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +30,7 @@ from ..store import Store
 from ..store.nodes import Nodes
 from ..store.objtypes import NODE
 from ..store.regex_values import RegexValueError
+from ..store.schema import definitions_stamp
 from ..throttle import ThrottledWarning
 
 log = logging.getLogger(__name__)
@@ -56,12 +61,16 @@ class _AddressIndex:
     node_of: dict[str, str]  # ip -> node
     ip_of: dict[str, str]  # node -> ip
     read_at: float
+    stamp: int  # of the definitions it was read from (store/schema.py)
 
 
 def _read_index(db: sqlite_utils.Database) -> _AddressIndex:
+    # The stamp first: a change made while the nodes are read makes the next look read again.
+    stamp = definitions_stamp(db)
     nodes = Nodes.load(db)
     ip_of = {node: ip for node in nodes.all_nodes() if (ip := _ip(nodes, node))}
-    return _AddressIndex({ip: node for node, ip in ip_of.items()}, ip_of, time.monotonic())
+    by_ip = {ip: node for node, ip in ip_of.items()}
+    return _AddressIndex(by_ip, ip_of, time.monotonic(), stamp)
 
 
 def _ip(nodes: Nodes, node: str) -> str | None:
@@ -91,6 +100,7 @@ class StatusReports:
         self._index: _AddressIndex | None = None
         self._reading = trio.Lock()
         self._refusals = ThrottledWarning(log)  # anyone can send reports
+        self._batches = _Batches(store)
 
     async def report(self, peer: str, state: str, node: str | None = None, detail: str = "") -> str:
         """Record `state` for the node at `peer` (or `node`, which must be at
@@ -99,7 +109,7 @@ class StatusReports:
         if state not in STATES:
             raise UnknownState(f"unknown state {state!r}: use one of {', '.join(sorted(STATES))}")
         node = await self._node_at(peer, node)
-        await self.store.run(lambda db: write_status(db, [node], state))
+        await self._batches.write(node, state)
         if self.on_report is not None:
             self.on_report(node, state)
         # %r: the node's own words must not start a line of their own in the log.
@@ -147,12 +157,53 @@ class StatusReports:
     async def _fresh_index(self, force: bool = False) -> _AddressIndex:
         async with self._reading:  # one read serves every report waiting for it
             index = self._index
-            age = math.inf if index is None else time.monotonic() - index.read_at
-            # A report that does not fit forces a re-read, but at most once a
-            # second: reports from wrong addresses must not each cost a full read.
-            if index is None or age > INDEX_LIFETIME or (force and age > 1.0):
+            if (
+                index is None
+                or time.monotonic() - index.read_at > INDEX_LIFETIME
+                or (force and await self._changed_since(index))
+            ):
                 index = self._index = await self.store.run(_read_index)
             return index
+
+    async def _changed_since(self, index: _AddressIndex) -> bool:
+        """Whether the definitions changed since the index was read: a report
+        that does not fit (a node just defined or readdressed) makes it read
+        again then only, so reports from wrong addresses never each cost a
+        full read."""
+        return await self.store.run(definitions_stamp) != index.stamp
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, str]] = []  # (node, state), in arrival order
+        self.written = False
+        self.error: Exception | None = None
+
+
+class _Batches:
+    """Group commit: the reports waiting while one batch is written are the next
+    batch, written in one transaction by the first of them to get its turn."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._open = _Batch()
+        self._writing = trio.Lock()  # fair: turns come in arrival order
+
+    async def write(self, node: str, state: str) -> None:
+        """Return once the node's state is stored (raise what storing it raised)."""
+        batch = self._open
+        batch.reports.append((node, state))
+        async with self._writing:
+            if not batch.written:
+                self._open = _Batch()  # reports from now on go to the next one
+                try:
+                    await self.store.run(lambda db: write_reports(db, batch.reports))
+                except Exception as exc:  # every report of the batch is answered with it
+                    batch.error = exc
+                finally:
+                    batch.written = True
+        if batch.error is not None:
+            raise batch.error
 
 
 def _match(index: _AddressIndex, peer: str, claimed: str | None) -> str | None:
@@ -163,9 +214,15 @@ def _match(index: _AddressIndex, peer: str, claimed: str | None) -> str | None:
 
 def write_status(db: sqlite_utils.Database, nodes: list[str], state: str) -> None:
     """The nodes' `status`, and `statustime` now, in xCAT's format."""
+    write_reports(db, [(node, state) for node in nodes])
+
+
+def write_reports(db: sqlite_utils.Database, reports: list[tuple[str, str]]) -> None:
+    """Each (node, state): the node's `status`, and `statustime` now; in one
+    transaction, a node reported twice ending with its last state."""
     stamp = time.strftime(STATUSTIME_FORMAT)
     with db.atomic():
         db.conn.executemany(
             f"update [{NODE.name}] set status = ?, statustime = ? where [{NODE.key}] = ?",
-            [[state, stamp, node] for node in nodes],
+            [[state, stamp, node] for node, state in reports],
         )

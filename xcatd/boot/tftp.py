@@ -9,16 +9,21 @@ ConnectionRefusedError.  Garbage is dropped unanswered, a repeated request
 is left to the running transfer's retransmissions, and each client host
 gets at most MAX_TRANSFERS_PER_HOST transfers at once.  Nothing one datagram
 or transfer does ends the server: an unexpected error (a bug) is logged with
-its traceback and costs that request alone.  Files are opened and read in
-worker threads, a window at a time, so a slow disk never stalls the event
-loop.  The protocol itself is the sans-I/O `tftp_protocol`.
+its traceback and costs that request alone.  Files are opened in worker
+threads of the server's own (a storm of transfers must never take the
+threads the daemon's requests run in), so a slow disk never stalls the event
+loop.  Files of at most CACHED_FILE bytes, which is what TFTP carries here
+(boot loaders, their configs), are read once and kept while they stay the
+same file (SmallFiles): a thousand nodes fetching the iPXE program then cost
+one read, not a thread hop per block each.  Larger ones are read a window
+at a time.  The protocol itself is the sans-I/O `tftp_protocol`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -47,6 +52,10 @@ MAX_TRANSFERS = 2000
 # A node fetches a few files at a time; more at once from one host is a fault
 # or an attack, and must not take the slots of every other host.
 MAX_TRANSFERS_PER_HOST = 16
+# Bigger files are read a window at a time, never kept.
+CACHED_FILE = 4 << 20
+CACHE_BYTES = 64 << 20  # at most this much kept; the least recently sent goes first
+FILE_THREADS = 8  # opens and reads at once, in threads of the server's own
 # Linux's value; Python 3.11's socket module does not name it.
 IP_PKTINFO = getattr(trio.socket, "IP_PKTINFO", 8)
 PKTINFO_SPACE = trio.socket.CMSG_SPACE(12)  # sizeof(struct in_pktinfo)
@@ -63,21 +72,21 @@ async def serve_tftp(
 
     `task_status.started()` gets the bound port, so port 0 picks a free one.
     """
-    root = root.resolve()
+    files = SmallFiles(root.resolve())
     family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
     with trio.socket.socket(family, trio.socket.SOCK_DGRAM) as sock:
         await sock.bind((host, port))
         if family == trio.socket.AF_INET:
             sock.setsockopt(trio.socket.IPPROTO_IP, IP_PKTINFO, 1)  # see _reply_address
         listening, bound_port = sock.getsockname()[:2]
-        log.info("TFTP: serving %s on %s port %d", root, host, bound_port)
+        log.info("TFTP: serving %s on %s port %d", files.root, host, bound_port)
         async with trio.open_nursery() as nursery:
             transfers = _Transfers(nursery)
             task_status.started(bound_port)
             while True:
                 datagram, ancillary, _, client = await sock.recvmsg(MAX_DATAGRAM, PKTINFO_SPACE)
                 local_address = _reply_address(ancillary, listening)
-                await _on_datagram(datagram, client, local_address, root, sock, transfers)
+                await _on_datagram(datagram, client, local_address, files, sock, transfers)
 
 
 class _Transfers:
@@ -143,13 +152,13 @@ async def _on_datagram(
     datagram: bytes,
     client: Any,
     local_address: str,
-    root: Path,
+    files: SmallFiles,
     sock: trio.socket.SocketType,
     transfers: _Transfers,
 ) -> None:
     """Take one datagram sent to the server's port; whatever it holds, the server carries on."""
     try:
-        refusal = _take_request(datagram, client, local_address, root, sock, transfers)
+        refusal = _take_request(datagram, client, local_address, files, sock, transfers)
         if refusal is not None:
             await _send_refusal(sock, client, refusal)
     except Exception:  # a bug: it must cost this request, never the server
@@ -160,7 +169,7 @@ def _take_request(
     datagram: bytes,
     client: Any,
     local_address: str,
-    root: Path,
+    files: SmallFiles,
     sock: trio.socket.SocketType,
     transfers: _Transfers,
 ) -> Refused | None:
@@ -179,7 +188,7 @@ def _take_request(
         return None
     refusal = transfers.refusal(client)
     if refusal is None:
-        serve = partial(_serve_request, root, sock.family, local_address, packet, client)
+        serve = partial(_serve_request, files, sock.family, local_address, packet, client)
         transfers.start(client, datagram, serve)
     return refusal
 
@@ -193,7 +202,7 @@ async def _send_refusal(sock: trio.socket.SocketType, client: Any, refusal: Refu
 
 
 async def _serve_request(
-    root: Path, family: int, local_address: str, request: Request, client: Any
+    files: SmallFiles, family: int, local_address: str, request: Request, client: Any
 ) -> None:
     """Answer one request from a socket of its own, bound beside the server's."""
     peer = _peer(client)
@@ -201,7 +210,7 @@ async def _serve_request(
         with trio.socket.socket(family, trio.socket.SOCK_DGRAM) as sock:
             await sock.bind((local_address, 0))
             await sock.connect(client)
-            await _answer(sock, root, request, peer)
+            await _answer(sock, files, request, peer)
     except ConnectionRefusedError:
         log.info("TFTP: %s went away during %s", peer, request.filename)
     except OSError as exc:  # one transfer's failure must not end the server
@@ -210,28 +219,26 @@ async def _serve_request(
         log.exception("TFTP: sending %s to %s failed", request.filename, peer)
 
 
-async def _answer(sock: trio.socket.SocketType, root: Path, request: Request, peer: str) -> None:
+async def _answer(
+    sock: trio.socket.SocketType, files: SmallFiles, request: Request, peer: str
+) -> None:
     """Send the file, or an ERROR saying why not."""
     try:
-        opened = await trio.to_thread.run_sync(_open, root, requested_path(request))
+        opened = await files.open(requested_path(request))
     except Refused as refusal:
         log.info("TFTP: %s asked for %s: %s", peer, request.filename, refusal)
         await sock.send(refusal.datagram)
         return
-    try:
+    with opened:
         transfer = ReadTransfer(request.options, opened.size, trio.current_time())
-        await _send_file(sock, opened.fd, transfer)
-    finally:
-        os.close(opened.fd)
+        await _send_file(sock, opened, transfer)
     _log_outcome(transfer, peer, request.filename, opened.size)
 
 
-async def _send_file(sock: trio.socket.SocketType, fd: int, transfer: ReadTransfer) -> None:
+async def _send_file(sock: trio.socket.SocketType, opened: _Opened, transfer: ReadTransfer) -> None:
     while not transfer.finished:
         if (wanted := transfer.wanted()) is not None:
-            offset, length = wanted
-            data = await trio.to_thread.run_sync(os.pread, fd, length, offset)
-            transfer.feed(data, trio.current_time())
+            transfer.feed(await opened.read(*wanted), trio.current_time())
         for datagram in transfer.datagrams_to_send():
             await sock.send(datagram)
         with trio.move_on_at(transfer.deadline) as waiting:
@@ -240,6 +247,88 @@ async def _send_file(sock: trio.socket.SocketType, fd: int, transfer: ReadTransf
             transfer.tick(trio.current_time())
         else:
             transfer.receive(datagram, trio.current_time())
+
+
+class _Opened:
+    """A file being sent: its bytes in memory when it is small, else its descriptor."""
+
+    def __init__(
+        self, size: int, content: bytes | None, fd: int | None, threads: trio.CapacityLimiter
+    ) -> None:
+        self.size, self._content, self._fd, self._threads = size, content, fd, threads
+
+    async def read(self, offset: int, length: int) -> bytes:
+        if self._content is not None:
+            return self._content[offset : offset + length]
+        assert self._fd is not None
+        return await trio.to_thread.run_sync(
+            os.pread, self._fd, length, offset, limiter=self._threads
+        )
+
+    def __enter__(self) -> _Opened:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+
+class SmallFiles:
+    """Opens the files under root for TFTP; keeps the bytes of the small ones.
+
+    A kept file is known by device, inode, size and modification time, so a
+    file nodeset has replaced (a new inode) or that was rewritten in place is
+    read again: every open still resolves and checks the path (open_served),
+    it only skips the read.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._threads = trio.CapacityLimiter(FILE_THREADS)
+        self._kept: OrderedDict[tuple[int, int, int, int], bytes] = OrderedDict()
+        self._kept_bytes = 0
+
+    async def open(self, relative: PurePosixPath) -> _Opened:
+        """The file, or Refused with the error TFTP answers."""
+        fd, identity, content = await trio.to_thread.run_sync(
+            self._open_and_read, relative, limiter=self._threads
+        )
+        if fd is None:  # kept before
+            self._kept.move_to_end(identity)
+        elif content is not None:  # read just now: kept from now on
+            os.close(fd)
+            fd = None
+            self._keep(identity, content)
+        return _Opened(identity[2], content, fd, self._threads)
+
+    def _open_and_read(
+        self, relative: PurePosixPath
+    ) -> tuple[int | None, tuple[int, int, int, int], bytes | None]:
+        """In a thread: the file's descriptor (None when its bytes were kept), its
+        identity, and its bytes when it is small."""
+        opened = _open(self.root, relative)
+        info = os.fstat(opened.fd)
+        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        if info.st_size > CACHED_FILE:
+            return opened.fd, identity, None
+        if (content := self._kept.get(identity)) is not None:
+            os.close(opened.fd)
+            return None, identity, content
+        try:
+            content = os.pread(opened.fd, info.st_size, 0)
+        except OSError as exc:
+            os.close(opened.fd)
+            raise Refused(ErrorCode.ACCESS_VIOLATION, exc.strerror or str(exc)) from None
+        return opened.fd, identity, content if len(content) == info.st_size else None
+
+    def _keep(self, identity: tuple[int, int, int, int], content: bytes) -> None:
+        if identity in self._kept:
+            return
+        self._kept[identity] = content
+        self._kept_bytes += len(content)
+        while self._kept_bytes > CACHE_BYTES:
+            _, dropped = self._kept.popitem(last=False)
+            self._kept_bytes -= len(dropped)
 
 
 def _open(root: Path, relative: PurePosixPath) -> ServedFile:

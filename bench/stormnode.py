@@ -1,0 +1,148 @@
+"""One simulated node of the boot storm: what a booting node fetches, in order.
+
+Every transfer is a real client (curl, which speaks TFTP too) bound to the
+node's own address, so the servers see one host per node, as they would:
+
+1. its firmware's TFTP read of the iPXE program (blksize 1468 and no
+   windowsize, as PXE ROMs and iPXE ask; curl sends tsize too, as they do);
+2. iPXE's HTTP GET of the node's script (written by the real nodeset), then
+   of the kernel and the initrd it names;
+3. the initrd's report `netbooting`, its GET of the image's .sha256 and of
+   the image (imgurl= of the script's kernel command line), then `booted`
+   (the status URL is XCATSTATUS= of the same line).
+
+A failed transfer is tried again, ATTEMPTS times in all and RETRY_PAUSE
+apart (the initrd's own curl does about that), and counted; a node whose
+transfer fails every time has failed its boot.  Bytes are checked by count
+against the files' sizes: the node's real checksum would cost the one
+machine that plays both sides a core of its own.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+TFTP_BLKSIZE = 1468  # the largest block an Ethernet frame holds, as PXE ROMs ask
+ATTEMPTS = 3
+RETRY_PAUSE = 2.0  # seconds
+TIMEOUT = 900  # seconds any one transfer may take: far past a storm's worst
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Where a node's files come from; status reports always go where its script says."""
+
+    tftp: str  # host:port
+    http: str  # host:port of the HTTP server, which serves every file at its absolute path
+    tftpdir: Path  # what TFTP paths are relative to; HTTP paths are absolute
+    nice: int = 0  # the clients' niceness
+
+    def size(self, url: str) -> int:
+        """The size of the file url names: what its transfer must bring."""
+        scheme, _, path, _, _ = urllib.parse.urlsplit(url)
+        return (self.tftpdir / path.lstrip("/") if scheme == "tftp" else Path(path)).stat().st_size
+
+    def script(self, node: str) -> str:
+        """The URL of the node's iPXE script, as nodeset wrote it."""
+        return f"http://{self.http}{self.tftpdir}/xcat/xnba/nodes/{node}"
+
+    def serving(self, url: str) -> str:
+        """url as this HTTP server serves it (the script names the daemon's)."""
+        return urllib.parse.urlsplit(url)._replace(netloc=self.http).geturl()
+
+
+@dataclass
+class Outcome:
+    """What one node saw; times are seconds on the storm's clock (time.monotonic)."""
+
+    node: str
+    arrived: float
+    done: float | None = None  # when the image was all there
+    fetched: int = 0  # bytes
+    retries: int = 0
+    failure: str | None = None
+    status_seconds: list[float] = field(default_factory=list)  # each report's round trip
+
+
+class TransferFailed(Exception):
+    pass
+
+
+async def boot(node: str, address: str, servers: Servers) -> Outcome:
+    """Play one node's network boot from `address`; never raises for the server's faults."""
+    outcome = Outcome(node, time.monotonic())
+    client = _Client(address, servers.nice, outcome)
+    try:
+        await client.fetch(f"tftp://{servers.tftp}/xcat/xnba.kpxe", servers)
+        script = await client.text(servers.script(node))
+        kernel, initrd, imgurl, status = _script_urls(script)
+        for url in (kernel, initrd):
+            await client.fetch(servers.serving(url), servers)
+        await client.report(status, node, "netbooting")
+        image = servers.serving(imgurl)
+        await client.fetch(image + ".sha256", servers)
+        await client.fetch(image, servers)
+        outcome.done = time.monotonic()
+        await client.report(status, node, "booted")
+    except TransferFailed as failure:
+        outcome.failure = str(failure)
+    return outcome
+
+
+class _Client:
+    def __init__(self, address: str, nice: int, outcome: Outcome) -> None:
+        self.base = ["nice", "-n", str(nice), "curl", "-sS", "-f", "--interface", address,
+                     "--tftp-blksize", str(TFTP_BLKSIZE)]  # fmt: skip
+        self.outcome = outcome
+
+    async def fetch(self, url: str, servers: Servers) -> None:
+        """The whole file at url, thrown away once counted."""
+        got = await self._curl(url, "-o", "/dev/null", "-w", "%{size_download}")
+        expected = servers.size(url)
+        if int(got) != expected:
+            raise TransferFailed(f"{url}: {got} of {expected} bytes")
+        self.outcome.fetched += expected
+
+    async def text(self, url: str) -> str:
+        return await self._curl(url)
+
+    async def report(self, url: str, node: str, state: str) -> None:
+        form = ["--data-urlencode", f"node={node}", "--data-urlencode", f"state={state}"]
+        took = await self._curl(url, *form, "-o", "/dev/null", "-w", "%{time_total}")
+        self.outcome.status_seconds.append(float(took))
+
+    async def _curl(self, url: str, *args: str) -> str:
+        """curl's standard output, once it succeeds; TransferFailed after ATTEMPTS tries."""
+        why = ""
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                self.outcome.retries += 1
+                await trio.sleep(RETRY_PAUSE)
+            why = f"no answer in {TIMEOUT} s"
+            with trio.move_on_after(TIMEOUT):
+                done = await trio.run_process([*self.base, *args, url], capture_stdout=True,
+                                              capture_stderr=True, check=False)  # fmt: skip
+                if done.returncode == 0:
+                    return done.stdout.decode()
+                why = done.stderr.decode().strip()
+        raise TransferFailed(f"{url}: {why}")
+
+
+_IMGFETCH = re.compile(r"^imgfetch -n (kernel|initrd) (\S+)$", re.MULTILINE)
+_ARGUMENT = re.compile(r"\b(imgurl|XCATSTATUS)=(\S+)")
+
+
+def _script_urls(script: str) -> tuple[str, str, str, str]:
+    """The kernel's, the initrd's, the image's and the status URL of an iPXE script."""
+    fetched = dict(_IMGFETCH.findall(script))
+    arguments = dict(_ARGUMENT.findall(script))
+    try:
+        return fetched["kernel"], fetched["initrd"], arguments["imgurl"], arguments["XCATSTATUS"]
+    except KeyError as missing:
+        raise TransferFailed(f"the iPXE script names no {missing}:\n{script}") from None
