@@ -292,6 +292,7 @@ def storm_figures(count: int, storm: Storm, is_daemon: bool) -> bool:
     outcomes = storm.outcomes
     fetch = [o.done - o.arrived for o in storm.finished] or [float("nan")]
     status = [s for o in outcomes for s in o.status_seconds] or [float("nan")]
+    connect = [s for o in outcomes for s in o.status_connect] or [float("nan")]
     failed = [o for o in outcomes if o.failure is not None]
     moved = sum(o.fetched for o in outcomes)
     ok = report("    last node has its bytes", storm.last, "s")
@@ -309,6 +310,8 @@ def storm_figures(count: int, storm: Storm, is_daemon: bool) -> bool:
                      storm.peak_mib < RSS_TARGET_MIB)  # fmt: skip
     print(f"    status report p50 / p99        {1000 * percentile(status, 50):.0f} / "
           f"{1000 * percentile(status, 99):.0f} ms", flush=True)  # fmt: skip
+    print(f"      of it TCP connect p50 / p99  {1000 * percentile(connect, 50):.0f} / "
+          f"{1000 * percentile(connect, 99):.0f} ms", flush=True)  # fmt: skip
     prober = storm.prober
     p99 = percentile(prober.command, 99) if prober.command else float("nan")
     ok &= report("    lsxcatd -v p99 (command)", 1000 * p99, "ms",

@@ -68,6 +68,7 @@ class Outcome:
     retries: int = 0
     failure: str | None = None
     status_seconds: list[float] = field(default_factory=list)  # each report's round trip
+    status_connect: list[float] = field(default_factory=list)  # of it, the TCP connect
 
 
 class TransferFailed(Exception):
@@ -114,8 +115,12 @@ class _Client:
 
     async def report(self, url: str, node: str, state: str) -> None:
         form = ["--data-urlencode", f"node={node}", "--data-urlencode", f"state={state}"]
-        took = await self._curl(url, *form, "-o", "/dev/null", "-w", "%{time_total}")
-        self.outcome.status_seconds.append(float(took))
+        took = await self._curl(
+            url, *form, "-o", "/dev/null", "-w", "%{time_connect} %{time_total}"
+        )
+        connect, total = took.split()
+        self.outcome.status_connect.append(float(connect))
+        self.outcome.status_seconds.append(float(total))
 
     async def _curl(self, url: str, *args: str) -> str:
         """curl's standard output, once it succeeds; TransferFailed after ATTEMPTS tries."""
