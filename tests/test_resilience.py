@@ -60,6 +60,7 @@ def strict(tmp_path) -> Iterator[Cluster]:
         idle_timeout=1.0,
         frame_timeout=1.0,
         max_handshakes=4,
+        max_handshakes_per_address=2,
         max_unauthenticated=4,
         max_connections_per_address=8,
     )
@@ -225,11 +226,26 @@ def test_peers_without_a_certificate_cannot_lock_out_the_administrator(strict) -
     still_serving(strict)
 
 
+def stalled_handshake(cluster: Cluster, source: str) -> socket.socket:
+    """A connection that never begins its TLS handshake."""
+    return socket.create_connection(("127.0.0.1", cluster.port), source_address=(source, 0))
+
+
 def test_stalled_handshakes_hold_their_slots_only_for_the_handshake_timeout(strict) -> None:
-    stalled = [socket.create_connection(("127.0.0.1", strict.port)) for _ in range(4)]
-    assert closed_by_daemon(socket.create_connection(("127.0.0.1", strict.port)), within=0.5)
+    stalled = [stalled_handshake(strict, f"127.0.0.{n}") for n in range(2, 6)]
+    time.sleep(0.2)
+    assert closed_by_daemon(stalled_handshake(strict, "127.0.0.6"), within=0.5)
     assert all(closed_by_daemon(sock) for sock in stalled)
     still_serving(strict)
+
+
+def test_one_address_stalling_handshakes_cannot_lock_out_the_administrator(strict) -> None:
+    stalled = [stalled_handshake(strict, "127.0.0.2") for _ in range(6)]
+    time.sleep(0.2)
+    # Two turns are 127.0.0.2's; its other four wait behind them, holding no
+    # handshake slot, so the administrator's command gets one at once.
+    still_serving(strict)
+    assert all(closed_by_daemon(sock) for sock in stalled)  # all at the timeout
 
 
 def test_one_address_gets_only_its_share_of_connections(strict) -> None:

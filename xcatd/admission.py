@@ -9,14 +9,23 @@ only those slots (each for at most the handshake timeout, since such a peer
 may stay idle no longer), from one address only that address's share, and
 the rest stays free for administrators and service nodes.  A connection that
 finds a budget spent is closed at once.
+
+One address's handshakes beyond its turns (max_handshakes_per_address) wait
+for one of them to end rather than take a handshake slot: else a single
+stranger opening connections and never finishing a handshake would hold
+every handshake slot, and lock everyone else out, for as long as it kept
+doing so.  Waiting, not refusing, so that an administrator's script that
+starts many commands at once from one host still works.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import trio
 
 from .config import Config
 from .throttle import ThrottledWarning
@@ -25,18 +34,37 @@ log = logging.getLogger(__name__)
 
 
 class Slot:
-    """One admitted connection; it holds a handshake slot until `handshake_done`."""
+    """One admitted connection: a turn at a handshake (`handshaking`), then
+    the share its peer's kind has (`handshake_done`)."""
 
     def __init__(self, admission: Admission, host: str) -> None:
         self._admission = admission
         self.host = host
-        self.stage: str | None = HANDSHAKING  # the limited share it holds, if any
+        self.stage: str | None = None  # the limited share it holds, if any
+
+    @asynccontextmanager
+    async def handshaking(self) -> AsyncIterator[bool]:
+        """Hold a handshake slot for the block, once this address has a turn
+        free (waiting for one if not); yields False when every handshake slot
+        is taken (then close the connection)."""
+        admission = self._admission
+        async with admission.turns(self.host):
+            if admission.held[HANDSHAKING] >= admission.config.max_handshakes:
+                admission.note_refusal(
+                    self.host, f"{admission.held[HANDSHAKING]} TLS handshakes under way"
+                )
+                yield False
+                return
+            admission.enter(self, HANDSHAKING)
+            try:
+                yield True
+            finally:
+                admission.leave(self)
 
     def handshake_done(self, certified: bool) -> bool:
-        """Move from the handshake share to the peer's next one; False when
-        it has no certificate and that share is spent (then close it)."""
+        """Take the share of the peer's kind; False when it has no
+        certificate and that share is spent (then close it)."""
         admission = self._admission
-        admission.leave(self)
         if certified:
             return True
         if admission.held[UNAUTHENTICATED] >= admission.config.max_unauthenticated:
@@ -55,6 +83,7 @@ class Admission:
         self.total = 0
         self.per_address: Counter[str] = Counter()
         self.held = {HANDSHAKING: 0, UNAUTHENTICATED: 0}
+        self._turns: dict[str, trio.CapacityLimiter] = {}  # by address, while in use
         self._refusals = ThrottledWarning(log)
 
     @contextmanager
@@ -69,7 +98,6 @@ class Admission:
         slot = Slot(self, host)
         self.total += 1
         self.per_address[host] += 1
-        self.enter(slot, HANDSHAKING)
         try:
             yield slot
         finally:
@@ -78,6 +106,20 @@ class Admission:
             self.per_address[host] -= 1
             if not self.per_address[host]:
                 del self.per_address[host]
+
+    @asynccontextmanager
+    async def turns(self, host: str) -> AsyncIterator[None]:
+        """One of `host`'s handshake turns for the block, waited for if none is free."""
+        turns = self._turns.get(host)
+        if turns is None:
+            turns = self._turns[host] = trio.CapacityLimiter(self.config.max_handshakes_per_address)
+        try:
+            async with turns:
+                yield
+        finally:
+            used = turns.statistics()
+            if not used.borrowed_tokens and not used.tasks_waiting:
+                del self._turns[host]  # not one entry for every address ever seen
 
     def enter(self, slot: Slot, stage: str) -> None:
         slot.stage = stage
@@ -94,8 +136,6 @@ class Admission:
             return f"{self.total} connections open"
         if self.per_address[host] >= config.max_connections_per_address:
             return f"{self.per_address[host]} connections open from this address"
-        if self.held[HANDSHAKING] >= config.max_handshakes:
-            return f"{self.held[HANDSHAKING]} TLS handshakes under way"
         return None
 
     def note_refusal(self, host: str, reason: str) -> None:

@@ -51,6 +51,8 @@ class Config:
     max_connections: int = 4096
     max_connections_per_address: int = 256
     max_handshakes: int = 256  # TLS handshakes under way at once
+    # ... of them from one address; its others wait (admission.py says why).
+    max_handshakes_per_address: int = 16
     max_unauthenticated: int = 256  # connections past the handshake without a certificate
     # Hardware control (rpower, rsetboot, rnetboot): BMC sessions this daemon
     # drives at once, over all requests (xCAT's ipmimaxp; at most 256), and the

@@ -77,7 +77,7 @@ async def handle_connection(daemon: Daemon, stream: trio.SocketStream) -> None:
 async def _serve_connection(
     daemon: Daemon, stream: trio.SocketStream, host: str, address: str, slot: Slot
 ) -> None:
-    tls = await _accept_tls(daemon, stream, address)
+    tls = await _accept_tls(daemon, stream, address, slot)
     if tls is None:
         return
     peer = Peer(host, address, tls.getpeercert(binary_form=True))
@@ -104,29 +104,39 @@ async def _linger(stream: trio.SocketStream) -> None:
 
 
 async def _accept_tls(
-    daemon: Daemon, stream: trio.SocketStream, address: str
+    daemon: Daemon, stream: trio.SocketStream, address: str, slot: Slot
 ) -> trio.SSLStream | None:
-    """The TLS stream once the handshake is done, or None (already answered)."""
+    """The TLS stream once the handshake is done, or None (already answered).
+    The handshake timeout counts from the connection, waiting for a turn included."""
     with trio.move_on_after(daemon.config.handshake_timeout):
-        # Peek before TLS so that someone typing at the port is told why
-        # nothing happens, instead of seeing a silent close.
-        first = await stream.socket.recv(1, socket.MSG_PEEK)
-        if not first:
-            return None
-        if first[0] != TLS_HANDSHAKE_RECORD:
-            PEER_TROUBLE.warning("%s sent plain text instead of TLS", address)
-            await stream.send_all(NOT_TLS_REPLY)
-            await _linger(stream)
-            return None
-        tls = trio.SSLStream(stream, daemon.ssl_context, server_side=True)
-        try:
-            await tls.do_handshake()
-        except trio.BrokenResourceError as exc:
-            PEER_TROUBLE.warning("TLS handshake with %s failed: %s", address, exc.__cause__ or exc)
-            return None
-        return tls
+        async with slot.handshaking() as admitted:
+            if not admitted:
+                return None
+            return await _handshake(daemon, stream, address)
     PEER_TROUBLE.warning("TLS handshake with %s timed out", address)
     return None
+
+
+async def _handshake(
+    daemon: Daemon, stream: trio.SocketStream, address: str
+) -> trio.SSLStream | None:
+    # Peek before TLS so that someone typing at the port is told why
+    # nothing happens, instead of seeing a silent close.
+    first = await stream.socket.recv(1, socket.MSG_PEEK)
+    if not first:
+        return None
+    if first[0] != TLS_HANDSHAKE_RECORD:
+        PEER_TROUBLE.warning("%s sent plain text instead of TLS", address)
+        await stream.send_all(NOT_TLS_REPLY)
+        await _linger(stream)
+        return None
+    tls = trio.SSLStream(stream, daemon.ssl_context, server_side=True)
+    try:
+        await tls.do_handshake()
+    except trio.BrokenResourceError as exc:
+        PEER_TROUBLE.warning("TLS handshake with %s failed: %s", address, exc.__cause__ or exc)
+        return None
+    return tls
 
 
 class Session:

@@ -30,7 +30,7 @@ from tests.boot.test_http import Server as HttpServer
 from tests.boot.test_tftp import Client, rrq
 from tests.boot.test_tftp import Server as TftpServer
 from tests.boot.test_tftp_protocol import ack, data
-from xcatd.boot.statusport import MAX_LINE, serve_status_port
+from xcatd.boot.statusport import MAX_LINE, Room, serve_status_port
 from xcatd.boot.tftp import serve_tftp
 from xcatd.boot.tftp_protocol import MAX_RETRIES
 
@@ -363,6 +363,26 @@ async def test_a_node_reset_after_sending_anything_costs_its_connection_alone(
     assert await status_line(port, b"installstatus installing\n") == b"ok\n"
     assert reports.taken[-1] == ("127.0.0.1", "installing")
     await no_descriptor_left(before)
+
+
+async def test_one_address_holding_connections_open_leaves_the_others_room(
+    nursery: trio.Nursery, server_log
+) -> None:
+    reports = Reports()
+    room = Room(size=6, per_address=4)
+    port = await nursery.start(partial(serve_status_port, reports, "127.0.0.1", 0, room))
+    stranger = []
+    for _ in range(room.size):  # enough to fill the room, were it let
+        sock = trio.socket.socket()
+        await sock.bind(("127.0.0.2", 0))
+        await sock.connect(("127.0.0.1", port))
+        stranger.append(sock)
+    with trio.fail_after(5):  # past its four, closed unanswered; the four stay open
+        assert [await sock.recv(100) for sock in stranger[4:]] == [b"", b""]
+    assert await status_line(port, b"installstatus booted\n") == b"ok\n"
+    assert reports.taken == [("127.0.0.1", "booted")]
+    for sock in stranger:
+        sock.close()
 
 
 async def test_a_line_with_no_end_is_cut_off_unanswered(

@@ -9,6 +9,8 @@ endpoint's `node=`).
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass, field
 from functools import partial
 
 import trio
@@ -19,41 +21,67 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 1024
 LINE_TIMEOUT = 10.0  # seconds a node gets to send its line
-MAX_CONNECTIONS = 1024  # more at once are closed unanswered: a flood must not exhaust us
+# More at once are closed unanswered, so that a flood cannot exhaust us and
+# one address cannot take every node's room (a node sends one line at a time).
+MAX_CONNECTIONS = 1024
+MAX_CONNECTIONS_PER_ADDRESS = 8
+
+
+@dataclass
+class Room:
+    """The connections being answered, in all and by address."""
+
+    size: int = MAX_CONNECTIONS
+    per_address: int = MAX_CONNECTIONS_PER_ADDRESS
+    taken: Counter[str] = field(default_factory=Counter)
+
+    def enter(self, peer: str) -> bool:
+        if self.taken.total() >= self.size or self.taken[peer] >= self.per_address:
+            return False
+        self.taken[peer] += 1
+        return True
+
+    def leave(self, peer: str) -> None:
+        self.taken[peer] -= 1
+        if not self.taken[peer]:
+            del self.taken[peer]  # not one entry for every address ever seen
 
 
 async def serve_status_port(
-    reports: StatusReports, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED
+    reports: StatusReports,
+    host: str,
+    port: int,
+    room: Room | None = None,
+    *,
+    task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on `host:port` until cancelled; `task_status` gets the bound port."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     task_status.started(listeners[0].socket.getsockname()[1])
-    room = trio.CapacityLimiter(MAX_CONNECTIONS)
-    await trio.serve_listeners(partial(_answer, reports, room), listeners)
+    await trio.serve_listeners(partial(_answer, reports, room or Room()), listeners)
 
 
-async def _answer(
-    reports: StatusReports, room: trio.CapacityLimiter, stream: trio.SocketStream
-) -> None:
+async def _answer(reports: StatusReports, room: Room, stream: trio.SocketStream) -> None:
     """One node's line, answered; whatever the node does, the listener lives on."""
     async with stream:
         try:
-            room.acquire_nowait()
-        except trio.WouldBlock:
+            peer = stream.socket.getpeername()[0]
+        except OSError:  # reset before it was accepted
+            return
+        if not room.enter(peer):
             return
         try:
             with trio.move_on_after(LINE_TIMEOUT):
-                peer = stream.socket.getpeername()[0]
                 line = await _read_line(stream)
                 reply = await _handle(reports, peer, line) if line is not None else None
                 if reply is not None:
                     await stream.send_all(reply.encode() + b"\n")
         except (OSError, trio.BrokenResourceError):
-            pass  # the node went away (a reset can come before getpeername)
+            pass  # the node went away
         except Exception:  # a bug or the store failing: log it, keep serving
             log.exception("status line from a node failed")
         finally:
-            room.release()
+            room.leave(peer)
 
 
 async def _read_line(stream: trio.SocketStream) -> bytes | None:
