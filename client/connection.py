@@ -88,6 +88,13 @@ class Connection:
                 f"the server at {self.target} is not trusted: its certificate is not from the "
                 f"cluster CA in {self.credentials.ca_file} ({exc.verify_message})"
             ) from None
+        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            raw.close()
+            raise ClientError(
+                f"xcatd at {self.target} closed the connection during the TLS handshake: it "
+                "admits only so many connections at once, from one address too (its log says "
+                "which limit); try again, or raise the limit in its xcatd.toml"
+            ) from None
         except (ssl.SSLError, OSError) as exc:
             raw.close()
             raise ClientError(f"TLS with xcatd at {self.target} failed: {exc}") from None

@@ -258,6 +258,19 @@ def test_one_address_gets_only_its_share_of_connections(strict) -> None:
         sock.close()
 
 
+def test_a_command_past_its_address_share_says_which_limit_it_met(strict) -> None:
+    held = [tls(strict, certificate=True) for _ in range(8)]  # 127.0.0.1's whole share
+    assert all(sock.recv(4096) for sock in held)
+    result = strict.run("lsxcatd", "-v")
+    assert result.returncode == 1
+    assert "closed the connection during the TLS handshake: it admits only so many" in (
+        result.stderr
+    )
+    for sock in held:
+        sock.close()
+    still_serving(strict)
+
+
 # -- oversized, replayed -----------------------------------------------------------
 
 
