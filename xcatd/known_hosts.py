@@ -20,31 +20,37 @@ import trio
 from cryptography.hazmat.primitives import serialization
 
 from .boot.files import write_atomic
+from .group_commit import GroupCommit
 from .sshca import public_key
 
 FILE = "ssh_known_hosts2"
 
 
 class KnownHosts:
-    """The file of reported host keys, one line per node: `node,address key`."""
+    """The file of reported host keys, one line per node: `node,address key`.
+    The keys that arrive while the file is being written go in together at
+    the next write (a thousand nodes report at once; group_commit.py)."""
 
     def __init__(self, ssh_dir: Path) -> None:
         self.path = ssh_dir / FILE
-        self._writing = trio.Lock()
+        self._entries = GroupCommit(self._write)
 
     async def record(self, node: str, address: str, key: str) -> None:
         """`key` (host_key's) as the node's, in place of what it reported before."""
-        async with self._writing:  # reports of a thousand nodes arrive at once
-            await trio.to_thread.run_sync(self._replace, f"{node},{address} {key}")
+        await self._entries.add(f"{node},{address} {key}")
 
-    def _replace(self, entry: str) -> None:
-        node = _node_of(entry)
+    async def _write(self, entries: list[str]) -> None:
+        await trio.to_thread.run_sync(self._replace, entries)
+
+    def _replace(self, entries: list[str]) -> None:
+        latest = {_node_of(entry): entry for entry in entries}  # a node's last report wins
         try:
-            kept = [line for line in self.path.read_text().splitlines() if _node_of(line) != node]
+            lines = self.path.read_text().splitlines()
         except FileNotFoundError:
-            kept = []
+            lines = []
+        kept = [line for line in lines if _node_of(line) not in latest]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, "\n".join([*kept, entry, ""]).encode(), mode=0o644)
+        write_atomic(self.path, "\n".join([*kept, *latest.values(), ""]).encode(), mode=0o644)
 
 
 def host_key(line: str) -> str:

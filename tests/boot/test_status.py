@@ -13,6 +13,8 @@ import struct
 import subprocess
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.cluster import Cluster
 
@@ -147,3 +149,37 @@ def test_a_hundred_nodes_reporting_at_once_are_each_recorded(booting):
     shown = booting.ok("nodels", "rack8", "nodelist.status")
     expected = [f"r8n{n}: {'failed' if n % 10 else 'booted'}" for n in range(1, 101)]
     assert sorted(shown.splitlines()) == sorted(expected)
+
+
+def test_nodes_booting_at_once_each_leave_their_host_key_once(booting):
+    # The keys that arrive while the file is written go in together next;
+    # every node must still end with one line, its last key.
+    assert booting.run("mkdef", "-t", "group", "-o", "rack6",
+                       "ip=|r6n(\\d+)|127.0.6.($1+0)|").returncode == 0  # fmt: skip
+    assert booting.run("mkdef", "r6n[1-40]", "groups=rack6").returncode == 0
+    url = f"http://127.0.0.1:{booting.http_port}/xcatd/status"
+    keys = {n: [host_key_line(), host_key_line()] for n in range(1, 41)}
+
+    def node(n: int) -> subprocess.Popen:
+        script = " && ".join(
+            f"curl -sSf --interface 127.0.6.{n} -d state=booted --data-urlencode "
+            f"'hostkey={key}' {url}"
+            for key in keys[n]  # a node that boots twice: its second key replaces the first
+        )
+        return subprocess.Popen(script, shell=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    nodes = [node(n) for n in range(1, 41)]
+    answers = [node.communicate(timeout=60) for node in nodes]
+    assert [node.returncode for node in nodes] == [0] * 40, answers[:3]
+    known = (booting.root / "etc/ssh/ssh_known_hosts2").read_text().splitlines()
+    mine = sorted(line for line in known if line.startswith("r6n"))
+    assert mine == sorted(f"r6n{n},127.0.6.{n} {keys[n][1]}" for n in range(1, 41))
+
+
+def host_key_line() -> str:
+    """A new Ed25519 host key's public line, as a node makes at boot."""
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    return key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()

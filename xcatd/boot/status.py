@@ -11,7 +11,8 @@ which is why an unauthenticated address check is enough (DESIGN.md §5).
 A thousand nodes booting at once report within seconds of each other, and
 the store takes one write at a time (the administrators' requests too): so
 reports that arrive while a write is under way are written together in the
-next one (group commit, `_Batches`), each answered once its own is stored.
+next one (group_commit.py), each answered once its own is stored; the host
+keys of booted nodes likewise (known_hosts.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import sqlite_utils
 import trio
 
+from ..group_commit import GroupCommit
 from ..known_hosts import KnownHosts, host_key
 from ..sshca import SshError
 from ..store import Store
@@ -100,7 +102,7 @@ class StatusReports:
         self._index: _AddressIndex | None = None
         self._reading = trio.Lock()
         self._refusals = ThrottledWarning(log)  # anyone can send reports
-        self._batches = _Batches(store)
+        self._reports = GroupCommit(self._store_reports)
 
     async def report(self, peer: str, state: str, node: str | None = None, detail: str = "") -> str:
         """Record `state` for the node at `peer` (or `node`, which must be at
@@ -109,7 +111,7 @@ class StatusReports:
         if state not in STATES:
             raise UnknownState(f"unknown state {state!r}: use one of {', '.join(sorted(STATES))}")
         node = await self._node_at(peer, node)
-        await self._batches.write(node, state)
+        await self._reports.add((node, state))
         if self.on_report is not None:
             self.on_report(node, state)
         # %r: the node's own words must not start a line of their own in the log.
@@ -142,6 +144,9 @@ class StatusReports:
             await self.known_hosts.record(node, peer, key)
         return 200, f"{node}: {state}"
 
+    async def _store_reports(self, reports: list[tuple[str, str]]) -> None:
+        await self.store.run(lambda db: write_reports(db, reports))
+
     async def _node_at(self, peer: str, claimed: str | None) -> str:
         index = await self._fresh_index()
         found = _match(index, peer, claimed)
@@ -171,39 +176,6 @@ class StatusReports:
         again then only, so reports from wrong addresses never each cost a
         full read."""
         return await self.store.run(definitions_stamp) != index.stamp
-
-
-class _Batch:
-    def __init__(self) -> None:
-        self.reports: list[tuple[str, str]] = []  # (node, state), in arrival order
-        self.written = False
-        self.error: Exception | None = None
-
-
-class _Batches:
-    """Group commit: the reports waiting while one batch is written are the next
-    batch, written in one transaction by the first of them to get its turn."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._open = _Batch()
-        self._writing = trio.Lock()  # fair: turns come in arrival order
-
-    async def write(self, node: str, state: str) -> None:
-        """Return once the node's state is stored (raise what storing it raised)."""
-        batch = self._open
-        batch.reports.append((node, state))
-        async with self._writing:
-            if not batch.written:
-                self._open = _Batch()  # reports from now on go to the next one
-                try:
-                    await self.store.run(lambda db: write_reports(db, batch.reports))
-                except Exception as exc:  # every report of the batch is answered with it
-                    batch.error = exc
-                finally:
-                    batch.written = True
-        if batch.error is not None:
-            raise batch.error
 
 
 def _match(index: _AddressIndex, peer: str, claimed: str | None) -> str | None:
