@@ -14,7 +14,10 @@ auto), serving the same directories at the same paths; the status reports
 still go to the daemon, which is what its CPU figure then counts.  While
 each storm runs, an administrator's `lsxcatd -v` goes every PROBE_EVERY:
 the whole command, and the same request on a kept connection (the daemon's
-own share of it).
+own share of it).  With --rootimgdir, the image is packed from a real
+image's root instead (a genimage'd rootimgdir: rootimg/, kernel and
+initrd-stateless.gz, copied into the bench's cluster first), so the storm
+moves what a real boot moves.
 
 On one machine the simulated nodes share the cores with the servers,
 whereas real nodes bring their own: the curls run at nice NODES_NICE so the
@@ -28,7 +31,8 @@ must then show every node booted.  Targets: zero failed boots; last node
 within 115 % of tftpd-hpa + nginx; daemon peak RSS < 500 MiB; `lsxcatd -v`
 p99 < 200 ms; every `booted` recorded.
 
-    .venv/bin/python -m bench.bootstorm [--nodes N ...] [--image-mb N] [--window S]
+    .venv/bin/python -m bench.bootstorm [--nodes N ...] [--image-mb N | --rootimgdir DIR]
+                                        [--window S]
 """
 
 from __future__ import annotations
@@ -87,9 +91,22 @@ def write_stanzas(path: Path, count: int) -> None:
             )
 
 
-def make_image(bench: Bench, work: Path, image_mb: int) -> None:
-    """An osimage packed by packimage, about image_mb MiB (random bytes do not compress)."""
+def make_image(bench: Bench, image: int | Path) -> None:
+    """An osimage packed by packimage: from a real image's rootimgdir, or
+    about `image` MiB (random bytes do not compress)."""
     rootimgdir = bench.cluster.root / "install/netboot/debian12/x86_64" / IMAGE
+    if isinstance(image, Path):
+        rootimgdir.parent.mkdir(parents=True)
+        # cp: a root holds device nodes and links, which it copies as they are.
+        subprocess.run(["cp", "-a", str(image), str(rootimgdir)], check=True)
+    else:
+        random_image(rootimgdir, image)
+    bench.run("mkdef", "-t", "osimage", "-o", IMAGE, "provmethod=netboot", "osvers=debian12",
+              "osarch=x86_64", "profile=compute", f"rootimgdir={rootimgdir}")  # fmt: skip
+    bench.run("packimage", "-c", "zstd", IMAGE)
+
+
+def random_image(rootimgdir: Path, image_mb: int) -> None:
     (rootimgdir / "rootimg/etc").mkdir(parents=True)
     (rootimgdir / "rootimg/etc/hostname").write_text("node\n")
     with (rootimgdir / "rootimg/filler").open("wb") as out:
@@ -97,12 +114,9 @@ def make_image(bench: Bench, work: Path, image_mb: int) -> None:
             out.write(os.urandom(1 << 20))
     (rootimgdir / "kernel").write_bytes(os.urandom(8 << 20))  # about a real kernel's size
     (rootimgdir / "initrd-stateless.gz").write_bytes(os.urandom(40 << 20))
-    bench.run("mkdef", "-t", "osimage", "-o", IMAGE, "provmethod=netboot", "osvers=debian12",
-              "osarch=x86_64", "profile=compute", f"rootimgdir={rootimgdir}")  # fmt: skip
-    bench.run("packimage", "-c", "zstd", IMAGE)
 
 
-def prepare(bench: Bench, count: int, image_mb: int) -> Path:
+def prepare(bench: Bench, count: int, image: int | Path) -> Path:
     """Nodes, image and boot files in the daemon; the packed image's path."""
     cluster = bench.cluster
     work = cluster.root.parent
@@ -110,7 +124,7 @@ def prepare(bench: Bench, count: int, image_mb: int) -> Path:
     bench.run("mkdef", "-z", stdin=work / "nodes.stanza")
     bench.run("chdef", "-t", "site", "dhcpsetup=n")
     bench.run("mkdef", "-t", "network", "-o", "lo", "net=127.0.0.0", "mask=255.0.0.0")
-    make_image(bench, work, image_mb)
+    make_image(bench, image)
     bench.run("nodeset", "all", f"osimage={IMAGE}")
     packfile = bench.run("lsdef", "-t", "osimage", "-o", IMAGE, "-i", "packfile").stdout
     path = Path(packfile.decode().split("packfile=")[1].strip())
@@ -225,16 +239,19 @@ async def _reference(tftpdir: Path, prefix: Path, *, task_status=trio.TASK_STATU
         task_status.started((tftp_port, http_port))
 
 
-def main(sizes: tuple[int, ...] = SIZES, image_mb: int = IMAGE_MB, window: float = WINDOW) -> bool:
-    return reported(lambda: _measure(sizes, image_mb, window))
+def main(
+    sizes: tuple[int, ...] = SIZES, image: int | Path = IMAGE_MB, window: float = WINDOW
+) -> bool:
+    """`image`: MiB of random bytes, or a real image's rootimgdir."""
+    return reported(lambda: _measure(sizes, image, window))
 
 
-def _measure(sizes: tuple[int, ...], image_mb: int, window: float) -> bool:
+def _measure(sizes: tuple[int, ...], image: int | Path, window: float) -> bool:
     with benched() as bench:
         cluster = bench.cluster
         tftpdir = Layout.for_root(cluster.root).tftpdir
-        image = prepare(bench, max(sizes), image_mb)
-        print(f"boot storm: {image.stat().st_size / 2**20:.0f} MiB image, arrivals over "
+        packed = prepare(bench, max(sizes), image)
+        print(f"boot storm: {packed.stat().st_size / 2**20:.0f} MiB image, arrivals over "
               f"{window:g} s, {os.cpu_count()} cores", flush=True)  # fmt: skip
         ours = stormnode.Servers(f"127.0.0.1:{cluster.tftp_port}",
                                  f"127.0.0.1:{cluster.http_port}", tftpdir, NODES_NICE)  # fmt: skip
@@ -332,7 +349,12 @@ if __name__ == "__main__":
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--nodes", type=int, nargs="+", default=SIZES, help="storm sizes")
-    parser.add_argument("--image-mb", type=int, default=IMAGE_MB, help="size of the image")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--image-mb", type=int, default=IMAGE_MB, help="size of a random image")
+    source.add_argument("--rootimgdir", type=Path, help="a real image's rootimgdir to pack")
     parser.add_argument("--window", type=float, default=WINDOW, help="seconds of arrivals")
     arguments = parser.parse_args()
-    sys.exit(0 if main(tuple(arguments.nodes), arguments.image_mb, arguments.window) else 1)
+    if arguments.rootimgdir is not None and not (arguments.rootimgdir / "rootimg").is_dir():
+        parser.error(f"{arguments.rootimgdir} holds no rootimg/: give a genimage'd rootimgdir")
+    image = arguments.rootimgdir or arguments.image_mb
+    sys.exit(0 if main(tuple(arguments.nodes), image, arguments.window) else 1)
