@@ -14,7 +14,7 @@ from pathlib import Path
 
 import trio
 
-from ..hw.target import HardwareError, Target, target_for
+from ..hw.target import Defaults, HardwareError, Target, target_for
 from .log import ConsoleLog
 from .session import ConsoleSession
 from .sol import Pump
@@ -23,9 +23,9 @@ CONSOLE_METHODS = ("ipmi",)  # the values of `cons` xcatd has a console for
 CONSOLE_ATTRIBUTES = ("cons", "bmc", "bmcport", "bmcusername", "bmcpassword")
 
 
-def console_target(values: dict[str, str]) -> Target:
-    """The BMC of a node's console, from its effective attributes, or
-    HardwareError saying what to set."""
+def console_target(values: dict[str, str], defaults: Defaults) -> Target:
+    """The BMC of a node's console, from its effective attributes and the
+    passwd table's `defaults`, or HardwareError saying what to set."""
     method = values.get("cons")
     if not method:
         raise HardwareError("cons is not set: set it with chdef <node> cons=ipmi")
@@ -33,7 +33,7 @@ def console_target(values: dict[str, str]) -> Target:
         raise HardwareError(
             f"cons={method}: xcatd has no {method} console (it has {', '.join(CONSOLE_METHODS)})"
         )
-    return target_for("", {**values, "power": method})
+    return target_for("", {**values, "power": method}, defaults)
 
 
 class ConsoleServer:

@@ -1,0 +1,22 @@
+"""Who may read the secrets the store keeps (BMC passwords, the passwd
+table's passwords, ...): the administrators, that is the callers the policy
+lets change the tables (`chtab`, whatever the nodes), who could set those
+secrets anyway; and the cluster's own daemons (management and service
+nodes), which drive the BMCs with them.  Every other caller reads a secret
+as `******` (audit.MASK); what is secret is audit.is_secret's one definition.
+"""
+
+from __future__ import annotations
+
+from ..audit import MASK, is_secret
+from ..call import Call
+
+DAEMON_ROLES = ("master", "servicenode")
+__all__ = ["MASK", "is_secret", "may_read_secrets"]
+
+
+def may_read_secrets(call: Call) -> bool:
+    role = call.caller.signer.role
+    if role in DAEMON_ROLES:
+        return True
+    return call.daemon.policy.allows(call.caller.name, role, "chtab", None)
