@@ -439,6 +439,17 @@ def test_passwd_rows_are_kept_and_their_passwords_shown_to_administrators_only(
     assert ok(admin("gettab", "key=ipmi", "passwd.username", "passwd.password", env=env)) == (
         "passwd.username: ADMIN\npasswd.password: ******\n"
     )
+    # A node's own BMC password alike, in lsdef and nodels.
+    ok(admin("mkdef", "pw1", "groups=pwgroup", "mgt=ipmi", "bmcusername=u", "bmcpassword=n0de-pw"))
+    ok(admin("chtab", "priority=5", "policy.commands+=lsdef,nodels"))
+    assert ok(admin("lsdef", "pw1", "-i", "bmcusername,bmcpassword", env=env)) == (
+        "Object name: pw1\n    bmcpassword=******\n    bmcusername=u\n"
+    )
+    assert ok(admin("nodels", "pw1", "ipmi.password", env=env)) == "pw1: ******\n"
+    assert admin("lsdef", "-w", "bmcpassword==n0de-pw", env=env) == (
+        1, "", "Error: -w bmcpassword: only administrators may select objects by a secret\n"
+    )  # fmt: skip
+    assert ok(admin("nodels", "pw1", "bmcpassword")) == "pw1: n0de-pw\n"  # root reads it
 
     ok(admin("chtab", "-d", "key=redfish", "passwd"))
     assert ok(admin("tabdump", "passwd")) == PASSWD + '"ipmi","ADMIN","t0p-secret",,,,\n'
