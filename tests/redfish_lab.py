@@ -45,6 +45,7 @@ DOMAIN = """\
     <type arch='x86_64' machine='pc'>hvm</type>
     <bios useserial='yes'/>
   </os>
+  <features><acpi/></features>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <disk type='file' device='disk'>
@@ -156,7 +157,7 @@ def redfish_bmc(net: Network, workdir: Path, mac: str) -> Iterator[RedfishBmc]:
         yield RedfishBmc(net.server, PORT, name, console)
     finally:
         subprocess.run([*VIRSH, "destroy", name], capture_output=True)
-        virsh("undefine", name)
+        virsh("undefine", "--nvram", name)  # and its UEFI variables, made by rsetboot -u
         Path(f"/var/log/libvirt/qemu/{name}.log").unlink(missing_ok=True)
 
 
