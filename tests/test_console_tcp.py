@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,6 +151,22 @@ def test_the_daemon_holds_every_defined_console_from_its_start(
     finally:
         later.stop()
     assert "Traceback" not in cluster.logs()
+
+
+def test_sighup_gives_the_console_server_a_new_bmc_timeout(cluster):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(0)
+        port = silent.getsockname()[1]
+        # Its one queued connection: the kernel answers no later one, never refuses it.
+        with socket.create_connection(("127.0.0.1", port)):
+            config = cluster.root / "etc/xcat/xcatd.toml"
+            config.write_text(config.read_text().replace("bmc_timeout = 10.0", "bmc_timeout = 1.5"))
+            define(cluster, "ts5", port)
+            assert cluster.process is not None
+            cluster.process.send_signal(signal.SIGHUP)
+            said = f"console down: no answer from the console port 127.0.0.1:{port} within 1.5 s"
+            wait_for(lambda: said in logged(cluster, "ts5"), "ts5's first try, in 1.5 s")
 
 
 def test_each_console_that_cannot_be_had_is_one_line(shared_cluster):

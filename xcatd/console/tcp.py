@@ -42,7 +42,8 @@ class TcpLink(Link):
         except socket.gaierror as exc:
             raise HardwareError(f"cannot resolve {target.address}: {exc.strerror}") from None
         except TimeoutError:
-            raise NoAnswer(f"no answer from the console port {target}") from None
+            said = f"no answer from the console port {target} within {timeout:g} s"
+            raise NoAnswer(said) from None
         except OSError as exc:
             raise HardwareError(f"console port {target}: {exc.strerror or exc}") from None
         self._socket.settimeout(None)
