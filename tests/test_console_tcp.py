@@ -176,6 +176,8 @@ def test_each_console_that_cannot_be_had_is_one_line(shared_cluster):
     define(cluster, "mrvbad", 70000, method="mrv")
     cluster.ok("mkdef", "tsnoport", "groups=compute", "cons=cyclades", "termserver=127.0.0.1")
     cluster.ok("mkdef", "rfcons", "groups=compute", "mgt=redfish", "cons=redfish")
+    # Without cons, a serialport makes the console its mgt's, as in xCAT.
+    cluster.ok("mkdef", "rfserial", "groups=compute", "mgt=redfish", "serialport=0")
     expected = {
         "tsclosed": f"console port 127.0.0.1:{closed}: Connection refused",
         "mrvbad": f"termport {70000 - CYCLADES_BASE}: mrv port {2000 + 100 * 63000} is not a "
@@ -186,6 +188,7 @@ def test_each_console_that_cannot_be_had_is_one_line(shared_cluster):
         "sushy-tools, the Redfish BMC xcatd is tested against): reach the node's serial console "
         "with cons=ipmi (Serial over LAN)",
     }
+    expected["rfserial"] = expected["rfcons"]
     for node, line in expected.items():
         assert cluster.outcome("rcons", node) == (1, "", f"{node}: Error: {line}\n"), node
 

@@ -81,7 +81,7 @@ def held_here(
     db: sqlite_utils.Database, hostname: str, role: str
 ) -> tuple[dict[str, Target], dict[str, str]]:
     """The consoles this daemon holds: every node with one (its effective
-    `cons`, or a `serialport`) that is reached from here, as hardware
+    `cons`, or a `serialport` and a `mgt`) that is reached from here, as hardware
     commands divide nodes (hierarchy.split): on the management node those
     without a service node (all, when site.ipmidispatch says no), on a
     service node those it serves first.  Each with its target; and why each
@@ -98,7 +98,7 @@ def held_here(
                 here = not dispatching or server in ("", hostname, node)
             else:
                 here = server == hostname
-            if here and (values.get("cons") or "serialport" in values):
+            if here and (values.get("cons") or ("serialport" in values and values.get("mgt"))):
                 targets[node] = console_target(values, defaults)
         except (HardwareError, RegexValueError) as exc:
             problems[node] = str(exc)
