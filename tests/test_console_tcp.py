@@ -146,8 +146,12 @@ def test_the_daemon_holds_every_defined_console_from_its_start(
         wait_for(lambda: GUEST_READY in logged(cluster, "ts3"), "ts3's console", BOOT_TIMEOUT)
         console = rcons(cluster, terminals, "ts3")
         console.wait_for(GUEST_READY)  # the history of the console held before any rcons
-        console.type(LEAVE)
+        # Removed: the next SIGHUP ends its console, and the rcons attached to it.
+        cluster.ok("rmdef", "ts3")
+        cluster.process.send_signal(signal.SIGHUP)
+        console.wait_for("[the console of ts3 is no longer defined]")
         assert console.exit_code() == 0
+        assert not console.raw()
     finally:
         later.stop()
     assert "Traceback" not in cluster.logs()

@@ -81,11 +81,11 @@ def held_here(
     db: sqlite_utils.Database, hostname: str, role: str
 ) -> tuple[dict[str, Target], dict[str, str]]:
     """The consoles this daemon holds: every node with one (its effective
-    `cons`, or a `serialport` and a `mgt`) that is reached from here, as hardware
-    commands divide nodes (hierarchy.split): on the management node those
-    without a service node (all, when site.ipmidispatch says no), on a
-    service node those it serves first.  Each with its target; and why each
-    other such node has none."""
+    `cons`, or a `serialport` and a `mgt`) that is reached from here, as
+    hardware commands divide nodes (hierarchy.split): on the management node
+    those without a service node (all, when site.ipmidispatch says no), on
+    a service node those it serves first.  Each with its target; and why
+    each other such node has none."""
     nodes = Nodes.load(db)
     dispatching = role == "master" and objects.site(db).get("ipmidispatch", "y").lower() not in NO
     defaults = passwd_defaults(db)
@@ -147,7 +147,10 @@ class ConsoleServer:
         opened unless it is held with the same target, and tried again for
         as long as it cannot be had; every other session ended."""
         for node in [node for node in self.sessions if node not in targets]:
-            self.sessions.pop(node).stop()
+            session = self.sessions.pop(node)
+            for watcher in session.watchers:
+                watcher.put(f"the console of {node} is no longer defined")
+            session.stop()
         for node, target in targets.items():
             session = self.sessions.get(node)
             if session is not None and session.target == target:

@@ -1,6 +1,6 @@
 """One node's console as the daemon holds it: the SOL or TCP link
-(reconnected when the BMC or the port drops it), the log, the recent history, the watchers and the
-one writer.
+(reconnected when the BMC or the port drops it), the log, the recent
+history, the watchers and the one writer.
 
 Output reaches the event loop from pyghmi's threads in order
 (`TrioToken.run_sync_soon` keeps it), is added to the history and handed
