@@ -634,8 +634,7 @@ def _listing(db, call: Call) -> Produced:
     if hidden:  # passwords read ****** (secrets.py)
         for of_type in found.values():
             of_type.listed = [
-                replace(item, fetch=lambda fetch=item.fetch: masked(fetch()))
-                for item in of_type.listed
+                replace(item, fetch=partial(_masked_fetch, item.fetch)) for item in of_type.listed
             ]
     empty = [objtype.name for objtype, of_type in found.items() if of_type.none]
     if empty and not (names or options.all):
@@ -654,6 +653,12 @@ def _listing(db, call: Call) -> Produced:
         lines = ["No object definitions have been found"]
     notes = [f"Could not find any objects of type '{name}'." for name in empty]
     return Produced(notes + lines, errors=errors)
+
+
+def _masked_fetch(
+    fetch: Callable[[], dict[str, tuple[str, str | None]]],
+) -> dict[str, tuple[str, str | None]]:
+    return masked(fetch())
 
 
 def _objects_of(

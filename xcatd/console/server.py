@@ -147,10 +147,10 @@ class ConsoleServer:
         opened unless it is held with the same target, and tried again for
         as long as it cannot be had; every other session ended."""
         for node in [node for node in self.sessions if node not in targets]:
-            session = self.sessions.pop(node)
-            for watcher in session.watchers:
+            ended = self.sessions.pop(node)
+            for watcher in ended.watchers:
                 watcher.put(f"the console of {node} is no longer defined")
-            session.stop()
+            ended.stop()
         for node, target in targets.items():
             session = self.sessions.get(node)
             if session is not None and session.target == target:
