@@ -8,8 +8,9 @@ import pytest
 from tests.cluster import Cluster
 
 # The Debian service image (`debian_service_image`), built once per session
-# for the tests that check it and the test that boots it.
-pytest_plugins = ["tests.images_debian"]
+# for the tests that check it and the test that boots it; the console tests'
+# terminals (`terminals`).
+pytest_plugins = ["tests.images_debian", "tests.terminal"]
 
 
 def _started(root: Path) -> Iterator[Cluster]:

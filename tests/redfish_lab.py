@@ -45,6 +45,7 @@ DOMAIN = """\
     <type arch='x86_64' machine='pc'>hvm</type>
     <bios useserial='yes'/>
   </os>
+  <features><acpi/></features>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <disk type='file' device='disk'>
@@ -80,7 +81,14 @@ SUSHY_EMULATOR_SSL_KEY = {key!r}
 SUSHY_EMULATOR_AUTH_FILE = {users!r}
 SUSHY_EMULATOR_LIBVIRT_URI = 'qemu:///system'
 SUSHY_EMULATOR_ALLOWED_INSTANCES = [{uuid!r}]
+SUSHY_EMULATOR_BOOT_LOADER_MAP = {{
+    'UEFI': {{'x86_64': {uefi_code!r}}}, 'Legacy': {{'x86_64': None}}
+}}
+SUSHY_EMULATOR_SECURE_BOOT_DISABLED_NVRAM = {uefi_vars!r}
 """
+# Debian's OVMF (package ovmf), what the BMC boots the machine with in UEFI
+# mode (rsetboot -u); without secure boot, which would need a q35 machine.
+UEFI_CODE, UEFI_VARS = "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"
 
 
 @dataclass
@@ -149,7 +157,7 @@ def redfish_bmc(net: Network, workdir: Path, mac: str) -> Iterator[RedfishBmc]:
         yield RedfishBmc(net.server, PORT, name, console)
     finally:
         subprocess.run([*VIRSH, "destroy", name], capture_output=True)
-        virsh("undefine", name)
+        virsh("undefine", "--nvram", name)  # and its UEFI variables, made by rsetboot -u
         Path(f"/var/log/libvirt/qemu/{name}.log").unlink(missing_ok=True)
 
 
@@ -169,7 +177,7 @@ def _start_emulator(net: Network, workdir: Path, identity: str) -> None:
     config.write_text(
         EMULATOR_CONFIG.format(
             address=net.server, port=PORT, cert=str(cert), key=str(key), users=str(users),
-            uuid=identity,
+            uuid=identity, uefi_code=UEFI_CODE, uefi_vars=UEFI_VARS,
         )
     )  # fmt: skip
     emulator = net.start([EMULATOR_VENV / "bin/sushy-emulator", "--config", config], "bmc.log")

@@ -25,7 +25,8 @@ import pytest
 from tests.bmc import QEMU_CHASSIS, bmc_lab
 from tests.cluster import BIN, Cluster
 from tests.netboot import Machine, Network, network
-from tests.test_console import BOOT_TIMEOUT, HELP, LEAVE, Terminal
+from tests.terminal import HELP, LEAVE, Terminal
+from tests.test_console import BOOT_TIMEOUT
 from tests.test_nodeset import make_image
 from tests.test_resilience import configure
 from xcatd.config import Config

@@ -30,7 +30,7 @@ from xcatd.lab.state import State
 
 from .cluster import BIN, free_port
 from .media import CACHE
-from .test_console import HELP, LEAVE, Terminal
+from .terminal import HELP, LEAVE, Terminal
 from .waiting import wait_for
 
 BOOT_TIMEOUT = 180  # power-on to iPXE asking DHCP, under TCG beside other tests
@@ -44,7 +44,7 @@ class Lab:
     root: Path
     namespace: str = field(default_factory=lambda: f"xcatd-lab-{os.getpid()}-{next(_labs)}")
     port: int = field(default_factory=free_port)
-    prefix: list[str] = field(default_factory=list)  # for tests.test_console.Terminal
+    prefix: list[str] = field(default_factory=list)  # for tests.terminal.Terminal
 
     def xcatd(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """`xcatd lab ARGS` with this lab's root (and, for up, its namespace and port)."""

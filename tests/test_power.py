@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .bmc import QEMU_CHASSIS, Bmc, BmcLab, bmc_lab
+from .bmc import QEMU_CHASSIS, USER, Bmc, BmcLab, bmc_lab
 from .cluster import BIN, Cluster, free_port
 from .test_security import audit_rows, wait_for_audit
 from .waiting import wait_for
@@ -182,6 +182,45 @@ def test_rnetboot_boots_each_node_from_the_network(cluster, bmcs):
     assert was_on.machine.pid() != before  # reset: restarted to boot from the network
 
 
+def test_a_node_without_credentials_uses_the_passwd_tables_ipmi_row(cluster, bmcs):
+    (bmc,) = bmcs.start(1)
+    address = [f"bmc={bmc.address}", f"bmcport={bmc.port}"]
+    cluster.ok("mkdef", "pt1", "groups=power", "mgt=ipmi", *address)
+    cluster.ok("chtab", "key=ipmi", f"passwd.username={USER}", f"passwd.password={bmc.password}")
+
+    assert rpower(cluster, "pt1", "on") == "pt1: on\n"
+    assert bmc.machine.pid() is not None  # what the BMC did with those credentials
+    assert rpower(cluster, "pt1", "stat") == "pt1: on\n"
+
+    # A node's own pair wins over the table's (xCAT's getIPMIAuth): half a pair is refused.
+    cluster.ok("mkdef", "pt2", "groups=power", "mgt=ipmi", *address, f"bmcusername={USER}")
+    cluster.ok("chtab", "key=ipmi", "passwd.password=not-the-password")
+    cluster.ok("mkdef", "pt3", "groups=power", "mgt=redfish", "bmc=127.77.255.2")
+    result = cluster.run("rpower", "pt1,pt2,pt3", "stat")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert sorted(result.stderr.splitlines()) == [
+        NODE_ERROR.format(node="pt1", text=f"BMC {bmc.address}:{bmc.port} refused the password "
+                          f"of user '{USER}': check passwd.password (key=ipmi)"),
+        NODE_ERROR.format(node="pt2", text="bmcpassword is not set: set them on the node or one "
+                          "of its groups (chdef <group> bmcusername=<user> bmcpassword=<password>"
+                          "), or the defaults (chtab key=ipmi passwd.username=<user> "
+                          "passwd.password=<password>)"),
+        NODE_ERROR.format(node="pt3", text="bmcusername and bmcpassword are not set: set them on "
+                          "the node or one of its groups (chdef <group> bmcusername=<user> "
+                          "bmcpassword=<password>), or the defaults (chtab key=redfish "
+                          "passwd.username=<user> passwd.password=<password>)"),
+    ]  # fmt: skip
+
+    cluster.ok("chtab", "key=ipmi", f"passwd.password={bmc.password}", "passwd.disable=1")
+    assert cluster.outcome("rpower", "pt1", "stat")[2].startswith(
+        "pt1: Error: bmcusername and bmcpassword are not set: "
+    )  # a disabled row is no default
+    cluster.ok("chtab", "key=ipmi", "passwd.disable=")
+    assert rpower(cluster, "pt1", "off") == "pt1: off\n"
+    assert bmc.machine.pid() is None
+    assert bmc.password not in cluster.logs()
+
+
 # -- what stops one node, and not the others -------------------------------------------
 
 
@@ -232,7 +271,8 @@ def test_each_node_that_cannot_be_controlled_says_why_and_the_others_go_on(clust
             ("no-bmc", "no BMC: set one with chdef <node> bmc=<address>"),
             ("no-creds", "bmcusername and bmcpassword are not set: set them on the node or "
                          "one of its groups (chdef <group> bmcusername=<user> "
-                         "bmcpassword=<password>)"),
+                         "bmcpassword=<password>), or the defaults (chtab key=ipmi "
+                         "passwd.username=<user> passwd.password=<password>)"),
             ("bad-pass", f"BMC {other.address}:{other.port} refused the password of user "
                          "'admin': check bmcpassword"),
             ("bad-user", f"BMC {other.address}:{other.port} has no user 'nobody': "

@@ -16,11 +16,20 @@ import pytest
 
 from .cluster import Cluster
 from .netboot import Network, Process, network
-from .redfish_lab import DISK_BOOTED, PASSWORD, USER, RedfishBmc, redfish_bmc
+from .redfish_lab import (
+    DISK_BOOTED,
+    PASSWORD,
+    UEFI_CODE,
+    USER,
+    RedfishBmc,
+    redfish_bmc,
+    virsh,
+)
 from .waiting import wait_for
 
 MAC = "52:54:00:77:00:31"
 NETBOOT_LIMIT = 120  # seconds from power-on to the firmware's boot, under TCG
+UEFI_CLIENT = "PXEClient:Arch:00007"  # DHCP's vendor class of an x86-64 UEFI PXE client
 
 
 @pytest.fixture
@@ -98,6 +107,57 @@ def test_rsetboot_chooses_what_the_machine_boots_next(lab) -> None:
     assert cluster.ok("rsetboot", "rf1", "stat") == "rf1: Network\n"
     assert cluster.ok("rpower", "rf1", "boot") == "rf1: reset\n"  # boot of a running machine
     wait_for(lambda: asked_dhcp(dhcp), "the machine's DHCP request", timeout=NETBOOT_LIMIT)
+    cluster.ok("rpower", "rf1", "off")
+
+
+def restarted(cluster: Cluster, bmc: RedfishBmc, *command: str) -> str:
+    """Run a command that restarts the machine; its output, once the
+    machine runs again (a new domain id)."""
+    before = bmc.domain_id()
+    output = cluster.ok(*command)
+    wait_for(lambda: bmc.domain_id() not in ("-", before), f"a new start after {command}")
+    return output
+
+
+def test_rnetboot_boots_from_the_network_and_rsetboot_p_keeps_it(lab) -> None:
+    cluster, bmc, dhcp = lab
+    cluster.ok("rsetboot", "rf1", "hd")
+    cluster.ok("rpower", "rf1", "on")
+    wait_for(lambda: DISK_BOOTED in bmc.console_text(), "the disk's boot", timeout=NETBOOT_LIMIT)
+    assert asked_dhcp(dhcp) == 0
+
+    # rnetboot of a running machine: the next boot from the network, then a reset.
+    assert restarted(cluster, bmc, "rnetboot", "rf1") == "rf1: Success\n"
+    wait_for(lambda: asked_dhcp(dhcp), "the machine's DHCP request", timeout=NETBOOT_LIMIT)
+
+    # -p: the network for every boot, not only the next one.
+    assert cluster.ok("rsetboot", "rf1", "net", "-p") == "rf1: Network\n"
+    for _ in range(2):
+        asked = asked_dhcp(dhcp)  # the machine before is gone: later requests are the new one's
+        assert restarted(cluster, bmc, "rpower", "rf1", "reset") == "rf1: reset\n"
+        wait_for(lambda: asked_dhcp(dhcp) > asked, "a DHCP request", timeout=NETBOOT_LIMIT)  # noqa: B023
+    assert cluster.ok("rsetboot", "rf1", "stat") == "rf1: Network\n"
+
+    # rnetboot of a machine that is off: on, from the network.
+    cluster.ok("rpower", "rf1", "off")
+    bmc.wait_state("shut off")
+    cluster.ok("rsetboot", "rf1", "hd")
+    asked = asked_dhcp(dhcp)
+    assert cluster.ok("rnetboot", "rf1") == "rf1: Success\n"
+    bmc.wait_state("running")
+    wait_for(lambda: asked_dhcp(dhcp) > asked, "a DHCP request", timeout=NETBOOT_LIMIT)
+    cluster.ok("rpower", "rf1", "off")
+
+
+def test_rsetboot_u_boots_the_machine_in_uefi_mode(lab) -> None:
+    cluster, bmc, dhcp = lab
+    assert cluster.ok("rsetboot", "rf1", "net", "-u") == "rf1: Network\n"
+    assert UEFI_CODE in virsh("dumpxml", bmc.domain)  # the BMC gave the machine OVMF
+    cluster.ok("rpower", "rf1", "on")
+    # The firmware's DHCP request says what it is: an x86-64 UEFI client (arch 7).
+    wait_for(lambda: UEFI_CLIENT in dhcp.text(), "a UEFI PXE request", timeout=NETBOOT_LIMIT)
+    wait_for(lambda: asked_dhcp(dhcp), "the machine's DHCP request")  # logged after its class
+    assert "PXEClient:Arch:00000" not in dhcp.text()  # never as a BIOS client
     cluster.ok("rpower", "rf1", "off")
 
 

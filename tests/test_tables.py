@@ -15,6 +15,8 @@ import pytest
 
 from xcatd import __version__
 
+from .sessions import credentials_for
+
 NODELIST = (
     "#node,groups,status,statustime,appstatus,appstatustime,primarysn,hidden,updatestatus,"
     "updatestatustime,zonename,comments,disable\n"
@@ -405,6 +407,56 @@ def test_tabedit_applies_the_edited_table_through_the_editor(admin, cluster, tmp
     )
 
 
+# -- passwd: the BMCs' default credentials, read by administrators only -----------------
+
+PASSWD = "#key,username,password,cryptmethod,authdomain,comments,disable\n"
+
+
+def test_passwd_rows_are_kept_and_their_passwords_shown_to_administrators_only(
+    admin, cluster, tmp_path
+):
+    ok(admin("chtab", "key=ipmi", "passwd.username=ADMIN", "passwd.password=t0p-secret"))
+    ok(admin("chtab", "key=redfish", "passwd.username=root", "passwd.password=rf-secret"))
+    ok(admin("chtab", "key=redfish", "passwd.comments=the Redfish BMCs"))
+    dumped = PASSWD + (
+        '"ipmi","ADMIN","t0p-secret",,,,\n"redfish","root","rf-secret",,,"the Redfish BMCs",\n'
+    )
+    assert ok(admin("tabdump", "passwd")) == dumped
+    assert ok(admin("gettab", "key=ipmi", "passwd.password")) == "t0p-secret\n"
+    assert ok(admin("gettab", "username=root", "passwd.key", "passwd.password")) == (
+        "passwd.key: redfish\npasswd.password: rf-secret\n"
+    )
+    # No def command shows them: xCAT has no passwd object type.
+    assert admin("lsdef", "-t", "passwd")[0] == 1
+
+    # A user the policy lets read the tables, but not change them.
+    creds = credentials_for(cluster, "alice", "user", tmp_path / "alice")
+    ok(admin("mkdef", "-t", "policy", "5", "name=alice", "commands=tabdump,gettab", "rule=allow"))
+    env = {**cluster.env, "XCAT_CRED_DIR": str(creds)}
+    assert ok(admin("tabdump", "passwd", env=env)) == dumped.replace(
+        "t0p-secret", "******"
+    ).replace("rf-secret", "******")
+    assert ok(admin("gettab", "key=ipmi", "passwd.username", "passwd.password", env=env)) == (
+        "passwd.username: ADMIN\npasswd.password: ******\n"
+    )
+    # A node's own BMC password alike, in lsdef and nodels.
+    ok(admin("mkdef", "pw1", "groups=pwgroup", "mgt=ipmi", "bmcusername=u", "bmcpassword=n0de-pw"))
+    ok(admin("chtab", "priority=5", "policy.commands+=lsdef,nodels"))
+    assert ok(admin("lsdef", "pw1", "-i", "bmcusername,bmcpassword", env=env)) == (
+        "Object name: pw1\n    bmcpassword=******\n    bmcusername=u\n"
+    )
+    assert ok(admin("nodels", "pw1", "ipmi.password", env=env)) == "pw1: ******\n"
+    assert admin("lsdef", "-w", "bmcpassword==n0de-pw", env=env) == (
+        1, "", "Error: -w bmcpassword: only administrators may select objects by a secret\n"
+    )  # fmt: skip
+    assert ok(admin("nodels", "pw1", "bmcpassword")) == "pw1: n0de-pw\n"  # root reads it
+
+    ok(admin("chtab", "-d", "key=redfish", "passwd"))
+    assert ok(admin("tabdump", "passwd")) == PASSWD + '"ipmi","ADMIN","t0p-secret",,,,\n'
+    for secret in ("t0p-secret", "rf-secret"):
+        assert secret not in cluster.logs()
+
+
 # -- auditlog and tabprune --------------------------------------------------------------------
 
 
@@ -448,7 +500,7 @@ def test_tables_data_is_generated_from_schema_pm():
     import json
 
     from xcatd.store import tables
-    from xcatd.store.objtypes import TYPES
+    from xcatd.store.objtypes import STORED
 
     data = json.loads(tables.DATA.read_text())
     assert data["generated_by"].startswith("tools/xcat_tables.py")
@@ -458,7 +510,7 @@ def test_tables_data_is_generated_from_schema_pm():
     for table in tables.tables().values():
         for column in table.columns:
             for mapping in column.mappings:
-                declared = TYPES[mapping.objtype.name]
+                declared = STORED[mapping.objtype.name]
                 assert mapping.attribute in declared.attributes or mapping.attribute == declared.key
 
 

@@ -5,7 +5,7 @@ watchdog tasks; a second, outer one holds the audit writer, which outlives
 them so the last request is audited too.  SIGTERM (or SIGINT) stops
 accepting, lets running requests finish for the grace period, then cancels
 what is left; a second SIGTERM cancels at once.  SIGHUP re-reads xcatd.toml
-and the policy table.
+and the policy table, and holds the consoles defined since (console/server.py).
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ class Daemon:
                         # action, which kills the process.
                         await front.start(self._handle_signals, front.cancel_scope)
                         await front.start(self.consoles.run)
+                        front.start_soon(self.hold_consoles)
                         listeners = await self._listen()
                         ports = sorted({each.socket.getsockname()[1] for each in listeners})
                         front.start_soon(self._accept, listeners, front)
@@ -152,7 +153,8 @@ class Daemon:
         front.cancel()
 
     async def reload(self) -> None:
-        """SIGHUP: re-read xcatd.toml and the policy; a bad file keeps the old settings."""
+        """SIGHUP: re-read xcatd.toml, the policy and the consoles to hold; a
+        bad file keeps the old settings."""
         try:
             config = Config.load(self.layout.config_file)
         except ConfigError as exc:
@@ -162,8 +164,14 @@ class Daemon:
                 log.warning("reload: listen and port changes apply at the next start")
             self.config = self.admission.config = config
             self.auth.replay.window = config.replay_window
+            self.consoles.set_timeout(config.bmc_timeout)
         await self.reload_policy()
+        await self.hold_consoles()
         log.info("reloaded settings and %d policy rules", len(self.policy.rules))
+
+    async def hold_consoles(self) -> None:
+        """Open the consoles of the nodes defined now (at start and SIGHUP)."""
+        await self.consoles.hold_defined(self.store, self.config.hostname, self.role)
 
     async def reload_policy(self) -> None:
         """Read the policy table again (SIGHUP, or after chdef -t policy); a table

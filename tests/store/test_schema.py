@@ -6,6 +6,9 @@ schema2.sqlite is a database made by the release of schema 2 (the one
 before migrations): `xcatd init --root` of that release, then a network,
 an osimage, a group and three nodes written with its object store; its
 WAL checkpointed, VACUUMed with 1 KiB pages to keep it small.
+schema3.sqlite is schema2.sqlite opened (upgraded) by the release of
+schema 3, then a passwd row (key=ipmi, ADMIN, passw0rd) written with its
+object store; checkpointed and VACUUMed the same way.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ import sqlite_utils
 
 from xcatd import __version__
 from xcatd.store import Store, objects
-from xcatd.store.objtypes import NODE, POLICY
+from xcatd.store.objtypes import NODE, PASSWD, POLICY
 from xcatd.store.schema import SCHEMA_VERSION, UPGRADES, SchemaError, schema_version
 
 from ..cluster import Cluster
 
-TODAYS = Path(__file__).with_name("schema2.sqlite")
+TODAYS = Path(__file__).with_name("schema3.sqlite")
+SCHEMA_2 = Path(__file__).with_name("schema2.sqlite")
 
 
 def database_of(tmp_path: Path, made: Path | None = None) -> Path:
@@ -44,6 +48,14 @@ def version_of(path: Path) -> int:
 
 def backups(path: Path) -> list[Path]:
     return sorted(path.parent.glob(f"{path.name}.schema*.backup"))
+
+
+def the_copy(path: Path, version: int) -> Path:
+    """The one copy an upgrade left beside the database, of its schema before."""
+    (copy,) = backups(path)
+    assert copy.name.startswith(f"xcat.sqlite.schema{version}-")
+    assert version_of(copy) == version
+    return copy
 
 
 # -- the release of schema 1, frozen ---------------------------------------------
@@ -131,6 +143,9 @@ def test_a_database_of_todays_release_keeps_its_rows_when_opened(tmp_path):
         }
         assert sorted(objects.load(store.db, POLICY)) == ["1", "1.2", "4"]
         assert [row["name"] for row in store.db["certificates"].rows] == ["root"]
+        assert objects.load(store.db, PASSWD) == {
+            "ipmi": {"username": "ADMIN", "password": "passw0rd"}
+        }
     finally:
         store.close()
 
@@ -152,9 +167,7 @@ def test_an_older_database_is_upgraded_after_a_copy_beside_it(tmp_path, caplog):
         assert objects.load(store.db, NODE) == {}  # the object tables are there
     finally:
         store.close()
-    (copy,) = backups(path)
-    assert copy.name.startswith("xcat.sqlite.schema1-")
-    assert version_of(copy) == 1
+    copy = the_copy(path, 1)
     with sqlite3.connect(copy) as before:
         assert [row[0] for row in before.execute("SELECT priority FROM policy")] == [1.0, 1.2, 4.0]
     assert copy.stat().st_mode == path.stat().st_mode
@@ -164,6 +177,22 @@ def test_an_older_database_is_upgraded_after_a_copy_beside_it(tmp_path, caplog):
     ]
     Store(path).close()  # opened again: nothing more to do, no second copy
     assert backups(path) == [copy]
+
+
+def test_a_database_of_schema_2_gets_the_passwd_table_and_keeps_its_objects(tmp_path):
+    path = database_of(tmp_path, SCHEMA_2)
+    store = Store(path)
+    try:
+        assert schema_version(store.db) == SCHEMA_VERSION
+        nodes = objects.load(store.db, NODE)
+        assert sorted(nodes) == ["cn1", "sn1", "sn2"]
+        assert nodes["cn1"]["mac"] == "52:54:00:00:01:01"
+        assert objects.load(store.db, PASSWD) == {}  # there, and empty
+    finally:
+        store.close()
+    with sqlite3.connect(the_copy(path, 2)) as before:
+        tables = {row[0] for row in before.execute("SELECT name FROM sqlite_master")}
+    assert "node" in tables and "passwd" not in tables
 
 
 def test_an_upgrade_that_fails_changes_nothing(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from ..call import Call
 from ..console.server import CONSOLE_ATTRIBUTES, console_target
 from ..console.session import ConsoleSession, Watcher
 from ..hierarchy import alongside
-from ..hw.target import HardwareError
+from ..hw.target import HardwareError, passwd_defaults
 from ..store.nodes import Nodes
 from .common import divide, read_nodes
 from .registry import CommandParser, command
@@ -57,8 +57,9 @@ async def _attach_here(call: Call, nodes: list[str]) -> None:
     if not found:
         return
     ((node, values),) = found.items()
+    defaults = await call.daemon.store.run(passwd_defaults)
     try:
-        session = await call.daemon.consoles.open(node, console_target(values))
+        session = await call.daemon.consoles.open(node, console_target(values, defaults))
     except HardwareError as exc:
         await call.error(str(exc), node=node)
         return

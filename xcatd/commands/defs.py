@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, partial
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from ..store.tables import TableError, node_attribute
 from .common import Produced, Refusal, expand_noderange, respond
 from .defs_usage import NODELS, usage
 from .registry import CommandParser, UsageError, command
+from .secrets import is_secret, masked, may_read_secrets
 
 # xCAT's closing line once some object of a mkdef or chdef has failed
 # (DBobjectdefs.pm defmk, defch; its spelling).
@@ -624,9 +625,17 @@ def _listing(db, call: Call) -> Produced:
     types = list(TYPES.values()) if options.all else _types(options)
     names = options.objects or options.noderange
     selections = [parse_selection(w) for w in options.where]
+    hidden = not may_read_secrets(call)
+    if hidden and (secret := next((s for s in selections if is_secret(s.attribute)), None)):
+        raise Refusal(f"-w {secret.attribute}: only administrators may select objects by a secret")
     # One snapshot of the nodes for the node and group listings alike.
     nodes = call.nodes(db) if {NODE, GROUP} & set(types) else None
     found = {objtype: _objects_of(db, objtype, names, call, selections, nodes) for objtype in types}
+    if hidden:  # passwords read ****** (secrets.py)
+        for of_type in found.values():
+            of_type.listed = [
+                replace(item, fetch=partial(_masked_fetch, item.fetch)) for item in of_type.listed
+            ]
     empty = [objtype.name for objtype, of_type in found.items() if of_type.none]
     if empty and not (names or options.all):
         raise Refusal(f"Could not get objects of type '{empty[0]}'.")
@@ -644,6 +653,12 @@ def _listing(db, call: Call) -> Produced:
         lines = ["No object definitions have been found"]
     notes = [f"Could not find any objects of type '{name}'." for name in empty]
     return Produced(notes + lines, errors=errors)
+
+
+def _masked_fetch(
+    fetch: Callable[[], dict[str, tuple[str, str | None]]],
+) -> dict[str, tuple[str, str | None]]:
+    return masked(fetch())
 
 
 def _objects_of(
@@ -846,8 +861,9 @@ async def nodels(call: Call) -> None:
         label = options.with_fieldname or len(shown) > 1
         nodes.expect(chosen)
         lines, records = [], []
+        hidden = not may_read_secrets(call)
         for node in chosen:
-            sourced = nodes.sourced(node)
+            sourced = masked(nodes.sourced(node)) if hidden else nodes.sourced(node)
             record = {"node": node}
             for given, attribute in shown:
                 value, source = sourced.get(attribute, ("", None))

@@ -20,7 +20,7 @@ from ..hierarchy import alongside
 from ..hw import actions
 from ..hw.actions import BOOT_DEVICES, POWER_ACTIONS, Operation
 from ..hw.fanout import Job, Limits, Report, run_each
-from ..hw.target import HW_ATTRIBUTES, HardwareError, target_for
+from ..hw.target import HW_ATTRIBUTES, HardwareError, passwd_defaults, target_for
 from ..store.nodes import Nodes
 from .common import divide, read_nodes
 from .registry import CommandParser, command
@@ -85,13 +85,15 @@ async def _control(call: Call, key: str, operation: Operation) -> None:
 async def drive(
     call: Call, nodes: dict[str, dict[str, str]], operation: Operation, report: Report
 ) -> None:
-    """`operation` on the BMC of each node (its hardware attributes given)
-    through the daemon's fan-out; one error line for each node that cannot
-    be controlled, and `report` for each of the others as it answers."""
+    """`operation` on the BMC of each node (its hardware attributes given,
+    credentials it lacks from the passwd table) through the daemon's
+    fan-out; one error line for each node that cannot be controlled, and
+    `report` for each of the others as it answers."""
+    defaults = await call.daemon.store.run(passwd_defaults)
     jobs = {}
     for node, values in nodes.items():
         try:
-            jobs[node] = Job(target_for(node, values), operation)
+            jobs[node] = Job(target_for(node, values, defaults), operation)
         except HardwareError as exc:
             await call.error(str(exc), node=node)
     config = call.daemon.config

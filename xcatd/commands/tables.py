@@ -6,6 +6,8 @@ says which attribute each table.column is), so a value set by chtab is the
 one lsdef shows.  Options, usage texts, messages and the streams they go to
 are xCAT's (tabutils.pm, xCAT-server/sbin/chtab, xCAT-client/sbin/tabrestore);
 where xCAT writes part of a request and goes on, nothing is written here.
+Secrets (passwd.password, ipmi.password, ...) read as `******` for callers
+who are not administrators (secrets.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from . import audit_table
 from .common import Produced, Refusal, expand_noderange, respond
 from .defs import DefParser, comma_list
 from .registry import CommandParser, command
+from .secrets import MASK, is_secret, may_read_secrets
 
 USAGE = {
     "tabdump": (
@@ -173,9 +176,32 @@ def table_rows(db, call: Call, table: Table) -> Iterator[Row]:
             return values.get(attr)
         return nodes.attribute(name, attr)
 
+    secret = None if may_read_secrets(call) else _secret_cells(table)
     for row in schema.rows(load, table, condition):
         if visible is None or row.objtype is not NODE or visible(row.name):
-            yield row
+            yield row if secret is None else _masked(row, secret)
+
+
+def _secret_cells(table: Table) -> Callable[[Row, str], bool]:
+    """Whether a row's column holds a secret: passwd.password, ipmi.password,
+    ...; in a table of attribute rows (site) the value of a secret key."""
+    columns = {c.name for c in table.columns if is_secret(f"{table.name}.{c.name}")}
+    spec = table.attribute_rows
+
+    def holds(row: Row, column: str) -> bool:
+        if spec is not None and column == spec.value:
+            return is_secret(row.cells.get(spec.name) or "")
+        return column in columns
+
+    return holds
+
+
+def _masked(row: Row, secret: Callable[[Row, str], bool]) -> Row:
+    """The row as a caller who may not read secrets sees it."""
+    cells = row.cells
+    return Row(
+        row.objtype, row.name, {n: MASK if v and secret(row, n) else v for n, v in cells.items()}
+    )
 
 
 _WHERE = re.compile(r"^(?P<attr>[^=!<>~]*)(?P<op>==|=~|!=|!~|<=|<|>=|>)(?P<value>.*)$", re.S)

@@ -1,39 +1,108 @@
-"""The daemon's consoles, by node: `ConsoleServer.open` gives the session
-of a node's console, opening it at its first use and keeping it after.
+"""The daemon's consoles, by node, as conserver holds xCAT's: every node's
+console that this daemon reaches is opened when it starts (`hold_defined`)
+and kept, retried while it cannot be had; SIGHUP reads the definitions
+again (nodes added, changed or removed since).  `ConsoleServer.open` gives
+rcons the session of a node's console, opening one defined since at its
+first use.
 
-A node's console is chosen by its `cons` attribute (xCAT's nodehm.cons);
-`ipmi` is Serial over LAN with the BMC and credentials rpower uses
-(hw/target.py).  A session whose BMC or credentials change is replaced at
-the next rcons.  Every session runs in the server's nursery, a task of the
+A node's console is chosen by its `cons` attribute (xCAT's nodehm.cons;
+unset, its `mgt` where `serialport` is set, as in xCAT): `ipmi` is Serial
+over LAN with the BMC and credentials rpower uses (hw/target.py);
+`cyclades` and `mrv` are a serial port on a terminal server, `termserver`
+and `termport`, reached over TCP (tcp.py).  There is no `redfish` console,
+in xCAT either.  A session whose target changes is replaced at the next
+rcons.  Every session runs in the server's nursery, a task of the
 daemon's, so no request's end (or a client killed while attached) ends one.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from functools import partial
 from pathlib import Path
 
+import sqlite_utils
 import trio
 
-from ..hw.target import HardwareError, Target, target_for
+from ..hw.target import Defaults, HardwareError, Target, passwd_defaults, target_for
+from ..store import Store, StoreError, objects
+from ..store.nodes import Nodes
+from ..store.objtypes import NO
+from ..store.regex_values import RegexValueError
 from .log import ConsoleLog
 from .session import ConsoleSession
 from .sol import Pump
+from .tcp import TERMINAL_SERVERS
 
-CONSOLE_METHODS = ("ipmi",)  # the values of `cons` xcatd has a console for
-CONSOLE_ATTRIBUTES = ("cons", "bmc", "bmcport", "bmcusername", "bmcpassword")
+CONSOLE_METHODS = ("ipmi", *TERMINAL_SERVERS)  # the values of `cons` xcatd has a console for
+CONSOLE_ATTRIBUTES = ("cons", "mgt", "serialport", "termserver", "termport", "bmc", "bmcport",
+                      "bmcusername", "bmcpassword")  # fmt: skip
+log = logging.getLogger(__name__)
+NO_REDFISH = (
+    "cons=redfish: there is no Redfish console, in xCAT either (nor in sushy-tools, the Redfish "
+    "BMC xcatd is tested against): reach the node's serial console with cons=ipmi (Serial over "
+    "LAN)"
+)
 
 
-def console_target(values: dict[str, str]) -> Target:
-    """The BMC of a node's console, from its effective attributes, or
-    HardwareError saying what to set."""
-    method = values.get("cons")
+def console_target(values: dict[str, str], defaults: Defaults) -> Target:
+    """Where a node's console is, from its effective attributes and the
+    passwd table's `defaults`, or HardwareError saying what to set."""
+    method = values.get("cons") or (values.get("mgt") if "serialport" in values else None)
     if not method:
         raise HardwareError("cons is not set: set it with chdef <node> cons=ipmi")
+    if method == "redfish":
+        raise HardwareError(NO_REDFISH)
     if method not in CONSOLE_METHODS:
         raise HardwareError(
             f"cons={method}: xcatd has no {method} console (it has {', '.join(CONSOLE_METHODS)})"
         )
-    return target_for("", {**values, "power": method})
+    if method in TERMINAL_SERVERS:
+        return _terminal_server_port(method, values)
+    return target_for("", {**values, "power": method}, defaults)
+
+
+def _terminal_server_port(method: str, values: dict[str, str]) -> Target:
+    server, number = values.get("termserver"), values.get("termport", "")
+    if not server or not number.isdigit():
+        raise HardwareError(
+            f"cons={method} needs termserver and termport (a number): set them with chdef "
+            "<node> termserver=<terminal server> termport=<its port for the node>"
+        )
+    base, step = TERMINAL_SERVERS[method]
+    port = base + step * int(number)
+    if not 0 < port < 65536:
+        raise HardwareError(f"termport {number}: {method} port {port} is not a TCP port")
+    return Target(method, server, port, "", "")
+
+
+def held_here(
+    db: sqlite_utils.Database, hostname: str, role: str
+) -> tuple[dict[str, Target], dict[str, str]]:
+    """The consoles this daemon holds: every node with one (its effective
+    `cons`, or a `serialport` and a `mgt`) that is reached from here, as
+    hardware commands divide nodes (hierarchy.split): on the management node
+    those without a service node (all, when site.ipmidispatch says no), on
+    a service node those it serves first.  Each with its target; and why
+    each other such node has none."""
+    nodes = Nodes.load(db)
+    dispatching = role == "master" and objects.site(db).get("ipmidispatch", "y").lower() not in NO
+    defaults = passwd_defaults(db)
+    targets, problems = {}, {}
+    for node in nodes.all_nodes():
+        try:
+            values = {a: v for a in CONSOLE_ATTRIBUTES if (v := nodes.attribute(node, a))}
+            server = (nodes.attribute(node, "servicenode") or "").split(",")[0].strip()
+            if role == "master":
+                here = not dispatching or server in ("", hostname, node)
+            else:
+                here = server == hostname
+            if here and (values.get("cons") or ("serialport" in values and values.get("mgt"))):
+                targets[node] = console_target(values, defaults)
+        except (HardwareError, RegexValueError) as exc:
+            problems[node] = str(exc)
+    return targets, problems
 
 
 class ConsoleServer:
@@ -57,23 +126,66 @@ class ConsoleServer:
 
     async def open(self, node: str, target: Target) -> ConsoleSession:
         """The node's console session, once its first connection is made;
-        HardwareError when it cannot be (the session is then not kept)."""
+        HardwareError when it cannot be (the session is then not kept,
+        unless the server holds it: see `hold`)."""
         session = self.sessions.get(node)
         if session is not None and session.target != target:
             session.stop()  # its BMC or credentials changed: a new session
             session = None
         if session is None:
-            if self._nursery is None:
-                raise HardwareError("xcatd is stopping; try again when it is back")
-            log_file = ConsoleLog(self.directory / f"{node}.log")
-            session = ConsoleSession(node, target, log_file, self._pump, self.timeout)
-            self.sessions[node] = session
-            self._nursery.start_soon(session.run)
+            session = self._start(node, target, kept=False)
         await session.opened.wait()
-        if session.failure is not None:
+        if session.failure is not None and not session.kept:
             if self.sessions.get(node) is session:
                 del self.sessions[node]
             raise session.failure
+        return session
+
+    def hold(self, targets: dict[str, Target]) -> None:
+        """Hold exactly these nodes' consoles, as conserver holds those of
+        its configuration (at the daemon's start, and again at SIGHUP): each
+        opened unless it is held with the same target, and tried again for
+        as long as it cannot be had; every other session ended."""
+        for node in [node for node in self.sessions if node not in targets]:
+            ended = self.sessions.pop(node)
+            for watcher in ended.watchers:
+                watcher.put(f"the console of {node} is no longer defined")
+            ended.stop()
+        for node, target in targets.items():
+            session = self.sessions.get(node)
+            if session is not None and session.target == target:
+                session.kept = True
+                continue
+            if session is not None:
+                session.stop()
+            self._start(node, target, kept=True)
+
+    async def hold_defined(self, store: Store, hostname: str, role: str) -> None:
+        """Hold the consoles the definitions give this daemon (`held_here`);
+        a node whose console cannot be had is logged, once per reading."""
+        try:
+            targets, problems = await store.run(partial(held_here, hostname=hostname, role=role))
+            self.hold(targets)
+        except (StoreError, sqlite3.Error, HardwareError) as exc:
+            log.error("consoles: %s; the consoles held stay as they were", exc)
+            return
+        for node, why in problems.items():
+            log.warning("console of %s not held: %s", node, why)
+        log.info("holding %d consoles", len(targets))
+
+    def set_timeout(self, timeout: float) -> None:
+        """A new bmc_timeout (SIGHUP): for every later attempt to connect."""
+        self.timeout = timeout
+        for session in self.sessions.values():
+            session.timeout = timeout
+
+    def _start(self, node: str, target: Target, kept: bool) -> ConsoleSession:
+        if self._nursery is None:
+            raise HardwareError("xcatd is stopping; try again when it is back")
+        log_file = ConsoleLog(self.directory / f"{node}.log")
+        session = ConsoleSession(node, target, log_file, self._pump, self.timeout, kept)
+        self.sessions[node] = session
+        self._nursery.start_soon(session.run)
         return session
 
     def detach_all(self) -> None:

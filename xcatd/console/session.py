@@ -1,6 +1,6 @@
-"""One node's console as the daemon holds it: the SOL link (reconnected
-when the BMC drops it), the log, the recent history, the watchers and the
-one writer.
+"""One node's console as the daemon holds it: the SOL or TCP link
+(reconnected when the BMC or the port drops it), the log, the recent
+history, the watchers and the one writer.
 
 Output reaches the event loop from pyghmi's threads in order
 (`TrioToken.run_sync_soon` keeps it), is added to the history and handed
@@ -21,8 +21,10 @@ from functools import partial
 import trio
 
 from ..hw.target import HardwareError, Target
+from .link import Link
 from .log import ConsoleLog
 from .sol import Pump, SolLink
+from .tcp import TERMINAL_SERVERS, TcpLink
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +84,20 @@ class ConsoleSession:
     """The console of `node` through the BMC `target`; `run` holds it."""
 
     def __init__(
-        self, node: str, target: Target, log_file: ConsoleLog, pump: Pump, timeout: float
+        self,
+        node: str,
+        target: Target,
+        log_file: ConsoleLog,
+        pump: Pump,
+        timeout: float,
+        kept: bool = False,
     ) -> None:
         self.node = node
         self.target = target
         self.log = log_file
         self.pump = pump
-        self.timeout = timeout
+        self.timeout = timeout  # seconds for one attempt to connect (the server's, as reloaded)
+        self.kept = kept  # held by the server whatever happens, not only once connected
         self.history = bytearray()
         self.watchers: list[Watcher] = []
         self.writer: Watcher | None = None
@@ -101,7 +110,8 @@ class ConsoleSession:
 
     async def run(self) -> None:
         """Connect, serve until the BMC drops the link, reconnect after a
-        pause that doubles up to LAST_RETRY; end if the first attempt fails."""
+        pause that doubles up to LAST_RETRY; end if the first attempt fails,
+        unless the session is `kept` (then try again, as after a drop)."""
         try:
             with self.scope:
                 await self._hold()
@@ -114,7 +124,8 @@ class ConsoleSession:
         delay = FIRST_RETRY
         while True:
             lost = _Lost()
-            link = SolLink(self.target, self._from_bmc, partial(self._from_thread, lost))
+            kind = TcpLink if self.target.method in TERMINAL_SERVERS else SolLink
+            link = kind(self.target, self._from_bmc, partial(self._from_thread, lost))
             try:
                 await trio.to_thread.run_sync(
                     link.open, self.timeout, self.pump, abandon_on_cancel=True
@@ -123,7 +134,8 @@ class ConsoleSession:
                 if not self.opened.is_set():
                     self.failure = exc
                     self.opened.set()
-                    return
+                    if not self.kept:
+                        return
                 self._event(f"console down: {exc}; next try in {delay:.0f} s")
                 await trio.sleep(delay)
                 delay = min(delay * 2, LAST_RETRY)
@@ -181,7 +193,7 @@ class ConsoleSession:
         watcher.writes = True
         self.writer = watcher
 
-    async def _serve(self, link: SolLink, lost: _Lost) -> None:
+    async def _serve(self, link: Link, lost: _Lost) -> None:
         """The open link: keystrokes to it until the BMC drops it."""
         self.up = True
         self._event("console up")
@@ -196,7 +208,7 @@ class ConsoleSession:
                 await trio.to_thread.run_sync(link.close, abandon_on_cancel=True)
         self._event(f"console lost: {lost.reason}; reconnecting")
 
-    async def _forward_keys(self, link: SolLink) -> None:
+    async def _forward_keys(self, link: Link) -> None:
         async for data in self._typed:
             chunks = [data]
             while True:  # what was typed meanwhile goes in the same packet

@@ -23,13 +23,13 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
 
 from pyghmi.exceptions import IpmiException
 from pyghmi.ipmi.console import Console
 
 from ..hw.ipmi import explained
-from ..hw.target import HardwareError, NoAnswer, Target
+from ..hw.target import HardwareError, NoAnswer
+from .link import Link
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +37,14 @@ POLL = 0.05  # seconds between looks at a link being opened
 PUMP_WAIT = 0.2  # the longest the pump waits in pyghmi before looking again
 
 
-class SolLink:
-    """One SOL session with one BMC.  `on_data(bytes)` gets the console's
-    output and `on_lost(reason)` is called once when an open link breaks;
-    both on pyghmi's threads."""
+class SolLink(Link):
+    """One SOL session with one BMC (see Link)."""
 
-    def __init__(
-        self,
-        target: Target,
-        on_data: Callable[[bytes], None],
-        on_lost: Callable[[str], None],
-    ) -> None:
-        self.target = target
-        self._on_data = on_data
-        self._on_lost = on_lost
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self._console: Console | None = None
         self._session = None  # pyghmi's session, for logging out
         self._failure: str | None = None
-        self._open = False  # connected, and its loss not yet reported
-        self._state = threading.Lock()  # between open() and pyghmi's callback
 
     def open(self, timeout: float, pump: Pump) -> None:
         """Log in and activate SOL, taking it from any other client (as
@@ -100,7 +89,7 @@ class SolLink:
 
     def close(self) -> None:
         """Deactivate SOL and log out; never raises."""
-        self._open = False
+        self._ended()
         for end in (self._console.close if self._console else None, self._logout):
             try:
                 if end is not None:

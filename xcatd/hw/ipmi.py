@@ -117,8 +117,11 @@ def explained(exc: IpmiException, target: Target) -> HardwareError:
         return NoAnswer(f"no answer from BMC {target}")
     if text == "Incorrect password provided":
         return HardwareError(
-            f"BMC {target} refused the password of user '{target.username}': check bmcpassword"
+            f"BMC {target} refused the password of user '{target.username}': check "
+            f"{target.password_from}"
         )
     if text.startswith("Unauthorized name"):
-        return HardwareError(f"BMC {target} has no user '{target.username}': check bmcusername")
+        return HardwareError(
+            f"BMC {target} has no user '{target.username}': check {target.user_from}"
+        )
     return HardwareError(f"BMC {target}: {text}")

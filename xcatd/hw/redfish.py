@@ -148,7 +148,7 @@ class RedfishDriver:
         except exceptions.AccessError:
             raise HardwareError(
                 f"BMC {self.target} refused user '{self.target.username}' with its password: "
-                "check bmcusername and bmcpassword"
+                f"check {self.target.user_from} and {self.target.password_from}"
             ) from None
         except exceptions.HTTPError as exc:
             said = getattr(exc, "detail", None) or "no explanation"

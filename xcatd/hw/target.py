@@ -4,16 +4,24 @@ and what every driver offers.
 A node's target comes from its effective (possibly inherited) attributes:
 the method is `power`, else `mgt` (xCAT's nodehm), the BMC is `bmc` (port
 `bmcport`, else the method's: 623 for IPMI, 443 for Redfish), the
-credentials `bmcusername` and `bmcpassword`.  There is no `passwd` table
-here: credentials shared by many nodes go on one of their groups
-(`chdef -t group ipmi bmcusername=... bmcpassword=...`), and a node without
-them is refused rather than tried with a vendor's default.
+credentials `bmcusername` and `bmcpassword`, else the passwd table's row
+of the method (`chtab key=ipmi passwd.username=... passwd.password=...`),
+as xCAT picks them: for IPMI the node's pair when it sets either
+(PasswordUtils.pm getIPMIAuth), for Redfish each of the two on its own
+(AGENT.pm parse_node_info).  A node with neither is refused rather than
+tried with a vendor's default (xCAT's USERID/PASSW0RD).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import sqlite_utils
+
+from ..store import objects
+from ..store.objtypes import PASSWD
 
 # The node attributes a target is made from.
 HW_ATTRIBUTES = ("mgt", "power", "bmc", "bmcport", "bmcusername", "bmcpassword")
@@ -38,6 +46,9 @@ class Target:
     port: int
     username: str
     password: str = field(repr=False)  # never in a log line or a traceback
+    # Where the credentials were found, for the line saying what to check.
+    user_from: str = field(default="bmcusername", compare=False)
+    password_from: str = field(default="bmcpassword", compare=False)
 
     def __str__(self) -> str:
         return f"{self.address}:{self.port}"
@@ -69,9 +80,23 @@ class Driver(Protocol):
         ...
 
 
-def target_for(node: str, values: dict[str, str]) -> Target:
-    """The target of a node with these effective attributes, or HardwareError
-    saying what to set."""
+# The passwd table's rows by key (ipmi, redfish), each its username and password.
+Defaults = Mapping[str, Mapping[str, str]]
+# A passwd row is in force while its `disable` is unset or says no (xCAT's
+# Table.pm reads only rows whose disable is NULL, 0 or no).
+ENABLED = ("", "0", "no", "n")
+
+
+def passwd_defaults(db: sqlite_utils.Database) -> Defaults:
+    """The passwd table's rows in force for the methods xcatd drives."""
+    rows = objects.load(db, PASSWD, METHODS, columns=["username", "password", "disable"])
+    return {key: row for key, row in rows.items() if row.get("disable", "").lower() in ENABLED}
+
+
+def target_for(node: str, values: dict[str, str], defaults: Defaults) -> Target:
+    """The target of a node with these effective attributes, its credentials
+    falling back to the passwd table's `defaults`, or HardwareError saying
+    what to set."""
     attribute = "power" if values.get("power") else "mgt"
     method = values.get(attribute)
     if not method:
@@ -84,15 +109,37 @@ def target_for(node: str, values: dict[str, str]) -> Target:
     address = values.get("bmc")
     if not address:
         raise HardwareError("no BMC: set one with chdef <node> bmc=<address>")
-    missing = [a for a in ("bmcusername", "bmcpassword") if not values.get(a)]
+    port = _port(values, PORTS[method])
+    (username, user_from), (password, password_from) = _credentials(method, values, defaults)
+    return Target(method, address, port, username, password, user_from, password_from)
+
+
+CREDENTIALS = (("bmcusername", "username"), ("bmcpassword", "password"))
+
+
+def _credentials(method: str, values: dict[str, str], defaults: Defaults) -> list[tuple[str, str]]:
+    """The user name and the password, each with where it was found."""
+    row = defaults.get(method, {})
+    own = method == "ipmi" and any(values.get(a) for a, _ in CREDENTIALS)
+    found = []
+    for attribute, column in CREDENTIALS:
+        if values.get(attribute) or own:
+            found.append((values.get(attribute, ""), attribute))
+        else:
+            found.append((row.get(column, ""), f"passwd.{column} (key={method})"))
+    missing = [
+        attribute
+        for (attribute, _), (value, _) in zip(CREDENTIALS, found, strict=True)
+        if not value
+    ]
     if missing:
         raise HardwareError(
             f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: set "
             "them on the node or one of its groups (chdef <group> bmcusername=<user> "
-            "bmcpassword=<password>)"
+            f"bmcpassword=<password>), or the defaults (chtab key={method} "
+            "passwd.username=<user> passwd.password=<password>)"
         )
-    port = _port(values, PORTS[method])
-    return Target(method, address, port, values["bmcusername"], values["bmcpassword"])
+    return found
 
 
 def _port(values: dict[str, str], default: int) -> int:

@@ -296,6 +296,28 @@ for _name, _key in _XCAT["keys"].items():
 for _name, _listed in _XCAT["types"].items():
     _complete(TYPES[_name], _listed)
 
+# xCAT's passwd table: the user and password each kind of component (its
+# `key`: ipmi, redfish, system, ...) is reached with when a node names none.
+# xCAT has no object type for it, so no def command shows it (TYPES); only
+# the table commands do.  A row is named by its key alone: xCAT keys the
+# table by key and username, but its BMC plugins read the first row of a key.
+PASSWD = ObjectType(
+    "passwd",
+    "key",
+    "Default user names and passwords of cluster components",
+    _declare(
+        A("username", "The default user name for this kind of component"),
+        A("password", "The default password for this kind of component"),
+        A("cryptmethod", "How a system password is encrypted (md5, sha256, sha512)"),
+        A("authdomain", "The domain in which this entry has meaning"),
+        A("comments", "Free text"),
+        A("disable", "Set to 1 or yes to disable the row", Kind.CHOICE, YES_NO),
+    ),
+)
+
+# Every type the database keeps a table of: the def commands' and the tables' own.
+STORED: dict[str, ObjectType] = {**TYPES, PASSWD.name: PASSWD}
+
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
 

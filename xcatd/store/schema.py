@@ -22,11 +22,11 @@ from pathlib import Path
 import sqlite_utils
 
 from .. import __version__
-from .objtypes import TYPES
+from .objtypes import STORED
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _priorities_as_text(db: sqlite_utils.Database) -> None:
@@ -48,7 +48,10 @@ def _priorities_as_text(db: sqlite_utils.Database) -> None:
 
 # What upgrading from version n (the key) to n + 1 takes beyond creating the
 # tables and columns that are missing (`_create`, which runs after these):
-# renames, retyped columns, moved or rewritten data.
+# renames, retyped columns, moved or rewritten data.  2 to 3 only adds the
+# passwd table (the BMCs' default credentials): an xcatd of schema 2 would
+# not read it, and its nodes would lose those credentials, so it refuses a
+# database of 3.
 UPGRADES: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _priorities_as_text}
 
 
@@ -158,7 +161,7 @@ def _writing(db: sqlite_utils.Database) -> Iterator[None]:
 
 def _create(db: sqlite_utils.Database) -> None:
     """Every table and column this release declares that the database lacks."""
-    for object_type in TYPES.values():
+    for object_type in STORED.values():
         columns = {object_type.key: str, **dict.fromkeys(object_type.attributes, str)}
         table = db.table(object_type.name)
         if table.exists():
@@ -223,7 +226,7 @@ def _stamp_changes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS stamp (value INTEGER NOT NULL)")
     if db.execute("SELECT count(*) FROM stamp").fetchone()[0] == 0:
         db.execute("INSERT INTO stamp VALUES (random())")
-    for object_type in TYPES.values():
+    for object_type in STORED.values():
         table = object_type.name
         defined = [f"[{c}]" for c in db[table].columns_dict if c not in REPORTED]
         changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in defined)

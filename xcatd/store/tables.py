@@ -8,8 +8,8 @@ here declares its attribute (objtypes.py); every other column reads empty
 and cannot be written.  Rows are keyed as in xCAT: node tables by node or
 group name (a group's row is the group object's own values: that is where
 this project keeps group attributes), osimage and linuximage by image name,
-networks by netname, policy by priority, nodegroup by group name, and site
-by key, one row per site attribute.
+networks by netname, policy by priority, nodegroup by group name, passwd
+by key (objtypes.PASSWD), and site by key, one row per site attribute.
 
 Conditional columns (xCAT's `only_if`, e.g. ipmi.bmc only where mgt=ipmi)
 show an object's value only where the condition holds; one is written only
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property, partial
 from pathlib import Path
 
-from .objtypes import GROUP, NODE, TYPES, ObjectType
+from .objtypes import GROUP, NODE, STORED, TYPES, ObjectType
 
 DATA = Path(__file__).with_name("xcat_tables.json")
 
@@ -156,6 +156,8 @@ def tables() -> dict[str, Table]:
 
 def _table(name: str, entry: dict, firsts: dict[tuple[str, str], int]) -> Table:
     names = {TYPES[t]: column for t, column in entry.get("names", {}).items() if t in TYPES}
+    if name in STORED and name not in TYPES:  # passwd: the rows of a type of its own
+        names = {STORED[name]: STORED[name].key}
     rows = entry.get("attribute_rows")
     attribute_rows = None
     if rows and rows["type"] in TYPES:
@@ -168,10 +170,13 @@ def _table(name: str, entry: dict, firsts: dict[tuple[str, str], int]) -> Table:
 
 
 def _main_type(names: dict[ObjectType, str], entry: dict) -> ObjectType | None:
-    """The one type a table is the main row of, if so (policy for policy)."""
+    """The one type a table is the main row of, if so (policy for policy,
+    passwd for passwd)."""
     if len(names) != 1:
         return None
     ((objtype, column),) = names.items()
+    if objtype.name not in TYPES:
+        return objtype
     for item in entry["columns"]:
         if item["name"] == column and [objtype.name, objtype.key, ""] in item.get("attributes", []):
             return objtype
@@ -193,7 +198,7 @@ def _kept(
             condition = tuple(only_if.split("=", 1)) if only_if else None
             first = firsts.get((type_name, attribute), position) == position
             kept.append(Mapping(objtype, attribute, condition, first))
-    if not kept and main is not None and column["name"] in main.attributes:
+    if not kept and main is not None and column["name"] in (*main.attributes, main.key):
         kept.append(Mapping(main, column["name"]))
     return tuple(kept)
 
