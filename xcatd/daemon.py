@@ -44,6 +44,7 @@ from .policy import Policy, PolicyError
 from .server import Session, handle_connection
 from .servicenode.relay import StatusRelay
 from .servicenode.replica import Copy
+from .servicenode.trust import keep_current
 from .store import Store, StoreError, objects
 from .systemd import Notifier
 
@@ -111,6 +112,7 @@ class Daemon:
                         front.start_soon(self._accept, listeners, front)
                         if self.relay is not None:
                             front.start_soon(self.relay.run)
+                            front.start_soon(keep_current, self)
                         await self._start_boot_services(front)
                         await front.start(partial(self.dhcp.run, serve=self.config.serve_dhcp))
                         front.start_soon(self.notifier.keep_watchdog_fed)
