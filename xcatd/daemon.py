@@ -46,6 +46,7 @@ from .servicenode.relay import StatusRelay
 from .servicenode.replica import Copy
 from .servicenode.trust import keep_current
 from .store import Store, StoreError, objects
+from .store.nodes import ServedNodes
 from .systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class Daemon:
         self.audit = AuditLog(self.store)
         # A service node passes its nodes' status reports on to the management node.
         self.relay = StatusRelay(self) if self.role == "servicenode" else None
+        # Which nodes each service node serves, for their requests here.
+        self.served = ServedNodes()
         # A service node's copy of the management node's definitions, as last taken.
         self.definitions: Copy | None = None
         self.reports = StatusReports(
