@@ -45,14 +45,16 @@ trouble = ThrottledWarning(log)
 
 async def keep_current(daemon: Daemon) -> None:
     """Check with the management node every trust_interval seconds, for as
-    long as the daemon runs; a failed check is logged and tried again."""
+    long as the daemon runs; a failed check (the MN away or refusing, a
+    file that cannot be written) is logged and tried again, and never ends
+    the daemon."""
     while True:
         try:
             master = master_of(daemon)
             async with Link.open(master.host, master.port, daemon.ca) as link:
                 await take_revocations(daemon, link)
                 await renew_ssh_certificates(daemon, link)
-        except (LinkError, ReplicaError, TrustError, AuthError) as exc:
+        except (LinkError, ReplicaError, TrustError, AuthError, OSError, ValueError) as exc:
             trouble.warning("cannot bring this node's trust up to date: %s", exc)
         await trio.sleep(daemon.config.trust_interval)
 
