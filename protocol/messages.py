@@ -244,12 +244,14 @@ def parse_client_message(message: dict[str, Any]) -> ClientMessage:
 class Hello(NamedTuple):
     """The daemon's greeting: its host name, its release, its protocol
     version; to a service node, also the stamp of the definitions it would
-    take (it takes them again only when the stamp has changed)."""
+    take and that of the revocation list (it takes each again only when its
+    stamp has changed)."""
 
     server: str
     version: str
     protocol: int = PROTOCOL_VERSION
     stamp: int | None = None
+    crl: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -260,6 +262,8 @@ class Hello(NamedTuple):
         }
         if self.stamp is not None:
             wire["stamp"] = self.stamp
+        if self.crl is not None:
+            wire["crl"] = self.crl
         return wire
 
 
@@ -348,6 +352,7 @@ def parse_server_message(message: dict[str, Any]) -> ServerMessage:
             server=_field(message, what, "server", _str),
             version=_field(message, what, "version", _str),
             stamp=_field(message, what, "stamp", _int, optional=True),
+            crl=_field(message, what, "crl", _int, optional=True),
         )
     if kind == "error":
         return ErrorFrame(text=_field(message, what, "text", _str))

@@ -60,6 +60,18 @@ def test_a_service_node_sees_only_the_nodes_it_serves_and_itself(as_sn1):
     assert "Object name: cn4\n    servicenode=sn1\n" in out
 
 
+def test_a_node_given_to_a_service_node_or_taken_away_is_so_at_its_next_request(cluster, as_sn1):
+    assert as_sn1("nodels", "compute") == (0, "cn1\ncn3\ncn4\ncn51\n", "")
+    cluster.ok("mkdef", "cn6", "groups=compute,rack1")  # rack1: sn1's
+    cluster.ok("chdef", "cn3", "xcatmaster=")
+    try:
+        assert as_sn1("nodels", "compute") == (0, "cn1\ncn4\ncn6\ncn51\n", "")
+    finally:
+        cluster.ok("rmdef", "cn6")
+        cluster.ok("chdef", "cn3", "xcatmaster=sn1")
+    assert as_sn1("nodels", "compute") == (0, "cn1\ncn3\ncn4\ncn51\n", "")
+
+
 def test_a_service_node_cannot_name_a_node_it_does_not_serve(as_sn1):
     assert as_sn1("nodels", "cn2") == (
         1,

@@ -36,7 +36,8 @@ from .store import Store
 from .store.objtypes import SITE
 
 ADMIN = "root"  # the administrator's identity; the default policy lets it do everything
-ROOT_SSH_DAYS = 365  # the management node's root's SSH certificate; init renews it
+# The management node's root's SSH certificate; init renews it.
+ROOT_SSH_VALIDITY = dt.timedelta(days=365)
 
 
 class AdminError(Exception):
@@ -103,7 +104,7 @@ def _root_ssh(layout: Layout, hostname: str, fresh: bool) -> Iterator[str]:
     key = layout.user_ssh / "id_ed25519"
     identity = f"{ADMIN}@{hostname}"
     public = ensure_key(key, identity)
-    certificate = authority.user_certificate(public, ADMIN, identity, ROOT_SSH_DAYS)
+    certificate = authority.user_certificate(public, ADMIN, identity, ROOT_SSH_VALIDITY)
     write_public(certificate_file(key), certificate.encode())
     known_hosts = layout.user_ssh / "known_hosts"
     trusted = f"@cert-authority * {ca_line}"

@@ -12,6 +12,7 @@ a cache of recent nonces stop a captured request from being played again.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import heapq
 import os
 from collections import OrderedDict
@@ -23,7 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from xcat_protocol.messages import Request, RequestBody
 from xcat_protocol.signing import signature_is_valid
 
-from .ca import fingerprint, name_of, role_of
+from .ca import fingerprint, name_of, role_of, write_public
 
 RELAY_ROLES = ("servicenode", "master")
 
@@ -61,33 +62,77 @@ class RevocationList:
     """The CA's CRL file, re-read whenever it changes on disk.
 
     One `stat` per check is all it costs while the file is unchanged, and a
-    `xcatd revoke` takes effect on the very next request.
+    `xcatd revoke` takes effect on the very next request.  A service node
+    has no CA key: it takes the management node's list whenever that
+    changed (`adopt`, servicenode/trust.py), which the list's `stamp` tells.
     """
 
     def __init__(self, path: Path, ca_cert: x509.Certificate) -> None:
         self.path = path
         self._ca_key = ca_cert.public_key()
-        self._stamp: tuple[int, int, int] | None = None
+        self._file: tuple[int, int, int] | None = None
         self._serials: frozenset[int] = frozenset()
+        self._crl: x509.CertificateRevocationList | None = None
+        self._data = b""
+        self._stamp: int | None = None
 
     def is_revoked(self, serial: int) -> bool:
         self._refresh()
         return serial in self._serials
 
+    @property
+    def stamp(self) -> int | None:
+        """A number that changes with the list (from its bytes); None while there is none."""
+        self._refresh()
+        return self._stamp
+
+    @property
+    def pem(self) -> bytes:
+        """The list as published, for a service node to take."""
+        self._refresh()
+        if self._crl is None:
+            raise AuthError(f"there is no revocation list at {self.path}: run 'xcatd init'")
+        return self._data
+
+    def adopt(self, pem: bytes) -> int:
+        """Make the management node's list this host's, if the cluster CA
+        signed it and it is not older than the one here (an older list
+        would lift revocations); how many certificates it revokes."""
+        try:
+            crl = x509.load_pem_x509_crl(pem)
+        except ValueError:
+            raise AuthError("the revocation list received is not a PEM CRL") from None
+        self._check(crl, "received")
+        self._refresh()
+        if self._crl is not None and crl.last_update_utc < self._crl.last_update_utc:
+            raise AuthError(
+                f"the revocation list received is older ({crl.last_update_utc:%Y-%m-%d %H:%M:%S}"
+                f" UTC) than this host's ({self._crl.last_update_utc:%Y-%m-%d %H:%M:%S} UTC)"
+            )
+        write_public(self.path, pem)
+        self._refresh()
+        return len(self._serials)
+
+    def _check(self, crl: x509.CertificateRevocationList, what: str) -> None:
+        if not crl.is_signature_valid(self._ca_key):  # type: ignore[arg-type]
+            raise AuthError(f"the revocation list {what} is not signed by the cluster CA")
+
     def _refresh(self) -> None:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self._stamp, self._serials = None, frozenset()
+            self._file, self._serials, self._crl, self._stamp = None, frozenset(), None, None
+            self._data = b""
             return
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if stamp == self._stamp:
+        if stamp == self._file:
             return
-        crl = x509.load_pem_x509_crl(self.path.read_bytes())
-        if not crl.is_signature_valid(self._ca_key):  # type: ignore[arg-type]
-            raise AuthError(f"the revocation list {self.path} is not signed by the cluster CA")
+        data = self.path.read_bytes()
+        crl = x509.load_pem_x509_crl(data)
+        self._check(crl, str(self.path))
         self._serials = frozenset(entry.serial_number for entry in crl)
-        self._stamp = stamp
+        self._crl, self._data, self._file = crl, data, stamp
+        self._stamp = int.from_bytes(hashlib.sha256(data).digest()[:7], "big")
 
 
 class ReplayGuard:

@@ -70,10 +70,9 @@ class Call:
         """The nodes as this caller may see them: all of them, except that a
         service node's certificate sees only the nodes it serves, and itself
         (DESIGN.md §9), whatever the policy lets it run."""
-        nodes = Nodes.load(db)
         if self.caller.signer.role == "servicenode":
-            return nodes.served_by(self.caller.name)
-        return nodes
+            return self.daemon.served.nodes(db, self.caller.name)
+        return Nodes.load(db)
 
     @property
     def relayed_by_master(self) -> bool:

@@ -65,6 +65,10 @@ class Config:
     # hung service node must not hold the request (or the administrator).
     # A working one sends a heartbeat every 5 s (dispatch.HEARTBEAT).
     dispatch_idle: float = 120.0
+    # Seconds between a service node's checks with its management node for a
+    # new revocation list and for SSH certificates due for renewal
+    # (servicenode/trust.py).
+    trust_interval: float = 60.0
 
     @classmethod
     def load(cls, path: Path) -> Config:

@@ -44,7 +44,9 @@ from .policy import Policy, PolicyError
 from .server import Session, handle_connection
 from .servicenode.relay import StatusRelay
 from .servicenode.replica import Copy
+from .servicenode.trust import keep_current
 from .store import Store, StoreError, objects
+from .store.nodes import ServedNodes
 from .systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class Daemon:
         self.audit = AuditLog(self.store)
         # A service node passes its nodes' status reports on to the management node.
         self.relay = StatusRelay(self) if self.role == "servicenode" else None
+        # Which nodes each service node serves, for their requests here.
+        self.served = ServedNodes()
         # A service node's copy of the management node's definitions, as last taken.
         self.definitions: Copy | None = None
         self.reports = StatusReports(
@@ -112,6 +116,7 @@ class Daemon:
                         front.start_soon(self._accept, listeners, front)
                         if self.relay is not None:
                             front.start_soon(self.relay.run)
+                            front.start_soon(keep_current, self)
                         await self._start_boot_services(front)
                         await front.start(partial(self.dhcp.run, serve=self.config.serve_dhcp))
                         front.start_soon(self.notifier.keep_watchdog_fed)

@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives import serialization
 from xcat_protocol.messages import Request, RequestBody
 from xcat_protocol.signing import signature_is_valid
 
-from .ca import CertificateAuthority, cert_pem, certificate_row
-from .sshca import USER_DAYS as SSH_USER_DAYS
-from .sshca import SshAuthority, SshError, public_key
+from .ca import CertificateAuthority, cert_pem, certificate_row, name_of
+from .sshca import SshAuthority, SshError, public_key, validity
+from .store import objects
 from .store.nodes import Nodes
 
 if TYPE_CHECKING:
@@ -120,28 +120,30 @@ async def enroll(
     certificate = await daemon.store.run(
         lambda db: admit(db, daemon.ca, application, source, time.time())
     )
-    return {
-        "certificate": cert_pem(certificate),
-        "ca": cert_pem(daemon.ca.cert),
-        **ssh_certificates(SshAuthority(daemon.layout.pki), application, certificate),
-    }
+    ssh = await ssh_certificates(
+        daemon, certificate, application.ssh_host_key, application.ssh_user_key
+    )
+    return {"certificate": cert_pem(certificate), "ca": cert_pem(daemon.ca.cert), **ssh}
 
 
-def ssh_certificates(
-    authority: SshAuthority, application: Application, certificate: x509.Certificate
+async def ssh_certificates(
+    daemon: Daemon, certificate: x509.Certificate, host_key: str | None, user_key: str | None
 ) -> dict[str, str]:
-    """The node's SSH host certificate, for its name and address, and its
-    root's user certificate, for the keys it sent (the SSH CA's public key
-    is in its image already, and sent along)."""
-    node = application.node
+    """SSH certificates for the service node `certificate` names: for its
+    host key, at its name and address, and for its root's key, as long as
+    site.sshcertminutes says (the SSH CA's public key is in its image
+    already, and sent along).  At enrollment, and when it renews them."""
+    node = name_of(certificate)
     addresses = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     names = (node, *(str(ip) for ip in addresses.value.get_values_for_type(x509.IPAddress)))
+    lasting = validity(await daemon.store.run(objects.site))
+    authority = SshAuthority(daemon.layout.pki)
     issued = {"ssh_ca": authority.ensure()}
-    if application.ssh_host_key:
-        issued["ssh_host_certificate"] = authority.host_certificate(application.ssh_host_key, names)
-    if application.ssh_user_key:
+    if host_key:
+        issued["ssh_host_certificate"] = authority.host_certificate(host_key, names, lasting)
+    if user_key:
         issued["ssh_user_certificate"] = authority.user_certificate(
-            application.ssh_user_key, "root", f"root@{node}", SSH_USER_DAYS
+            user_key, "root", f"root@{node}", lasting
         )
     return issued
 

@@ -50,6 +50,11 @@ class Layout:
         return self.etc.parent / "ssh"
 
     @property
+    def sshd_pid(self) -> Path:
+        """Where sshd writes its process id (/run/sshd.pid)."""
+        return self.etc.parent.parent / "run/sshd.pid"
+
+    @property
     def rsyslog_d(self) -> Path:
         """The host's rsyslog drop-ins (/etc/rsyslog.d): the nodes' logs' receiver."""
         return self.etc.parent / "rsyslog.d"

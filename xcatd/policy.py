@@ -17,6 +17,12 @@ from typing import Any
 ALLOWING = ("allow", "accept", "trusted")
 RULES = (*ALLOWING, "deny")
 
+# What service nodes may run: read definitions, report their nodes' status,
+# take the revocation list and renew their SSH certificates.
+SERVICE_NODE_COMMANDS = "lsxcatd,lsdef,nodels,nodestat,updatenodestat,getcrl,renewsshcerts"
+# Before getcrl and renewsshcerts (schema 2): what schema 3 extends.
+SERVICE_NODE_COMMANDS_2 = "lsxcatd,lsdef,nodels,nodestat,updatenodestat"
+
 # What `xcatd init` installs.  Service nodes may read the definitions they need
 # to serve their nodes and report status (of the nodes they serve only).
 DEFAULT_RULES: tuple[dict[str, Any], ...] = (
@@ -30,9 +36,9 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
     {
         "priority": "4",
         "role": "servicenode",
-        "commands": "lsxcatd,lsdef,nodels,nodestat,updatenodestat",
+        "commands": SERVICE_NODE_COMMANDS,
         "rule": "allow",
-        "comments": "service nodes read definitions and report status",
+        "comments": "service nodes read definitions, report status and keep their trust current",
     },
 )
 

@@ -184,8 +184,9 @@ class Session:
         return not violated
 
     async def _hello(self) -> Hello:
-        """The greeting; to a service node, with the stamp of the definitions,
-        which it takes again only when that changed (servicenode/replica.py)."""
+        """The greeting; to a service node, with the stamps of the definitions
+        and of the revocation list, each of which it takes again only when
+        that changed (servicenode/replica.py, servicenode/trust.py)."""
         hello = Hello(self.daemon.config.hostname, self.daemon.version)
         if self.peer.certificate is None:
             return hello
@@ -195,7 +196,10 @@ class Session:
             return hello  # its requests are refused, each saying why
         if role != "servicenode":
             return hello
-        return hello._replace(stamp=await self.daemon.store.run(definitions_stamp))
+        return hello._replace(
+            stamp=await self.daemon.store.run(definitions_stamp),
+            crl=self.daemon.auth.revocations.stamp,
+        )
 
     def stop_reading(self) -> None:
         """Take no more input: what runs is cancelled, what was written is sent."""

@@ -21,14 +21,19 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import (
+    SSHCertificate,
     SSHCertificateBuilder,
     SSHCertificateType,
 )
 
 from .ca import now, write_private, write_public
 
-HOST_DAYS = 365
-USER_DAYS = 30  # a service node's root's: it enrolls again at every boot
+# How long a service node's SSH certificates (its host's and its root's) are
+# valid unless site.sshcertminutes says otherwise: its daemon renews them
+# while a third of that is left (servicenode/trust.py), and it enrolls again
+# at every boot.
+DEFAULT_MINUTES = 30 * 24 * 60
+BACKDATE = dt.timedelta(minutes=5)  # for clocks a little behind the management node's
 
 
 class SshError(Exception):
@@ -55,13 +60,17 @@ class SshAuthority:
             write_public(self.public_file, _public_line(key.public_key(), "xcatd cluster SSH CA"))
         return self.public_file.read_text().strip()
 
-    def host_certificate(self, public_line: str, names: tuple[str, ...]) -> str:
+    def host_certificate(
+        self, public_line: str, names: tuple[str, ...], validity: dt.timedelta
+    ) -> str:
         """A host certificate for a node's host key, valid for its names and addresses."""
-        return self._certify(public_line, SSHCertificateType.HOST, names, names[0], HOST_DAYS)
+        return self._certify(public_line, SSHCertificateType.HOST, names, names[0], validity)
 
-    def user_certificate(self, public_line: str, principal: str, identity: str, days: int) -> str:
+    def user_certificate(
+        self, public_line: str, principal: str, identity: str, validity: dt.timedelta
+    ) -> str:
         """A user certificate letting the key's holder log in as `principal`."""
-        return self._certify(public_line, SSHCertificateType.USER, (principal,), identity, days)
+        return self._certify(public_line, SSHCertificateType.USER, (principal,), identity, validity)
 
     def _certify(
         self,
@@ -69,12 +78,12 @@ class SshAuthority:
         kind: SSHCertificateType,
         principals: tuple[str, ...],
         identity: str,
-        days: int,
+        validity: dt.timedelta,
     ) -> str:
         self.ensure()
         subject = public_key(public_line)
         ca = serialization.load_ssh_private_key(self.key_file.read_bytes(), None)
-        start = now() - dt.timedelta(minutes=5)
+        issued = now()
         builder = (
             SSHCertificateBuilder()
             .public_key(subject)
@@ -82,8 +91,8 @@ class SshAuthority:
             .type(kind)
             .key_id(identity.encode())
             .valid_principals([p.encode() for p in principals])
-            .valid_after(int(start.timestamp()))
-            .valid_before(int((start + dt.timedelta(days=days)).timestamp()))
+            .valid_after(int((issued - min(BACKDATE, validity)).timestamp()))
+            .valid_before(int((issued + validity).timestamp()))
         )
         if kind is SSHCertificateType.USER:
             for extension in (b"permit-pty", b"permit-port-forwarding", b"permit-agent-forwarding"):
@@ -118,6 +127,25 @@ def ensure_key(path: Path, comment: str) -> str:
         write_private(path, private)
         write_public(public, _public_line(key.public_key(), comment))
     return public.read_text().strip()
+
+
+def validity(site: dict[str, str]) -> dt.timedelta:
+    """How long the SSH certificates of service nodes are valid (site.sshcertminutes)."""
+    return dt.timedelta(minutes=max(1, int(site.get("sshcertminutes") or DEFAULT_MINUTES)))
+
+
+def renewal_due(certificate: Path, moment: dt.datetime) -> bool:
+    """Whether an SSH certificate is missing, unreadable or has less than a
+    third of its validity left: time to ask for a new one, while the old
+    one still works."""
+    try:
+        cert = serialization.load_ssh_public_identity(certificate.read_bytes())
+    except (OSError, ValueError):
+        return True
+    if not isinstance(cert, SSHCertificate):
+        return True
+    left = cert.valid_before - moment.timestamp()
+    return left < (cert.valid_before - cert.valid_after) / 3
 
 
 def certificate_file(key_path: Path) -> Path:

@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (registers)
     power,
     status,
     tables,
+    trust,
     updatenodestat,
 )
 from .registry import REGISTRY, Command, HelpRequested, UsageError

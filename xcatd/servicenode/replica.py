@@ -9,7 +9,8 @@ sees only the nodes it serves (and itself), so that is all it gets.  They
 replace its local copy in one transaction: a failed refresh leaves the
 last good copy whole.  They are taken again only when they changed: the
 management node's greeting to a service node carries the stamp of its
-definitions (store/schema.py), which every change makes anew.
+definitions (store/schema.py), which every change makes anew.  The
+revocation list comes along when it changed (revocations.py).
 
 Paths are the one thing that differs between the two hosts: osimage paths
 under the management node's installdir are read as the same paths under
@@ -28,10 +29,12 @@ from typing import TYPE_CHECKING
 import sqlite_utils
 from xcat_client.credentials import Target
 
+from ..auth import AuthError
 from ..link import Link
 from ..store import objects
 from ..store.objects import Definition, DefinitionError
 from ..store.objtypes import GROUP, NETWORK, NODE, OSIMAGE, SITE, ObjectType
+from .revocations import TrustError, take_revocations
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -79,6 +82,10 @@ async def refresh(daemon: Daemon) -> Copy:
     master = master_of(daemon)
     kept = daemon.definitions
     async with Link.open(master.host, master.port, daemon.ca) as link:
+        try:
+            await take_revocations(daemon, link)
+        except (TrustError, AuthError) as exc:  # the trust task tries again (trust.py)
+            log.warning("revocation list from %s not taken: %s", master, exc)
         stamp = link.hello.stamp
         if kept is not None and stamp is not None and kept.stamp == stamp:
             log.info("definitions from %s: unchanged", master)

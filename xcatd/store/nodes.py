@@ -20,6 +20,7 @@ import sqlite_utils
 
 from .objtypes import GROUP, NODE
 from .regex_values import compile_value, is_regex_value
+from .schema import definitions_stamp
 from .selection import parse_wherevals
 
 # Group attributes that describe the group itself and are not inherited.
@@ -40,11 +41,13 @@ def rows(
     """Rows of a table as name -> {attribute: value}, leaving out empty values.
 
     `columns` limits what is read: at 100,000 rows, reading two columns
-    instead of forty is the difference between 50 ms and 600 ms.
+    instead of forty is the difference between 50 ms and 600 ms.  Without
+    it, the columns used by the rows read are found first, unless they are
+    few (a handful of named rows: two statements more would cost more).
     """
     result: dict[str, dict[str, str]] = {}
-    if columns is None and where is None:
-        columns = _used_columns(db, table, key)
+    if columns is None and (where is None or len(parameters or ()) > FEW):
+        columns = _used_columns(db, table, key, where, parameters)
     chosen = "*" if columns is None else ", ".join(f"[{c}]" for c in {key, *columns})
     query = f"select {chosen} from [{table}]" + (f" where {where}" if where else "")
     cursor = db.execute(query, parameters or [])
@@ -60,15 +63,24 @@ def rows(
     return result
 
 
-def _used_columns(db: sqlite_utils.Database, table: str, key: str) -> list[str]:
-    """The table's columns that hold a value in some row.  A node has a few of
-    xCAT's two hundred attributes: reading the others' NULLs, a tuple of two
-    hundred items per row, costs more than this count, done in SQLite."""
+def _used_columns(
+    db: sqlite_utils.Database,
+    table: str,
+    key: str,
+    where: str | None = None,
+    parameters: list[str] | None = None,
+) -> list[str]:
+    """The table's columns that hold a value in some row (of those `where`
+    selects).  A node has a few of xCAT's two hundred attributes: reading
+    the others' NULLs, a tuple of two hundred items per row, costs more
+    than this count, done in SQLite."""
     names = [row[1] for row in db.execute(f"pragma table_info([{table}])") if row[1] != key]
     if not names:
         return []
     counts = db.execute(
         f"select {', '.join(f'count([{name}])' for name in names)} from [{table}]"
+        + (f" where {where}" if where else ""),
+        parameters or [],
     ).fetchone()
     return [name for name, count in zip(names, counts, strict=True) if count]
 
@@ -263,43 +275,46 @@ class Nodes:
             members,
         )
 
-    def served_by(self, server: str) -> Nodes:
-        """The nodes `server` serves (its name in their `servicenode` list, or
-        as their `xcatmaster`) and `server` itself: what a service node's
-        certificate may see and change, and all it can name in a noderange."""
-        served = {server} | self._served(server)
+    def served_by(self, server: str, served: Mapping[str, str]) -> Nodes:
+        """The nodes `server` serves, given with their `groups` (`servers()`),
+        and `server` itself: what a service node's certificate may see and
+        change, and all it can name in a noderange."""
+        visible = dict(served)
+        if server in self.groups_of:
+            visible[server] = self.groups_of[server]
+        names = visible.keys()
         return Nodes(
-            Lookup.of({node: groups for node, groups in self.groups_of.items() if node in served}),
+            Lookup.of(visible),
             self.groups,
-            lambda names: self._read_own(served if names is None else set(names) & served),
-            lambda attribute: _only(self._read_column(attribute), served),
+            lambda asked: self._read_own(set(names) if asked is None else names & set(asked)),
+            lambda attribute: _only(self._read_column(attribute), names),
         )
 
-    def _served(self, server: str) -> set[str]:
-        """The nodes whose effective servicenode lists `server` or whose
-        xcatmaster is it.  Worked out once per distinct `groups` list for the
-        nodes that inherit both (most of them: at 100,000 nodes this is
-        tens of milliseconds, and a service node asks on every request)."""
-
-        def serves(servicenode: str | None, xcatmaster: str | None) -> bool:
-            return server in (servicenode or "").split(",") or xcatmaster == server
-
+    def servers(self) -> dict[str, dict[str, str]]:
+        """Each service node's nodes, with their `groups`: those whose
+        effective servicenode lists it or whose xcatmaster is it.  One pass
+        over every node, working out once per distinct `groups` list what
+        the nodes that inherit both attributes get (most of them); at
+        100,000 nodes this is a fraction of a second, so it is done once for
+        all service nodes, not for each (ServedNodes)."""
         own_servicenode, own_xcatmaster = self._column("servicenode"), self._column("xcatmaster")
-        by_groups: dict[str, bool] = {}
-        served = set()
+        by_groups: dict[str, tuple[str, ...]] = {}
+        found: dict[str, dict[str, str]] = {}
         for node, groups in self.groups_of.items():
-            if node in own_servicenode or node in own_xcatmaster or groups not in by_groups:
-                answer = serves(
+            theirs = by_groups.get(groups)
+            if theirs is None:
+                theirs = _servers_of(
                     self.attribute(node, "servicenode"), self.attribute(node, "xcatmaster")
                 )
-                if node in own_servicenode or node in own_xcatmaster or self._regex(groups):
-                    if answer:
-                        served.add(node)
-                    continue
-                by_groups[groups] = answer
-            if by_groups[groups]:
-                served.add(node)
-        return served
+                if not (node in own_servicenode or node in own_xcatmaster or self._regex(groups)):
+                    by_groups[groups] = theirs
+            elif node in own_servicenode or node in own_xcatmaster:
+                theirs = _servers_of(
+                    self.attribute(node, "servicenode"), self.attribute(node, "xcatmaster")
+                )
+            for server in theirs:
+                found.setdefault(server, {})[node] = groups
+        return found
 
     def _regex(self, groups: str) -> bool:
         """Whether what these groups give holds a regular expression (its value
@@ -439,6 +454,34 @@ class Nodes:
         return dict.fromkeys([*self.groups, *self.static_members])
 
 
+def _servers_of(servicenode: str | None, xcatmaster: str | None) -> tuple[str, ...]:
+    """Who serves a node with these values: each service node in its list, and its xcatmaster."""
+    names = [*(servicenode or "").split(","), xcatmaster or ""]
+    return tuple(name for name in dict.fromkeys(names) if name)
+
+
+class ServedNodes:
+    """Which nodes each service node serves (`Nodes.servers`), worked out
+    once for every state of the definitions (their stamp, store/schema.py):
+    a hundred service nodes taking their definitions at once cost the
+    management node one pass over the nodes, not a hundred, and it holds
+    one copy of the answer, not one per request.  Used in the store's
+    worker, one request at a time."""
+
+    def __init__(self) -> None:
+        self._stamp: int | None = None
+        self._servers: dict[str, dict[str, str]] = {}
+
+    def nodes(self, db: sqlite_utils.Database, server: str) -> Nodes:
+        """The nodes as `server`'s certificate sees them (Nodes.served_by)."""
+        nodes = Nodes.load(db)
+        stamp = definitions_stamp(db)
+        if stamp != self._stamp:
+            self._servers, self._stamp = nodes.servers(), stamp
+            nodes = Nodes.load(db)  # a fresh one: this one holds every node's `groups` now
+        return nodes.served_by(server, self._servers.get(server, {}))
+
+
 def _lookup(values: Mapping[str, T]) -> Lookup[T]:
     return values if isinstance(values, Lookup) else Lookup.of(dict(values))
 
@@ -455,5 +498,5 @@ def _table_rows(
     return found
 
 
-def _only(values: dict[str, T], names: set[str]) -> dict[str, T]:
+def _only(values: dict[str, T], names: Collection[str]) -> dict[str, T]:
     return {name: value for name, value in values.items() if name in names}

@@ -226,6 +226,9 @@ SITE = ObjectType(
           "nodes runs on it (default y)", Kind.CHOICE, YES_NO),
         A("enrollwindow", "Minutes a service node may enroll for its certificate after "
           "nodeset (default 30)", Kind.INTEGER),
+        A("sshcertminutes", "Minutes the SSH certificates of a service node's host and root "
+          "are valid; its daemon renews them while a third is left (default 43200)",
+          Kind.INTEGER),
     ),
     only_object="clustersite",
 )  # fmt: skip

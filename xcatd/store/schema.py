@@ -22,6 +22,7 @@ from pathlib import Path
 import sqlite_utils
 
 from .. import __version__
+from ..policy import SERVICE_NODE_COMMANDS, SERVICE_NODE_COMMANDS_2
 from .objtypes import STORED
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ def _create(db: sqlite_utils.Database) -> None:
         else:
             table.create(columns, pk=object_type.key)
     _stamp_changes(db)
+    _service_node_commands(db)
     db.table("audit").create(
         {
             "id": int,
@@ -209,6 +211,18 @@ def _create(db: sqlite_utils.Database) -> None:
         pk="node",
         if_not_exists=True,
     )
+
+
+def _service_node_commands(db: sqlite_utils.Database) -> None:
+    """The default rule for service nodes, as an earlier release installed
+    it, gets the commands they have needed since (getcrl, renewsshcerts:
+    servicenode/trust.py).  Additive like the columns, so at every open; a
+    rule an administrator changed is left as it is."""
+    if db.table("policy").exists():
+        db.execute(
+            "UPDATE policy SET commands = ? WHERE role = 'servicenode' AND commands = ?",
+            [SERVICE_NODE_COMMANDS, SERVICE_NODE_COMMANDS_2],
+        )
 
 
 # What a node's status report writes (boot/status.py): not a change of its
