@@ -17,8 +17,9 @@ import subprocess
 from pathlib import Path
 
 from xcatd.config import Config
-from xcatd.images.build import STAGING, incomplete
+from xcatd.images.build import STAGING
 from xcatd.images.build_common import SHARE
+from xcatd.images.osimage import incomplete
 from xcatd.images.privatekeys import private_keys
 
 from .media import build_deb

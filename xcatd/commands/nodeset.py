@@ -49,9 +49,6 @@ from ..boot.loaders import (
     state_of,
 )
 from ..boot.netboot import (
-    DISKLESS,
-    INITRD,
-    KERNEL,
     NODE_ATTRIBUTES,
     Addresses,
     BootServers,
@@ -70,6 +67,7 @@ from ..ca import fingerprint
 from ..call import Call
 from ..enrollment import arm, window_minutes
 from ..hierarchy import Split, alongside, split
+from ..images.osimage import INITRD, KERNEL, PROVMETHODS, OsImage
 from ..servicenode import serving
 from ..store import objects
 from ..store.noderange import NoderangeError
@@ -253,7 +251,7 @@ def image_name(action: Action, values: dict[str, str]) -> str | None:
     if action.image:
         return action.image
     provmethod = values.get("provmethod")
-    if provmethod in (*DISKLESS, "install"):
+    if provmethod in PROVMETHODS:
         parts = [values.get(key) for key in ("os", "arch", "profile")]
         return f"{parts[0]}-{parts[1]}-{provmethod}-{parts[2]}" if all(parts) else None
     return provmethod
@@ -350,9 +348,9 @@ class _Setter:
             raise NodeError("no osimage given and provmethod is not set: use osimage=<image>")
         if name not in self._images:
             try:
-                image = packed_image(
-                    name, self.snapshot.images.get(name), copied=self.snapshot.copied
-                )
+                given = self.snapshot.images.get(name)
+                stored = OsImage.of(name, given, self.settings.installdir) if given else None
+                image = packed_image(name, stored, copied=self.snapshot.copied)
                 self._images[name] = image
             except NodeError as exc:
                 self._images[name] = exc

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .chroot import Namespace
+from .osimage import ImageFiles
 
 Info = Callable[[str], Awaitable[None]]
 ProgressSink = Callable[[str, int, "int | None", str], Awaitable[None]]
@@ -91,8 +92,12 @@ class Spec:
     shipped: Path | None = None
 
     @property
+    def files(self) -> ImageFiles:
+        return ImageFiles(self.rootimgdir)
+
+    @property
     def rootimg(self) -> Path:
-        return self.rootimgdir / "rootimg"
+        return self.files.rootimg
 
 
 class Output:

@@ -29,19 +29,15 @@ from pathlib import Path
 
 from . import exlist as exlists
 from . import packsync
-from .build import LOCK as GENIMAGE_LOCK
-from .build import incomplete
 from .locks import held
+from .osimage import ImageFiles
 from .packcompress import open_sink
 from .packcpio import MAX_FILE_SIZE, write_cpio
 from .packfiles import write_in_image
 from .packtar import write_tar
 from .packtree import PROGRESS_EVERY, Meter, PackError, survey
 
-METHODS = ("cpio", "tar", "squashfs")
-COMPRESSIONS = ("gzip", "xz", "zstd")
 EXTENSIONS = {"gzip": "gz", "xz": "xz", "zstd": "zst"}
-LOCK_NAME = ".packimage.lock"
 TEMP_MARK = ".packimage-"
 NOTE_EXAMPLES = 5
 
@@ -61,6 +57,10 @@ class PackRequest:
     exlists: list[str] = field(default_factory=list)
     synclists: list[str] = field(default_factory=list)  # applied before packing
 
+    @property
+    def files(self) -> ImageFiles:
+        return ImageFiles(self.rootimgdir)
+
 
 @dataclass
 class PackResult:
@@ -76,19 +76,17 @@ class PackResult:
 
 
 @contextlib.contextmanager
-def pack_lock(rootimgdir: Path) -> Iterator[None]:
+def pack_lock(files: ImageFiles) -> Iterator[None]:
     """Ours, exclusive; and genimage's, shared: no build while we pack, and
     no pack while a build runs."""
     with (
         held(
-            rootimgdir / LOCK_NAME,
-            PackError(f"another packimage is packing {rootimgdir}; wait for it to finish"),
+            files.pack_lock,
+            PackError(f"another packimage is packing {files.rootimgdir}; wait for it to finish"),
         ),
         held(
-            rootimgdir / GENIMAGE_LOCK,
-            PackError(
-                f"genimage is building {rootimgdir}/rootimg; pack it when genimage has finished"
-            ),
+            files.build_lock,
+            PackError(f"genimage is building {files.rootimg}; pack it when genimage has finished"),
             shared=True,
         ),
     ):
@@ -104,13 +102,13 @@ def pack(
     """Pack the image (in a worker thread: it blocks for as long as packing takes)."""
     started = time.monotonic()
     rootimgdir = request.rootimgdir
-    rootimg = rootimgdir / "rootimg"
+    rootimg = request.files.rootimg
     if not rootimg.is_dir() or rootimg.is_symlink():
         raise PackError(f"{rootimg} does not exist, run genimage {request.imagename} first")
     selector = exlists.Selector(exlists.read_lists(request.exlists))
     root = os.fsencode(rootimg)
-    with pack_lock(rootimgdir):
-        if incomplete(rootimgdir):
+    with pack_lock(request.files):
+        if request.files.incomplete():
             raise PackError(
                 f"the last genimage of {rootimg} did not finish; run genimage "
                 f"{request.imagename} again before packing"
