@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from xcatd.images.build import STAGING, BuildError, Spec, preflight
+from xcatd.images.build.genimage import STAGING, BuildError, Spec, preflight
 from xcatd.images.osimage import INCOMPLETE, incomplete
 
 from .media import Rpm, build_rpms, comps_xml, redhat_tree, run

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..config import Config
-from ..images.bootunits import is_service_node
-from ..images.osimage import ImageFiles, OsImage, OsImageError
+from ..images.osimage import ImageFiles, OsImage, OsImageError, is_service_node
 from ..layout import Layout
 from ..store import keyed
 from ..store.attributes import mac_address

@@ -7,10 +7,10 @@ from pathlib import Path
 import trio
 
 from ..call import Call
-from ..images.copy import CopyError, copy_media, target_lock
-from ..images.distro import ARCHES, Distro, detect
-from ..images.media import Media, MediaError, open_media
-from ..images.osimage import default_pkgdir
+from ..images.media.copy import CopyError, copy_media, target_lock
+from ..images.media.detect import ARCHES, detect
+from ..images.media.read import Media, MediaError, open_media
+from ..images.osimage import Distro, default_pkgdir
 from ..images.profiles import osimage_definitions
 from ..store import objects
 from ..store.objects import Definition

@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 
 from ..call import Call
-from ..images.build import build, build_initrd
-from ..images.build_common import BuildError, Output, Spec
-from ..images.distro import Distro
-from ..images.osimage import OsImage, OsImageError, default_pkgdir
-from ..images.pkglist import PkglistError
+from ..images.build.common import BuildError, Output, Spec
+from ..images.build.genimage import build, build_initrd
+from ..images.build.pkglist import PkglistError
+from ..images.osimage import Distro, OsImage, OsImageError, default_pkgdir
 from ..images.profiles import find_profile_file, shipped_dir
 from ..sshca import SshAuthority
 from .osimages import osimage, record

@@ -37,6 +37,7 @@ import trio
 
 from ..boot import binaries
 from ..boot.dhcp import Host
+from ..boot.dhcphosts import DEFAULT_ARCH, DhcpFilesError, host_entry, write_entries
 from ..boot.files import Links, copy_if_changed, link_atomic, write_atomic
 from ..boot.loaders import (
     DEFAULT,
@@ -75,14 +76,8 @@ from ..store.nodes import Nodes
 from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import NETWORK, NODE, OSIMAGE
 from ..store.regex_values import RegexValueError
+from .bootsettings import settings
 from .common import LINES_PER_RECORD, expand_noderange
-from .makedhcp import (
-    DEFAULT_ARCH,
-    DhcpFilesError,
-    host_entry,
-    settings,
-    write_entries,
-)
 from .registry import CommandParser, UsageError, command
 
 ACTIONS = "osimage[=<image>] | boot | offline | stat"

@@ -8,7 +8,7 @@ the result is `<rootimgdir>/rootimg.<ext>`; the osimage's synclists are
 copied into the image first unless --nosyncfiles.  Here the archive is written in
 this process on every core, appears atomically with a `.sha256` beside it,
 and is recorded on the osimage (packfile, packmethod, packcompression,
-packsize, packsha256, packtime, packuuid).  See xcatd/images/pack.py.
+packsize, packsha256, packtime, packuuid).  See xcatd/images/pack/.
 
 A pack removes the image's other `rootimg.*` files, so the boot files of the
 nodes set to the image (`imgurl=.../rootimg.cpio.gz`) would name a file that
@@ -30,10 +30,10 @@ import time
 import trio
 
 from ..call import Call
-from ..images.exlist import ExlistError
 from ..images.osimage import PACK_COMPRESSIONS, PACK_METHODS, OsImageError
-from ..images.pack import PackRequest, PackResult, output_name, pack
-from ..images.packtree import PackError
+from ..images.pack.exlist import ExlistError
+from ..images.pack.packimage import PackRequest, PackResult, output_name, pack
+from ..images.pack.tree import PackError
 from ..store.objects import DefinitionError
 from .nodeset import refresh_image
 from .osimages import osimage, record

@@ -33,6 +33,7 @@ INITRD = "initrd-stateless.gz"
 BUILD_LOCK = ".genimage.lock"
 PACK_LOCK = ".packimage.lock"
 INCOMPLETE = ".genimage.incomplete"
+VENV = "/opt/xcat"  # in a service node's image: xcatd's Python environment
 
 
 class OsImageError(Exception):
@@ -42,6 +43,16 @@ class OsImageError(Exception):
 def family_of(osvers: str) -> str:
     """The distro family whose package manager builds the image: rh | debian."""
     return "debian" if osvers.startswith(("debian", "ubuntu")) else "rh"
+
+
+@dataclass(frozen=True)
+class Distro:
+    """A distribution as copycds found it and profiles are looked up by."""
+
+    name: str  # rhels9.4, debian12, ...: an osimage's osvers
+    arch: str  # x86_64, aarch64, ppc64le, ppc64
+    family: str  # rh | debian
+    discno: str = "1"
 
 
 def default_rootimgdir(installdir: Path, osvers: str, osarch: str, profile: str) -> Path:
@@ -57,6 +68,11 @@ def default_otherpkgdir(installdir: Path, osvers: str, osarch: str) -> Path:
 def default_pkgdir(installdir: Path, osvers: str, osarch: str) -> Path:
     """The distribution's packages as copycds copied them."""
     return installdir / osvers / osarch
+
+
+def is_service_node(rootimg: Path) -> bool:
+    """Whether the image is a service node's: xcatd is in it (xcatd bundle, genimage)."""
+    return (rootimg / VENV.lstrip("/") / "bin/xcatd").is_file()
 
 
 def incomplete(rootimgdir: Path) -> bool:

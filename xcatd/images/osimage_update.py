@@ -18,8 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .distro import Distro
-from .osimage import default_otherpkgdir, default_pkgdir, default_rootimgdir, family_of
+from .osimage import Distro, default_otherpkgdir, default_pkgdir, default_rootimgdir, family_of
 from .profiles import SHIPPED, find_profile_file
 
 # What chdef -u takes from the stored image when the command line does not give it.

@@ -22,9 +22,8 @@ from pathlib import Path
 
 from ..boot.files import write_atomic
 from ..layout import Layout
-from .build_common import SHARE
-from .distro import Distro
-from .osimage import PROVMETHODS, default_otherpkgdir, default_rootimgdir
+from .osimage import PROVMETHODS, Distro, default_otherpkgdir, default_rootimgdir
+from .shipped import SHARE
 
 SHIPPED = SHARE / "profiles"  # the package's copy: the source of what init places
 PROFILES = ("compute", "service")

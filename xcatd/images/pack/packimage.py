@@ -8,7 +8,7 @@ beside it in sha256sum's format, for the initrd to check what it downloaded.
   flock, makes a second packimage (from any process) refuse at once.
 - Before packing, `/opt/xcat/xcatinfo` is written into the image as xCAT
   does (IMAGENAME, IMAGEUUID, TIMESTAMP) and the synclists are applied
-  (packsync), never following a symbolic link inside the image out of it.
+  (sync.py), never following a symbolic link inside the image out of it.
 - The archive is written to a hidden temporary name, synced, and renamed into
   place; only then are the other `rootimg.*` files removed.  A pack that
   fails or is cancelled removes its temporary file and leaves the packed
@@ -27,15 +27,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..locks import held
+from ..osimage import ImageFiles
+from ..rootfiles import RootFileError, write_in_image
 from . import exlist as exlists
-from . import packsync
-from .locks import held
-from .osimage import ImageFiles
-from .packcompress import open_sink
-from .packcpio import MAX_FILE_SIZE, write_cpio
-from .packfiles import write_in_image
-from .packtar import write_tar
-from .packtree import PROGRESS_EVERY, Meter, PackError, survey
+from . import sync
+from .compress import open_sink
+from .cpio import MAX_FILE_SIZE, write_cpio
+from .tar import write_tar
+from .tree import PROGRESS_EVERY, Meter, PackError, survey
 
 EXTENSIONS = {"gzip": "gz", "xz": "xz", "zstd": "zst"}
 TEMP_MARK = ".packimage-"
@@ -117,7 +117,7 @@ def pack(
         image_uuid = str(uuid.uuid4())
         stamp = time.strftime("%a %b %e %H:%M:%S %Z %Y")
         write_xcatinfo(rootimg, request.imagename, image_uuid, stamp)
-        sync_notes = packsync.apply(rootimg, request.synclists)
+        sync_notes = sync.apply(rootimg, request.synclists)
         cpio = request.method == "cpio"
         found = survey(
             root,
@@ -241,4 +241,7 @@ def _notes(found, method: str) -> list[str]:
 
 def write_xcatinfo(rootimg: Path, imagename: str, image_uuid: str, timestamp: str) -> None:
     text = f"IMAGENAME='{imagename}'\nIMAGEUUID='{image_uuid}'\nTIMESTAMP='{timestamp}'\n"
-    write_in_image(rootimg, "/opt/xcat/xcatinfo", text.encode(), 0o644)
+    try:
+        write_in_image(rootimg, "/opt/xcat/xcatinfo", text.encode(), 0o644)
+    except RootFileError as exc:
+        raise PackError(str(exc)) from None

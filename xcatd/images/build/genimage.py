@@ -43,13 +43,13 @@ from pathlib import Path
 
 import trio
 
+from ..locks import held
+from ..osimage import ImageFiles
 from . import bootunits, initrd, pkglist, wheels
-from .build_common import BuildError, Output, Spec, image_env, not_found
 from .chroot import Namespace
+from .common import BuildError, Output, Spec, image_env, not_found
 from .debian import Debian
 from .dnf import Dnf
-from .locks import held
-from .osimage import ImageFiles
 from .privatekeys import private_keys
 
 LOG = "genimage.log"

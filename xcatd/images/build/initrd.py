@@ -34,11 +34,17 @@ from pathlib import Path
 
 import trio
 
-from .build_common import SHARE, BuildError, Output, Spec, image_env
+from ..osimage import INITRD, KERNEL
+from ..rootfiles import (
+    RootFileError,
+    names_in_image,
+    read_in_image,
+    remove_in_image,
+    write_in_image,
+)
+from ..shipped import SHARE
 from .chroot import Namespace
-from .osimage import INITRD, KERNEL
-from .packfiles import names_in_image, read_in_image, remove_in_image, write_in_image
-from .packtree import PackError
+from .common import BuildError, Output, Spec, image_env
 
 INPUTS = ".initrd-stateless.inputs"  # the digest of what the initrd was made from
 PACKAGE_DATABASES = (
@@ -64,7 +70,7 @@ def read_first(rootimg: Path, paths: list[str]) -> bytes | None:
     for path in paths:
         try:
             found = read_in_image(rootimg, path)
-        except PackError:
+        except RootFileError:
             continue
         if found is not None:
             return found
@@ -255,7 +261,7 @@ def install_module(rootimg: Path, conf: str) -> None:
         for source in sorted(MODULE.iterdir()):  # shell scripts, all of them
             write_in_image(rootimg, f"{MODULE_IN_IMAGE}/{source.name}", source.read_bytes(), 0o755)
         write_in_image(rootimg, CONF_IN_IMAGE, conf.encode(), 0o644)
-    except PackError as exc:
+    except RootFileError as exc:
         raise BuildError(str(exc)) from None
 
 
