@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcatd.images.bootunits import UNITS, syslog_files
+from xcatd.images.build.bootunits import UNITS, syslog_files
 from xcatd.nodelogs import PORT
 
 from .netboot import Process

@@ -6,8 +6,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from xcatd.images.bootunits import DAEMON, SHIPPED
-from xcatd.images.build_common import SHARE
+from xcatd.images.build.bootunits import DAEMON, SHIPPED
+from xcatd.images.shipped import SHARE
 
 from .cluster import Cluster
 
@@ -95,7 +95,7 @@ def test_an_installed_xcatd_bundles_itself_and_reads_its_data_without_the_source
     (rootimg / "opt/xcat/bin").mkdir(parents=True)
     (rootimg / "opt/xcat/bin/xcatd").touch()
     probe = (
-        "import sys; from pathlib import Path; from xcatd.images.bootunits import planned; "
+        "import sys; from pathlib import Path; from xcatd.images.build.bootunits import planned; "
         "files, units = planned(Path(sys.argv[1]), ''); "
         "sys.stdout.buffer.write(files['/etc/systemd/system/xcatd.service'][0])"
     )

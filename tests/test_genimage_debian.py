@@ -17,9 +17,10 @@ import subprocess
 from pathlib import Path
 
 from xcatd.config import Config
-from xcatd.images.build import STAGING, incomplete
-from xcatd.images.build_common import SHARE
-from xcatd.images.privatekeys import private_keys
+from xcatd.images.build.genimage import STAGING
+from xcatd.images.build.privatekeys import private_keys
+from xcatd.images.osimage import incomplete
+from xcatd.images.shipped import SHARE
 
 from .media import build_deb
 from .test_genimage_redhat import attributes, host_mounts_under

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from xcatd.images.build import INCOMPLETE, STAGING, BuildError, Spec, incomplete, preflight
+from xcatd.images.build.genimage import STAGING, BuildError, Spec, preflight
+from xcatd.images.osimage import INCOMPLETE, incomplete
 
 from .media import Rpm, build_rpms, comps_xml, redhat_tree, run
 from .waiting import wait_for
@@ -464,7 +465,7 @@ def test_a_failing_postinstall_is_named_with_its_exit_code(rocky):
         ({"pkgdir": "/etc"}, "pkgdir /etc holds no package repository (no repodata/): "
                              "run copycds of the distribution media first"),
         ({"provmethod": "install"}, "'bad' cannot be used to build a diskless image. Make "
-                                    "sure osimage.provmethod is 'netboot'."),
+                                    "sure osimage.provmethod is 'netboot' or 'statelite'."),
     ],
 )  # fmt: skip
 def test_what_cannot_be_built_is_refused(rocky, attrs, error):

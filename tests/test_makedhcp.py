@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from xcatd.boot.dnsmasq import SYSTEM_DIRECTORY, UNIT, dnsmasq_arguments, dnsmasqs_of
-from xcatd.images.build_common import SHARE
+from xcatd.images.shipped import SHARE
 
 from .cluster import Cluster
 from .test_nodeset import make_image

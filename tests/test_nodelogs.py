@@ -19,7 +19,7 @@ from tests.cluster import Cluster
 from tests.netboot import Network, network
 from tests.syslogs import logger, node, receiver
 from tests.waiting import wait_for
-from xcatd.images.build_common import SHARE
+from xcatd.images.shipped import SHARE
 from xcatd.nodelogs import DROP_IN
 
 MN = "10.77.0.1"

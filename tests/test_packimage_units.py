@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from xcatd.images import exlist as exlists
-from xcatd.images import packsync
-from xcatd.images.exlist import Exlist, ExlistError, Selector, glob_regex, read_lists
-from xcatd.images.pack import PackRequest, pack
-from xcatd.images.packcompress import Sink
-from xcatd.images.packcpio import header, trailer, write_cpio
-from xcatd.images.packfiles import write_in_image
-from xcatd.images.packtree import Meter, OpenFile, PackError, TreeChanged, survey, walk
+from xcatd.images.pack import exlist as exlists
+from xcatd.images.pack import sync as packsync
+from xcatd.images.pack.compress import Sink
+from xcatd.images.pack.cpio import header, trailer, write_cpio
+from xcatd.images.pack.exlist import Exlist, ExlistError, Selector, glob_regex, read_lists
+from xcatd.images.pack.packimage import PackRequest, pack
+from xcatd.images.pack.tree import Meter, OpenFile, PackError, TreeChanged, survey, walk
+from xcatd.images.rootfiles import RootFileError, write_in_image
 
 # -- exlist parsing ---------------------------------------------------------------
 
@@ -349,7 +349,7 @@ def test_xcatinfo_is_never_written_through_a_link_out_of_the_image(tmp_path):
     rootimg = tmp_path / "rootimg"
     rootimg.mkdir()
     (rootimg / "opt").symlink_to(outside)
-    with pytest.raises(PackError, match="/opt there is not a directory"):
+    with pytest.raises(RootFileError, match="/opt there is not a directory"):
         write_in_image(rootimg, "/opt/xcat/xcatinfo", b"x", 0o644)
     assert list(outside.iterdir()) == []
     (rootimg / "opt").unlink()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from xcatd.images.build.pkglist import InstallPass, PkglistError, other_package, read
 from xcatd.images.listfiles import MAX_DEPTH
-from xcatd.images.pkglist import InstallPass, PkglistError, other_package, read
 from xcatd.images.profiles import shipped_dir
 
 

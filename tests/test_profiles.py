@@ -11,8 +11,9 @@ import subprocess
 
 import pytest
 
-from xcatd.images import pkglist, profiles
-from xcatd.images.distro import Distro
+from xcatd.images import profiles
+from xcatd.images.build import pkglist
+from xcatd.images.osimage import Distro
 from xcatd.images.profiles import SHIPPED, file_names, find_profile_file, postinstall_names
 
 from .cluster import Cluster

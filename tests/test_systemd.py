@@ -27,7 +27,7 @@ import pytest
 
 from tests.cluster import BIN, Cluster
 from tests.waiting import wait_for
-from xcatd.images.build_common import SHARE
+from xcatd.images.shipped import SHARE
 
 UNIT = SHARE / "systemd/xcatd.service"
 XCATD = Path(sys.executable).parent / "xcatd"

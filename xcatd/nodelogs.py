@@ -3,7 +3,7 @@ and on service nodes, written to `<logdir>/nodes/<node>.log`.
 
 Every image forwards its syslog to the xcatd named on its kernel command
 line, that is its xcatmaster (genimage installs the forwarding, see
-images/bootunits.py and share/rsyslog/).  The receiver is the host's own
+images/build/bootunits.py and share/rsyslog/).  The receiver is the host's own
 rsyslog, not the daemon: the daemon does not need it to run, and the host's
 syslog is where an administrator looks (`tail -f /var/log/messages`, or
 /var/log/syslog on Debian).  `xcatd init` writes the receiving side as a

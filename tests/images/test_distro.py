@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from xcatd.images.distro import Distro, detect
-from xcatd.images.media import open_media
+from xcatd.images.media.detect import detect
+from xcatd.images.media.read import open_media
+from xcatd.images.osimage import Distro
 
 
 def media(tmp_path, files: dict[str, str]):

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..config import Config
-from ..images.bootunits import is_service_node
-from ..images.build import incomplete
+from ..images.osimage import ImageFiles, OsImage, OsImageError, is_service_node
 from ..layout import Layout
 from ..store import keyed
 from ..store.attributes import mac_address
@@ -34,9 +33,6 @@ NODE_ATTRIBUTES = (
     "xcatmaster", "tftpserver", "nfsserver", "provmethod", "os", "profile",
     "nicips", "nicnetworks",
 )  # fmt: skip
-DISKLESS = ("netboot", "statelite")
-KERNEL = "kernel"
-INITRD = "initrd-stateless.gz"
 ALL_ADDRESSES = "0.0.0.0"  # in xcatd.toml's listen: every IPv4 address of this host
 
 Values = Mapping[str, str]
@@ -505,14 +501,15 @@ class PackedImage:
     addkcmdline: str
 
     @property
-    def rootimgdir(self) -> Path:
-        return self.packfile.parent
+    def files(self) -> ImageFiles:
+        """Its files are beside the packed one (as a service node's copy has them)."""
+        return ImageFiles(self.packfile.parent)
 
     @cached_property  # asked for each of its nodes: looked up once
     def enrolls(self) -> bool:
         """Whether the image is a service node's (xcatd in it), which enrolls
         for its certificate when it boots."""
-        return is_service_node(self.rootimgdir / "rootimg")
+        return is_service_node(self.files.rootimg)
 
     @property
     def state(self) -> str:
@@ -520,43 +517,39 @@ class PackedImage:
 
     @property
     def boot_files(self) -> tuple[Path, Path]:
-        return self.rootimgdir / KERNEL, self.rootimgdir / INITRD
+        return self.files.kernel, self.files.initrd
 
 
-def packed_image(name: str, values: Values | None, *, copied: bool = False) -> PackedImage:
-    """The osimage `name` (its stored `values`) checked on disk, or NodeError.
-    A service node's `copied` image was built and checked on the management
-    node: only its packed files are here."""
-    if values is None:
+def packed_image(name: str, image: OsImage | None, *, copied: bool = False) -> PackedImage:
+    """The osimage `name` checked on disk, or NodeError.  A service node's
+    `copied` image was built and checked on the management node: only its
+    packed files are here."""
+    if image is None:
         raise NodeError(f"Cannot find image '{name}' from the osimage table.")
-    if values.get("provmethod") not in DISKLESS:
-        raise NodeError(
-            f"osimage '{name}' is not a diskless image (provmethod={values.get('provmethod', '')})"
-        )
-    missing = [key for key in ("osvers", "osarch", "profile") if not values.get(key)]
-    if missing:
-        raise NodeError(f"osimage '{name}' has no {', '.join(missing)}")
-    addkcmdline = values.get("addkcmdline", "")
+    try:
+        image.check_diskless()
+        image.check_set("osvers", "osarch", "profile")
+    except OsImageError as exc:
+        raise NodeError(str(exc)) from None
+    addkcmdline = image.addkcmdline
     if _CMDLINE_UNSAFE.search(addkcmdline):
         raise NodeError(
             f"osimage '{name}': addkcmdline {addkcmdline!r} has characters boot loaders "
             "read as syntax (quotes, ;, $, `, \\, {, }, |, &, <, >, control characters)"
         )
-    packfile = Path(values["packfile"]) if values.get("packfile") else None
+    packfile = image.packfile
     if packfile is None or not packfile.is_file():
         raise NodeError(f"osimage '{name}' is not packed: run packimage {name}")
-    if not copied and incomplete(packfile.parent):
+    if not copied and ImageFiles(packfile.parent).incomplete():
         raise NodeError(
             f"osimage '{name}' is not packed: its last genimage did not finish; "
             f"run genimage {name}, then packimage {name}"
         )
-    image = PackedImage(
-        name, values["osvers"], values["osarch"], values["profile"], packfile, addkcmdline
-    )
-    for path in image.boot_files:
+    packed = PackedImage(name, image.osvers, image.osarch, image.profile, packfile, addkcmdline)
+    for path in packed.boot_files:
         if not path.is_file():
             raise NodeError(f"osimage '{name}' has no {path}: run genimage {name}")
-    return image
+    return packed
 
 
 # -- the kernel command line ---------------------------------------------------------

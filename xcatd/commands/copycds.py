@@ -7,9 +7,10 @@ from pathlib import Path
 import trio
 
 from ..call import Call
-from ..images.copy import CopyError, copy_media, target_lock
-from ..images.distro import ARCHES, Distro, detect
-from ..images.media import Media, MediaError, open_media
+from ..images.media.copy import CopyError, copy_media, target_lock
+from ..images.media.detect import ARCHES, detect
+from ..images.media.read import Media, MediaError, open_media
+from ..images.osimage import Distro, default_pkgdir
 from ..images.profiles import osimage_definitions
 from ..store import objects
 from ..store.objects import Definition
@@ -58,7 +59,7 @@ async def _one(call: Call, media: Media, installdir: Path) -> None:
             data={"media": media.source, **distro.__dict__},
         )
         return
-    target = Path(options.path) if options.path else installdir / distro.name / distro.arch
+    target = Path(options.path or default_pkgdir(installdir, distro.name, distro.arch))
     if not target.is_absolute():
         target = Path(call.body.cwd or "/") / target
     await call.info(f"Copying media to {target}")

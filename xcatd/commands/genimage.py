@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from ..call import Call
-from ..images.build import build, build_initrd, family_of, incomplete
-from ..images.build_common import BuildError, Output, Spec
-from ..images.distro import Distro
-from ..images.pkglist import PkglistError
+from ..images.build.common import BuildError, Output, Spec
+from ..images.build.genimage import build, build_initrd
+from ..images.build.pkglist import PkglistError
+from ..images.osimage import Distro, OsImage, OsImageError, default_pkgdir
 from ..images.profiles import find_profile_file, shipped_dir
 from ..sshca import SshAuthority
 from .osimages import osimage, record
@@ -47,18 +47,18 @@ def genimage_options(parser: CommandParser) -> None:
 @genimage_options.runs
 async def genimage(call: Call) -> None:
     name = call.options.osimage
-    values, installdir = await osimage(call, name)
-    if values is None:
+    image = await osimage(call, name)
+    if image is None:
         await call.error(f"Cannot find image '{name}' from the osimage table.")
         return
     try:
         netboot = call.daemon.layout.netboot_profiles
-        spec, defaults = _spec(name, values, installdir, netboot, call.options.noupdate)
+        spec, defaults = _spec(image, netboot, call.options.noupdate)
         drivers = _drivers(call.options.netdrivers)
-        spec.netdrivers = drivers or _drivers(values.get("netdrivers")) or []
+        spec.netdrivers = drivers or _drivers(image.netdrivers) or []
         spec.ssh_ca = SshAuthority(call.daemon.layout.pki).ensure()
         spec.shipped = shipped_dir(spec.family, netboot)
-    except BuildError as exc:
+    except (BuildError, OsImageError) as exc:
         await call.error(str(exc))
         return
 
@@ -73,7 +73,7 @@ async def genimage(call: Call) -> None:
     except (BuildError, PkglistError) as exc:
         await output.failed()
         await call.error(str(exc))
-        if spec.rootimg.is_dir() and incomplete(spec.rootimgdir):
+        if spec.rootimg.is_dir() and spec.files.incomplete():
             await call.info(
                 f"{spec.rootimg} is marked incomplete; run genimage {name} again to finish it"
             )
@@ -83,7 +83,7 @@ async def genimage(call: Call) -> None:
         records["kernelver"] = result.kernelver
     if drivers:
         records["netdrivers"] = ",".join(drivers)
-    if not values.get("permission"):
+    if not image.permission:
         records["permission"] = "755"
     await record(call, name, records)
     seconds = time.monotonic() - started
@@ -93,49 +93,41 @@ async def genimage(call: Call) -> None:
     })  # fmt: skip
 
 
-def _spec(name: str, values: dict[str, str], installdir: Path, netboot: Path, noupdate: bool):
+def _spec(image: OsImage, netboot: Path, noupdate: bool) -> tuple[Spec, dict[str, str]]:
     """The build's Spec, and the attribute values genimage records back."""
-    missing = [a for a in ("osvers", "osarch", "profile", "provmethod") if not values.get(a)]
-    if missing:
-        raise BuildError(f"osimage.{', osimage.'.join(missing)} must be set for the image {name}")
-    if values["provmethod"] not in ("netboot", "statelite"):
-        raise BuildError(
-            f"'{name}' cannot be used to build a diskless image. Make sure osimage.provmethod "
-            "is 'netboot'."
-        )
-    osvers, arch, profile = values["osvers"], values["osarch"], values["profile"]
-    family = family_of(osvers)
+    image.check_set("osvers", "osarch", "profile", "provmethod")
+    image.check_diskless()
+    osvers, arch, family = image.osvers, image.osarch, image.family
     records: dict[str, str] = {}
-    pkglist = values.get("pkglist")
+    pkglist = ",".join(image.pkglist)
     if not pkglist:
         distro = Distro(osvers, arch, family)
-        found = find_profile_file(distro, profile, "pkglist", installdir, netboot)
+        found = find_profile_file(distro, image.profile, "pkglist", image.installdir, netboot)
         if found is None:
-            raise BuildError(f"A .pkglist file must be specified for image '{name}'.")
+            raise BuildError(f"A .pkglist file must be specified for image '{image.name}'.")
         pkglist = str(found)
     records["pkglist"] = pkglist
-    pkgdir = [p for p in (values.get("pkgdir") or "").split(",") if p]
+    pkgdir = list(image.pkgdir)
     if not pkgdir and family == "rh":
-        pkgdir = [str(installdir / osvers / arch)]  # as xCAT: the copycds tree
+        pkgdir = [str(default_pkgdir(image.installdir, osvers, arch))]  # as xCAT
     if pkgdir:
         records["pkgdir"] = ",".join(pkgdir)
-    for attribute in ("otherpkglist", "postinstall"):
-        if values.get(attribute):
-            records[attribute] = values[attribute]
-    rootimgdir = values.get("rootimgdir") or str(installdir / "netboot" / osvers / arch / profile)
-    otherpkgdir = values.get("otherpkgdir") or str(installdir / "post/otherpkgs" / osvers / arch)
+    if image.otherpkglist:
+        records["otherpkglist"] = ",".join(image.otherpkglist)
+    if image.postinstall:
+        records["postinstall"] = ",".join(str(p) for p in image.postinstall)
     spec = Spec(
-        name=name,
+        name=image.name,
         osvers=osvers,
         arch=arch,
-        profile=profile,
+        profile=image.profile,
         family=family,
-        rootimgdir=Path(rootimgdir),
+        rootimgdir=image.rootimgdir,
         pkglist=pkglist,
         pkgdir=pkgdir,
-        otherpkglist=values.get("otherpkglist") or "",
-        otherpkgdir=Path(otherpkgdir),
-        postinstall=[Path(p) for p in (values.get("postinstall") or "").split(",") if p],
+        otherpkglist=",".join(image.otherpkglist),
+        otherpkgdir=image.otherpkgdir,
+        postinstall=list(image.postinstall),
         noupdate=noupdate,
     )
     return spec, records

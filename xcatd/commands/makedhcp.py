@@ -13,16 +13,15 @@ it restarts the daemon's dnsmasq or xcatd-dhcp.service (see
 xcatd/boot/dnsmasq.py), unless xcatd.toml says serve_dhcp = false, for a
 site whose own DHCP server reads these files.  After any other change the
 dnsmasq running with that dnsmasq.conf is sent SIGHUP, which makes it read
-the host entries again.  nodeset calls `write_entries` for its nodes.
+the host entries again.  nodeset writes its nodes' entries with the same
+code (xcatd/boot/dhcphosts.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import ipaddress
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +31,12 @@ from ..boot.dhcp import (
     HOST_FILES,
     Host,
     Network,
-    boot_choice,
     dhcpd_conf,
     dnsmasq_conf,
     dnsmasq_opts,
     served_on,
 )
+from ..boot.dhcphosts import DhcpFilesError, host_entry, locked, write_entries
 from ..boot.dnsmasq import DhcpServiceError, reload_dnsmasq
 from ..boot.files import Links, write_atomic
 from ..boot.hostnet import (
@@ -53,15 +52,9 @@ from ..boot.netboot import (
     Addresses,
     BootServers,
     NodeError,
-    Servers,
-    Settings,
-    boot_ip,
-    boot_mac,
-    check_node_name,
     facing_address,
     is_hostname,
     is_server_name,
-    loader_for,
 )
 from ..call import Call
 from ..hierarchy import Split, alongside, split
@@ -70,16 +63,11 @@ from ..store import objects
 from ..store.noderange import NoderangeError
 from ..store.objtypes import NETWORK
 from ..store.regex_values import RegexValueError
+from .bootsettings import settings
 from .common import expand_noderange
 from .registry import CommandParser, UsageError, command
 
 Values = Mapping[str, str]
-DEFAULT_ARCH = "x86_64"  # for nodes that no nodeset has given an architecture yet
-
-
-def settings(call: Call, site: Values) -> Settings:
-    """The boot settings: the site object's, else this daemon's own."""
-    return Settings.of(site, call.daemon.layout, call.daemon.config)
 
 
 @command("makedhcp", "Write the DHCP server's network and node entries.")
@@ -166,10 +154,6 @@ class NetworkError(Exception):
     pass
 
 
-class DhcpFilesError(Exception):
-    """The DHCP files could not be written: one line saying why."""
-
-
 async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
     if not read.networks:
         await call.error(
@@ -199,7 +183,7 @@ async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
         directory.mkdir(mode=0o755, parents=True, exist_ok=True)
         for name, text in written.items():
             write_atomic(directory / name, text.encode())
-        with _locked(directory):
+        with locked(directory):
             for host_file in HOST_FILES:  # dhcpd.conf includes one; dnsmasq wants the other
                 path = directory / host_file.name
                 if not path.exists():
@@ -391,65 +375,7 @@ async def _report(
 # -- the entries ------------------------------------------------------------------
 
 
-def host_entry(
-    node: str, values: Values, boot: Settings, resolve: Addresses, serving: Servers | BootServers
-) -> Host:
-    """The node's DHCP entry, or NodeError: the node's own faults first, then
-    its servers (given, or chosen now)."""
-    check_node_name(node)
-    mac, ip = boot_mac(values), boot_ip(values)
-    arch = values.get("arch") or DEFAULT_ARCH
-    loader = loader_for(values, arch)
-    if isinstance(serving, BootServers):
-        serving = serving.servers(node, values, ip)
-    http = boot.http_url(serving.image, boot.tftpdir)
-    choice = boot_choice(loader.name, arch, node, http)
-    return Host(node, mac, ip, resolve(serving.tftp), choice)
-
-
 def reloading(directory: Path, pid: int | None) -> str:
     if pid is None:
         return f"no dnsmasq runs with {directory}/dnsmasq.conf: it reads the entries when started"
     return f"dnsmasq (pid {pid}) is reading the entries again"
-
-
-@dataclass(frozen=True)
-class Written:
-    directory: Path
-    configured: bool  # makedhcp -n has written the servers' settings
-    dnsmasq: int | None  # the dnsmasq sent SIGHUP
-
-    @property
-    def unconfigured(self) -> str:
-        return (
-            f"the DHCP service is not set up ({self.directory}/dnsmasq.conf does not exist "
-            "yet): run makedhcp -n, after makenetworks if no network object is defined"
-        )
-
-
-async def write_entries(directory: Path, changes: Mapping[str, Host | None]) -> Written:
-    """Replace (or, for None, remove) these nodes' entries in every host file,
-    then have a running dnsmasq read them; DhcpFilesError when they cannot be written."""
-
-    def write() -> Written:
-        try:
-            directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-            with _locked(directory):
-                for host_file in HOST_FILES:
-                    path = directory / host_file.name
-                    current = path.read_text() if path.exists() else ""
-                    write_atomic(path, host_file.updated(current, changes).encode())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DhcpFilesError(f"cannot write the DHCP entries in {directory}: {exc}") from None
-        configured = (directory / "dnsmasq.conf").exists()
-        return Written(directory, configured, reload_dnsmasq(directory))
-
-    return await trio.to_thread.run_sync(write)
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """One writer of the host files at a time, in this daemon or in any other process."""
-    with (directory / ".makedhcp.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield

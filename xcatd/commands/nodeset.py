@@ -37,6 +37,7 @@ import trio
 
 from ..boot import binaries
 from ..boot.dhcp import Host
+from ..boot.dhcphosts import DEFAULT_ARCH, DhcpFilesError, host_entry, write_entries
 from ..boot.files import Links, copy_if_changed, link_atomic, write_atomic
 from ..boot.loaders import (
     DEFAULT,
@@ -49,9 +50,6 @@ from ..boot.loaders import (
     state_of,
 )
 from ..boot.netboot import (
-    DISKLESS,
-    INITRD,
-    KERNEL,
     NODE_ATTRIBUTES,
     Addresses,
     BootServers,
@@ -70,6 +68,7 @@ from ..ca import fingerprint
 from ..call import Call
 from ..enrollment import arm, window_minutes
 from ..hierarchy import Split, alongside, split
+from ..images.osimage import INITRD, KERNEL, PROVMETHODS, OsImage
 from ..servicenode import serving
 from ..store import objects
 from ..store.noderange import NoderangeError
@@ -77,14 +76,8 @@ from ..store.nodes import Nodes
 from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import NETWORK, NODE, OSIMAGE
 from ..store.regex_values import RegexValueError
+from .bootsettings import settings
 from .common import LINES_PER_RECORD, expand_noderange
-from .makedhcp import (
-    DEFAULT_ARCH,
-    DhcpFilesError,
-    host_entry,
-    settings,
-    write_entries,
-)
 from .registry import CommandParser, UsageError, command
 
 ACTIONS = "osimage[=<image>] | boot | offline | stat"
@@ -253,7 +246,7 @@ def image_name(action: Action, values: dict[str, str]) -> str | None:
     if action.image:
         return action.image
     provmethod = values.get("provmethod")
-    if provmethod in (*DISKLESS, "install"):
+    if provmethod in PROVMETHODS:
         parts = [values.get(key) for key in ("os", "arch", "profile")]
         return f"{parts[0]}-{parts[1]}-{provmethod}-{parts[2]}" if all(parts) else None
     return provmethod
@@ -350,9 +343,9 @@ class _Setter:
             raise NodeError("no osimage given and provmethod is not set: use osimage=<image>")
         if name not in self._images:
             try:
-                image = packed_image(
-                    name, self.snapshot.images.get(name), copied=self.snapshot.copied
-                )
+                given = self.snapshot.images.get(name)
+                stored = OsImage.of(name, given, self.settings.installdir) if given else None
+                image = packed_image(name, stored, copied=self.snapshot.copied)
                 self._images[name] = image
             except NodeError as exc:
                 self._images[name] = exc

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..call import Call
+from ..images.osimage import OsImage
 from ..store import objects
 from ..store.objects import Definition, Edit
 from ..store.objtypes import OSIMAGE
@@ -13,11 +14,17 @@ from ..store.objtypes import OSIMAGE
 
 async def installdir(call: Call) -> Path:
     """site.installdir, or the layout's default when the site object has none."""
-    _, found = await osimage(call, None)
+    _, found = await _read(call, None)
     return found
 
 
-async def osimage(call: Call, name: str | None) -> tuple[dict[str, str] | None, Path]:
+async def osimage(call: Call, name: str) -> OsImage | None:
+    """The osimage as stored, None when there is no such osimage."""
+    values, found = await _read(call, name)
+    return None if values is None else OsImage.of(name, values, found)
+
+
+async def _read(call: Call, name: str | None) -> tuple[dict[str, str] | None, Path]:
     """The osimage's stored values (None when there is no such osimage) and installdir."""
 
     def work(db) -> tuple[dict[str, str] | None, str | None]:

@@ -8,7 +8,7 @@ the result is `<rootimgdir>/rootimg.<ext>`; the osimage's synclists are
 copied into the image first unless --nosyncfiles.  Here the archive is written in
 this process on every core, appears atomically with a `.sha256` beside it,
 and is recorded on the osimage (packfile, packmethod, packcompression,
-packsize, packsha256, packtime, packuuid).  See xcatd/images/pack.py.
+packsize, packsha256, packtime, packuuid).  See xcatd/images/pack/.
 
 A pack removes the image's other `rootimg.*` files, so the boot files of the
 nodes set to the image (`imgurl=.../rootimg.cpio.gz`) would name a file that
@@ -26,27 +26,25 @@ far less often than a boot.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import trio
 
 from ..call import Call
-from ..images.exlist import ExlistError
-from ..images.pack import PackRequest, PackResult, output_name, pack
-from ..images.packtree import PackError
+from ..images.osimage import PACK_COMPRESSIONS, PACK_METHODS, OsImageError
+from ..images.pack.exlist import ExlistError
+from ..images.pack.packimage import PackRequest, PackResult, output_name, pack
+from ..images.pack.tree import PackError
 from ..store.objects import DefinitionError
 from .nodeset import refresh_image
 from .osimages import osimage, record
 from .registry import CommandParser, command
 
-DISKLESS = ("netboot", "statelite")
-
 
 @command("packimage", "Pack an osimage's root image for diskless nodes.")
 def packimage_options(parser: CommandParser) -> None:
-    parser.add_argument("-m", "--method", choices=("cpio", "tar", "squashfs"), default="cpio",
+    parser.add_argument("-m", "--method", choices=PACK_METHODS, default="cpio",
                         help="archive method (default cpio)")  # fmt: skip
-    parser.add_argument("-c", "--compress", choices=("gzip", "pigz", "xz", "zstd"),
+    parser.add_argument("-c", "--compress", choices=sorted({*PACK_COMPRESSIONS, "pigz"}),
                         default="gzip",
                         help="compression (default gzip; pigz is the same)")  # fmt: skip
     parser.add_argument("--nosyncfiles", action="store_true",
@@ -59,32 +57,25 @@ async def packimage(call: Call) -> None:
     options = call.options
     name = options.imagename
     compression = "gzip" if options.compress == "pigz" else options.compress
-    image, installdir = await osimage(call, name)
+    image = await osimage(call, name)
     if image is None:
         await call.error(f"Cannot find image '{name}' from the osimage table.")
         return
-    if image.get("provmethod") not in DISKLESS:
-        await call.error(
-            f"'{name}' cannot be used to build a diskless image. Make sure osimage.provmethod "
-            "is 'netboot' or 'statelite'."
-        )
-        return
-    rootimgdir = _rootimgdir(image, installdir)
-    if rootimgdir is None:
-        await call.error(
-            f"osimage '{name}' has no rootimgdir, and no osvers, osarch and profile to "
-            "derive one from"
-        )
+    try:
+        image.check_diskless()
+        files = image.files
+    except OsImageError as exc:
+        await call.error(str(exc))
         return
     request = PackRequest(
         imagename=name,
-        rootimgdir=rootimgdir,
+        rootimgdir=files.rootimgdir,
         method=options.method,
         compression=compression,
-        exlists=_items(image.get("exlist")),
-        synclists=[] if options.nosyncfiles else _items(image.get("synclists")),
+        exlists=list(image.exlist),
+        synclists=[] if options.nosyncfiles else list(image.synclists),
     )
-    await call.info(f"Packing contents of {rootimgdir / 'rootimg'}")
+    await call.info(f"Packing contents of {files.rootimg}")
     await call.info(f"archive method:{options.method}")
     await call.info(f"compress method:{options.compress}")
     try:
@@ -116,19 +107,6 @@ def _pack(call: Call, request: PackRequest) -> PackResult:
         trio.from_thread.run(call.progress, "Packing", done, total, "bytes")
 
     return pack(request, progress, trio.from_thread.check_cancelled)
-
-
-def _items(value: str | None) -> list[str]:
-    return [item for item in (value or "").split(",") if item]
-
-
-def _rootimgdir(image: dict, installdir: Path) -> Path | None:
-    if image.get("rootimgdir"):
-        return Path(image["rootimgdir"])
-    parts = [image.get(key) for key in ("osvers", "osarch", "profile")]
-    if not all(parts):
-        return None
-    return Path(installdir, "netboot", *parts)  # type: ignore[arg-type]
 
 
 def _recorded(request: PackRequest, result: PackResult) -> dict[str, str]:

@@ -18,8 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import family_of
-from .distro import Distro
+from .osimage import Distro, default_otherpkgdir, default_pkgdir, default_rootimgdir, family_of
 from .profiles import SHIPPED, find_profile_file
 
 # What chdef -u takes from the stored image when the command line does not give it.
@@ -79,13 +78,13 @@ def filled(given: dict[str, str], command: str, places: Places) -> dict[str, str
             if attribute not in values:
                 _set_found(values, attribute, find(ext))
         values.setdefault(
-            "rootimgdir", str(places.installdir / "netboot" / osvers / arch / profile)
+            "rootimgdir", str(default_rootimgdir(places.installdir, osvers, arch, profile))
         )
     for attribute, ext in _ANY_FILES.items():
         if attribute not in values:
             _set_found(values, attribute, find(ext))
-    values.setdefault("otherpkgdir", str(places.installdir / "post/otherpkgs" / osvers / arch))
-    values.setdefault("pkgdir", str(places.installdir / osvers / arch))
+    values.setdefault("otherpkgdir", str(default_otherpkgdir(places.installdir, osvers, arch)))
+    values.setdefault("pkgdir", str(default_pkgdir(places.installdir, osvers, arch)))
     return values
 
 

@@ -22,12 +22,11 @@ from pathlib import Path
 
 from ..boot.files import write_atomic
 from ..layout import Layout
-from .build_common import SHARE
-from .distro import Distro
+from .osimage import PROVMETHODS, Distro, default_otherpkgdir, default_rootimgdir
+from .shipped import SHARE
 
 SHIPPED = SHARE / "profiles"  # the package's copy: the source of what init places
 PROFILES = ("compute", "service")
-PROVMETHODS = ("install", "netboot", "statelite")
 # osimage attribute -> profile file extension
 PROFILE_FILES = {
     "pkglist": "pkglist",
@@ -252,12 +251,11 @@ def osimage_definitions(
                 "profile": profile,
                 "provmethod": provmethod,
                 "pkgdir": str(pkgdir),
-                "otherpkgdir": str(installdir / "post/otherpkgs" / distro.name / distro.arch),
+                "otherpkgdir": str(default_otherpkgdir(installdir, distro.name, distro.arch)),
             }
             if provmethod != "install":
-                values["rootimgdir"] = str(
-                    installdir / "netboot" / distro.name / distro.arch / profile
-                )
+                rootimgdir = default_rootimgdir(installdir, distro.name, distro.arch, profile)
+                values["rootimgdir"] = str(rootimgdir)
                 for attribute, ext in PROFILE_FILES.items():
                     found = find_profile_file(distro, profile, ext, installdir, netboot)
                     if found is not None:

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..images import pkglist
+from ..images.build import pkglist
 from ..images.profiles import SHIPPED
 from .lab import LabError
 

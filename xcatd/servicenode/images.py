@@ -22,7 +22,7 @@ from pathlib import Path
 
 import trio
 
-from ..boot.netboot import INITRD, KERNEL
+from ..images.osimage import INITRD, KERNEL
 from .replica import Copy, moved
 
 CHUNK = 1 << 20

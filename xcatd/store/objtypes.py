@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..images.osimage import PACK_COMPRESSIONS, PACK_METHODS, PROVMETHODS
 from . import keyed
 from .attributes import Attribute, Kind
 
@@ -49,7 +50,6 @@ def _declare(*attributes: Attribute) -> dict[str, Attribute]:
 
 
 NETBOOT = ("xnba", "pxe", "grub2", "petitboot", "yaboot", "onie")
-PROVMETHOD = ("install", "netboot", "statelite")
 YES_NO = ("y", "n", "yes", "no", "1", "0")
 NO = ("n", "no", "0")  # of YES_NO, the values that say no
 ARCHES = ("x86_64", "ppc64", "ppc64le", "aarch64")
@@ -139,7 +139,7 @@ OSIMAGE = ObjectType(
         A("groups", "Groups this image belongs to", Kind.LIST),
         A("imagetype", "Image type", Kind.CHOICE, ("linux",)),
         A("description", "Free text describing the image"),
-        A("provmethod", "Provisioning method", Kind.CHOICE, PROVMETHOD),
+        A("provmethod", "Provisioning method", Kind.CHOICE, PROVMETHODS),
         A("osdistroname", "The distribution this image is built from (<os>-<arch>)"),
         A("osupdatename", "Updates applied to the distribution", Kind.LIST),
         A("rootfstype", "Root file system type of a stateless image (ramdisk, overlay)"),
@@ -176,10 +176,9 @@ OSIMAGE = ObjectType(
         A("usercomment", "Free text about this object"),
         # Recorded by packimage: what the last pack made.
         A("packfile", "The packed image file the last packimage wrote", Kind.PATH),
-        A("packmethod", "Archive method of the last packimage", Kind.CHOICE,
-          ("cpio", "tar", "squashfs")),
+        A("packmethod", "Archive method of the last packimage", Kind.CHOICE, PACK_METHODS),
         A("packcompression", "Compression of the last packimage", Kind.CHOICE,
-          ("gzip", "xz", "zstd")),
+          PACK_COMPRESSIONS),
         A("packsize", "Size in bytes of the last packed image", Kind.INTEGER),
         A("packsha256", "SHA-256 of the last packed image (also in <packfile>.sha256)"),
         A("packtime", "When the last packimage finished (MM-DD-YYYY HH:MM:SS)"),

@@ -8,7 +8,7 @@ beside it in sha256sum's format, for the initrd to check what it downloaded.
   flock, makes a second packimage (from any process) refuse at once.
 - Before packing, `/opt/xcat/xcatinfo` is written into the image as xCAT
   does (IMAGENAME, IMAGEUUID, TIMESTAMP) and the synclists are applied
-  (packsync), never following a symbolic link inside the image out of it.
+  (sync.py), never following a symbolic link inside the image out of it.
 - The archive is written to a hidden temporary name, synced, and renamed into
   place; only then are the other `rootimg.*` files removed.  A pack that
   fails or is cancelled removes its temporary file and leaves the packed
@@ -27,21 +27,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..locks import held
+from ..osimage import ImageFiles
+from ..rootfiles import RootFileError, write_in_image
 from . import exlist as exlists
-from . import packsync
-from .build import LOCK as GENIMAGE_LOCK
-from .build import incomplete
-from .locks import held
-from .packcompress import open_sink
-from .packcpio import MAX_FILE_SIZE, write_cpio
-from .packfiles import write_in_image
-from .packtar import write_tar
-from .packtree import PROGRESS_EVERY, Meter, PackError, survey
+from . import sync
+from .compress import open_sink
+from .cpio import MAX_FILE_SIZE, write_cpio
+from .tar import write_tar
+from .tree import PROGRESS_EVERY, Meter, PackError, survey
 
-METHODS = ("cpio", "tar", "squashfs")
-COMPRESSIONS = ("gzip", "xz", "zstd")
 EXTENSIONS = {"gzip": "gz", "xz": "xz", "zstd": "zst"}
-LOCK_NAME = ".packimage.lock"
 TEMP_MARK = ".packimage-"
 NOTE_EXAMPLES = 5
 
@@ -61,6 +57,10 @@ class PackRequest:
     exlists: list[str] = field(default_factory=list)
     synclists: list[str] = field(default_factory=list)  # applied before packing
 
+    @property
+    def files(self) -> ImageFiles:
+        return ImageFiles(self.rootimgdir)
+
 
 @dataclass
 class PackResult:
@@ -76,19 +76,17 @@ class PackResult:
 
 
 @contextlib.contextmanager
-def pack_lock(rootimgdir: Path) -> Iterator[None]:
+def pack_lock(files: ImageFiles) -> Iterator[None]:
     """Ours, exclusive; and genimage's, shared: no build while we pack, and
     no pack while a build runs."""
     with (
         held(
-            rootimgdir / LOCK_NAME,
-            PackError(f"another packimage is packing {rootimgdir}; wait for it to finish"),
+            files.pack_lock,
+            PackError(f"another packimage is packing {files.rootimgdir}; wait for it to finish"),
         ),
         held(
-            rootimgdir / GENIMAGE_LOCK,
-            PackError(
-                f"genimage is building {rootimgdir}/rootimg; pack it when genimage has finished"
-            ),
+            files.build_lock,
+            PackError(f"genimage is building {files.rootimg}; pack it when genimage has finished"),
             shared=True,
         ),
     ):
@@ -104,13 +102,13 @@ def pack(
     """Pack the image (in a worker thread: it blocks for as long as packing takes)."""
     started = time.monotonic()
     rootimgdir = request.rootimgdir
-    rootimg = rootimgdir / "rootimg"
+    rootimg = request.files.rootimg
     if not rootimg.is_dir() or rootimg.is_symlink():
         raise PackError(f"{rootimg} does not exist, run genimage {request.imagename} first")
     selector = exlists.Selector(exlists.read_lists(request.exlists))
     root = os.fsencode(rootimg)
-    with pack_lock(rootimgdir):
-        if incomplete(rootimgdir):
+    with pack_lock(request.files):
+        if request.files.incomplete():
             raise PackError(
                 f"the last genimage of {rootimg} did not finish; run genimage "
                 f"{request.imagename} again before packing"
@@ -119,7 +117,7 @@ def pack(
         image_uuid = str(uuid.uuid4())
         stamp = time.strftime("%a %b %e %H:%M:%S %Z %Y")
         write_xcatinfo(rootimg, request.imagename, image_uuid, stamp)
-        sync_notes = packsync.apply(rootimg, request.synclists)
+        sync_notes = sync.apply(rootimg, request.synclists)
         cpio = request.method == "cpio"
         found = survey(
             root,
@@ -243,4 +241,7 @@ def _notes(found, method: str) -> list[str]:
 
 def write_xcatinfo(rootimg: Path, imagename: str, image_uuid: str, timestamp: str) -> None:
     text = f"IMAGENAME='{imagename}'\nIMAGEUUID='{image_uuid}'\nTIMESTAMP='{timestamp}'\n"
-    write_in_image(rootimg, "/opt/xcat/xcatinfo", text.encode(), 0o644)
+    try:
+        write_in_image(rootimg, "/opt/xcat/xcatinfo", text.encode(), 0o644)
+    except RootFileError as exc:
+        raise PackError(str(exc)) from None

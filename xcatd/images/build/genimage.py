@@ -22,7 +22,7 @@ rootimg; the next genimage removes what an interrupted one left there.  On
 an existing rootimg genimage updates in place: installs what the lists add
 and upgrades the rest; if such an update is interrupted, the image stays
 marked incomplete and the next genimage resumes it (dpkg finishes its
-interrupted run first).  `incomplete()` is what packimage asks.
+interrupted run first): see osimage.py for the files.
 `build_initrd` (--onlyinitrd) remakes only the kernel and initrd of a
 finished image.
 """
@@ -43,17 +43,16 @@ from pathlib import Path
 
 import trio
 
+from ..locks import held
+from ..osimage import ImageFiles
 from . import bootunits, initrd, pkglist, wheels
-from .build_common import BuildError, Output, Spec, image_env, not_found
 from .chroot import Namespace
+from .common import BuildError, Output, Spec, image_env, not_found
 from .debian import Debian
 from .dnf import Dnf
-from .locks import held
 from .privatekeys import private_keys
 
-LOCK = ".genimage.lock"
 LOG = "genimage.log"
-INCOMPLETE = ".genimage.incomplete"
 STAGING = ".rootimg.genimage"
 MIN_FREE = 512 << 20  # bytes free on the rootimgdir's disk before a build starts
 SHOWN_KEYS = 5  # private key files named in the error
@@ -74,15 +73,6 @@ class Result:
     updated: bool  # an existing rootimg was updated (not built anew)
 
 
-def incomplete(rootimgdir: Path) -> bool:
-    """Whether the last genimage of this image did not finish (or none ran)."""
-    return (rootimgdir / INCOMPLETE).exists() or not (rootimgdir / "rootimg").is_dir()
-
-
-def family_of(osvers: str) -> str:
-    return "debian" if osvers.startswith(("debian", "ubuntu")) else "rh"
-
-
 async def build(spec: Spec, output: Output, kernelver: str | None = None) -> Result:
     """Build or update the image; BuildError (or PkglistError) says why not."""
     main, other = await trio.to_thread.run_sync(_read_lists, spec)
@@ -94,7 +84,7 @@ async def build(spec: Spec, output: Output, kernelver: str | None = None) -> Res
         backend = _backend(spec, work, output)
         other_dirs = _other_dirs(spec, other)
         await trio.to_thread.run_sync(preflight, spec, backend.tools(other_dirs))
-        with build_lock(spec.rootimgdir), output.logging_to(spec.rootimgdir / LOG):
+        with build_lock(spec.files), output.logging_to(spec.rootimgdir / LOG):
             result = await _locked(
                 spec, output, backend, (main, other), other_dirs, python_packages, kernelver
             )
@@ -105,8 +95,8 @@ async def build(spec: Spec, output: Output, kernelver: str | None = None) -> Res
 async def build_initrd(spec: Spec, output: Output, kernelver: str | None = None) -> Result:
     """--onlyinitrd: the kernel and the initrd of a finished image, nothing else."""
     await trio.to_thread.run_sync(preflight, spec, {"unshare": "util-linux"})
-    with build_lock(spec.rootimgdir):
-        if incomplete(spec.rootimgdir):
+    with build_lock(spec.files):
+        if spec.files.incomplete():
             raise BuildError(
                 f"{spec.rootimg} is not a finished image: run genimage {spec.name} "
                 "without --onlyinitrd"
@@ -184,13 +174,13 @@ def preflight(spec: Spec, tools: dict[str, str], euid: int | None = None) -> Non
 
 
 @contextlib.contextmanager
-def build_lock(rootimgdir: Path) -> Iterator[None]:
+def build_lock(files: ImageFiles) -> Iterator[None]:
     """Held for the whole build; a second genimage of the same image, from
     this daemon or any other process, is refused at once."""
     with held(
-        rootimgdir / LOCK,
+        files.build_lock,
         BuildError(
-            f"another genimage or a packimage is using {rootimgdir}/rootimg; wait for it to finish"
+            f"another genimage or a packimage is using {files.rootimg}; wait for it to finish"
         ),
     ):
         yield
@@ -207,7 +197,7 @@ async def _locked(
 ) -> Result:
     main, other = lists
     staging = spec.rootimgdir / STAGING
-    marker = spec.rootimgdir / INCOMPLETE
+    marker = spec.files.marker
     if staging.exists():
         await output.phase(f"Removing the unfinished image an interrupted genimage left: {staging}")
         await trio.to_thread.run_sync(_remove_tree, staging)

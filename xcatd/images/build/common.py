@@ -11,29 +11,15 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import TextIO
 
+from ..osimage import ImageFiles
 from .chroot import Namespace
 
 Info = Callable[[str], Awaitable[None]]
 ProgressSink = Callable[[str, int, "int | None", str], Awaitable[None]]
 
-
-def _share() -> Path:
-    """xcatd/share, the data files shipped in the package, found through the
-    import system wherever xcatd is installed (a checkout, site-packages, the
-    venv in a service image).  They are used as files (copied into images,
-    named in messages), which they are in every install: a zip import, the
-    one case where they would not be, is not how xcatd is installed."""
-    package = files("xcatd")
-    if not isinstance(package, Path):
-        raise ImportError(f"xcatd's data files must be files on disk, not in {package}")
-    return package / "share"
-
-
-SHARE = _share()
 
 TAIL = 20  # lines of a failed program's output genimage shows without -V
 INSTALLING = "Installing packages"  # what the backends count while installing
@@ -91,8 +77,12 @@ class Spec:
     shipped: Path | None = None
 
     @property
+    def files(self) -> ImageFiles:
+        return ImageFiles(self.rootimgdir)
+
+    @property
     def rootimg(self) -> Path:
-        return self.rootimgdir / "rootimg"
+        return self.files.rootimg
 
 
 class Output:

@@ -5,6 +5,9 @@ the host (`/opt -> /var/opt` in the image is the host's /var/opt from
 here).  So every directory on the way is opened relative to the previous one
 without following links, and a link in the file's own place is replaced,
 never written through: nothing here can touch a file outside the image.
+
+genimage (initrd, boot units) and packimage (xcatinfo, synclists) both
+write into images with these; each says a RootFileError in its own terms.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import os
 import stat
 from pathlib import Path
 
-from .packtree import PackError
+
+class RootFileError(Exception):
+    """A file of the image cannot be read or written as asked; the message says why."""
+
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -25,7 +31,7 @@ def _parent(rootimg: Path, path: str, create: bool) -> tuple[int | None, str]:
     image), and the file's name; (None, name) when a directory is missing."""
     *directories, name = [part for part in path.split("/") if part not in ("", ".")]
     if ".." in directories or name == "..":
-        raise PackError(f"{path}: '..' is not allowed in a path inside the image")
+        raise RootFileError(f"{path}: '..' is not allowed in a path inside the image")
     fd = os.open(rootimg, _DIRECTORY)
     try:
         for part in directories:
@@ -42,7 +48,7 @@ def _parent(rootimg: Path, path: str, create: bool) -> tuple[int | None, str]:
             except OSError as exc:
                 if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise
-                raise PackError(
+                raise RootFileError(
                     f"cannot write {path} in the image: /{part} there is not a directory "
                     "(symbolic links are not followed out of the image)"
                 ) from None
@@ -96,14 +102,14 @@ def write_in_image(
             if stat.S_ISLNK(old.st_mode):
                 os.unlink(name, dir_fd=fd)
             elif not stat.S_ISREG(old.st_mode):  # a fifo would block, a device write the host's
-                raise PackError(f"cannot write {path} in the image: it is not a regular file")
+                raise RootFileError(f"cannot write {path} in the image: it is not a regular file")
             elif keep_mode:
                 mode = stat.S_IMODE(old.st_mode)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             out = os.open(name, flags, 0o600, dir_fd=fd)
         except IsADirectoryError:
-            raise PackError(f"cannot write {path} in the image: it is a directory") from None
+            raise RootFileError(f"cannot write {path} in the image: it is a directory") from None
         try:
             view = memoryview(data)
             while view:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import configparser
 import re
-from dataclasses import dataclass
 
-from .media import Media
+from ..osimage import Distro
+from .read import Media
 
 ARCHES = {
     "x86_64": "x86_64",
@@ -34,19 +34,6 @@ RED_HAT_NAMES = (
     (("fedora",), "fedora"),
     (("oracle",), "ol"),
 )
-
-
-@dataclass(frozen=True)
-class Distro:
-    name: str  # rhels9.4, debian12, ...
-    arch: str  # x86_64, aarch64, ppc64le, ppc64
-    family: str  # rh | debian
-    discno: str = "1"
-
-    @property
-    def base(self) -> str:
-        """The name without the minor release: rhels9.4 -> rhels9, as profile lookups use."""
-        return re.sub(r"^(\D+\d+)\..*$", r"\1", self.name)
 
 
 def detect(media: Media) -> Distro | None:

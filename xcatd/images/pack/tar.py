@@ -17,9 +17,9 @@ import stat
 import tarfile
 from collections.abc import Callable
 
+from .compress import Sink
 from .exlist import Selector
-from .packcompress import Sink
-from .packtree import CHUNK, Meter, OpenFile, readlink, walk, xattrs
+from .tree import CHUNK, Meter, OpenFile, readlink, walk, xattrs
 
 
 class _Reader:

@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .locks import held
-from .media import Entry, Media, MediaError
+from ..locks import held
+from .read import Entry, Media, MediaError
 
 CHUNK = 1 << 20
 PROGRESS_EVERY = 16 << 20

@@ -25,9 +25,9 @@ import os
 import stat
 from collections.abc import Callable
 
+from .compress import Sink
 from .exlist import Selector
-from .packcompress import Sink
-from .packtree import CHUNK, Meter, OpenFile, Survey, TreeChanged, readlink, walk
+from .tree import CHUNK, Meter, OpenFile, Survey, TreeChanged, readlink, walk
 
 MAGIC = b"070701"
 MAX_FIELD = 0xFFFFFFFF

@@ -34,13 +34,18 @@ from pathlib import Path
 
 import trio
 
-from .build_common import SHARE, BuildError, Output, Spec, image_env
+from ..osimage import INITRD, KERNEL
+from ..rootfiles import (
+    RootFileError,
+    names_in_image,
+    read_in_image,
+    remove_in_image,
+    write_in_image,
+)
+from ..shipped import SHARE
 from .chroot import Namespace
-from .packfiles import names_in_image, read_in_image, remove_in_image, write_in_image
-from .packtree import PackError
+from .common import BuildError, Output, Spec, image_env
 
-KERNEL = "kernel"
-INITRD = "initrd-stateless.gz"
 INPUTS = ".initrd-stateless.inputs"  # the digest of what the initrd was made from
 PACKAGE_DATABASES = (
     "/var/lib/dpkg/status", "/usr/lib/sysimage/rpm/rpmdb.sqlite", "/var/lib/rpm/rpmdb.sqlite",
@@ -65,7 +70,7 @@ def read_first(rootimg: Path, paths: list[str]) -> bytes | None:
     for path in paths:
         try:
             found = read_in_image(rootimg, path)
-        except PackError:
+        except RootFileError:
             continue
         if found is not None:
             return found
@@ -177,7 +182,7 @@ async def make(spec: Spec, output: Output, version: str | None, requested: bool 
         await output.warning(f"genimage made no {KERNEL} and no {INITRD}: {problem} to its pkglist")
         return
     assert version is not None
-    await output.phase(f"Copying kernel {version} to {spec.rootimgdir / KERNEL}")
+    await output.phase(f"Copying kernel {version} to {spec.files.kernel}")
     await trio.to_thread.run_sync(copy_kernel, spec, version)
     await make_initrd(spec, output, version, requested)
 
@@ -190,7 +195,7 @@ def copy_kernel(spec: Spec, version: str) -> None:
             f"the image has modules for kernel {version} but no /boot/vmlinuz-{version}: "
             "reinstall its kernel package"
         )
-    publish(spec.rootimgdir / KERNEL, kernel)
+    publish(spec.files.kernel, kernel)
 
 
 async def make_initrd(spec: Spec, output: Output, version: str, always: bool) -> None:
@@ -201,15 +206,15 @@ async def make_initrd(spec: Spec, output: Output, version: str, always: bool) ->
     conf = dracut_conf(drivers, omitted_drivers(drivers, modules))
     inputs = await trio.to_thread.run_sync(inputs_digest, spec.rootimg, version, conf)
     stamp = spec.rootimgdir / INPUTS
-    if not always and (spec.rootimgdir / INITRD).exists() and _read(stamp) == inputs:
+    if not always and spec.files.initrd.exists() and _read(stamp) == inputs:
         await output.phase(
-            f"Keeping {spec.rootimgdir / INITRD}: the same kernel, drivers, dracut module "
+            f"Keeping {spec.files.initrd}: the same kernel, drivers, dracut module "
             "and packages made it"
         )
         return
     await trio.to_thread.run_sync(install_module, spec.rootimg, conf)
     await output.phase(
-        f"Making {spec.rootimgdir / INITRD} with dracut for kernel {version}, network "
+        f"Making {spec.files.initrd} with dracut for kernel {version}, network "
         f"drivers {' '.join(drivers)}"
     )
     made = f"/tmp/xcatd-{INITRD}.{uuid.uuid4().hex[:8]}"
@@ -246,7 +251,7 @@ def take_initrd(spec: Spec, made: str) -> None:
     initrd = read_in_image(spec.rootimg, made)
     if initrd is None:
         raise BuildError(f"dracut made no {made} in the image")
-    publish(spec.rootimgdir / INITRD, initrd)
+    publish(spec.files.initrd, initrd)
 
 
 def install_module(rootimg: Path, conf: str) -> None:
@@ -256,7 +261,7 @@ def install_module(rootimg: Path, conf: str) -> None:
         for source in sorted(MODULE.iterdir()):  # shell scripts, all of them
             write_in_image(rootimg, f"{MODULE_IN_IMAGE}/{source.name}", source.read_bytes(), 0o755)
         write_in_image(rootimg, CONF_IN_IMAGE, conf.encode(), 0o644)
-    except PackError as exc:
+    except RootFileError as exc:
         raise BuildError(str(exc)) from None
 
 

@@ -29,8 +29,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import profiles
-from .listfiles import Line, ListFiles
+from .. import profiles
+from ..listfiles import Line, ListFiles
 
 _ENV = re.compile(r"#ENV:(?P<name>[^=#]*)=(?P<value>[^#]*)#$")
 _NEW_PASS = "#NEW_INSTALL_LIST#"

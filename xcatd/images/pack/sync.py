@@ -24,8 +24,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .packfiles import read_in_image, write_in_image
-from .packtree import PackError
+from ..rootfiles import RootFileError, read_in_image, write_in_image
+from .tree import PackError
 
 NODE_SECTIONS = ("EXECUTE:", "EXECUTEALWAYS:", "MERGE:")
 
@@ -64,6 +64,13 @@ def parse(text: str, where: str = "synclist") -> SyncList:
 
 def apply(rootimg: Path, synclist_paths: list[str]) -> list[str]:
     """Sync every list into the image; notes about what was skipped."""
+    try:
+        return _apply(rootimg, synclist_paths)
+    except RootFileError as exc:
+        raise PackError(str(exc)) from None
+
+
+def _apply(rootimg: Path, synclist_paths: list[str]) -> list[str]:
     notes = []
     for path in synclist_paths:
         try:

@@ -38,14 +38,14 @@ from pathlib import Path
 
 import trio
 
-from ..config import Config
-from ..layout import Layout
-from ..nodelogs import DROP_IN, receiver_config
-from .build_common import SHARE, BuildError, Output, Spec, image_env
+from ...config import Config
+from ...layout import Layout
+from ...nodelogs import DROP_IN, receiver_config
+from ..osimage import is_service_node
+from ..rootfiles import RootFileError, names_in_image, remove_in_image, write_in_image
+from ..shipped import SHARE
 from .chroot import Namespace
-from .packfiles import names_in_image, remove_in_image, write_in_image
-from .packtree import PackError
-from .wheels import VENV
+from .common import BuildError, Output, Spec, image_env
 
 UNITS = "/etc/systemd/system"
 SHIPPED = SHARE / "systemd"
@@ -65,10 +65,6 @@ SYSLOG_FORWARD = "/usr/lib/xcatd/syslog-forward"
 
 def has_systemd(rootimg: Path) -> bool:
     return (rootimg / "usr/bin/systemctl").is_file()
-
-
-def is_service_node(rootimg: Path) -> bool:
-    return (rootimg / VENV.lstrip("/") / "bin/xcatd").is_file()
 
 
 def needs_ssh_keygen(rootimg: Path) -> bool:
@@ -141,7 +137,7 @@ def write(rootimg: Path, files: dict[str, tuple[bytes, int]]) -> None:
     try:
         for path, (data, mode) in files.items():
             write_in_image(rootimg, path, data, mode)
-    except PackError as exc:
+    except RootFileError as exc:
         raise BuildError(str(exc)) from None
 
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import trio
 
-from .build_common import INSTALLING, BuildError, Output, Spec, not_found, passed_env
 from .chroot import Namespace
+from .common import INSTALLING, BuildError, Output, Spec, not_found, passed_env
 from .pkglist import InstallPass
 
 TOOLS = {"mmdebstrap": "mmdebstrap", "unshare": "util-linux"}

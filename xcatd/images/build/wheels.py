@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from ..osimage import VENV
 from . import pkglist
-from .build_common import BuildError, Output, image_env
 from .chroot import Namespace
-
-VENV = "/opt/xcat"
+from .common import BuildError, Output, image_env
 
 
 def split(

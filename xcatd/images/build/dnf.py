@@ -24,8 +24,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from .build_common import INSTALLING, BuildError, Output, Spec, not_found, passed_env
 from .chroot import Namespace
+from .common import INSTALLING, BuildError, Output, Spec, not_found, passed_env
 from .pkglist import InstallPass
 
 TOOLS = {"dnf": "dnf", "unshare": "util-linux"}

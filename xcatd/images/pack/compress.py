@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from .packtree import PackError
+from .tree import PackError
 
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3

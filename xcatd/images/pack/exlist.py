@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .listfiles import ListFiles
+from ..listfiles import ListFiles
 
 
 class ExlistError(Exception):
