@@ -24,7 +24,7 @@ import ipaddress
 import itertools
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,25 +82,13 @@ class Network:
         """`ip ARGS` inside the namespace."""
         netns.ip("-n", self.name, *args)
 
-    @contextmanager
-    def machine(self, number: int) -> Iterator[Machine]:
+    def machine(self, number: int) -> AbstractContextManager[Machine]:
         """Another host on the bridge: a namespace of its own whose eth0 has
         the subnet's address `number`, for a daemon that must not share the
         server's addresses (a service node).  Taken down on leaving: stop
         what runs in it first."""
-        machine = Machine(f"{self.name}-m{number}", self.host(number))
-        netns.add(machine.name)
-        try:
-            veth = f"veth{number}"
-            self.ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns",
-                    machine.name)  # fmt: skip
-            self.ip("link", "set", veth, "master", self.bridge, "up")
-            machine.ip("addr", "add", f"{machine.address}/{self.address.network.prefixlen}",
-                       "dev", "eth0")  # fmt: skip
-            machine.ip("link", "set", "eth0", "up")
-            yield machine
-        finally:
-            netns.delete(machine.name)
+        address = ipaddress.IPv4Interface(f"{self.host(number)}/{self.address.network.prefixlen}")
+        return host_on(self.name, self.bridge, f"{self.name}-m{number}", address)
 
     def start(self, argv: Sequence[str | Path], log_name: str) -> Process:
         """Start a long-running program inside the namespace, logging to
@@ -171,6 +159,27 @@ class Machine:
 
     def ip(self, *args: str) -> None:
         netns.ip("-n", self.name, *args)
+
+
+@contextmanager
+def host_on(
+    namespace: str, bridge: str, name: str, address: ipaddress.IPv4Interface
+) -> Iterator[Machine]:
+    """A host on `bridge` of `namespace`: a namespace `name` of its own whose
+    eth0 (a veth whose other end is on the bridge) has `address`.  Taken
+    down on leaving: stop what runs in it first."""
+    machine = Machine(name, str(address.ip))
+    netns.add(name)
+    try:
+        veth = f"veth{address.ip.packed[-1]}"
+        netns.ip("-n", namespace, "link", "add", veth, "type", "veth", "peer", "name", "eth0",
+                 "netns", name)  # fmt: skip
+        netns.ip("-n", namespace, "link", "set", veth, "master", bridge, "up")
+        machine.ip("addr", "add", str(address), "dev", "eth0")
+        machine.ip("link", "set", "eth0", "up")
+        yield machine
+    finally:
+        netns.delete(name)
 
 
 @contextmanager
