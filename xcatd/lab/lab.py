@@ -318,8 +318,10 @@ def _define(state: State, machines: list[Planned], password: str) -> None:
     # The BMCs are on the management network, which the MN reaches: it
     # drives them itself (xCAT's default sends a service node's nodes' to it).
     client.run("chdef", "-t", "site", "ipmidispatch=n")
+    # No mgtifname: each host serving DHCP on it finds its own interface by
+    # its address (br0 on the management node, eth0 on a service node).
     client.run("mkdef", "-t", "network", "-o", "mgmt", f"net={MANAGEMENT.network_address}",
-               f"mask={MANAGEMENT.netmask}", f"mgtifname={BRIDGE}")  # fmt: skip
+               f"mask={MANAGEMENT.netmask}")  # fmt: skip
     for machine in machines:
         if machine.group == "service":
             n = machine.number
