@@ -64,19 +64,11 @@ class Network:
         """The IPv4 address `number` of the bridge's subnet (10 -> 10.77.0.10)."""
         return str(self.address.network[number])
 
-    def tap(self, bridge: str | None = None) -> str:
-        """A new tap device on the bridge (or on another `bridge`), for one
-        virtual machine's NIC."""
+    def tap(self) -> str:
+        """A new tap device on the bridge, for one virtual machine's NIC."""
         tap = f"tap{next(self.taps)}"
-        netns.add_tap(self.name, tap, bridge or self.bridge)
+        netns.add_tap(self.name, tap, self.bridge)
         return tap
-
-    def another_bridge(self, name: str) -> str:
-        """A second bridge in the namespace with no address of its own: a
-        network the servers here are not on (a service node's compute
-        network), which only the machines given NICs on it share."""
-        netns.add_bridge(self.name, name)
-        return name
 
     def ip(self, *args: str) -> None:
         """`ip ARGS` inside the namespace."""
@@ -126,24 +118,11 @@ class Network:
         process.wait_for("DHCP, sockets bound exclusively", timeout)
         return process
 
-    def boot_vm(
-        self,
-        mac: str,
-        nic: str = "virtio-net-pci",
-        memory_mb: int = 2048,
-        name: str = "vm",
-        bridge: str | None = None,
-        more_nics: Sequence[tuple[str, str]] = (),
-    ) -> Process:
+    def boot_vm(self, mac: str, nic: str = "virtio-net-pci", memory_mb: int = 2048) -> Process:
         """Start a diskless QEMU machine that boots from the network through
         QEMU's own iPXE ROM for `nic` (virtio-net-pci, e1000, ...) on a new
-        tap on the bridge (or on `bridge`); `more_nics` are (MAC, bridge) of
-        further virtio NICs, which the kernel names eth1, eth2, ... in that
-        order (with net.ifnames=0).  Its serial console is its log
-        (`workdir/<name>.log`)."""
-        nics = [(self.tap(bridge), mac, nic)]
-        nics += [(self.tap(on), more, "virtio-net-pci") for more, on in more_nics]
-        return self.start(vm_command(nics, memory_mb), f"{name}.log")
+        tap on the bridge.  Its serial console is its log (`workdir/vm.log`)."""
+        return self.start(vm_command([(self.tap(), mac, nic)], memory_mb), "vm.log")
 
 
 @dataclass
