@@ -74,13 +74,9 @@ class Bmc:
 
 
 class BmcLab:
-    def __init__(
-        self, workdir: Path, chassis: Sequence[str], prefix: Sequence[str] = (), address: str = ""
-    ) -> None:
+    def __init__(self, workdir: Path, chassis: Sequence[str]) -> None:
         self.workdir = workdir
         self.chassis = list(chassis)
-        self.prefix = list(prefix)  # runs the simulators in a network namespace
-        self.address = address  # all of them on this one, else each on its own 127.77.x.y
         self.bmcs: list[Bmc] = []
 
     def start(self, count: int, password: str = "ipmi-secret", console: bool = False) -> list[Bmc]:
@@ -90,7 +86,7 @@ class BmcLab:
         self.bmcs += started
         deadline = time.monotonic() + START_TIMEOUT + count * 0.02
         for bmc in started:
-            while not self._bound(bmc):
+            while not _bound(bmc.address, bmc.port):
                 if bmc.process.popen.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{bmc.name} did not start:\n{bmc.process.tail()}")
                 time.sleep(0.02)
@@ -99,11 +95,11 @@ class BmcLab:
     def _start(self, index: int, password: str, console: bool) -> Bmc:
         name = f"bmc{index + 1}"
         directory = self.workdir / name
-        address = self.address or f"127.77.{index // 250}.{index % 250 + 1}"
+        address = f"127.77.{index // 250}.{index % 250 + 1}"
         port = free_port(socket.SOCK_DGRAM)
         command = simulator.configure(directory, name, address, port, password, index + 1,
                                       self.chassis, free_port() if console else None)  # fmt: skip
-        process = Process([*self.prefix, *command], directory / "log")
+        process = Process(command, directory / "log")
         return Bmc(name, address, port, password, directory, process)
 
     def restart(self, bmc: Bmc) -> None:
@@ -112,7 +108,7 @@ class BmcLab:
         bmc.process.stop()
         bmc.process = Process(bmc.process.argv, bmc.process.log)
         deadline = time.monotonic() + START_TIMEOUT
-        while not self._bound(bmc):
+        while not _bound(bmc.address, bmc.port):
             if bmc.process.popen.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{bmc.name} did not start again:\n{bmc.process.tail()}")
             time.sleep(0.02)
@@ -129,12 +125,6 @@ class BmcLab:
                     os.kill(pid, signal.SIGKILL)
                 time.sleep(0.05)
 
-    def _bound(self, bmc: Bmc) -> bool:
-        """Whether the BMC's simulator listens (in its namespace, if any)."""
-        if not self.prefix:
-            return _bound(bmc.address, bmc.port)
-        return simulator.listening(self.prefix, bmc.port)
-
 
 def _bound(address: str, port: int) -> bool:
     """Whether a program is listening on UDP address:port."""
@@ -149,15 +139,12 @@ def _bound(address: str, port: int) -> bool:
 
 
 @contextmanager
-def bmc_lab(
-    chassis: Sequence[str], prefix: Sequence[str] = (), address: str = ""
-) -> Iterator[BmcLab]:
+def bmc_lab(chassis: Sequence[str]) -> Iterator[BmcLab]:
     """BMCs whose chassis is the program `chassis` (run with the BMC's state
-    directory after it), all stopped on leaving; in a network namespace and
-    on its `address` with a `prefix` (Network.prefix).  Their files live in
-    a short temporary directory (QMP's socket path must fit in 108 bytes)."""
+    directory after it), all stopped on leaving.  Their files live in a
+    short temporary directory (QMP's socket path must fit in 108 bytes)."""
     workdir = Path(tempfile.mkdtemp(prefix="xcatd-bmcs-"))
-    lab = BmcLab(workdir, chassis, prefix, address)
+    lab = BmcLab(workdir, chassis)
     try:
         yield lab
     finally:

@@ -6,10 +6,12 @@ real client (about a minute).  Tests that need the image (its checks, the
 network boot) share it through the `debian_service_image` fixture
 (registered in tests/conftest.py).
 
-The cluster's daemon runs in a network namespace with a bridge (tests/
-netboot.py), where the network-boot test's machines reach it; building
-needs no network (the packages come from the ISO, the wheels are bundled
-from outside the namespace).
+The cluster is the management node of an `xcatd lab` (tests/lab.py), as an
+administrator evaluating the product has it: two service nodes (sn2's NICs
+e1000s, sn1's virtio), one compute node on sn1's compute network, each a
+QEMU machine powered off behind its BMC, where the network-boot test boots
+them.  Building needs no network (the packages come from the ISO, the wheels
+are bundled from outside the lab's namespace).
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from xcatd.config import Config
 from xcatd.lab.media import profile_packages
 
 from .cluster import Cluster
+from .lab import Lab, lab_up
 from .media import debian_tree, iso
-from .netboot import Network, network
 
 SERVICE = "debian12-x86_64-netboot-service"
 BUILD_TIMEOUT = 900
@@ -34,11 +35,11 @@ BUILD_TIMEOUT = 900
 
 @dataclass
 class BuiltImage:
-    cluster: Cluster  # running in `network`, with the image's osimage defined
+    cluster: Cluster  # the lab's management node, with the image's osimage defined
     name: str
     rootimgdir: Path
     genimage: subprocess.CompletedProcess  # what the client printed
-    network: Network  # the namespace and bridge the daemon serves on
+    lab: Lab  # its machines, networks and BMCs
 
     @property
     def rootimg(self) -> Path:
@@ -55,25 +56,12 @@ def debian_service_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
     media = tmp_path_factory.mktemp("debian-service-media")
     tree = debian_tree(media, service_packages(), system=True)
     disc = iso(tree, media / "debian-12-amd64.iso", "Debian 12")
-    with network(tmp_path_factory.mktemp("service-network")) as net:
-        root = tmp_path_factory.mktemp("service-cluster")
-        cluster = Cluster(root, address=net.server, prefix=net.prefix)
-        # The standard ports, as on every host of a real cluster: what PXE
-        # firmware asks (TFTP, whatever DHCP says), and what the service
-        # nodes booted from the image serve on and expect of the management
-        # node (its image server, the dispatch port).  Free: the namespace is new.
-        cluster.tftp_port, cluster.http_port = 69, 80
-        cluster.port, cluster.status_port = Config.port, Config.status_port
-        initialised = cluster.init()
-        assert initialised.returncode == 0, initialised.stderr
-        cluster.start()
-        try:
-            yield _built(cluster, disc, net)
-        finally:
-            cluster.stop()
+    machines = ("--service-nodes", "2", "--compute-nodes", "1", "--nic-model", "sn2=e1000")
+    with lab_up(*machines) as lab:
+        yield _built(lab.cluster(), disc, lab)
 
 
-def _built(cluster: Cluster, disc: Path, net: Network) -> BuiltImage:
+def _built(cluster: Cluster, disc: Path, lab: Lab) -> BuiltImage:
     copied = cluster.run("copycds", str(disc), timeout=300)
     assert copied.returncode == 0, copied.stderr
     installdir = cluster.root.resolve() / "install"
@@ -83,4 +71,4 @@ def _built(cluster: Cluster, disc: Path, net: Network) -> BuiltImage:
     built = cluster.run("genimage", SERVICE, timeout=BUILD_TIMEOUT)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr
     rootimgdir = installdir / "netboot/debian12/x86_64/service"
-    return BuiltImage(cluster, SERVICE, rootimgdir, built, net)
+    return BuiltImage(cluster, SERVICE, rootimgdir, built, lab)

@@ -24,7 +24,7 @@ import ipaddress
 import itertools
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,43 +64,23 @@ class Network:
         """The IPv4 address `number` of the bridge's subnet (10 -> 10.77.0.10)."""
         return str(self.address.network[number])
 
-    def tap(self, bridge: str | None = None) -> str:
-        """A new tap device on the bridge (or on another `bridge`), for one
-        virtual machine's NIC."""
+    def tap(self) -> str:
+        """A new tap device on the bridge, for one virtual machine's NIC."""
         tap = f"tap{next(self.taps)}"
-        netns.add_tap(self.name, tap, bridge or self.bridge)
+        netns.add_tap(self.name, tap, self.bridge)
         return tap
-
-    def another_bridge(self, name: str) -> str:
-        """A second bridge in the namespace with no address of its own: a
-        network the servers here are not on (a service node's compute
-        network), which only the machines given NICs on it share."""
-        netns.add_bridge(self.name, name)
-        return name
 
     def ip(self, *args: str) -> None:
         """`ip ARGS` inside the namespace."""
         netns.ip("-n", self.name, *args)
 
-    @contextmanager
-    def machine(self, number: int) -> Iterator[Machine]:
+    def machine(self, number: int) -> AbstractContextManager[Machine]:
         """Another host on the bridge: a namespace of its own whose eth0 has
         the subnet's address `number`, for a daemon that must not share the
         server's addresses (a service node).  Taken down on leaving: stop
         what runs in it first."""
-        machine = Machine(f"{self.name}-m{number}", self.host(number))
-        netns.add(machine.name)
-        try:
-            veth = f"veth{number}"
-            self.ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns",
-                    machine.name)  # fmt: skip
-            self.ip("link", "set", veth, "master", self.bridge, "up")
-            machine.ip("addr", "add", f"{machine.address}/{self.address.network.prefixlen}",
-                       "dev", "eth0")  # fmt: skip
-            machine.ip("link", "set", "eth0", "up")
-            yield machine
-        finally:
-            netns.delete(machine.name)
+        address = ipaddress.IPv4Interface(f"{self.host(number)}/{self.address.network.prefixlen}")
+        return host_on(self.name, self.bridge, f"{self.name}-m{number}", address)
 
     def start(self, argv: Sequence[str | Path], log_name: str) -> Process:
         """Start a long-running program inside the namespace, logging to
@@ -138,24 +118,11 @@ class Network:
         process.wait_for("DHCP, sockets bound exclusively", timeout)
         return process
 
-    def boot_vm(
-        self,
-        mac: str,
-        nic: str = "virtio-net-pci",
-        memory_mb: int = 2048,
-        name: str = "vm",
-        bridge: str | None = None,
-        more_nics: Sequence[tuple[str, str]] = (),
-    ) -> Process:
+    def boot_vm(self, mac: str, nic: str = "virtio-net-pci", memory_mb: int = 2048) -> Process:
         """Start a diskless QEMU machine that boots from the network through
         QEMU's own iPXE ROM for `nic` (virtio-net-pci, e1000, ...) on a new
-        tap on the bridge (or on `bridge`); `more_nics` are (MAC, bridge) of
-        further virtio NICs, which the kernel names eth1, eth2, ... in that
-        order (with net.ifnames=0).  Its serial console is its log
-        (`workdir/<name>.log`)."""
-        nics = [(self.tap(bridge), mac, nic)]
-        nics += [(self.tap(on), more, "virtio-net-pci") for more, on in more_nics]
-        return self.start(vm_command(nics, memory_mb), f"{name}.log")
+        tap on the bridge.  Its serial console is its log (`workdir/vm.log`)."""
+        return self.start(vm_command([(self.tap(), mac, nic)], memory_mb), "vm.log")
 
 
 @dataclass
@@ -171,6 +138,27 @@ class Machine:
 
     def ip(self, *args: str) -> None:
         netns.ip("-n", self.name, *args)
+
+
+@contextmanager
+def host_on(
+    namespace: str, bridge: str, name: str, address: ipaddress.IPv4Interface
+) -> Iterator[Machine]:
+    """A host on `bridge` of `namespace`: a namespace `name` of its own whose
+    eth0 (a veth whose other end is on the bridge) has `address`.  Taken
+    down on leaving: stop what runs in it first."""
+    machine = Machine(name, str(address.ip))
+    netns.add(name)
+    try:
+        veth = f"veth{address.ip.packed[-1]}"
+        netns.ip("-n", namespace, "link", "add", veth, "type", "veth", "peer", "name", "eth0",
+                 "netns", name)  # fmt: skip
+        netns.ip("-n", namespace, "link", "set", veth, "master", bridge, "up")
+        machine.ip("addr", "add", str(address), "dev", "eth0")
+        machine.ip("link", "set", "eth0", "up")
+        yield machine
+    finally:
+        netns.delete(name)
 
 
 @contextmanager

@@ -6,7 +6,9 @@ A management node (MN) in a network namespace with a bridge; a service node
 service node enrolls (`xcatd enroll` with the kernel command line nodeset
 wrote, from its own address), its daemon started as its image starts it.
 Then the administrator, on the MN, runs nodeset for compute nodes, some
-served by the SN (`servicenode=sn1`), one by the MN itself.
+served by the SN (`servicenode=sn1`), one by the MN itself.  Where a node's
+machine runs (its console), the MN is an `xcatd lab`'s and the SN a host on
+its management network.
 """
 
 from __future__ import annotations
@@ -18,19 +20,21 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.bmc import QEMU_CHASSIS, bmc_lab
 from tests.cluster import BIN, Cluster
+from tests.lab import lab_up
 from tests.netboot import Machine, Network, network
 from tests.terminal import HELP, LEAVE, Terminal
-from tests.test_console import BOOT_TIMEOUT
+from tests.test_lab import BOOT_TIMEOUT
 from tests.test_nodeset import make_image
 from tests.test_resilience import configure
+from tests.waiting import wait_for
 from xcatd.config import Config
-from xcatd.lab.chassis_control import GUEST_PROMPT, GUEST_READY
+from xcatd.lab.chassis_control import GUEST_PROMPT
 
 SERVICE_IMAGE, COMPUTE_IMAGE = "sn-image", "cn-image"
 STATE = "netboot debian12-x86_64-service"  # make_image's profile
@@ -48,16 +52,21 @@ def mn(net: Network, tmp_path: Path) -> Iterator[Cluster]:
     assert cluster.init().returncode == 0
     cluster.start()
     try:
-        # The nodes boot from the same ports on the MN and on the SN.
-        cluster.ok("chdef", "-t", "site", f"httpport={cluster.http_port}")
-        service = make_image(cluster, SERVICE_IMAGE, pack=False)
-        (service / "rootimg/opt/xcat/bin").mkdir(parents=True)
-        (service / "rootimg/opt/xcat/bin/xcatd").write_text("#!/bin/sh\n")
-        cluster.ok("packimage", "-c", "zstd", SERVICE_IMAGE)
-        make_image(cluster, COMPUTE_IMAGE)
-        yield cluster
+        yield with_images(cluster)
     finally:
         cluster.stop()
+
+
+def with_images(cluster: Cluster) -> Cluster:
+    """The MN, with a service image and a compute image packed."""
+    # The nodes boot from the same ports on the MN and on the SN.
+    cluster.ok("chdef", "-t", "site", f"httpport={cluster.http_port}")
+    service = make_image(cluster, SERVICE_IMAGE, pack=False)
+    (service / "rootimg/opt/xcat/bin").mkdir(parents=True)
+    (service / "rootimg/opt/xcat/bin/xcatd").write_text("#!/bin/sh\n")
+    cluster.ok("packimage", "-c", "zstd", SERVICE_IMAGE)
+    make_image(cluster, COMPUTE_IMAGE)
+    return cluster
 
 
 @pytest.fixture
@@ -69,6 +78,13 @@ def sn_host(net: Network) -> Iterator[Machine]:
 @pytest.fixture
 def sn(mn: Cluster, sn_host: Machine, tmp_path: Path) -> Iterator[Cluster]:
     """sn1, enrolled and serving, at 10.78.0.2."""
+    with serving(mn, sn_host, tmp_path) as service_node:
+        yield service_node
+
+
+@contextmanager
+def serving(mn: Cluster, sn_host: Machine, tmp_path: Path) -> Iterator[Cluster]:
+    """sn1, defined on `mn` at `sn_host`'s address, enrolled and serving there."""
     mn.ok("mkdef", "sn1", "groups=service", "mac=52:54:00:78:00:02", f"ip={sn_host.address}")
     mn.ok("nodeset", "sn1", f"osimage={SERVICE_IMAGE}")
     service_node = Cluster(tmp_path / "sn1", hostname="sn1", address=sn_host.address,
@@ -255,28 +271,45 @@ def test_power_for_nodes_of_a_service_node_runs_on_it(mn, sn):
     assert [rc for _, _, rc in audited(mn, "rpower")] == [1, 1]
 
 
-def test_rcons_of_a_node_of_a_service_node_attaches_to_its_console_there(mn, sn, net):
-    """The service node reaches the node's BMC and holds its console; the
-    MN carries rcons there, the output back and the keystrokes on."""
-    define_compute_nodes(mn)
-    with bmc_lab(QEMU_CHASSIS, prefix=net.prefix, address=net.server) as lab:
-        (bmc,) = lab.start(1, console=True)
-        mn.ok("chdef", "cn11", "cons=ipmi", *bmc.attributes())
-        console = Terminal(mn, "rcons", "cn11")
-        try:
-            console.wait_for(HELP)
-            assert mn.ok("rpower", "cn11", "on") == "cn11: on\n"
-            console.wait_for(GUEST_READY, BOOT_TIMEOUT)
-            prompt = console.wait_for(GUEST_PROMPT)
-            console.type(b"echo ${platform}-typed\r")
-            console.wait_for("pcbios-typed", after=prompt)
-            console.type(LEAVE)
-            assert console.exit_code() == 0
-        finally:
-            console.close()
-    assert "pcbios-typed" in (sn.root / "var/log/xcat/consoles/cn11.log").read_text()
-    assert not (mn.root / "var/log/xcat/consoles/cn11.log").exists()
-    assert audited(sn, "rcons") == [("root", "10.78.0.1:* via mn1", 0)]
+def test_rcons_of_a_node_of_a_service_node_attaches_to_its_console_there(tmp_path):
+    """A lab's compute node cn1, served by sn1 on the lab's management
+    network: sn1 reaches the node's BMC and holds its console; the MN
+    carries rcons there, the output back and the keystrokes on."""
+    with lab_up("--service-nodes", "0", "--compute-nodes", "1", "--memory", "256") as lab:
+        mn = with_images(lab.cluster())
+        with lab.machine(11) as sn_host, serving(mn, sn_host, tmp_path) as sn:
+            # xCAT's default, which the lab turns off (its MN reaches every
+            # BMC): a service node drives its nodes' BMCs.
+            mn.ok("chdef", "-t", "site", "ipmidispatch=y")
+            mn.ok("chdef", "cn1", "servicenode=sn1")
+            console = Terminal(mn, "rcons", "cn1")
+            try:
+                console.wait_for(HELP)
+                assert mn.ok("rpower", "cn1", "on") == "cn1: on\n"
+                prompt = ipxe_shell(console)
+                console.type(b"echo ${platform}-typed\r")
+                console.wait_for("pcbios-typed", after=prompt)
+                console.type(LEAVE)
+                assert console.exit_code() == 0
+            finally:
+                console.close()
+            assert "pcbios-typed" in (sn.root / "var/log/xcat/consoles/cn1.log").read_text()
+            on_mn = mn.root / "var/log/xcat/consoles/cn1.log"
+            assert not on_mn.exists() or "pcbios-typed" not in on_mn.read_text()
+            assert audited(sn, "rcons") == [("root", "172.30.0.1:* via mn", 0)]
+
+
+def ipxe_shell(console: Terminal) -> int:
+    """Ctrl-B, pressed until the machine's firmware (iPXE, which asks for
+    it for two seconds at each of its banners) opens its shell; where the
+    shell's prompt ends on the console."""
+
+    def opened() -> bool:
+        console.type(b"\x02")
+        return GUEST_PROMPT in console.output
+
+    wait_for(opened, lambda: f"iPXE's shell:\n{console.output}", BOOT_TIMEOUT, interval=0.5)
+    return console.wait_for(GUEST_PROMPT)
 
 
 def test_a_service_node_that_cannot_be_reached_costs_its_nodes_an_error_line(mn, sn):

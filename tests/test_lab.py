@@ -3,12 +3,10 @@ refusal; the client on this host reaching the lab's daemon, the real BMCs
 powering real QEMU machines that boot from the lab's network, and a
 crashed lab taken down whole.
 
-Each lab here has a namespace, a root and a port of its own (the lab's
-defaults are the administrator's), so that it cannot meet another's."""
+Each lab here has a namespace, a root and a port of its own (tests/lab.py)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import shutil
@@ -17,7 +15,6 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -28,49 +25,13 @@ from xcatd.lab.media import profile_packages
 from xcatd.lab.process import running
 from xcatd.lab.state import State
 
-from .cluster import BIN, free_port
+from .cluster import BIN
+from .lab import Lab
 from .media import CACHE
 from .terminal import HELP, LEAVE, Terminal
 from .waiting import wait_for
 
 BOOT_TIMEOUT = 180  # power-on to iPXE asking DHCP, under TCG beside other tests
-_labs = itertools.count()
-
-
-@dataclass
-class Lab:
-    """One lab's settings, and the administrator's commands for it."""
-
-    root: Path
-    namespace: str = field(default_factory=lambda: f"xcatd-lab-{os.getpid()}-{next(_labs)}")
-    port: int = field(default_factory=free_port)
-    prefix: list[str] = field(default_factory=list)  # for tests.terminal.Terminal
-
-    def xcatd(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """`xcatd lab ARGS` with this lab's root (and, for up, its namespace and port)."""
-        action, *rest = args
-        mine = ["--namespace", self.namespace, "--port", str(self.port)] if action == "up" else []
-        argv = [BIN / "xcatd", "lab", action, "--root", str(self.root), *mine, *rest]
-        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
-
-    @property
-    def env(self) -> dict[str, str]:
-        """A user's environment, as `lab status` prints it (its export line)."""
-        state = State.load(self.root)
-        assert state is not None
-        user = {"XCATHOST": f"127.0.0.1:{state.port}", "XCAT_CRED_DIR": state.cred_dir}
-        return os.environ | user | {"PATH": f"{BIN}:{os.environ['PATH']}"}
-
-    def ok(self, command: str, *args: str) -> str:
-        result = subprocess.run([BIN / command, *args], capture_output=True, text=True,
-                                env=self.env, timeout=120)  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    def left_behind(self) -> list[str]:
-        """Whatever of the lab is still there: none after `down`."""
-        left = [f"namespace {self.namespace}"] if netns.exists(self.namespace) else []
-        return left + ([str(self.root)] if self.root.exists() else [])
 
 
 @pytest.fixture
@@ -91,13 +52,8 @@ def lab(short_dir: Path) -> Iterator[Lab]:
 
 def up(lab: Lab, *args: str) -> str:
     result = lab.xcatd("up", *args)
-    assert result.returncode == 0, result.stderr + logs(lab)
+    assert result.returncode == 0, result.stderr + lab.logs()
     return result.stdout
-
-
-def logs(lab: Lab) -> str:
-    directory = lab.root / "logs"
-    return "".join(f"\n--- {log}:\n{log.read_text()[-3000:]}" for log in directory.glob("*.log"))
 
 
 def refused(lab: Lab, *args: str, env: dict[str, str] | None = None, there=()) -> str:
@@ -214,6 +170,15 @@ def test_a_lab_whose_up_was_killed_half_way_is_taken_down(lab):
 def test_up_refuses_bad_input_in_one_line_and_makes_nothing(lab, short_dir):
     assert refused(lab, "--service-nodes", "41") == "Error: --service-nodes must be 0 to 40\n"
     assert refused(lab, "--compute-nodes", "-1") == "Error: --compute-nodes must be 0 to 90\n"
+    assert refused(lab, "--nic-model", "sn1") == (
+        "Error: --nic-model sn1: give NODE=MODEL, such as sn2=e1000\n"
+    )
+    assert refused(lab, "--nic-model", "cn3=e1000") == (
+        "Error: --nic-model cn3=e1000: this lab has no machine cn3\n"
+    )
+    assert refused(lab, "--nic-model", "sn1=rtl8139") == (
+        "Error: --nic-model sn1=rtl8139: the models are virtio-net-pci, e1000, e1000e\n"
+    )
     assert refused(lab, "--memory", "100000000").endswith(
         "MiB is available: ask for fewer machines or less --memory\n"
     )

@@ -11,17 +11,20 @@ uncommented), `lsdef -l -z > file`, the stanza edited into a new image and
 xcat-dep), genimage, the chroot tweaks (DHCP off until xcatd configures it,
 /etc/exports for NFS hybrid mode), packimage, makenetworks, makedhcp -n,
 nodeset; then what the node sees: the DHCP service's answer to its MAC (a
-real DHCP client, tests/boot/dhcp_client.py, from another network
-namespace on the bridge with the node's MAC and address), and every address
-its boot file names serving it (TFTP, HTTP, the daemon's port, the status
-report nodestat then shows).  Then the seed's update: new wheels, genimage,
-packimage, nodeset.
+real DHCP client, tests/boot/dhcp_client.py, on a host of its own on the
+lab's management network with the node's MAC and address), and every
+address its boot file names serving it (TFTP, HTTP, the daemon's port, the
+status report nodestat then shows).  Then the seed's update: new wheels,
+genimage, packimage, nodeset.
 
-The media are those `debian_service_image` (tests/images_debian.py) built
-for the session; the cluster is this test's own, in a network namespace of
-its own, because the shared one carries the networks, nodes and DHCP
-service of the tests that boot from it.  Its genimage is a second full
-build (about a minute); the walk takes two to three minutes.
+The management node is an `xcatd lab`'s without machines (tests/lab.py),
+which defined its management network (`mgmt`, br0) and started its DHCP
+service, as xCAT's installer does: makenetworks finds the network defined,
+makedhcp -n sets the service up again.  The media are those
+`debian_service_image` (tests/images_debian.py) built for the session; the
+lab is this test's own, because the shared one carries the nodes and
+images of the tests that boot from it.  Its genimage is a second full build
+(about a minute); the walk takes two to three minutes.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from xcatd.images.profiles import SHIPPED
 
 from .cluster import Cluster
 from .images_debian import SERVICE, BuiltImage, service_packages
-from .netboot import Machine, Network, network
+from .lab import Lab, lab_up
+from .netboot import Machine
 from .test_makedhcp import parent_of, reads
 from .waiting import wait_for
 
@@ -60,10 +64,10 @@ EXPORTS = "/install *(ro,no_root_squash,sync,fsid=13)\n"  # the seed's line
 
 @dataclass
 class Walk:
-    """The management node: its cluster, the bridge it serves, and where things are."""
+    """The management node: its cluster, its lab, and where things are."""
 
     cluster: Cluster
-    net: Network
+    lab: Lab
     iso: Path
 
     @property
@@ -113,21 +117,12 @@ def the_iso(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def walk(
-    debian_service_image: BuiltImage, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+    debian_service_image: BuiltImage, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Walk]:
-    """A freshly initialised management node in a network namespace of its
-    own, listening on its bridge (10.77.0.1), TFTP on port 69 as PXE asks."""
-    (tmp_path / "net").mkdir()
-    with network(tmp_path / "net") as net:
-        cluster = Cluster(tmp_path / "mn", address=net.server, prefix=net.prefix)
-        cluster.tftp_port = 69
-        initialised = cluster.init()
-        assert initialised.returncode == 0, initialised.stderr
-        cluster.start()
-        try:
-            yield Walk(cluster, net, the_iso(tmp_path_factory))
-        finally:
-            cluster.stop()  # and with it the DHCP service it runs
+    """A lab's management node, without machines: listening on its bridge
+    (172.30.0.1), on the standard ports."""
+    with lab_up("--service-nodes", "0", "--compute-nodes", "0") as lab:
+        yield Walk(lab.cluster(), lab, the_iso(tmp_path_factory))
 
 
 def test_the_seed_walked_on_debian(walk: Walk, tmp_path: Path):
@@ -140,13 +135,13 @@ def test_the_seed_walked_on_debian(walk: Walk, tmp_path: Path):
     packimage(walk, rootimgdir)
     dhcp_service(walk)
     assert walk.said("mkdef", NODE, "groups=service", f"mac={MAC}",
-                     f"ip={walk.net.host(LAST)}") == CREATED  # fmt: skip
+                     f"ip={walk.lab.host(LAST)}") == CREATED  # fmt: skip
     read_before = reads(walk.cluster)
     assert walk.said("nodeset", "service", f"osimage={MYSERVICE}") == (
         f"{NODE}: netboot debian12-x86_64-service\n"
     )
     wait_for(lambda: reads(walk.cluster) > read_before, "dnsmasq reading nodeset's entries", 30)
-    with walk.net.machine(LAST) as node:
+    with walk.lab.machine(LAST) as node:
         node.ip("link", "set", "eth0", "address", MAC)
         the_node_boots_from_what_it_is_told(walk, node, rootimgdir)
         the_update(walk, node, rootimgdir)
@@ -376,36 +371,38 @@ def in_archive(packed: Path, name: str) -> bytes:
 # -- the DHCP service and the boot -----------------------------------------------------
 
 
-NETWORK = "10_77_0_0-255_255_255_0"
+NETWORK = "172_30_0_0-255_255_255_0"
 
 
 def dhcp_service(walk: Walk) -> None:
-    """makenetworks -d shows, makenetworks -V defines, makedhcp -n leaves dnsmasq running."""
+    """makenetworks -d shows the lab's network, which makenetworks -V finds
+    defined (as `mgmt`); makedhcp -n leaves dnsmasq running."""
     stanza = (
         f"\n#From {walk.cluster.hostname}.\n{NETWORK}:\n    objtype=network\n"
-        "    net=10.77.0.0\n    mask=255.255.255.0\n    gateway=<xcatmaster>\n"
-        "    mgtifname=br0\n    tftpserver=10.77.0.1\n"
+        "    net=172.30.0.0\n    mask=255.255.255.0\n    gateway=<xcatmaster>\n"
+        "    mgtifname=br0\n    tftpserver=172.30.0.1\n"
+        "# Note: An equivalent xCAT network definition already exists.\n\n"
     )
     assert walk.said("makenetworks", "-d") == stanza
     assert walk.said("makenetworks", "-V") == (
-        f"Defined network {NETWORK}: net=10.77.0.0 mask=255.255.255.0 gateway=<xcatmaster> "
-        "mgtifname=br0 tftpserver=<xcatmaster>\n"
+        f"{NETWORK}: the network object mgmt defines it already\n"
     )
     directory = walk.cluster.root / "etc/xcat/dhcp"
     wrote, runs = walk.said("makedhcp", "-n").splitlines()
     assert wrote == (
-        f"Wrote {directory}/dnsmasq.conf, dnsmasq-opts and dhcpd.conf for 1 network(s): {NETWORK}"
+        f"Wrote {directory}/dnsmasq.conf, dnsmasq-opts and dhcpd.conf for 1 network(s): mgmt"
     )
     started = re.fullmatch(r"The DHCP service runs: dnsmasq \(pid (\d+)\) on br0", runs)
     assert started, runs
-    assert parent_of(int(started[1])) == walk.cluster.process.pid  # the daemon's own
+    daemon = walk.lab.state.programs["xcatd"].pid
+    assert parent_of(int(started[1])) == daemon  # the daemon's own
 
 
 def the_node_boots_from_what_it_is_told(walk: Walk, node: Machine, rootimgdir: Path) -> None:
     """As the node's firmware and initrd would: DHCP, then every address the
     answer and the boot file name, from the node's own address."""
-    cluster, server = walk.cluster, walk.net.server
-    answer = {"address": walk.net.host(LAST), "next_server": server, "hostname": NODE}
+    cluster, server = walk.cluster, walk.cluster.address
+    answer = {"address": walk.lab.host(LAST), "next_server": server, "hostname": NODE}
     assert dhcp_offer(node) == {**answer, "bootfile": "xcat/xnba.kpxe"}
     tftpdir = cluster.root / "tftpboot"
     loader = fetch(node, f"tftp://{server}/xcat/xnba.kpxe")  # port 69, as PXE asks

@@ -136,7 +136,8 @@ def _lab(layout: Layout, args: argparse.Namespace) -> int:
     try:
         if args.lab_action == "up":
             request = lab.Request(args.root, args.service_nodes, args.compute_nodes,
-                                  args.namespace, args.port, args.memory)  # fmt: skip
+                                  args.namespace, args.port, args.memory,
+                                  lab.nic_models(args.nic_model))  # fmt: skip
             state = lab.up(request)
             lines = [*lab.status(state.root), *lab.next_steps(state)]
         elif args.lab_action == "status":
@@ -226,7 +227,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _lab_parser(actions) -> None:
-    from .lab.lab import DEFAULT_MEMORY_MB, DEFAULT_NAMESPACE, DEFAULT_PORT, DEFAULT_ROOT
+    from .lab.lab import (
+        DEFAULT_MEMORY_MB,
+        DEFAULT_NAMESPACE,
+        DEFAULT_NIC_MODEL,
+        DEFAULT_PORT,
+        DEFAULT_ROOT,
+        NIC_MODELS,
+    )
     from .lab.media import DEFAULT_CACHE
 
     lab_root = argparse.ArgumentParser(add_help=False)
@@ -250,6 +258,9 @@ def _lab_parser(actions) -> None:
     )
     up.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, metavar="MiB",
                     help=f"each machine's memory (default {DEFAULT_MEMORY_MB})")  # fmt: skip
+    up.add_argument("--nic-model", action="append", default=[], metavar="NODE=MODEL",
+                    help=f"the model of NODE's NICs, one of {', '.join(NIC_MODELS)} (default "
+                         f"{DEFAULT_NIC_MODEL}); may be repeated")  # fmt: skip
     verbs.add_parser(
         "status", parents=[lab_root], help="machines, BMCs, addresses, power, consoles"
     )

@@ -21,7 +21,9 @@ Addresses (the management network is 172.30.0.0/24):
                                          (172.30.0.(50+M) without service nodes)
 
 Compute nodes are spread over the service nodes in turn (cn1 on sn1, cn2
-on sn2, ...).  What was made is recorded as it is made (state.py), so
+on sn2, ...).  Every NIC is a virtio-net-pci one unless `--nic-model
+NODE=MODEL` gives a node's machine another (an e1000, whose firmware and
+kernel driver are other code).  What was made is recorded as it is made (state.py), so
 `down` removes exactly that, and a failed `up` takes down what it made
 before it says why, in one line.
 """
@@ -38,8 +40,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import bmc, netns
@@ -54,8 +56,13 @@ DEFAULT_PORT = 3001
 DEFAULT_MEMORY_MB = 2048
 MAX_SERVICE_NODES = 40
 MAX_COMPUTE_NODES = 90
+# The machines' NIC models: QEMU's with an iPXE ROM of its own (ipxe-qemu)
+# and a driver in the images' initrds (genimage's default network drivers).
+NIC_MODELS = ("virtio-net-pci", "e1000", "e1000e")
+DEFAULT_NIC_MODEL = NIC_MODELS[0]
 MANAGEMENT = ipaddress.IPv4Network("172.30.0.0/24")
 MN_ADDRESS = "172.30.0.1"
+MN_HOSTNAME = "mn"
 BRIDGE = "br0"
 IPMI_PORT = 623
 SERIAL_PORTS = 7000  # + the machine's number: its serial console, inside the namespace
@@ -80,6 +87,9 @@ class Request:
     namespace: str = DEFAULT_NAMESPACE
     port: int = DEFAULT_PORT
     memory_mb: int = DEFAULT_MEMORY_MB
+    # {node: model} for the machines whose NICs are not DEFAULT_NIC_MODEL
+    # (a node's firmware and kernel driver are those of its NIC's model).
+    nic_models: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,8 @@ def _refuse_bad(request: Request) -> None:
         raise LabError(f"--service-nodes must be 0 to {MAX_SERVICE_NODES}")
     if not 0 <= request.compute_nodes <= MAX_COMPUTE_NODES:
         raise LabError(f"--compute-nodes must be 0 to {MAX_COMPUTE_NODES}")
+    machines = {machine.name for machine in plan(request.service_nodes, request.compute_nodes)}
+    _refuse_bad_nics(request.nic_models, machines)
     if (existing := State.load(request.root)) is not None:
         raise LabError(f"a lab is already up under {request.root} (namespace "
                        f"{existing.namespace}): 'xcatd lab down' first")  # fmt: skip
@@ -173,12 +185,31 @@ def _refuse_bad(request: Request) -> None:
     if netns.exists(request.namespace):
         raise LabError(f"network namespace {request.namespace} exists already: take it down, "
                        "or give another name with --namespace")  # fmt: skip
-    machines = request.service_nodes + request.compute_nodes
-    needed, available = machines * request.memory_mb, _available_mb()
+    count = len(machines)
+    needed, available = count * request.memory_mb, _available_mb()
     if needed > available:
-        raise LabError(f"{machines} machines of {request.memory_mb} MiB need {needed} MiB and "
+        raise LabError(f"{count} machines of {request.memory_mb} MiB need {needed} MiB and "
                        f"{available} MiB is available: ask for fewer machines or less "
                        "--memory")  # fmt: skip
+
+
+def nic_models(settings: Sequence[str]) -> dict[str, str]:
+    """--nic-model's NODE=MODEL settings as {node: model}."""
+    models = {}
+    for setting in settings:
+        node, equals, model = setting.partition("=")
+        if not (node and equals and model):
+            raise LabError(f"--nic-model {setting}: give NODE=MODEL, such as sn2=e1000")
+        models[node] = model
+    return models
+
+
+def _refuse_bad_nics(models: Mapping[str, str], machines: set[str]) -> None:
+    for node, model in models.items():
+        if node not in machines:
+            raise LabError(f"--nic-model {node}={model}: this lab has no machine {node}")
+        if model not in NIC_MODELS:
+            raise LabError(f"--nic-model {node}={model}: the models are {', '.join(NIC_MODELS)}")
 
 
 def _available_mb() -> int:
@@ -222,7 +253,8 @@ def _make(state: State, request: Request, listening: socket.socket, say) -> None
     _start_door(state, listening)
     password = secrets.token_hex(8)
     for machine in machines:
-        _start_bmc(state, machine, password, request.memory_mb)
+        model = request.nic_models.get(machine.name, DEFAULT_NIC_MODEL)
+        _start_bmc(state, machine, password, request.memory_mb, model)
     say(f"Defining {len(machines)} nodes, powered off, and starting DHCP (makedhcp -n)")
     _define(state, machines, password)
     say(f"Lab up under {state.root}")
@@ -231,7 +263,7 @@ def _make(state: State, request: Request, listening: socket.socket, say) -> None
 def _start_daemon(state: State) -> None:
     mn = state.root / "mn"
     initialised = subprocess.run(
-        [sys.executable, "-m", "xcatd", "init", "--root", str(mn), "--hostname", "mn",
+        [sys.executable, "-m", "xcatd", "init", "--root", str(mn), "--hostname", MN_HOSTNAME,
          "--listen", MN_ADDRESS, "--port", str(DAEMON_PORT)],
         capture_output=True, text=True, timeout=CLIENT_TIMEOUT,
     )  # fmt: skip
@@ -249,12 +281,14 @@ def _start_door(state: State, listening: socket.socket) -> None:
     door.wait_for("forwarding", START_TIMEOUT)
 
 
-def _start_bmc(state: State, machine: Planned, password: str, memory_mb: int) -> None:
+def _start_bmc(
+    state: State, machine: Planned, password: str, memory_mb: int, nic_model: str
+) -> None:
     directory = state.root / "bmc" / machine.name
     command = bmc.configure(directory, f"bmc-{machine.name}", machine.bmc, IPMI_PORT, password,
                             machine.number, serial_port=SERIAL_PORTS + machine.number)  # fmt: skip
     hardware = {"accel": state.accel, "memory_mb": memory_mb,
-                "nics": [(tap, mac, "virtio-net-pci") for tap, mac, _ in machine.nics]}  # fmt: skip
+                "nics": [(tap, mac, nic_model) for tap, mac, _ in machine.nics]}  # fmt: skip
     (directory / HARDWARE).write_text(json.dumps(hardware) + "\n")
     process = _start(state, f"bmc-{machine.name}", command, log=directory / "log")
     deadline = time.monotonic() + START_TIMEOUT
@@ -284,8 +318,10 @@ def _define(state: State, machines: list[Planned], password: str) -> None:
     # The BMCs are on the management network, which the MN reaches: it
     # drives them itself (xCAT's default sends a service node's nodes' to it).
     client.run("chdef", "-t", "site", "ipmidispatch=n")
+    # No mgtifname: each host serving DHCP on it finds its own interface by
+    # its address (br0 on the management node, eth0 on a service node).
     client.run("mkdef", "-t", "network", "-o", "mgmt", f"net={MANAGEMENT.network_address}",
-               f"mask={MANAGEMENT.netmask}", f"mgtifname={BRIDGE}")  # fmt: skip
+               f"mask={MANAGEMENT.netmask}")  # fmt: skip
     for machine in machines:
         if machine.group == "service":
             n = machine.number
