@@ -27,6 +27,7 @@ from .ca import (
     write_public,
 )
 from .config import Config
+from .errors import XcatdError
 from .images.profiles import install_shipped
 from .layout import Layout
 from .nodelogs import place_receiver
@@ -39,7 +40,7 @@ ADMIN = "root"  # the administrator's identity; the default policy lets it do ev
 ROOT_SSH_DAYS = 365  # the management node's root's SSH certificate; init renews it
 
 
-class AdminError(Exception):
+class AdminError(XcatdError):
     pass
 
 

@@ -31,6 +31,7 @@ from xcat_protocol.messages import Request, RequestBody
 from xcat_protocol.signing import signature_is_valid
 
 from .ca import CertificateAuthority, cert_pem, certificate_row
+from .errors import XcatdError
 from .sshca import USER_DAYS as SSH_USER_DAYS
 from .sshca import SshAuthority, SshError, public_key
 from .store.nodes import Nodes
@@ -45,7 +46,7 @@ DEFAULT_WINDOW_MINUTES = 30  # site.enrollwindow
 MAX_CSR = 16 << 10
 
 
-class EnrollmentRefused(Exception):
+class EnrollmentRefused(XcatdError):
     """Why a node may not enroll; the text is for the node's log and the audit."""
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import XcatdError
+
 ALLOWING = ("allow", "accept", "trusted")
 RULES = (*ALLOWING, "deny")
 
@@ -37,7 +39,7 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
 )
 
 
-class PolicyError(Exception):
+class PolicyError(XcatdError):
     """A policy row that cannot be used; the message names it."""
 
 

@@ -26,12 +26,13 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from .ca import now, write_private, write_public
+from .errors import XcatdError
 
 HOST_DAYS = 365
 USER_DAYS = 30  # a service node's root's: it enrolls again at every boot
 
 
-class SshError(Exception):
+class SshError(XcatdError):
     """A key that cannot be certified; the text says which and why."""
 
 

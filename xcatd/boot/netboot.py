@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..config import Config
+from ..errors import XcatdError
 from ..images.bootunits import is_service_node
 from ..images.build import incomplete
 from ..layout import Layout
@@ -43,7 +44,7 @@ Values = Mapping[str, str]
 _Server = TypeVar("_Server")
 
 
-class NodeError(Exception):
+class NodeError(XcatdError):
     """Why one node cannot be set up."""
 
 

@@ -64,6 +64,7 @@ from ..boot.netboot import (
     loader_for,
 )
 from ..call import Call
+from ..errors import XcatdError
 from ..hierarchy import Split, alongside, split
 from ..servicenode import serving
 from ..store import objects
@@ -162,11 +163,11 @@ def _read(db, call: Call) -> tuple[_Read, Split]:
 # -- makedhcp -n ------------------------------------------------------------------------
 
 
-class NetworkError(Exception):
+class NetworkError(XcatdError):
     pass
 
 
-class DhcpFilesError(Exception):
+class DhcpFilesError(XcatdError):
     """The DHCP files could not be written: one line saying why."""
 
 

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
+from ..errors import XcatdError
+
 if TYPE_CHECKING:
     from ..call import Call
 
@@ -28,7 +30,7 @@ Runner = Callable[["Call"], Awaitable[None]]
 REGISTRY: dict[str, Command] = {}
 
 
-class UsageError(Exception):
+class UsageError(XcatdError):
     """Bad options; the message ends with the command's usage line."""
 
 

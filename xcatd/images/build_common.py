@@ -15,6 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TextIO
 
+from ..errors import XcatdError
 from .chroot import Namespace
 
 Info = Callable[[str], Awaitable[None]]
@@ -57,7 +58,7 @@ def image_env(**extra: str) -> dict[str, str]:
     }
 
 
-class BuildError(Exception):
+class BuildError(XcatdError):
     """genimage stops; the message is what the administrator reads."""
 
 

@@ -23,13 +23,14 @@ from pathlib import Path
 import trio
 
 from ..boot.netboot import INITRD, KERNEL
+from ..errors import XcatdError
 from .replica import Copy, moved
 
 CHUNK = 1 << 20
 TIMEOUT = 60  # seconds without a byte from the management node
 
 
-class ImageCopyError(Exception):
+class ImageCopyError(XcatdError):
     """An image could not be copied; the one it has (if any) is left as it was."""
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import sqlite_utils
 from xcat_client.credentials import Target
 
+from ..errors import XcatdError
 from ..link import Link
 from ..store import objects
 from ..store.objects import Definition, DefinitionError
@@ -42,7 +43,7 @@ COPIED = (SITE, NETWORK, OSIMAGE, GROUP, NODE)
 HOST_LOCAL = ("installdir", "tftpdir")  # site values that are each host's own
 
 
-class ReplicaError(Exception):
+class ReplicaError(XcatdError):
     """The definitions could not be had from the management node; the copy is unchanged."""
 
 

@@ -9,12 +9,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..call import Call
+from ..errors import XcatdError
 from ..link import LinkError
 from .images import ImageCopyError, provide, source_of
 from .replica import Copy, ReplicaError, master_of, refresh
 
 
-class ServingError(Exception):
+class ServingError(XcatdError):
     """The service node cannot work for this request; the text says why."""
 
 
