@@ -40,7 +40,7 @@ class CommandRefused(XcatdError):
 async def respond(call: Call, work: Callable) -> None:
     """Run `work(db)` in the store's thread and send what it produced."""
     try:
-        produced = await call.daemon.store.run(work)
+        produced = await call.context.store.run(work)
     except StoreError:
         raise  # the machine's trouble, not the command's: dispatch logs it too
     except XcatdError as exc:
@@ -52,7 +52,7 @@ async def respond(call: Call, work: Callable) -> None:
         await call.error(line)
     await _send(call, produced)
     if produced.policy_changed:
-        await call.daemon.reload_policy()
+        await call.context.reload_policy()
 
 
 async def refuse(call: Call, exc: XcatdError) -> None:
@@ -109,7 +109,7 @@ def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool =
     # The daemon reads ^file noderanges as root: only root may ask it to.
     read_files = call.caller.name == ADMIN
     numbered = numbering(call.body.env)  # XCAT_NODE_PREFIX, XCAT_NODE_SUFFIX
-    if call.daemon.role == "servicenode" and call.relayed_by_master:
+    if call.context.role == "servicenode" and call.relayed_by_master:
         # The management node carried the user's whole noderange here, and
         # checked it: this service node's part is the nodes it knows.
         wider = expand(
@@ -146,7 +146,7 @@ async def divide(call: Call) -> Split | None:
                 return Split(local=names)
             return split(call, nodes, names)
 
-        return await call.daemon.store.run(work)
+        return await call.context.store.run(work)
     except (NoderangeError, RegexValueError, serving.ServingError) as exc:
         await call.error(str(exc))
         return None
@@ -174,7 +174,7 @@ async def read_nodes(
         return values, unreadable
 
     try:
-        values, unreadable = await call.daemon.store.run(work)
+        values, unreadable = await call.context.store.run(work)
     except NoderangeError as exc:
         await call.error(str(exc))
         return None

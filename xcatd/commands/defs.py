@@ -139,7 +139,7 @@ def _first_answer(call: Call) -> Produced | None:
     if (not call.body.args and name != "lsdef") or (options.help and options.type is None):
         return Produced([usage(name)])
     if options.version:
-        return Produced([f"{name} - Version {call.daemon.version}"])
+        return Produced([f"{name} - Version {call.context.version}"])
     if options.help:
         return Produced([_attribute_help(_types(options), getattr(options, "attributes", None))])
     return None
@@ -169,7 +169,7 @@ def _filled_images(db, call: Call, definitions: list[Definition]) -> list[Defini
         if call.body.cmd == "chdef"
         else {}
     )
-    layout = call.daemon.layout
+    layout = call.context.layout
     installdir = objects.site(db).get("installdir") or layout.installdir
     places = osimage_update.Places(Path(installdir), layout.netboot_profiles)
     filled, problems = [], []
@@ -843,7 +843,7 @@ def nodels_options(parser: CommandParser) -> None:
 async def nodels(call: Call) -> None:
     options = call.options
     if options.help or options.version:  # as xCAT's nodels: -h before -v
-        await call.info(NODELS if options.help else f"Version {call.daemon.version}")
+        await call.info(NODELS if options.help else f"Version {call.context.version}")
         return
 
     def work(db) -> Produced:

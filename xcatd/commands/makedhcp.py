@@ -80,7 +80,7 @@ DEFAULT_ARCH = "x86_64"  # for nodes that no nodeset has given an architecture y
 
 def settings(call: Call, site: Values) -> Settings:
     """The boot settings: the site object's, else this daemon's own."""
-    return Settings.of(site, call.daemon.layout, call.daemon.config)
+    return Settings.of(site, call.context.layout, call.context.config)
 
 
 @command("makedhcp", "Write the DHCP server's network and node entries.")
@@ -106,7 +106,7 @@ async def makedhcp(call: Call) -> None:
         raise UsageError("-a takes every node with a MAC: give no noderange with it")
     try:
         await serving.definitions(call)  # on a service node: the MN's
-        read, split = await call.daemon.store.run(lambda db: _read(db, call))
+        read, split = await call.context.store.run(lambda db: _read(db, call))
     except (NoderangeError, RegexValueError, serving.ServingError) as exc:
         await call.error(str(exc))
         return
@@ -117,7 +117,7 @@ async def makedhcp(call: Call) -> None:
 async def _here(call: Call, read: _Read) -> None:
     """This host's DHCP settings and the entries of the nodes it serves."""
     options = call.options
-    directory = call.daemon.layout.dhcp
+    directory = call.context.layout.dhcp
     if options.new and not await _write_settings(call, directory, read):
         return
     if options.delete:
@@ -184,7 +184,7 @@ async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
 
     def write() -> list[Network]:
         here = host_networks()
-        me = {call.daemon.config.hostname, *(str(each.address.ip) for each in here)}
+        me = {call.context.config.hostname, *(str(each.address.ip) for each in here)}
         networks = [
             _network(name, read.networks[name], read.site, here, me)
             for name in sorted(read.networks)
@@ -225,10 +225,10 @@ async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
 async def _serve(call: Call, directory: Path, networks: list[Network]) -> bool:
     """Leave the DHCP service running with the new settings (xCAT restarts
     dhcpd after -n), or say why none runs."""
-    service = call.daemon.dhcp
+    service = call.context.dhcp
     interfaces = served_on(networks)
     try:
-        if not call.daemon.config.serve_dhcp:
+        if not call.context.config.serve_dhcp:
             await service.stop()  # its own, started before the switch was turned off
             return await _left_to_the_site(call, directory)
         if not interfaces:
@@ -251,7 +251,7 @@ async def _left_to_the_site(call: Call, directory: Path) -> bool:
     reads the entries again."""
     pid = await trio.to_thread.run_sync(reload_dnsmasq, directory)
     await call.info(
-        f"serve_dhcp = false in {call.daemon.layout.config_file}: xcatd runs no DHCP service"
+        f"serve_dhcp = false in {call.context.layout.config_file}: xcatd runs no DHCP service"
     )
     await call.info(reloading(directory, pid))
     if pid is not None:
@@ -379,7 +379,7 @@ async def _report(
     await call.info(f"{done} {len(changes)} node(s) in {directory}")
     if not written.configured:
         await call.warning(written.unconfigured)
-    failure = call.daemon.dhcp.failure if call.daemon.config.serve_dhcp else None
+    failure = call.context.dhcp.failure if call.context.config.serve_dhcp else None
     if written.dnsmasq is None and written.configured and failure:
         await call.warning(
             f"the DHCP service is not running ({failure}): it reads the entries when it "

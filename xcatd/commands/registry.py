@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
+from ..call import Call
 from ..errors import XcatdError
 
-if TYPE_CHECKING:
-    from ..call import Call
-
-Runner = Callable[["Call"], Awaitable[None]]
+Runner = Callable[[Call], Awaitable[None]]
 
 REGISTRY: dict[str, Command] = {}
 

@@ -142,7 +142,7 @@ def _first(call: Call, version: str | None = None) -> Produced | None:
     if options.help:
         return _answer(call, USAGE[name])
     if options.version:
-        return Produced([version or f"Version {call.daemon.version}"])
+        return Produced([version or f"Version {call.context.version}"])
     return None
 
 
@@ -399,7 +399,7 @@ _NOT_KEYS = re.compile(r"([^.=]+)\.([^.=]+)=(.+)")
 
 def _chtab(db, call: Call) -> Produced:
     options = call.options
-    if (answer := _first(call, f"chtab Version {call.daemon.version}")) is not None:
+    if (answer := _first(call, f"chtab Version {call.context.version}")) is not None:
         return answer
     if not options.args:
         return _answer(call, USAGE["chtab"], 1)

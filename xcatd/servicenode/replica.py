@@ -23,19 +23,19 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import sqlite_utils
 from xcat_client.credentials import Target
 
+from ..ca import CertificateAuthority
+from ..config import Config
 from ..errors import XcatdError
+from ..layout import Layout
 from ..link import Link
-from ..store import objects
+from ..store import Store, objects
 from ..store.objects import Definition, DefinitionError
 from ..store.objtypes import GROUP, NETWORK, NODE, OSIMAGE, SITE, ObjectType
-
-if TYPE_CHECKING:
-    from ..daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,27 @@ class Copy:
         return self.site.get("installdir", "")
 
 
-def master_of(daemon: Daemon) -> Target:
+class Replicating(Protocol):
+    """What taking the definitions needs of the daemon: its settings (where
+    the management node is), its CA, store and installdir, and the copy it
+    took last."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def layout(self) -> Layout: ...
+
+    @property
+    def ca(self) -> CertificateAuthority: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    definitions: Copy | None
+
+
+def master_of(daemon: Replicating) -> Target:
     try:
         return Target.parse(daemon.config.master)
     except ValueError:
@@ -74,7 +94,7 @@ def master_of(daemon: Daemon) -> Target:
         ) from None
 
 
-async def refresh(daemon: Daemon) -> Copy:
+async def refresh(daemon: Replicating) -> Copy:
     """The management node's definitions, made the local ones unless they
     are as last taken; what they are."""
     master = master_of(daemon)
