@@ -34,7 +34,7 @@ INLINE_STDIN = 4 << 20  # larger standard input is streamed after the request
 STDIN_CHUNK = 1 << 20
 
 
-class _Refused(Exception):
+class _ClosedBeforeHello(Exception):
     """The daemon closed the connection before its greeting."""
 
 
@@ -65,7 +65,7 @@ class Connection:
         self.sock = self._connect(context)
         try:
             hello = self.receive()
-        except _Refused:
+        except _ClosedBeforeHello:
             raise ClientError(self._refusal()) from None
         if not isinstance(hello, Hello):
             raise ClientError(f"xcatd at {self.target} did not greet as expected")
@@ -143,7 +143,7 @@ class Connection:
                 data = self.sock.recv(65536)
                 if not data:
                     if not hasattr(self, "server"):
-                        raise _Refused()
+                        raise _ClosedBeforeHello()
                     raise ClientError(f"xcatd at {self.target} closed the connection")
                 self._decoder.feed(data)
             message = parse_server_message(raw)
@@ -153,7 +153,7 @@ class Connection:
             raise ClientError(f"bad reply from xcatd at {self.target}: {exc}") from None
         except ssl.SSLError as exc:
             if not hasattr(self, "server"):
-                raise _Refused() from None
+                raise _ClosedBeforeHello() from None
             raise ClientError(f"TLS with xcatd at {self.target} failed: {exc}") from None
         except OSError as exc:
             raise ClientError(f"connection to xcatd at {self.target} lost: {exc}") from None

@@ -27,6 +27,7 @@ from .ca import (
     write_public,
 )
 from .config import Config
+from .errors import XcatdError
 from .images.profiles import install_shipped
 from .layout import Layout
 from .nodelogs import place_receiver
@@ -40,7 +41,7 @@ ADMIN = "root"  # the administrator's identity; the default policy lets it do ev
 ROOT_SSH_VALIDITY = dt.timedelta(days=365)
 
 
-class AdminError(Exception):
+class AdminError(XcatdError):
     pass
 
 

@@ -25,11 +25,12 @@ from xcat_protocol.messages import Request, RequestBody
 from xcat_protocol.signing import signature_is_valid
 
 from .ca import fingerprint, name_of, role_of, write_public
+from .errors import XcatdError
 
 RELAY_ROLES = ("servicenode", "master")
 
 
-class AuthError(Exception):
+class AuthError(XcatdError):
     """The request cannot be accepted; the message says why, for the sender."""
 
 

@@ -1,7 +1,8 @@
 """One running request, as its command sees it.
 
-A command reads its parsed options and the caller from the `Call`, and sends
-its output through it: `info` and `data` lines for stdout, `warning` and
+A command reads its parsed options and the caller from the `Call`, uses the
+daemon's store, settings and services through its `context` (context.py),
+and sends its output through it: `info` and `data` lines for stdout, `warning` and
 `error` lines for stderr, `progress` for long work.  Any error makes the
 request's return code 1 unless the command sets `rc` itself.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlite_utils
 import trio
@@ -26,10 +27,8 @@ from xcat_protocol.messages import (
 )
 
 from .auth import Caller
+from .context import Context
 from .store.nodes import Nodes
-
-if TYPE_CHECKING:
-    from .daemon import Daemon
 
 Send = Callable[[ServerMessage], Awaitable[None]]
 
@@ -40,7 +39,7 @@ class Call:
     caller: Caller
     body: RequestBody
     options: argparse.Namespace
-    daemon: Daemon
+    context: Context  # what the command may use of the daemon
     send: Send
     stdin: bytes | None = None  # what the user piped in, whether inline or streamed
     request: Request | None = None  # as signed, for carrying it to a service node
@@ -71,7 +70,7 @@ class Call:
         service node's certificate sees only the nodes it serves, and itself
         (DESIGN.md §9), whatever the policy lets it run."""
         if self.caller.signer.role == "servicenode":
-            return self.daemon.served.nodes(db, self.caller.name)
+            return self.context.served.nodes(db, self.caller.name)
         return Nodes.load(db)
 
     @property

@@ -24,10 +24,8 @@ from pathlib import Path
 
 from . import __version__
 from .admin import AdminError, init_cluster, issue_credentials, revoke
-from .config import ConfigError
+from .errors import XcatdError
 from .layout import Layout
-from .policy import PolicyError
-from .store.schema import SchemaError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout.for_root(args.root)
     try:
         return args.action(layout, args)
-    except (AdminError, ConfigError, PolicyError, SchemaError) as exc:
+    except XcatdError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
 

@@ -15,10 +15,12 @@ from pathlib import Path
 from xcat_protocol import DEFAULT_PORT
 from xcat_protocol.framing import DEFAULT_MAX_FRAME
 
+from .errors import XcatdError
+
 ROLES = ("master", "servicenode")
 
 
-class ConfigError(Exception):
+class ConfigError(XcatdError):
     pass
 
 

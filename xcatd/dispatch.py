@@ -30,7 +30,7 @@ from .call import Call, Send
 from .commands import REGISTRY, Command, HelpRequested, UsageError
 from .commands.registry import Runner
 from .enrollment import ENROLL, EnrollmentRefused, enroll
-from .store import StoreError
+from .errors import XcatdError
 from .store.noderange import NoderangeError, expand
 from .store.nodes import Nodes
 from .store.regex_values import RegexValueError
@@ -53,7 +53,7 @@ INLINE_PARSE_ARGS = 64  # shorter command lines are parsed on the loop: cheaper 
 HEARTBEAT = 5.0
 
 
-class Refused(Exception):
+class RequestRefused(XcatdError):
     """The request stops here with one error line and rc 1."""
 
     def __init__(self, text: str, status: str = "refused") -> None:
@@ -106,14 +106,17 @@ async def serve_request(
             trail.rc = await _serve(daemon, request, peer, send, input_frames, trail)
         if scope.cancelled_caught:
             trail.rc = CANCELLED_RC
-    except Refused as refusal:
+    except RequestRefused as refusal:
         trail.status = refusal.status
         trail.rc = 1
         await send(Output(request.id, "error", text=str(refusal)))
-    except StoreError as exc:
+    except XcatdError as exc:
+        # What the command did not answer itself, such as the store's full
+        # disk: the administrator finds it in the log, the sender is told.
         log.error("request %s (%s): %s", request.id, trail.command, exc)
         trail.rc = 1
-        await send(Output(request.id, "error", text=str(exc)))
+        for line in exc.lines:
+            await send(Output(request.id, "error", text=line))
     except Exception:
         log.exception("request %s (%s) failed", request.id, trail.command)
         trail.rc = 1
@@ -152,25 +155,25 @@ async def _serve(
     try:
         body = RequestBody.decode(request.body)
     except VersionMismatch as exc:
-        raise Refused(_mismatch(daemon, exc)) from None
+        raise RequestRefused(_mismatch(daemon, exc)) from None
     except ProtocolError as exc:
-        raise Refused(f"malformed request: {exc}") from None
+        raise RequestRefused(f"malformed request: {exc}") from None
     trail.command, trail.args, trail.noderange = body.cmd, tuple(body.args), body.noderange
     if body.cmd == ENROLL:
         return await _enroll(daemon, request, body, peer, send, trail)
     try:
         caller = daemon.auth.authenticate(request, body, peer.certificate, time.time())
     except AuthError as exc:
-        raise Refused(str(exc)) from None
+        raise RequestRefused(str(exc)) from None
     trail.user = caller.name
     if caller.relayed:
         trail.relay = caller.peer.name
     command = REGISTRY.get(body.cmd)
     if command is None or command.run is None:
-        raise Refused(f"Unknown command {body.cmd}")
+        raise RequestRefused(f"Unknown command {body.cmd}")
     verdict = daemon.policy.verdict(caller.name, caller.signer.role, body.cmd)
     if verdict is False:
-        raise Refused(DENIED, status="denied")
+        raise RequestRefused(DENIED, status="denied")
     if verdict is True:
         trail.status = "allowed"
     try:
@@ -178,7 +181,7 @@ async def _serve(
         trail.noderange = trail.noderange or getattr(options, "noderange", None)
         if verdict is None:  # a rule with a noderange: the nodes decide
             if not await _allowed_for(daemon, caller, body.cmd, trail.noderange):
-                raise Refused(DENIED, status="denied")
+                raise RequestRefused(DENIED, status="denied")
             trail.status = "allowed"
         with daemon.input_budget.account() as take:
             stdin = await _input(command, body, input_frames, take)
@@ -190,7 +193,7 @@ async def _serve(
         await send(Output(request.id, "info", text=str(help_text)))
         return 0
     except UsageError as exc:
-        raise Refused(str(exc), status="allowed") from None
+        raise RequestRefused(str(exc), status="allowed") from None
     return call.return_code
 
 
@@ -248,14 +251,18 @@ async def _enroll(
     """A node without credentials asks for its certificate (enrollment.py)."""
     trail.user = body.args[0] if body.args else ""
     if peer.certificate is not None:
-        raise Refused("enroll is for nodes without credentials; this connection has a certificate")
+        raise RequestRefused(
+            "enroll is for nodes without credentials; this connection has a certificate"
+        )
     if daemon.role != "master":
-        raise Refused("service nodes enroll with the management node, not with a service node")
+        raise RequestRefused(
+            "service nodes enroll with the management node, not with a service node"
+        )
     try:
         enrolled = await enroll(daemon, request, body, peer.host)
     except (EnrollmentRefused, AuthError) as exc:
         log.warning("enrollment refused: %s", exc)
-        raise Refused(str(exc)) from None
+        raise RequestRefused(str(exc)) from None
     trail.status = "allowed"
     await send(Output(request.id, "data", text=f"{trail.user}: enrolled", data=enrolled))
     return 0
@@ -303,12 +310,12 @@ async def _streamed(
             break
         size += len(chunk)
         if size > MAX_STREAMED_INPUT:
-            raise Refused(f"standard input is over the {MAX_STREAMED_INPUT >> 20} MiB limit")
+            raise RequestRefused(f"standard input is over the {MAX_STREAMED_INPUT >> 20} MiB limit")
         take(len(chunk))
         hasher.update(chunk)
         chunks.append(chunk)
     if hasher.digest() != digest:
-        raise Refused("standard input does not match the digest the request was signed with")
+        raise RequestRefused("standard input does not match the digest the request was signed with")
     return b"".join(chunks)
 
 
@@ -329,7 +336,7 @@ class InputBudget:
         def take(size: int) -> None:
             nonlocal taken
             if self.held + size > self.limit:
-                raise Refused(
+                raise RequestRefused(
                     f"xcatd holds over {self.limit >> 20} MiB of input for running requests; "
                     "try again when they are done"
                 )

@@ -31,11 +31,13 @@ from xcat_protocol.messages import Request, RequestBody
 from xcat_protocol.signing import signature_is_valid
 
 from .ca import CertificateAuthority, cert_pem, certificate_row, name_of
+from .errors import XcatdError
 from .sshca import SshAuthority, SshError, public_key, validity
 from .store import objects
 from .store.nodes import Nodes
 
 if TYPE_CHECKING:
+    from .context import Replicating
     from .daemon import Daemon
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ DEFAULT_WINDOW_MINUTES = 30  # site.enrollwindow
 MAX_CSR = 16 << 10
 
 
-class EnrollmentRefused(Exception):
+class EnrollmentRefused(XcatdError):
     """Why a node may not enroll; the text is for the node's log and the audit."""
 
 
@@ -127,7 +129,10 @@ async def enroll(
 
 
 async def ssh_certificates(
-    daemon: Daemon, certificate: x509.Certificate, host_key: str | None, user_key: str | None
+    daemon: Replicating,
+    certificate: x509.Certificate,
+    host_key: str | None,
+    user_key: str | None,
 ) -> dict[str, str]:
     """SSH certificates for the service node `certificate` names: for its
     host key, at its name and address, and for its root's key, as long as

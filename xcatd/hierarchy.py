@@ -46,8 +46,8 @@ def split(call: Call, nodes: Nodes, names: Iterable[str]) -> Split:
     request the management node did not relay (nothing to pass on), all
     of them are local."""
     result = Split()
-    here = call.daemon.config.hostname
-    dispatching = call.daemon.role == "master" and call.request is not None
+    here = call.context.config.hostname
+    dispatching = call.context.role == "master" and call.request is not None
     for node in names:
         known = node in nodes.groups_of  # (makedhcp -d names nodes already removed)
         server = (nodes.attribute(node, "servicenode") or "") if known else ""
@@ -80,8 +80,8 @@ async def _run_remote(call: Call, remote: Split, said: dict[str, str] | None) ->
     """The request on every service node of `remote` at once, at the port
     every xcatd of the cluster serves on (site.xcatdport, else this one's);
     into `said`, what each node's `<node>: <text>` line said."""
-    site = await call.daemon.store.run(objects.site)
-    port = int(site.get("xcatdport") or call.daemon.config.port)
+    site = await call.context.store.run(objects.site)
+    port = int(site.get("xcatdport") or call.context.config.port)
     async with trio.open_nursery() as nursery:
         for server, nodes in remote.remote.items():
             address = remote.addresses.get(server)
@@ -115,9 +115,9 @@ async def _run_on(
         why = f"service node {server} has no ip: chdef {server} ip=<address>"
     else:
         try:
-            async with Link.open(address, port, call.daemon.ca) as link:
+            async with Link.open(address, port, call.context.ca) as link:
                 answer = await link.relay(
-                    call.relayable(), forward, call.keystrokes, call.daemon.config.dispatch_idle
+                    call.relayable(), forward, call.keystrokes, call.context.config.dispatch_idle
                 )
         except LinkError as exc:
             why = f"service node {server}: {exc}"

@@ -40,6 +40,7 @@ from xcat_protocol.messages import (
 from xcat_protocol.signing import load_signing_key, sign_body
 
 from .ca import CertificateAuthority
+from .errors import XcatdError
 from .tasks import with_helper
 
 Forward = Callable[[Output], Awaitable[None]]
@@ -47,7 +48,7 @@ CONNECT_TIMEOUT = 10.0
 RECEIVE_SIZE = 65536
 
 
-class LinkError(Exception):
+class LinkError(XcatdError):
     """The other daemon cannot be reached, or broke off; the text says which and why."""
 
 

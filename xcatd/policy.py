@@ -14,14 +14,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import XcatdError
+
 ALLOWING = ("allow", "accept", "trusted")
 RULES = (*ALLOWING, "deny")
 
+# The commands a service node's daemon asks of the management node's for its
+# trust (servicenode/trust.py; commands/trust.py answers them).
+GETCRL, RENEW_SSH = "getcrl", "renewsshcerts"
 # What service nodes may run: read definitions, report their nodes' status,
-# take the revocation list and renew their SSH certificates.
-SERVICE_NODE_COMMANDS = "lsxcatd,lsdef,nodels,nodestat,updatenodestat,getcrl,renewsshcerts"
-# Before getcrl and renewsshcerts (schema 2): what schema 3 extends.
+# take the revocation list and renew their SSH certificates; before getcrl
+# and renewsshcerts (schema 2) the first five only, which schema 3 extends.
 SERVICE_NODE_COMMANDS_2 = "lsxcatd,lsdef,nodels,nodestat,updatenodestat"
+SERVICE_NODE_COMMANDS = f"{SERVICE_NODE_COMMANDS_2},{GETCRL},{RENEW_SSH}"
 
 # What `xcatd init` installs.  Service nodes may read the definitions they need
 # to serve their nodes and report status (of the nodes they serve only).
@@ -43,7 +48,7 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
 )
 
 
-class PolicyError(Exception):
+class PolicyError(XcatdError):
     """A policy row that cannot be used; the message names it."""
 
 

@@ -38,6 +38,7 @@ from xcat_protocol.messages import (
 from .admission import Slot
 from .auth import AuthError
 from .dispatch import Peer, serve_request
+from .errors import XcatdError
 from .store.schema import definitions_stamp
 from .throttle import ThrottledWarning
 
@@ -68,6 +69,11 @@ async def handle_connection(daemon: Daemon, stream: trio.SocketStream) -> None:
                 await _serve_connection(daemon, stream, host, address, slot)
     except* CONNECTION_ENDED as ended:
         log.debug("connection from %s ended: %s", address, ended.exceptions[0])
+    except* XcatdError as failed:
+        # Trouble of the daemon's own, such as its store's (for the greeting):
+        # its one line says enough.
+        why = "; ".join(str(exc) for exc in failed.exceptions)
+        log.error("connection from %s failed: %s; xcatd goes on serving the others", address, why)
     except* Exception:
         log.exception("connection from %s failed; xcatd goes on serving the others", address)
     finally:

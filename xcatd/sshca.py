@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from .ca import now, write_private, write_public
+from .errors import XcatdError
 
 # How long a service node's SSH certificates (its host's and its root's) are
 # valid unless site.sshcertminutes says otherwise: its daemon renews them
@@ -36,7 +37,7 @@ DEFAULT_MINUTES = 30 * 24 * 60
 BACKDATE = dt.timedelta(minutes=5)  # for clocks a little behind the management node's
 
 
-class SshError(Exception):
+class SshError(XcatdError):
     """A key that cannot be certified; the text says which and why."""
 
 

@@ -44,9 +44,9 @@ from xcatd.boot.tftp_protocol import (
     ErrorPacket,
     MalformedPacket,
     ReadTransfer,
-    Refused,
     Request,
     State,
+    TftpRefused,
     negotiate,
     parse_packet,
     requested_path,
@@ -135,7 +135,7 @@ def test_any_datagram_is_a_packet_or_malformed(datagram: bytes) -> None:
 def test_any_request_names_a_file_under_the_root_or_is_refused(datagram: bytes) -> None:
     try:
         path = requested_path(parse_packet(datagram))
-    except (MalformedPacket, Refused):
+    except (MalformedPacket, TftpRefused):
         return
     assert not path.is_absolute()
     assert ".." not in path.parts

@@ -17,9 +17,9 @@ from xcatd.boot.tftp_protocol import (
     MalformedPacket,
     Opcode,
     ReadTransfer,
-    Refused,
     Request,
     State,
+    TftpRefused,
     negotiate,
     parse_packet,
     requested_path,
@@ -109,19 +109,19 @@ def test_a_leading_slash_names_the_same_file_under_the_root():
 
 @pytest.mark.parametrize("filename", ["../etc/passwd", "/../etc/passwd", "xcat/../../etc", ".."])
 def test_dot_dot_is_an_access_violation(filename):
-    with pytest.raises(Refused, match=r"'\.\.' is not allowed") as refused:
+    with pytest.raises(TftpRefused, match=r"'\.\.' is not allowed") as refused:
         requested_path(rrq(filename))
     assert refused.value.code == ErrorCode.ACCESS_VIOLATION
 
 
 def test_writes_are_refused_as_access_violations():
-    with pytest.raises(Refused, match="read-only") as refused:
+    with pytest.raises(TftpRefused, match="read-only") as refused:
         requested_path(Request(Opcode.WRQ, "kernel", "octet", {}))
     assert refused.value.datagram == b"\x00\x05\x00\x02this TFTP server is read-only\x00"
 
 
 def test_netascii_is_refused_with_a_hint():
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(TftpRefused) as refused:
         requested_path(rrq("pxelinux.cfg/default", mode="netascii"))
     assert refused.value.code == ErrorCode.ILLEGAL_OPERATION
     assert str(refused.value) == "mode 'netascii' is not served; use octet (binary)"

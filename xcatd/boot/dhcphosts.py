@@ -18,6 +18,7 @@ from pathlib import Path
 
 import trio
 
+from ..errors import XcatdError
 from .dhcp import HOST_FILES, Host, boot_choice
 from .dnsmasq import reload_dnsmasq
 from .files import write_atomic
@@ -36,7 +37,7 @@ from .netboot import (
 DEFAULT_ARCH = "x86_64"  # for nodes that no nodeset has given an architecture yet
 
 
-class DhcpFilesError(Exception):
+class DhcpFilesError(XcatdError):
     """The DHCP files could not be written: one line saying why."""
 
 

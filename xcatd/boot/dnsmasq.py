@@ -43,6 +43,8 @@ from pathlib import Path
 
 import trio
 
+from ..errors import XcatdError
+
 log = logging.getLogger(__name__)
 
 UNIT = "xcatd-dhcp.service"
@@ -56,7 +58,7 @@ RESTART_DELAYS = (1.0, 60.0)  # the first wait before a restart, and the longest
 STEADY = 60.0  # a dnsmasq that ran this long starts again after the first delay
 
 
-class DhcpServiceError(Exception):
+class DhcpServiceError(XcatdError):
     """The DHCP service could not be started or stopped: one line saying why."""
 
 

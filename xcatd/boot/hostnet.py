@@ -16,12 +16,14 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..errors import XcatdError
+
 # A Linux interface name (IFNAMSIZ - 1 characters; no '/', no white space);
 # dnsmasq.conf gets it on a line of its own, so nothing else is accepted.
 _INTERFACE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,15}")
 
 
-class HostNetworkError(Exception):
+class HostNetworkError(XcatdError):
     """`ip` could not tell this host's networks: one line saying why."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..config import Config
+from ..errors import XcatdError
 from ..images.osimage import ImageFiles, OsImage, OsImageError, is_service_node
 from ..layout import Layout
 from ..store import keyed
@@ -39,7 +40,7 @@ Values = Mapping[str, str]
 _Server = TypeVar("_Server")
 
 
-class NodeError(Exception):
+class NodeError(XcatdError):
     """Why one node cannot be set up."""
 
 

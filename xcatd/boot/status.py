@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import sqlite_utils
 import trio
 
+from ..errors import XcatdError
 from ..group_commit import GroupCommit
 from ..known_hosts import KnownHosts, host_key
 from ..sshca import SshError
@@ -50,11 +51,11 @@ STATUSTIME_FORMAT = "%m-%d-%Y %H:%M:%S"  # xCAT's statustime
 INDEX_LIFETIME = 10.0  # seconds an address index is trusted before it is read again
 
 
-class Refused(Exception):
+class ReportRefused(XcatdError):
     """A report that is not taken; the text says why in one line."""
 
 
-class UnknownState(Refused):
+class UnknownState(ReportRefused):
     pass
 
 
@@ -106,7 +107,7 @@ class StatusReports:
 
     async def report(self, peer: str, state: str, node: str | None = None, detail: str = "") -> str:
         """Record `state` for the node at `peer` (or `node`, which must be at
-        `peer`); the node's name, or Refused.  `detail` (why a boot failed)
+        `peer`); the node's name, or ReportRefused.  `detail` (why a boot failed)
         goes to the log."""
         if state not in STATES:
             raise UnknownState(f"unknown state {state!r}: use one of {', '.join(sorted(STATES))}")
@@ -138,7 +139,7 @@ class StatusReports:
             return 400, f"hostkey: {exc}"
         except UnknownState as exc:
             return 400, str(exc)
-        except Refused as exc:
+        except ReportRefused as exc:
             return 403, str(exc)
         if key is not None and state == "booted" and self.known_hosts is not None:
             await self.known_hosts.record(node, peer, key)
@@ -156,7 +157,7 @@ class StatusReports:
         if found is None:
             what = f"node {claimed!r}" if claimed is not None else "any node"
             self._refusals.warning("status report refused: %s is not the address of %s", peer, what)
-            raise Refused(f"{peer} is not the address of {what}")
+            raise ReportRefused(f"{peer} is not the address of {what}")
         return found
 
     async def _fresh_index(self, force: bool = False) -> _AddressIndex:

@@ -15,7 +15,7 @@ from functools import partial
 
 import trio
 
-from .status import Refused, StatusReports
+from .status import ReportRefused, StatusReports
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ async def _read_line(stream: trio.SocketStream) -> bytes | None:
     return None if len(line) > MAX_LINE else line
 
 
-class BadLine(Refused):
+class BadLine(ReportRefused):
     """A line that is not `installstatus <state>`."""
 
 
@@ -112,6 +112,6 @@ async def _handle(reports: StatusReports, peer: str, line: bytes) -> str:
     """The answer to one line: `ok`, or `error: <why>`."""
     try:
         await reports.report(peer, reported_state(line))
-    except Refused as exc:
+    except ReportRefused as exc:
         return f"error: {exc}"
     return "ok"

@@ -36,9 +36,9 @@ from .tftp_protocol import (
     ErrorCode,
     MalformedPacket,
     ReadTransfer,
-    Refused,
     Request,
     State,
+    TftpRefused,
     parse_packet,
     requested_path,
 )
@@ -108,12 +108,12 @@ class _Transfers:
     def is_running(self, client: Any, request: bytes) -> bool:
         return (client, request) in self._running
 
-    def refusal(self, client: Any) -> Refused | None:
+    def refusal(self, client: Any) -> TftpRefused | None:
         """Why a new transfer for this client may not start now, if it may not."""
         if len(self._running) >= MAX_TRANSFERS:
-            return Refused(ErrorCode.NOT_DEFINED, "server busy: too many transfers; try again")
+            return TftpRefused(ErrorCode.NOT_DEFINED, "server busy: too many transfers; try again")
         if self._per_host[client[0]] >= MAX_TRANSFERS_PER_HOST:
-            return Refused(ErrorCode.NOT_DEFINED, f"too many transfers from {client[0]}")
+            return TftpRefused(ErrorCode.NOT_DEFINED, f"too many transfers from {client[0]}")
         return None
 
     def start(self, client: Any, request: bytes, serve: Callable[[], Awaitable[None]]) -> None:
@@ -172,7 +172,7 @@ def _take_request(
     files: SmallFiles,
     sock: trio.socket.SocketType,
     transfers: _Transfers,
-) -> Refused | None:
+) -> TftpRefused | None:
     """Start a transfer task, answering from local_address; what to answer from here if not."""
     try:
         packet = parse_packet(datagram)
@@ -193,7 +193,7 @@ def _take_request(
     return refusal
 
 
-async def _send_refusal(sock: trio.socket.SocketType, client: Any, refusal: Refused) -> None:
+async def _send_refusal(sock: trio.socket.SocketType, client: Any, refusal: TftpRefused) -> None:
     log.info("TFTP: %s: %s", _peer(client), refusal)
     try:
         await sock.sendto(refusal.datagram, client)
@@ -225,7 +225,7 @@ async def _answer(
     """Send the file, or an ERROR saying why not."""
     try:
         opened = await files.open(requested_path(request))
-    except Refused as refusal:
+    except TftpRefused as refusal:
         log.info("TFTP: %s asked for %s: %s", peer, request.filename, refusal)
         await sock.send(refusal.datagram)
         return
@@ -289,7 +289,7 @@ class SmallFiles:
         self._kept_bytes = 0
 
     async def open(self, relative: PurePosixPath) -> _Opened:
-        """The file, or Refused with the error TFTP answers."""
+        """The file, or TftpRefused with the error TFTP answers."""
         fd, identity, content = await trio.to_thread.run_sync(
             self._open_and_read, relative, limiter=self._threads
         )
@@ -318,7 +318,7 @@ class SmallFiles:
             content = os.pread(opened.fd, info.st_size, 0)
         except OSError as exc:
             os.close(opened.fd)
-            raise Refused(ErrorCode.ACCESS_VIOLATION, exc.strerror or str(exc)) from None
+            raise TftpRefused(ErrorCode.ACCESS_VIOLATION, exc.strerror or str(exc)) from None
         return opened.fd, identity, content if len(content) == info.st_size else None
 
     def _keep(self, identity: tuple[int, int, int, int], content: bytes) -> None:
@@ -332,13 +332,13 @@ class SmallFiles:
 
 
 def _open(root: Path, relative: PurePosixPath) -> ServedFile:
-    """The file, or Refused with the error TFTP answers."""
+    """The file, or TftpRefused with the error TFTP answers."""
     try:
         return open_served((root,), root / relative)
     except FileNotFoundError:
-        raise Refused(ErrorCode.FILE_NOT_FOUND, f"{relative}: no such file") from None
+        raise TftpRefused(ErrorCode.FILE_NOT_FOUND, f"{relative}: no such file") from None
     except OSError as exc:
-        raise Refused(ErrorCode.ACCESS_VIOLATION, exc.strerror or str(exc)) from None
+        raise TftpRefused(ErrorCode.ACCESS_VIOLATION, exc.strerror or str(exc)) from None
 
 
 def _log_outcome(transfer: ReadTransfer, peer: str, filename: str, size: int) -> None:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 from pathlib import PurePosixPath
 
+from ..errors import XcatdError
+
 DEFAULT_BLKSIZE = 512
 MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464  # RFC 2348
 MAX_WINDOWSIZE = 65535  # RFC 7440
@@ -61,11 +63,11 @@ class ErrorCode(IntEnum):
     OPTION_REFUSED = 8  # RFC 2347
 
 
-class MalformedPacket(ValueError):
+class MalformedPacket(XcatdError, ValueError):
     """A datagram that is not a packet a read-only TFTP server accepts."""
 
 
-class Refused(Exception):
+class TftpRefused(XcatdError):
     """A request this server will not serve; the message says why, in one line."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
@@ -146,16 +148,16 @@ def encode_error(code: ErrorCode, message: str) -> bytes:
 
 
 def requested_path(request: Request) -> PurePosixPath:
-    """The file a request asks for, relative to the TFTP root; Refused if it may not have it."""
+    """The file a request asks for, relative to the TFTP root; TftpRefused if it may not have it."""
     if request.opcode == Opcode.WRQ:
-        raise Refused(ErrorCode.ACCESS_VIOLATION, "this TFTP server is read-only")
+        raise TftpRefused(ErrorCode.ACCESS_VIOLATION, "this TFTP server is read-only")
     if request.mode != "octet":
-        raise Refused(
+        raise TftpRefused(
             ErrorCode.ILLEGAL_OPERATION, f"mode {request.mode!r} is not served; use octet (binary)"
         )
     path = PurePosixPath(request.filename.lstrip("/"))
     if ".." in path.parts:
-        raise Refused(ErrorCode.ACCESS_VIOLATION, f"{request.filename}: '..' is not allowed")
+        raise TftpRefused(ErrorCode.ACCESS_VIOLATION, f"{request.filename}: '..' is not allowed")
     return path
 
 

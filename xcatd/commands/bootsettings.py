@@ -10,4 +10,4 @@ from ..call import Call
 
 def settings(call: Call, site: Mapping[str, str]) -> Settings:
     """The boot settings: the site object's, else this daemon's own."""
-    return Settings.of(site, call.daemon.layout, call.daemon.config)
+    return Settings.of(site, call.context.layout, call.context.config)

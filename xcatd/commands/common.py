@@ -11,16 +11,14 @@ from typing import TypeVar
 
 from ..admin import ADMIN
 from ..call import Call
+from ..errors import XcatdError
 from ..hierarchy import Split, split
 from ..servicenode import serving
-from ..store import objects
+from ..store import StoreError, objects
 from ..store.noderange import NoderangeError, expand, numbering
 from ..store.nodes import Nodes
-from ..store.objects import DefinitionError
 from ..store.objtypes import NO
 from ..store.regex_values import RegexValueError
-from ..store.selection import SelectionError
-from ..store.stanza import StanzaError
 
 # Listings go out a batch of lines to a record: few frames, none too large.
 LINES_PER_RECORD = 2000
@@ -29,37 +27,24 @@ BYTES_PER_RECORD = 1 << 20
 T = TypeVar("T")
 
 
-class Refusal(Exception):
+class CommandRefused(XcatdError):
     """The command stops with these error lines and rc 1; nothing was written.
     With `usage`, that text follows on stdout, as xCAT prints its usage after
-    an error in the command line; `warnings` go before the errors (xCAT's
-    mkdef warns of the objects it skips, whatever else fails)."""
+    an error in the command line."""
 
     def __init__(self, *lines: str, usage: str | None = None, warnings: Sequence[str] = ()) -> None:
-        super().__init__(*lines)
-        self.lines = lines
+        super().__init__(*lines, warnings=warnings)
         self.usage = usage
-        self.warnings = warnings
 
 
 async def respond(call: Call, work: Callable) -> None:
     """Run `work(db)` in the store's thread and send what it produced."""
     try:
-        produced = await call.daemon.store.run(work)
-    except (
-        Refusal,
-        DefinitionError,
-        NoderangeError,
-        StanzaError,
-        SelectionError,
-        RegexValueError,  # a node's regular-expression value failing for it
-    ) as exc:
-        for line in getattr(exc, "warnings", ()):
-            await call.warning(line)
-        for line in getattr(exc, "lines", None) or getattr(exc, "problems", None) or [str(exc)]:
-            await call.error(line)
-        if usage := getattr(exc, "usage", None):
-            await call.info(usage)
+        produced = await call.context.store.run(work)
+    except StoreError:
+        raise  # the machine's trouble, not the command's: dispatch logs it too
+    except XcatdError as exc:
+        await refuse(call, exc)
         return
     for line in produced.warnings:
         await call.warning(line)
@@ -67,7 +52,18 @@ async def respond(call: Call, work: Callable) -> None:
         await call.error(line)
     await _send(call, produced)
     if produced.policy_changed:
-        await call.daemon.reload_policy()
+        await call.context.reload_policy()
+
+
+async def refuse(call: Call, exc: XcatdError) -> None:
+    """Say why the command stopped: the error's warnings, its error lines,
+    then (a command line that was wrong) the command's usage."""
+    for line in exc.warnings:
+        await call.warning(line)
+    for line in exc.lines:
+        await call.error(line)
+    if isinstance(exc, CommandRefused) and exc.usage:
+        await call.info(exc.usage)
 
 
 @dataclass
@@ -113,7 +109,7 @@ def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool =
     # The daemon reads ^file noderanges as root: only root may ask it to.
     read_files = call.caller.name == ADMIN
     numbered = numbering(call.body.env)  # XCAT_NODE_PREFIX, XCAT_NODE_SUFFIX
-    if call.daemon.role == "servicenode" and call.relayed_by_master:
+    if call.context.role == "servicenode" and call.relayed_by_master:
         # The management node carried the user's whole noderange here, and
         # checked it: this service node's part is the nodes it knows.
         wider = expand(
@@ -126,7 +122,7 @@ def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool =
     if not verify and call.caller.signer.role == "servicenode":
         unserved = [name for name in names if name not in nodes.groups_of]
         if unserved:
-            raise Refusal(
+            raise CommandRefused(
                 f"Permission denied for request: {call.caller.name} does not serve "
                 + ",".join(unserved[:10])
                 + (f" (and {len(unserved) - 10} more)" if len(unserved) > 10 else "")
@@ -150,7 +146,7 @@ async def divide(call: Call) -> Split | None:
                 return Split(local=names)
             return split(call, nodes, names)
 
-        return await call.daemon.store.run(work)
+        return await call.context.store.run(work)
     except (NoderangeError, RegexValueError, serving.ServingError) as exc:
         await call.error(str(exc))
         return None
@@ -178,7 +174,7 @@ async def read_nodes(
         return values, unreadable
 
     try:
-        values, unreadable = await call.daemon.store.run(work)
+        values, unreadable = await call.context.store.run(work)
     except NoderangeError as exc:
         await call.error(str(exc))
         return None

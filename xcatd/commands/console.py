@@ -57,9 +57,9 @@ async def _attach_here(call: Call, nodes: list[str]) -> None:
     if not found:
         return
     ((node, values),) = found.items()
-    defaults = await call.daemon.store.run(passwd_defaults)
+    defaults = await call.context.store.run(passwd_defaults)
     try:
-        session = await call.daemon.consoles.open(node, console_target(values, defaults))
+        session = await call.context.consoles.open(node, console_target(values, defaults))
     except HardwareError as exc:
         await call.error(str(exc), node=node)
         return

@@ -101,7 +101,7 @@ def _copy(call: Call, media: Media, target: Path, never_overwrite: bool) -> None
 
 
 async def _define_osimages(call: Call, distro: Distro, installdir: Path, pkgdir: Path) -> None:
-    wanted = osimage_definitions(distro, installdir, pkgdir, call.daemon.layout.netboot_profiles)
+    wanted = osimage_definitions(distro, installdir, pkgdir, call.context.layout.netboot_profiles)
 
     def work(db) -> list[str]:
         present = objects.existing(db, OSIMAGE, wanted)
@@ -110,6 +110,6 @@ async def _define_osimages(call: Call, distro: Distro, installdir: Path, pkgdir:
         objects.create(db, definitions, replace=False)
         return missing
 
-    created = await call.daemon.store.run(work)
+    created = await call.context.store.run(work)
     for name in created:
         await call.info(f"Created osimage definition {name}")

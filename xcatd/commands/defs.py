@@ -23,7 +23,7 @@ from ..store.objtypes import GROUP, NODE, OSIMAGE, POLICY, SITE, TYPES, ObjectTy
 from ..store.selection import ATTRIBUTE_NAME, Selection, parse_selection
 from ..store.stanza import HEADER, format_stanzas, parse
 from ..store.tables import TableError, node_attribute
-from .common import Produced, Refusal, expand_noderange, respond
+from .common import CommandRefused, Produced, expand_noderange, respond
 from .defs_usage import NODELS, usage
 from .registry import CommandParser, UsageError, command
 from .secrets import is_secret, masked, may_read_secrets
@@ -56,7 +56,9 @@ def _types(options: argparse.Namespace, values: bool = False) -> list[ObjectType
     several types cannot take attr=value pairs (`values`)."""
     names = [name.strip() for name in (options.type or "node").split(",") if name.strip()]
     if len(names) > 1 and values:
-        raise Refusal("Cannot combine multiple types with 'att=val' pairs on the command line.")
+        raise CommandRefused(
+            "Cannot combine multiple types with 'att=val' pairs on the command line."
+        )
     return [objects.object_type(name) for name in names]
 
 
@@ -69,9 +71,9 @@ def _split_positionals(positionals: list[str]) -> tuple[str | None, dict[str, st
     for pair in positionals:
         attribute, equals, value = pair.partition("=")
         if not equals:
-            raise Refusal(f"'{pair}' is not attribute=value")
+            raise CommandRefused(f"'{pair}' is not attribute=value")
         if not ATTRIBUTE_NAME.fullmatch(attribute):
-            raise Refusal(_bad_attribute(pair, attribute, value))
+            raise CommandRefused(_bad_attribute(pair, attribute, value))
         values[attribute] = value
     return names, values
 
@@ -106,7 +108,7 @@ def comma_list(names: str) -> list[str]:
 
 def _stanzas(call: Call) -> list[Definition]:
     if not call.stdin:
-        raise Refusal("-z reads a stanza file from standard input: cat FILE | mkdef -z")
+        raise CommandRefused("-z reads a stanza file from standard input: cat FILE | mkdef -z")
     text = call.stdin.decode("utf-8", errors="replace")
     return [
         Definition(objects.object_type(s.objtype or ""), s.name, _without_objtype(s.attributes))
@@ -131,13 +133,13 @@ def _first_answer(call: Call) -> Produced | None:
     attributes of the types (-h with -t).  None: the command goes on."""
     options, name = call.options, call.body.cmd
     if options.invalid_option:
-        raise Refusal("Invalid option..", usage=usage(name))
+        raise CommandRefused("Invalid option..", usage=usage(name))
     if options.update:
         _check_update_option(call)
     if (not call.body.args and name != "lsdef") or (options.help and options.type is None):
         return Produced([usage(name)])
     if options.version:
-        return Produced([f"{name} - Version {call.daemon.version}"])
+        return Produced([f"{name} - Version {call.context.version}"])
     if options.help:
         return Produced([_attribute_help(_types(options), getattr(options, "attributes", None))])
     return None
@@ -148,13 +150,13 @@ def _check_update_option(call: Call) -> None:
     without -t (nor a stanza file) -u means -t osimage."""
     options, name = call.options, call.body.cmd
     if name not in ("mkdef", "chdef"):
-        raise Refusal(f"Option '-u' can not work with {name}.", usage=usage(name))
+        raise CommandRefused(f"Option '-u' can not work with {name}.", usage=usage(name))
     if options.type is None and not options.stanza:
         options.type = OSIMAGE.name
     elif options.type != OSIMAGE.name:
-        raise Refusal("Option '-u' only work for objtype 'osimage'.", usage=usage(name))
+        raise CommandRefused("Option '-u' only work for objtype 'osimage'.", usage=usage(name))
     if getattr(options, "plus", False) or getattr(options, "minus", False):
-        raise Refusal("Cannot use '-u' with '-p' or '-m'.")
+        raise CommandRefused("Cannot use '-u' with '-p' or '-m'.")
 
 
 def _filled_images(db, call: Call, definitions: list[Definition]) -> list[Definition]:
@@ -167,7 +169,7 @@ def _filled_images(db, call: Call, definitions: list[Definition]) -> list[Defini
         if call.body.cmd == "chdef"
         else {}
     )
-    layout = call.daemon.layout
+    layout = call.context.layout
     installdir = objects.site(db).get("installdir") or layout.installdir
     places = osimage_update.Places(Path(installdir), layout.netboot_profiles)
     filled, problems = [], []
@@ -187,12 +189,12 @@ def _filled_images(db, call: Call, definitions: list[Definition]) -> list[Defini
     return filled
 
 
-def _no_names(call: Call) -> Refusal:
+def _no_names(call: Call) -> CommandRefused:
     """xCAT's refusal of a command that names no object; chdef and rmdef
     given a type print their usage after it."""
     with_usage = call.body.cmd in ("chdef", "rmdef") and call.options.type is not None
     text = usage(call.body.cmd) if with_usage else None
-    return Refusal("No object names were provided.", usage=text)
+    return CommandRefused("No object names were provided.", usage=text)
 
 
 # -- mkdef ---------------------------------------------------------------------
@@ -299,7 +301,7 @@ def _check_template_option(call: Call) -> None:
     elif call.options.stanza:
         why = "The file input can not be used with --template option!"
     if why:
-        raise Refusal(why, usage=usage("mkdef"))
+        raise CommandRefused(why, usage=usage("mkdef"))
 
 
 def _from_template(
@@ -312,24 +314,24 @@ def _from_template(
         try:
             return templates.filled(shipped[1], given)
         except templates.TemplateError as exc:
-            raise Refusal(str(exc)) from None
+            raise CommandRefused(str(exc)) from None
     found = objects.load(db, objtype, [template]).get(template)
     if found is None and not objects.any_object(db, objtype):
-        raise Refusal(f"Could not get objects of type '{objtype.name}'.")
+        raise CommandRefused(f"Could not get objects of type '{objtype.name}'.")
     if found is None:
-        raise Refusal(
+        raise CommandRefused(
             f"Could not find the template object named '{template}' of type '{objtype.name}'."
         )
     if template in names:
-        raise Refusal("The template node cannot be the same as the node to create.")
+        raise CommandRefused("The template node cannot be the same as the node to create.")
     return {**found, **given}
 
 
-def _failed(exc: DefinitionError, closing: bool) -> Refusal:
+def _failed(exc: DefinitionError, closing: bool) -> CommandRefused:
     """The problems of a mkdef or chdef that wrote nothing, with xCAT's
     closing line when some object failed its checks (DBobjectdefs.pm defmk
     prints it only then; defch after any error)."""
-    return Refusal(*exc.problems, *([SOME_FAILED] if closing else []), warnings=exc.warnings)
+    return CommandRefused(*exc.problems, *([SOME_FAILED] if closing else []), warnings=exc.warnings)
 
 
 def _created(created: objects.Created, types: list[ObjectType], errors: list[str]) -> Produced:
@@ -377,7 +379,7 @@ async def chdef(call: Call) -> None:
         else:
             objtype, names, values = _requested(db, call)
             if not values and not (options.where or options.dynamic or options.update):
-                raise Refusal("nothing to change: give attr=value or -n NEWNAME")
+                raise CommandRefused("nothing to change: give attr=value or -n NEWNAME")
             definitions = [Definition(objtype, name, dict(values)) for name in names]
         try:
             if options.update:
@@ -405,7 +407,7 @@ def _group_plan(
     (-d, -w, members=); -d and -w are for groups alone."""
     options = call.options
     if (options.dynamic or options.where) and any(d.objtype is not GROUP for d in definitions):
-        raise Refusal("The '-d' and '-w' options define groups: use them with '-t group'.")
+        raise CommandRefused("The '-d' and '-w' options define groups: use them with '-t group'.")
     if not any(d.objtype is GROUP for d in definitions):
         return group_defs.Plan(definitions, [])
     nodes = call.nodes(db)
@@ -429,19 +431,19 @@ def _renamed(db, call: Call) -> Produced:
     with its words for what it refuses."""
     options = call.options
     if options.plus or options.minus or options.stanza or options.dynamic or options.where:
-        raise Refusal(
+        raise CommandRefused(
             "Cannot combine '-n' and '-d','-p','-m','-z','-w' options.", usage=usage("chdef")
         )
     objtype = _types(options)[0]
     if check_name(objtype, options.newname):
-        raise Refusal(
+        raise CommandRefused(
             f"The new object name '{options.newname}' is not valid.Please refer to "
             '"man xcatdb" for the valid "xCAT Object Name Format" ',
             usage=usage("chdef"),
         )
     _, names, _ = _requested(db, call)
     if len(names) > 1:
-        raise Refusal(
+        raise CommandRefused(
             "The '-n' option (changing object name) can only work on one object.",
             usage=usage("chdef"),
         )
@@ -470,7 +472,7 @@ async def rmdef(call: Call) -> None:
         objtype = _types(options)[0]  # xCAT's: the first type names the objects
         if options.all:
             if not options.force:
-                raise Refusal(
+                raise CommandRefused(
                     "You must use the '-f' option when using the '-a' option.",
                     usage=usage("rmdef"),
                 )
@@ -519,7 +521,7 @@ def lsdef_options(parser: CommandParser) -> None:
 async def lsdef(call: Call) -> None:
     def work(db) -> Produced:
         if conflict := _conflict(call.options):
-            raise Refusal(conflict, usage=usage("lsdef"))
+            raise CommandRefused(conflict, usage=usage("lsdef"))
         if (answer := _first_answer(call)) is not None:
             return answer
         if call.options.template is not None:
@@ -536,7 +538,7 @@ def _template_listing(options: argparse.Namespace) -> Produced:
     names = comma_list(options.template) if options.template else list(available)
     for name in names:
         if name not in available:
-            raise Refusal(f"Could not find {name} in xCAT templates.")
+            raise CommandRefused(f"Could not find {name} in xCAT templates.")
     listed = [
         Listed(available[name][0], name, partial(_as_listed, available[name][1]))
         for name in sorted(names)
@@ -627,7 +629,9 @@ def _listing(db, call: Call) -> Produced:
     selections = [parse_selection(w) for w in options.where]
     hidden = not may_read_secrets(call)
     if hidden and (secret := next((s for s in selections if is_secret(s.attribute)), None)):
-        raise Refusal(f"-w {secret.attribute}: only administrators may select objects by a secret")
+        raise CommandRefused(
+            f"-w {secret.attribute}: only administrators may select objects by a secret"
+        )
     # One snapshot of the nodes for the node and group listings alike.
     nodes = call.nodes(db) if {NODE, GROUP} & set(types) else None
     found = {objtype: _objects_of(db, objtype, names, call, selections, nodes) for objtype in types}
@@ -638,7 +642,7 @@ def _listing(db, call: Call) -> Produced:
             ]
     empty = [objtype.name for objtype, of_type in found.items() if of_type.none]
     if empty and not (names or options.all):
-        raise Refusal(f"Could not get objects of type '{empty[0]}'.")
+        raise CommandRefused(f"Could not get objects of type '{empty[0]}'.")
     listed = [item for of_type in found.values() for item in of_type.listed]
     errors = [
         objects.not_found(name, objtype)
@@ -839,7 +843,7 @@ def nodels_options(parser: CommandParser) -> None:
 async def nodels(call: Call) -> None:
     options = call.options
     if options.help or options.version:  # as xCAT's nodels: -h before -v
-        await call.info(NODELS if options.help else f"Version {call.daemon.version}")
+        await call.info(NODELS if options.help else f"Version {call.context.version}")
         return
 
     def work(db) -> Produced:
@@ -854,10 +858,10 @@ async def nodels(call: Call) -> None:
         try:  # table.column is the attribute it is (store/tables.py); one not kept reads empty
             shown = [(given, node_attribute(given) or "") for given in options.attributes]
         except TableError as exc:
-            raise Refusal(str(exc)) from None
+            raise CommandRefused(str(exc)) from None
         unknown = [given for given, attr in shown if attr and attr not in NODE.attributes]
         if unknown:
-            raise Refusal(*(f"'{u}' is not a node attribute" for u in unknown))
+            raise CommandRefused(*(f"'{u}' is not a node attribute" for u in unknown))
         label = options.with_fieldname or len(shown) > 1
         nodes.expect(chosen)
         lines, records = [], []

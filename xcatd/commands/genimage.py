@@ -52,11 +52,11 @@ async def genimage(call: Call) -> None:
         await call.error(f"Cannot find image '{name}' from the osimage table.")
         return
     try:
-        netboot = call.daemon.layout.netboot_profiles
+        netboot = call.context.layout.netboot_profiles
         spec, defaults = _spec(image, netboot, call.options.noupdate)
         drivers = _drivers(call.options.netdrivers)
         spec.netdrivers = drivers or _drivers(image.netdrivers) or []
-        spec.ssh_ca = SshAuthority(call.daemon.layout.pki).ensure()
+        spec.ssh_ca = SshAuthority(call.context.layout.pki).ensure()
         spec.shipped = shipped_dir(spec.family, netboot)
     except (BuildError, OsImageError) as exc:
         await call.error(str(exc))

@@ -19,22 +19,22 @@ def lsxcatd_options(parser: CommandParser) -> None:
 
 @lsxcatd_options.runs
 async def lsxcatd(call: Call) -> None:
-    daemon = call.daemon
+    context = call.context
     options = call.options
-    node_type = "Management Node" if daemon.role == "master" else "Service Node"
-    uptime = int(time.time() - daemon.started)
+    node_type = "Management Node" if context.role == "master" else "Service Node"
+    uptime = int(time.time() - context.started)
     facts = {
-        "version": daemon.version,
-        "nodetype": "MN" if daemon.role == "master" else "SN",
-        "hostname": daemon.config.hostname,
+        "version": context.version,
+        "nodetype": "MN" if context.role == "master" else "SN",
+        "hostname": context.config.hostname,
         "dbengine": "SQLite",
-        "database": str(daemon.store.path),
+        "database": str(context.store.path),
         "uptime": uptime,
-        "connections": daemon.connections,
+        "connections": context.connections,
     }
     lines = []
     if options.version or options.all:
-        lines.append(f"Version {daemon.version}")
+        lines.append(f"Version {context.version}")
     if options.nodetype or options.all:
         lines.append(f"This is a {node_type}")
     if options.all:

@@ -57,6 +57,7 @@ from ..boot.netboot import (
     is_server_name,
 )
 from ..call import Call
+from ..errors import XcatdError
 from ..hierarchy import Split, alongside, split
 from ..servicenode import serving
 from ..store import objects
@@ -93,7 +94,7 @@ async def makedhcp(call: Call) -> None:
         raise UsageError("-a takes every node with a MAC: give no noderange with it")
     try:
         await serving.definitions(call)  # on a service node: the MN's
-        read, split = await call.daemon.store.run(lambda db: _read(db, call))
+        read, split = await call.context.store.run(lambda db: _read(db, call))
     except (NoderangeError, RegexValueError, serving.ServingError) as exc:
         await call.error(str(exc))
         return
@@ -104,7 +105,7 @@ async def makedhcp(call: Call) -> None:
 async def _here(call: Call, read: _Read) -> None:
     """This host's DHCP settings and the entries of the nodes it serves."""
     options = call.options
-    directory = call.daemon.layout.dhcp
+    directory = call.context.layout.dhcp
     if options.new and not await _write_settings(call, directory, read):
         return
     if options.delete:
@@ -150,7 +151,7 @@ def _read(db, call: Call) -> tuple[_Read, Split]:
 # -- makedhcp -n ------------------------------------------------------------------------
 
 
-class NetworkError(Exception):
+class NetworkError(XcatdError):
     pass
 
 
@@ -167,7 +168,7 @@ async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
 
     def write() -> list[Network]:
         here = host_networks()
-        me = {call.daemon.config.hostname, *(str(each.address.ip) for each in here)}
+        me = {call.context.config.hostname, *(str(each.address.ip) for each in here)}
         networks = [
             _network(name, read.networks[name], read.site, here, me)
             for name in sorted(read.networks)
@@ -208,10 +209,10 @@ async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
 async def _serve(call: Call, directory: Path, networks: list[Network]) -> bool:
     """Leave the DHCP service running with the new settings (xCAT restarts
     dhcpd after -n), or say why none runs."""
-    service = call.daemon.dhcp
+    service = call.context.dhcp
     interfaces = served_on(networks)
     try:
-        if not call.daemon.config.serve_dhcp:
+        if not call.context.config.serve_dhcp:
             await service.stop()  # its own, started before the switch was turned off
             return await _left_to_the_site(call, directory)
         if not interfaces:
@@ -234,7 +235,7 @@ async def _left_to_the_site(call: Call, directory: Path) -> bool:
     reads the entries again."""
     pid = await trio.to_thread.run_sync(reload_dnsmasq, directory)
     await call.info(
-        f"serve_dhcp = false in {call.daemon.layout.config_file}: xcatd runs no DHCP service"
+        f"serve_dhcp = false in {call.context.layout.config_file}: xcatd runs no DHCP service"
     )
     await call.info(reloading(directory, pid))
     if pid is not None:
@@ -362,7 +363,7 @@ async def _report(
     await call.info(f"{done} {len(changes)} node(s) in {directory}")
     if not written.configured:
         await call.warning(written.unconfigured)
-    failure = call.daemon.dhcp.failure if call.daemon.config.serve_dhcp else None
+    failure = call.context.dhcp.failure if call.context.config.serve_dhcp else None
     if written.dnsmasq is None and written.configured and failure:
         await call.warning(
             f"the DHCP service is not running ({failure}): it reads the entries when it "

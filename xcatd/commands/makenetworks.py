@@ -60,7 +60,7 @@ async def makenetworks(call: Call) -> None:
         await call.info(USAGE)
         return
     if options.version:
-        await call.info(f"makenetworks - Version {call.daemon.version}")
+        await call.info(f"makenetworks - Version {call.context.version}")
         return
     try:
         found = await trio.to_thread.run_sync(gathered)
@@ -73,10 +73,10 @@ async def makenetworks(call: Call) -> None:
             "link-local addresses): define one with mkdef -t network"
         )
         return
-    present = await call.daemon.store.run(lambda db: objects.load(db, NETWORK))
+    present = await call.context.store.run(lambda db: objects.load(db, NETWORK))
     if options.display:
         for network in found:
-            await call.info(network.stanza(call.daemon.config.hostname, present))
+            await call.info(network.stanza(call.context.config.hostname, present))
         return
     await _define(call, found)
 
@@ -155,7 +155,7 @@ async def _define(call: Call, found: list[Found]) -> None:
         return new, kept
 
     try:
-        new, kept = await call.daemon.store.run(work)
+        new, kept = await call.context.store.run(work)
     except DefinitionError as exc:  # a value this host reported that the schema refuses
         for problem in exc.problems:
             await call.error(problem)

@@ -115,7 +115,7 @@ async def nodeset(call: Call) -> None:
     action = parse_action(call.options.action)
     try:
         copy = await serving.definitions(call)  # on a service node: the MN's
-        snapshot, split = await call.daemon.store.run(lambda db: _read(db, call, action))
+        snapshot, split = await call.context.store.run(lambda db: _read(db, call, action))
     except (NoderangeError, RegexValueError, serving.ServingError) as exc:
         await call.error(str(exc))
         return
@@ -126,7 +126,7 @@ async def nodeset(call: Call) -> None:
     said: dict[str, str] = {}  # what the service nodes set their nodes to
     await alongside(call, split, lambda: _here(call, action, snapshot, boot), said)
     if said and action.kind != "stat":
-        await call.daemon.store.run(lambda db: _record_served(db, action, said))
+        await call.context.store.run(lambda db: _record_served(db, action, said))
 
 
 async def _here(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> None:
@@ -152,7 +152,7 @@ async def _set(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) 
         return
     if boot.dhcp and outcome.hosts:
         try:
-            written = await write_entries(call.daemon.layout.dhcp, outcome.hosts)
+            written = await write_entries(call.context.layout.dhcp, outcome.hosts)
         except DhcpFilesError as exc:  # the nodes' files and states are set: say both
             await call.error(str(exc))
         else:
@@ -165,7 +165,7 @@ async def _set(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) 
 
 async def _write_files(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> _Outcome:
     """Every node's boot files, in a worker thread; the warnings said."""
-    ca_fingerprint = fingerprint(call.daemon.ca.cert).hex()
+    ca_fingerprint = fingerprint(call.context.ca.cert).hex()
     outcome = await trio.to_thread.run_sync(_Setter(action, snapshot, boot, ca_fingerprint).run)
     for warning in outcome.warnings:
         await call.warning(warning)
@@ -180,7 +180,7 @@ async def refresh_image(call: Call, image: str) -> int:
     as they are (a pack changes none of them).  A node that cannot be written
     is `<node>: Error: ...`; the number of nodes written."""
     try:
-        snapshot = await call.daemon.store.run(lambda db: _read_set_to(db, call, image))
+        snapshot = await call.context.store.run(lambda db: _read_set_to(db, call, image))
     except RegexValueError as exc:  # a node's regex value that fails
         await call.error(str(exc))
         return 0
@@ -439,7 +439,7 @@ async def _record(call: Call, outcome: _Outcome, window_minutes: int) -> None:
         arm(db, outcome.enrolling, until=until, by=call.caller.name)
 
     if edits:
-        await call.daemon.store.run(record)
+        await call.context.store.run(record)
 
 
 def _record_served(db, action: Action, states: dict[str, str]) -> None:

@@ -31,12 +31,12 @@ async def _read(call: Call, name: str | None) -> tuple[dict[str, str] | None, Pa
         image = objects.load(db, OSIMAGE, [name]).get(name) if name else None
         return image, objects.site(db).get("installdir")
 
-    image, found = await call.daemon.store.run(work)
-    return image, Path(found or call.daemon.layout.installdir)
+    image, found = await call.context.store.run(work)
+    return image, Path(found or call.context.layout.installdir)
 
 
 async def record(call: Call, name: str, values: dict[str, str]) -> None:
     """Write attributes back onto the osimage, as xCAT's image commands do."""
-    await call.daemon.store.run(
+    await call.context.store.run(
         lambda db: objects.change(db, [Edit(Definition(OSIMAGE, name, values))])
     )

@@ -89,14 +89,14 @@ async def drive(
     credentials it lacks from the passwd table) through the daemon's
     fan-out; one error line for each node that cannot be controlled, and
     `report` for each of the others as it answers."""
-    defaults = await call.daemon.store.run(passwd_defaults)
+    defaults = await call.context.store.run(passwd_defaults)
     jobs = {}
     for node, values in nodes.items():
         try:
             jobs[node] = Job(target_for(node, values, defaults), operation)
         except HardwareError as exc:
             await call.error(str(exc), node=node)
-    config = call.daemon.config
+    config = call.context.config
     await run_each(jobs, Limits(config.bmc_fanout, config.bmc_timeout), report)
 
 

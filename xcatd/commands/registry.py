@@ -18,17 +18,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
-if TYPE_CHECKING:
-    from ..call import Call
+from ..call import Call
+from ..errors import XcatdError
 
-Runner = Callable[["Call"], Awaitable[None]]
+Runner = Callable[[Call], Awaitable[None]]
 
 REGISTRY: dict[str, Command] = {}
 
 
-class UsageError(Exception):
+class UsageError(XcatdError):
     """Bad options; the message ends with the command's usage line."""
 
 

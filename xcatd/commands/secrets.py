@@ -23,7 +23,7 @@ def may_read_secrets(call: Call) -> bool:
     role = call.caller.signer.role
     if role in DAEMON_ROLES:
         return True
-    return call.daemon.policy.allows(call.caller.name, role, "chtab", None)
+    return call.context.policy.allows(call.caller.name, role, "chtab", None)
 
 
 def masked(values: Mapping[str, tuple[str, Source]]) -> dict[str, tuple[str, Source]]:

@@ -162,7 +162,7 @@ async def _save(call: Call, saved: dict[str, str], facts: dict[str, Facts]) -> N
     ]
     try:
         if edits:
-            await call.daemon.store.run(lambda db: objects.change(db, edits))
+            await call.context.store.run(lambda db: objects.change(db, edits))
     except objects.DefinitionError as exc:  # a node removed meanwhile
         for problem in exc.problems:
             await call.error(problem)

@@ -25,7 +25,7 @@ from ..store.selection import parse_selection
 from ..store.table_edits import Changes, Key
 from ..store.tables import Column, Mapping, Row, Table, TableError
 from . import audit_table
-from .common import Produced, Refusal, expand_noderange, respond
+from .common import CommandRefused, Produced, expand_noderange, respond
 from .defs import DefParser, comma_list
 from .registry import CommandParser, command
 from .secrets import MASK, is_secret, may_read_secrets
@@ -119,7 +119,7 @@ async def _run(call: Call, produce: Callable[[object], Produced]) -> None:
         try:
             return produce(db)
         except TableError as exc:
-            raise Refusal(str(exc)) from None
+            raise CommandRefused(str(exc)) from None
         except _Answer as exc:
             return _answer(call, exc.text, exc.rc)
 
@@ -142,7 +142,7 @@ def _first(call: Call, version: str | None = None) -> Produced | None:
     if options.help:
         return _answer(call, USAGE[name])
     if options.version:
-        return Produced([version or f"Version {call.daemon.version}"])
+        return Produced([version or f"Version {call.context.version}"])
     return None
 
 
@@ -277,22 +277,22 @@ def _tabdump(db, call: Call) -> Produced:
         return answer
     for flag, given in (("-d", options.describe), ("-w", options.where), ("-f", options.file)):
         if options.number and given:
-            raise Refusal(f"You  cannot use the -n and {flag} flag together. ")
+            raise CommandRefused(f"You  cannot use the -n and {flag} flag together. ")
     if len(options.table) > 1:
         return _answer(call, USAGE["tabdump"], 1)
     if not options.table:
         if options.file:
-            raise Refusal("table name missing from the command input. ")
+            raise CommandRefused("table name missing from the command input. ")
         return Produced(_descriptions() if options.describe else sorted(schema.tables()))
     name = options.table[0]
     if options.number and name not in LOGS:
-        raise Refusal(
+        raise CommandRefused(
             f"{name} table is not supported in tabdump -n. You may only use this option on "
             "the auditlog or the eventlog."
         )
     if options.describe:
         if name not in schema.tables():
-            raise Refusal(f"table {name} does not exist.")
+            raise CommandRefused(f"table {name} does not exist.")
         return Produced(_column_descriptions(schema.table(name)))
     table = schema.table(name)
     return Produced(list(schema.csv_lines(table, _dumped(db, call, table))))
@@ -358,7 +358,7 @@ def _gettab(db, call: Call) -> Produced:
     for table_name in wanted:
         for key in keys:
             if schema.table(table_name).column(key) is None:
-                raise Refusal(f"Unknown key {key} to {table_name}")
+                raise CommandRefused(f"Unknown key {key} to {table_name}")
     terse = len(options.args) == 2 and not options.names
     lines = []
     for table_name, columns in wanted.items():
@@ -399,13 +399,13 @@ _NOT_KEYS = re.compile(r"([^.=]+)\.([^.=]+)=(.+)")
 
 def _chtab(db, call: Call) -> Produced:
     options = call.options
-    if (answer := _first(call, f"chtab Version {call.daemon.version}")) is not None:
+    if (answer := _first(call, f"chtab Version {call.context.version}")) is not None:
         return answer
     if not options.args:
         return _answer(call, USAGE["chtab"], 1)
     target, *rest = options.args
     if _NOT_KEYS.match(target.split(",")[0]):
-        raise Refusal(
+        raise CommandRefused(
             f"'{target}': name the row first, as keycolname=keyvalue (chtab node=NAME "
             "table.column=value; site rows: key=NAME)"
         )
@@ -442,11 +442,11 @@ def _chtab_assignment(db, call, nodes, spec: str, keys: dict[str, str], changes:
     table = _existing_table(call, table_name)
     for key in keys:
         if table.column(key) is None:
-            raise Refusal(f'No column "{key}" in table "{table.name}"')
+            raise CommandRefused(f'No column "{key}" in table "{table.name}"')
     op = "+=" if "+=" in rest else "="
     column_name, equals, value = rest.partition(op)
     if not equals:
-        raise Refusal(f"'{spec}' gives no value: write {table_name}.{column_name}=value")
+        raise CommandRefused(f"'{spec}' gives no value: write {table_name}.{column_name}=value")
     _, column = schema.column(table.name, column_name)
     for key in _rows_for(db, call, nodes, table, keys, create=True):
         _assign(changes, table, column, key, op, value)
@@ -470,7 +470,9 @@ def _rows_for(db, call, nodes: Nodes, table: Table, keys: dict[str, str], create
     spec = table.attribute_rows
     if spec is not None:
         if set(keys) != {spec.name}:
-            raise Refusal(f"site rows are named by key: chtab key=NAME site.{spec.value}=VALUE")
+            raise CommandRefused(
+                f"site rows are named by key: chtab key=NAME site.{spec.value}=VALUE"
+            )
         return [(spec.objtype, schema.site_attribute(table, keys[spec.name]))]
     named = [t for t, column in table.names.items() if set(keys) == {column}]
     if named and table.kept:
@@ -483,7 +485,7 @@ def _rows_for(db, call, nodes: Nodes, table: Table, keys: dict[str, str], create
     if not matched and create:
         pairs = ",".join(f"{k}={v}" for k, v in keys.items())
         names = " or ".join(sorted(set(table.names.values()))) or "its key"
-        raise Refusal(f"No {table.name} row has {pairs}: name a row by {names} to add one")
+        raise CommandRefused(f"No {table.name} row has {pairs}: name a row by {names} to add one")
     return matched
 
 
@@ -494,7 +496,7 @@ def _is_group(db, nodes: Nodes) -> Callable[[str], bool]:
 def _delete_rows(db, call, nodes, table: Table, keys: dict[str, str], changes: Changes) -> None:
     """chtab -d: the rows `keys` name, deleted."""
     if table.name in LOGS:
-        raise Refusal(f"The {table.name} is kept by xcatd's audit trail: use tabprune")
+        raise CommandRefused(f"The {table.name} is kept by xcatd's audit trail: use tabprune")
     for key in _rows_for(db, call, nodes, table, keys, create=False):
         _clear_row(table, key, changes)
 
@@ -603,12 +605,12 @@ def _nodegrpch(db, call: Call) -> Produced:
         return _written(changes)
     criteria, assignments = _nodech_args(args)
     if criteria:
-        raise Refusal("nodegrpch sets columns: table.column==value selections are nodech's")
+        raise CommandRefused("nodegrpch sets columns: table.column==value selections are nodech's")
     for _, column, op, _ in assignments:
         if op != "=":
-            raise Refusal(",= and ^= are not supported by nodegrpch")
+            raise CommandRefused(",= and ^= are not supported by nodegrpch")
         if (mapping := column.mapping(NODE)) is not None and mapping.attribute == "groups":
-            raise Refusal("Group membership is not changeable via nodegrpch")
+            raise CommandRefused("Group membership is not changeable via nodegrpch")
     for group in comma_list(groups):
         for table, column, op, value in assignments:
             changes.assign((GROUP, group), table, column, op, value)
@@ -621,7 +623,7 @@ def _nodegrpch(db, call: Call) -> Produced:
 def _delete_tables(args: list[str]) -> list[Table]:
     bad = [arg for arg in args if "." in arg or "=" in arg]
     if bad:
-        raise Refusal(". and = not valid in delete mode.")
+        raise CommandRefused(". and = not valid in delete mode.")
     return [_node_table(name) for name in args]
 
 
@@ -639,7 +641,7 @@ def _nodech_args(args: list[str]) -> tuple[list[Callable[[Nodes, str], bool]], l
     criteria, assignments = [], []
     for arg in args:
         if "=" not in arg and "!~" not in arg:
-            raise Refusal(f"Malformed argument {arg} ignored.")
+            raise CommandRefused(f"Malformed argument {arg} ignored.")
         if (found := _CRITERION.match(arg)) and "=" not in found["col"]:
             criteria.append(_criterion(found["col"], found["op"], found["value"]))
             continue
@@ -712,13 +714,13 @@ def _tabrestore(db, call: Call) -> Produced:
     if not options.file:
         return _answer(call, USAGE["tabrestore"], 2)
     if call.stdin is None:
-        raise Refusal(f"Unable to open {options.file} for reading.")
+        raise CommandRefused(f"Unable to open {options.file} for reading.")
     name = os.path.basename(options.file).split(".")[0]
     table = schema.tables().get(name)
     if table is None:
         raise TableError(f"Unable to open {name}")
     if name in LOGS:
-        raise Refusal(f"The {name} is kept by xcatd's audit trail: tabprune removes records")
+        raise CommandRefused(f"The {name} is kept by xcatd's audit trail: tabprune removes records")
     text = call.stdin.decode("utf-8", errors="replace")
     return _written(restore(db, call, table, text.splitlines(), replace=not options.addrows))
 

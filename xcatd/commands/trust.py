@@ -18,11 +18,9 @@ from __future__ import annotations
 from ..auth import AuthError
 from ..call import Call
 from ..enrollment import ssh_certificates
+from ..policy import GETCRL, RENEW_SSH
 from ..sshca import SshError, public_key
 from .registry import CommandParser, command
-
-GETCRL = "getcrl"
-RENEW_SSH = "renewsshcerts"
 
 
 @command(GETCRL, "Print the cluster CA's certificate revocation list (service nodes take it).")
@@ -33,7 +31,7 @@ def getcrl_options(parser: CommandParser) -> None:
 @getcrl_options.runs
 async def getcrl(call: Call) -> None:
     try:
-        pem = call.daemon.auth.revocations.pem
+        pem = call.context.auth.revocations.pem
     except AuthError as exc:
         await call.error(str(exc))
         return
@@ -63,5 +61,5 @@ async def renewsshcerts(call: Call) -> None:
     except SshError as exc:
         await call.error(str(exc))
         return
-    issued = await ssh_certificates(call.daemon, caller.signer.cert, *keys)
+    issued = await ssh_certificates(call.context, caller.signer.cert, *keys)
     await call.data(f"{caller.name}: SSH certificates renewed", data=issued)

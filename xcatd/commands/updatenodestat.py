@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..boot.status import STATES, write_status
 from ..call import Call
-from .common import Produced, Refusal, expand_noderange, respond
+from .common import CommandRefused, Produced, expand_noderange, respond
 from .registry import CommandParser, command
 
 
@@ -33,7 +33,7 @@ async def updatenodestat(call: Call) -> None:
     def work(db) -> Produced:
         names = expand_noderange(call, call.options.noderange, call.nodes(db))
         if not names:
-            raise Refusal("no nodes in the noderange")
+            raise CommandRefused("no nodes in the noderange")
         write_status(db, names, state)
         return Produced([])
 

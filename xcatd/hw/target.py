@@ -20,6 +20,7 @@ from typing import Protocol
 
 import sqlite_utils
 
+from ..errors import XcatdError
 from ..store import objects
 from ..store.objtypes import PASSWD
 
@@ -30,7 +31,7 @@ PORTS = {"ipmi": 623, "redfish": 443}
 METHODS = tuple(PORTS)
 
 
-class HardwareError(Exception):
+class HardwareError(XcatdError):
     """Why one node's hardware could not be controlled: the one line its
     administrator reads after `<node>: Error: `."""
 

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import XcatdError
+
 DISKLESS = ("netboot", "statelite")
 PROVMETHODS = ("install", *DISKLESS)
 PACK_METHODS = ("cpio", "tar", "squashfs")
@@ -36,7 +38,7 @@ INCOMPLETE = ".genimage.incomplete"
 VENV = "/opt/xcat"  # in a service node's image: xcatd's Python environment
 
 
-class OsImageError(Exception):
+class OsImageError(XcatdError):
     """The osimage cannot be used as asked; the message says what to set."""
 
 

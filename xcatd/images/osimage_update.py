@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import XcatdError
 from .osimage import Distro, default_otherpkgdir, default_pkgdir, default_rootimgdir, family_of
 from .profiles import SHIPPED, find_profile_file
 
@@ -30,7 +31,7 @@ _DISKLESS_FILES = {"exlist": "exlist", "postinstall": "postinstall"}
 _ANY_FILES = {"pkglist": "pkglist", "otherpkglist": "otherpkgs.pkglist"}
 
 
-class UpdateError(ValueError):
+class UpdateError(XcatdError, ValueError):
     """Why the image cannot be filled in, in xCAT's words."""
 
 

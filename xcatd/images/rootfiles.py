@@ -18,8 +18,10 @@ import os
 import stat
 from pathlib import Path
 
+from ..errors import XcatdError
 
-class RootFileError(Exception):
+
+class RootFileError(XcatdError):
     """A file of the image cannot be read or written as asked; the message says why."""
 
 

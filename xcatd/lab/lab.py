@@ -44,6 +44,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import XcatdError
 from . import bmc, netns
 from .chassis_control import HARDWARE, QEMU, Machine
 from .process import Process, ProgramError, running, stop_group
@@ -75,7 +76,7 @@ PROGRAMS = {QEMU: "qemu-system-x86", bmc.IPMI_SIM: "openipmi", "dnsmasq": "dnsma
             "ip": "iproute2", "ss": "iproute2"}  # fmt: skip
 
 
-class LabError(Exception):
+class LabError(XcatdError):
     """What went wrong, in one line, and what to do."""
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from ..errors import XcatdError
+
 NAMESPACES = Path("/run/netns")  # where `ip netns add` names them
 
 
-class NetnsError(RuntimeError):
+class NetnsError(XcatdError, RuntimeError):
     """`ip` refused: its own words."""
 
 

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
+from ..errors import XcatdError
+
 POLL_INTERVAL = 0.1
 TAIL_LINES = 40
 # Terminal control sequences on a serial console: ANSI escapes (colours,
@@ -23,7 +25,7 @@ TAIL_LINES = 40
 _CONTROL = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[a-z]|\x08 \x08|\r")
 
 
-class ProgramError(RuntimeError):
+class ProgramError(XcatdError, RuntimeError):
     """A program exited, or did not print what was awaited."""
 
 

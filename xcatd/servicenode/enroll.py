@@ -43,6 +43,7 @@ from ..admin import seed_policy
 from ..ca import cert_pem, key_pem, name_of, role_of, write_private, write_public
 from ..config import Config
 from ..enrollment import ENROLL
+from ..errors import XcatdError
 from ..layout import Layout
 from ..sshca import certificate_file, ensure_key
 from ..store import Store
@@ -50,7 +51,7 @@ from ..store import Store
 RETRY_SECONDS = 5  # between attempts while the management node cannot be reached
 
 
-class EnrollError(Exception):
+class EnrollError(XcatdError):
     """Enrollment failed for good; the message says why and what to do."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import trio
 
+from ..errors import XcatdError
 from ..images.osimage import INITRD, KERNEL
 from .replica import Copy, moved
 
@@ -29,7 +30,7 @@ CHUNK = 1 << 20
 TIMEOUT = 60  # seconds without a byte from the management node
 
 
-class ImageCopyError(Exception):
+class ImageCopyError(XcatdError):
     """An image could not be copied; the one it has (if any) is left as it was."""
 
 

@@ -13,16 +13,13 @@ never the daemon's memory or its other work.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import trio
 
+from ..context import Replicating
 from ..link import Link, LinkError
 from ..throttle import ThrottledWarning
 from .replica import ReplicaError, master_of
-
-if TYPE_CHECKING:
-    from ..daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +28,7 @@ RETRY_SECONDS = (1, 2, 5, 10, 30)
 
 
 class StatusRelay:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Replicating) -> None:
         self.daemon = daemon
         self._waiting: dict[str, str] = {}  # node -> its latest state, oldest first
         self._arrived = trio.Event()

@@ -30,6 +30,7 @@ import sqlite_utils
 from xcat_client.credentials import Target
 
 from ..auth import AuthError
+from ..errors import XcatdError
 from ..link import Link
 from ..store import objects
 from ..store.objects import Definition, DefinitionError
@@ -37,7 +38,7 @@ from ..store.objtypes import GROUP, NETWORK, NODE, OSIMAGE, SITE, ObjectType
 from .revocations import TrustError, take_revocations
 
 if TYPE_CHECKING:
-    from ..daemon import Daemon
+    from ..context import Replicating
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ COPIED = (SITE, NETWORK, OSIMAGE, GROUP, NODE)
 HOST_LOCAL = ("installdir", "tftpdir")  # site values that are each host's own
 
 
-class ReplicaError(Exception):
+class ReplicaError(XcatdError):
     """The definitions could not be had from the management node; the copy is unchanged."""
 
 
@@ -66,7 +67,7 @@ class Copy:
         return self.site.get("installdir", "")
 
 
-def master_of(daemon: Daemon) -> Target:
+def master_of(daemon: Replicating) -> Target:
     try:
         return Target.parse(daemon.config.master)
     except ValueError:
@@ -76,7 +77,7 @@ def master_of(daemon: Daemon) -> Target:
         ) from None
 
 
-async def refresh(daemon: Daemon) -> Copy:
+async def refresh(daemon: Replicating) -> Copy:
     """The management node's definitions, made the local ones unless they
     are as last taken; what they are."""
     master = master_of(daemon)

@@ -7,20 +7,21 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ..commands.trust import GETCRL
+from ..errors import XcatdError
 from ..link import Link
+from ..policy import GETCRL
 
 if TYPE_CHECKING:
-    from ..daemon import Daemon
+    from ..context import Replicating
 
 log = logging.getLogger(__name__)
 
 
-class TrustError(Exception):
+class TrustError(XcatdError):
     """The management node did not give what was asked; the text says what it said."""
 
 
-async def take_revocations(daemon: Daemon, link: Link) -> None:
+async def take_revocations(daemon: Replicating, link: Link) -> None:
     """The management node's revocation list, unless this node has it already."""
     revocations = daemon.auth.revocations
     theirs = link.hello.crl

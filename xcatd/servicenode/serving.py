@@ -9,12 +9,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..call import Call
+from ..errors import XcatdError
 from ..link import LinkError
 from .images import ImageCopyError, provide, source_of
 from .replica import Copy, ReplicaError, master_of, refresh
 
 
-class ServingError(Exception):
+class ServingError(XcatdError):
     """The service node cannot work for this request; the text says why."""
 
 
@@ -22,13 +23,13 @@ async def definitions(call: Call) -> Copy | None:
     """The management node's definitions, made this node's; None when there
     is nothing to take (not a service node, or a request the management
     node did not carry here)."""
-    if not (call.daemon.role == "servicenode" and call.relayed_by_master):
+    if not (call.context.role == "servicenode" and call.relayed_by_master):
         return None
     try:
-        return await refresh(call.daemon)
+        return await refresh(call.context)
     except (ReplicaError, LinkError) as exc:
         raise ServingError(
-            f"{call.daemon.config.hostname} cannot take the definitions: {exc}"
+            f"{call.context.config.hostname} cannot take the definitions: {exc}"
         ) from None
 
 
@@ -37,8 +38,8 @@ async def copy_images(
 ) -> dict[str, str]:
     """Each osimage's packed files from the management node, current; why
     an image could not be had, by name (its nodes cannot be set up)."""
-    source = source_of(copy, master_of(call.daemon).host, call.daemon.config.http_port)
-    installdir = call.daemon.layout.installdir
+    source = source_of(copy, master_of(call.context).host, call.context.config.http_port)
+    installdir = call.context.layout.installdir
     failed = {}
     for name, values in images.items():
         if not values.get("packfile"):

@@ -28,8 +28,8 @@ import trio
 
 from ..auth import AuthError
 from ..ca import write_public
-from ..commands.trust import RENEW_SSH
 from ..link import Link, LinkError
+from ..policy import RENEW_SSH
 from ..sshca import certificate_file, ensure_key, renewal_due
 from ..throttle import ThrottledWarning
 from .enroll import host_key, user_key

@@ -19,6 +19,7 @@ from typing import TypeVar
 import sqlite_utils
 import trio
 
+from ..errors import XcatdError
 from .patterns import budget
 from .schema import ensure_schema
 
@@ -30,7 +31,7 @@ _MACHINE_ERRORS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CAN
                    "SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_BUSY")  # fmt: skip
 
 
-class StoreError(Exception):
+class StoreError(XcatdError):
     """The database could not do the work, for a reason of the machine's
     (a full disk); its transaction was rolled back, so nothing changed."""
 

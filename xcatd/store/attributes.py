@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from ..errors import XcatdError
 from . import keyed
 from .regex_values import RegexValueError, compile_value, is_regex_value
 
@@ -23,7 +24,7 @@ MAX_VALUE_BYTES = 64 << 10  # of one attribute value, in UTF-8
 _SHOWN = 80  # characters of a bad value that its error message repeats
 
 
-class AttributeValueError(ValueError):
+class AttributeValueError(XcatdError, ValueError):
     pass
 
 

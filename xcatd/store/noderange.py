@@ -52,6 +52,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import NamedTuple, Protocol
 
+from ..errors import XcatdError
 from .patterns import Pattern, PatternError
 from .regex_values import RegexValueError
 from .selection import SelectionError, parse_selection
@@ -61,7 +62,7 @@ MAX_DEPTH = 50  # nested parentheses
 MAX_FILE_BYTES = 16 << 20
 
 
-class NoderangeError(ValueError):
+class NoderangeError(XcatdError, ValueError):
     """A noderange that cannot be expanded; the message says why, on one line."""
 
 

@@ -13,6 +13,7 @@ from functools import partial
 
 import sqlite_utils
 
+from ..errors import XcatdError
 from . import keyed
 from .attributes import AttributeValueError
 from .nodes import in_chunks, rows
@@ -21,7 +22,7 @@ from .objtypes import GROUP, NETWORK, NODE, SITE, TYPES, ObjectType, check_name
 Values = dict[str, str]
 
 
-class DefinitionError(Exception):
+class DefinitionError(XcatdError):
     """Definitions that cannot be written; one line per problem.
 
     `per_object`: the problems are those of objects that failed xCAT's checks
@@ -32,10 +33,9 @@ class DefinitionError(Exception):
     def __init__(
         self, problems: list[str], *, per_object: bool = False, warnings: list[str] | None = None
     ) -> None:
-        super().__init__("\n".join(problems))
+        super().__init__(*problems, warnings=warnings or [])
         self.problems = problems
         self.per_object = per_object
-        self.warnings = warnings or []
 
 
 @dataclass

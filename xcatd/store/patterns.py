@@ -39,6 +39,7 @@ from re import _parser as re_parser  # type: ignore[attr-defined]  # the parse t
 
 import regex
 
+from ..errors import XcatdError
 from .perl_regex import PerlSyntaxError, translate
 
 MATCH_LIMIT = 0.25  # seconds (CPU) for one match
@@ -54,7 +55,7 @@ _REPEATS = (re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, re_parser.POSSESSIVE_REP
 warnings.filterwarnings("ignore", category=FutureWarning, module=__name__)
 
 
-class PatternError(ValueError):
+class PatternError(XcatdError, ValueError):
     """A pattern that is malformed, too large or too slow; the message says which."""
 
 

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import re
 
+from ..errors import XcatdError
 
-class PerlSyntaxError(ValueError):
+
+class PerlSyntaxError(XcatdError, ValueError):
     """A Perl construct with no Python equivalent; the message names it."""
 
 

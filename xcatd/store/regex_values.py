@@ -42,6 +42,7 @@ from functools import lru_cache
 
 import regex
 
+from ..errors import XcatdError
 from .patterns import Pattern, PatternError
 
 MAX_LENGTH = 256
@@ -56,7 +57,7 @@ Term = int | Callable[[Captures], int]
 Piece = Callable[[Captures], str]
 
 
-class RegexValueError(ValueError):
+class RegexValueError(XcatdError, ValueError):
     """A regular-expression value that cannot be used; the message names it."""
 
 

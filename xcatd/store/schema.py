@@ -22,6 +22,7 @@ from pathlib import Path
 import sqlite_utils
 
 from .. import __version__
+from ..errors import XcatdError
 from ..policy import SERVICE_NODE_COMMANDS, SERVICE_NODE_COMMANDS_2
 from .objtypes import STORED
 
@@ -56,7 +57,7 @@ def _priorities_as_text(db: sqlite_utils.Database) -> None:
 UPGRADES: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _priorities_as_text}
 
 
-class SchemaError(Exception):
+class SchemaError(XcatdError):
     """The database cannot be used by this xcatd as it is; one line saying
     what and what to do, and the database was left as it was."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..errors import XcatdError
 from .patterns import Pattern, PatternError
 
 # What an attribute name may be (xCAT's are short; a long one is a mistake,
@@ -19,7 +20,7 @@ ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.]{1,64}")
 _FORM = re.compile(rf"^({ATTRIBUTE_NAME.pattern})(==|!=|=~|!~|=)(.*)$", re.DOTALL)
 
 
-class SelectionError(ValueError):
+class SelectionError(XcatdError, ValueError):
     """A selection that cannot be used; the message names it and says why, on one line."""
 
 

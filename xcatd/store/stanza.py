@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from ..errors import XcatdError
+
 HEADER = "# <xCAT data object stanza file>"
 
 
-class StanzaError(ValueError):
+class StanzaError(XcatdError, ValueError):
     pass
 
 

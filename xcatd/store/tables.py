@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property, partial
 from pathlib import Path
 
+from ..errors import XcatdError
 from .objtypes import GROUP, NODE, STORED, TYPES, ObjectType
 
 DATA = Path(__file__).with_name("xcat_tables.json")
@@ -31,7 +32,7 @@ DATA = Path(__file__).with_name("xcat_tables.json")
 Cells = dict[str, str | None]  # column -> value (None: no value)
 
 
-class TableError(ValueError):
+class TableError(XcatdError, ValueError):
     """A table request that cannot be done; the message is one line, xCAT's where xCAT has one."""
 
 

@@ -14,12 +14,13 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
+from ..errors import XcatdError
 from .objtypes import TYPES, ObjectType
 
 DATA = Path(__file__).with_name("xcat_templates.json")
 
 
-class TemplateError(ValueError):
+class TemplateError(XcatdError, ValueError):
     """A mkdef from a template lacking what the template requires; xCAT's words."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ...errors import XcatdError
 from ..osimage import ImageFiles
 from .chroot import Namespace
 
@@ -43,7 +44,7 @@ def image_env(**extra: str) -> dict[str, str]:
     }
 
 
-class BuildError(Exception):
+class BuildError(XcatdError):
     """genimage stops; the message is what the administrator reads."""
 
 

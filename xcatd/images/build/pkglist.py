@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...errors import XcatdError
 from .. import profiles
 from ..listfiles import Line, ListFiles
 
@@ -42,7 +43,7 @@ _GROUP = re.compile(r"@[A-Za-z0-9_.+-][A-Za-z0-9_.+ -]*")
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # listfiles' escapes for bytes that are not UTF-8
 
 
-class PkglistError(Exception):
+class PkglistError(XcatdError):
     """A list that cannot be read; the message is one line naming file and line."""
 
 

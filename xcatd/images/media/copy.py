@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ...errors import XcatdError
 from ..locks import held
 from .read import Entry, Media, MediaError
 
@@ -24,7 +25,7 @@ CHUNK = 1 << 20
 PROGRESS_EVERY = 16 << 20
 
 
-class CopyError(Exception):
+class CopyError(XcatdError):
     pass
 
 

@@ -18,11 +18,13 @@ import pycdlib
 from pycdlib.dr import DirectoryRecord
 from pycdlib.pycdlibexception import PyCdlibException
 
+from ...errors import XcatdError
+
 ISO_MAGIC_OFFSET = 0x8001
 ISO_MAGIC = b"CD001"
 
 
-class MediaError(Exception):
+class MediaError(XcatdError):
     """Media that cannot be used; the message says which and why."""
 
 

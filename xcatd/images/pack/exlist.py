@@ -25,10 +25,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...errors import XcatdError
 from ..listfiles import ListFiles
 
 
-class ExlistError(Exception):
+class ExlistError(XcatdError):
     """A list that cannot be read or makes no sense; the message names it."""
 
 

@@ -23,13 +23,14 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from ...errors import XcatdError
 from .exlist import Selector
 
 CHUNK = 1 << 20
 PROGRESS_EVERY = 32 << 20
 
 
-class PackError(Exception):
+class PackError(XcatdError):
     """Packing cannot go on; the message says why, in words for the administrator."""
 
 
