@@ -13,7 +13,7 @@ output after; `bash .ci/demo`, the README's first command, runs it.
                                                      enrolls and serves
     genimage, packimage of the compute image;
     makedhcp -n, nodeset cn1, rnetboot cn1           cn1 boots, served by sn1
-    nodestat all
+    nodestat sn1, and nodestat cn1 on sn1            both answer
 
 Every command is the real one: the client commands against the lab's
 management node through its forwarder, `xcatd lab` and `xcatd bundle` as an
@@ -55,8 +55,7 @@ KERNEL_OPTIONS = "net.ifnames=0"
 DHCP_SERVICE = "dnsmasq.service"
 EXPORTS = "/install *(ro,no_root_squash,sync,fsid=13)"
 # The seed's packimage (cpio), with zstd: gunzip alone takes a minute and a
-# half under emulation.  Not squashfs: Debian 12's kernel 6.1.0-57 hangs
-# under TCG in squashfs readahead as soon as init runs from it.
+# half under emulation.
 PACK = ("-c", "zstd")
 BOOT_LIMIT = 1200.0  # seconds from rnetboot to `booted`, under TCG on a loaded 2-core host
 POLL_STATUS = 3.0  # seconds between looks at the node's reported status
@@ -341,14 +340,7 @@ class Walk:
             self.netboot("service", service.name)
             self.note(f"{service.name} enrolled with the management node for its certificate "
                       "and serves with it:")  # fmt: skip
-            there = f"{service.ip}:{DAEMON_PORT}"
-            self.run(
-                "lsxcatd",
-                "-t",
-                inside=True,
-                env={"XCATHOST": there},
-                shown=f"XCATHOST={there} lsxcatd -t    # inside the lab's network",
-            )
+            self.on(service.ip, "lsxcatd", "-t")
             self.run("nodestat", service.name)
 
     def compute_image(self) -> None:
@@ -365,7 +357,17 @@ class Walk:
                       "management node:")  # fmt: skip
             self.run("nodeset", compute.name, f"osimage={COMPUTE}")
             self.netboot(compute.name, compute.name)
-            self.run("nodestat", "all")
+            self.run("nodestat", service.name)
+            self.note(f"nodestat probes from where it runs, and {service.name} reaches "
+                      f"{compute.name} on its compute network:")  # fmt: skip
+            self.on(service.ip, "nodestat", compute.name)
+
+    def on(self, address: str, *argv: str) -> str:
+        """A client command sent to the xcatd at `address` in the lab's
+        network (a service node's) instead of the management node's."""
+        there = f"{address}:{DAEMON_PORT}"
+        shown = f"XCATHOST={there} {shlex.join(argv)}    # inside the lab's network"
+        return self.run(*argv, inside=True, env={"XCATHOST": there}, shown=shown)
 
     def netboot(self, noderange: str, node: str) -> None:
         """rnetboot `noderange`, then `node`'s console (rcons) until the node
