@@ -6,7 +6,7 @@
     xcatd revoke      withdraw every certificate issued to a name, at once
     xcatd bundle      wheels of xcatd and its dependencies, for a service-node image
     xcatd enroll      on a booting service node: get its certificate (xcatd-enroll.service)
-    xcatd lab         a virtual cluster on this machine: up, status, down; media
+    xcatd lab         a virtual cluster on this machine: up, status, down; media; demo
 
 Everything users do to the cluster goes through the daemon instead, with the
 client commands (lsxcatd, lsdef, ...).
@@ -142,6 +142,11 @@ def _lab(layout: Layout, args: argparse.Namespace) -> int:
             lines = list(lab.status(args.root))
         elif args.lab_action == "media":
             lines = [media.make(args.out, args.cache)]
+        elif args.lab_action == "demo":
+            from .lab.demo import Options, demo
+
+            demo(Options(args.root, args.namespace, args.port, args.cache, args.iso))
+            return 0
         else:
             lines = [lab.down(args.root)]
     except lab.LabError as exc:
@@ -242,18 +247,24 @@ def _lab_parser(actions) -> None:
     )  # fmt: skip
     lab = actions.add_parser("lab", help="a virtual cluster on this machine: up, status, down")
     lab.set_defaults(action=_lab)
-    verbs = lab.add_subparsers(required=True, dest="lab_action", metavar="up|status|down|media")
-    up = verbs.add_parser("up", parents=[lab_root], help="make the lab and start it")
-    up.add_argument("--service-nodes", type=int, default=1, metavar="N", help="(default 1)")
-    up.add_argument("--compute-nodes", type=int, default=1, metavar="M", help="(default 1)")
-    up.add_argument("--namespace", default=DEFAULT_NAMESPACE,
-                    help=f"its network namespace's name (default {DEFAULT_NAMESPACE})")  # fmt: skip
-    up.add_argument(
+    verbs = lab.add_subparsers(
+        required=True, dest="lab_action", metavar="up|status|down|media|demo"
+    )
+    lab_made = argparse.ArgumentParser(add_help=False)  # what up makes: namespace, door
+    lab_made.add_argument(
+        "--namespace",
+        default=DEFAULT_NAMESPACE,
+        help=f"its network namespace's name (default {DEFAULT_NAMESPACE})",
+    )
+    lab_made.add_argument(
         "--port",
         type=int,
         default=DEFAULT_PORT,
         help=f"its xcatd, from this host: 127.0.0.1:PORT (default {DEFAULT_PORT})",
     )
+    up = verbs.add_parser("up", parents=[lab_root, lab_made], help="make the lab and start it")
+    up.add_argument("--service-nodes", type=int, default=1, metavar="N", help="(default 1)")
+    up.add_argument("--compute-nodes", type=int, default=1, metavar="M", help="(default 1)")
     up.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, metavar="MiB",
                     help=f"each machine's memory (default {DEFAULT_MEMORY_MB})")  # fmt: skip
     up.add_argument("--nic-model", action="append", default=[], metavar="NODE=MODEL",
@@ -269,3 +280,17 @@ def _lab_parser(actions) -> None:
                        help="the ISO to write (default ./debian-12-amd64.iso)")  # fmt: skip
     media.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                        help=f"downloaded packages, kept (default {DEFAULT_CACHE})")  # fmt: skip
+    demo = verbs.add_parser(
+        "demo", parents=[lab_root, lab_made],
+        help="walk the seed document (diskless service nodes) on a new lab of one service "
+        "node and one compute node, each command shown; the lab is left up",
+    )  # fmt: skip
+    demo.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"the media's downloaded packages, kept (default {DEFAULT_CACHE})",
+    )
+    demo.add_argument(
+        "--iso", type=Path, help="a Debian 12 ISO to copycds, instead of making one (lab media)"
+    )

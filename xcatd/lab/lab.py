@@ -347,11 +347,15 @@ class Client:
         bin_dir = Path(sys.executable).parent
         self.path = f"{bin_dir}:{os.environ.get('PATH', '')}"
 
-    def run(self, command: str, *args: str) -> str:
+    def program(self, command: str) -> str:
+        """Where the client command (or xcatd itself) is: beside this xcatd."""
         program = shutil.which(command, path=self.path)
         if program is None:
             raise LabError(f"the client command {command} is not installed beside xcatd")
-        result = subprocess.run([program, *args], capture_output=True, text=True,
+        return program
+
+    def run(self, command: str, *args: str) -> str:
+        result = subprocess.run([self.program(command), *args], capture_output=True, text=True,
                                 env=self.env, timeout=CLIENT_TIMEOUT)  # fmt: skip
         if result.returncode != 0:
             raise LabError(f"{command} {' '.join(args)}: {result.stderr.strip()}")
