@@ -30,7 +30,8 @@ from tests.boot.test_http import Server as HttpServer
 from tests.boot.test_tftp import Client, rrq
 from tests.boot.test_tftp import Server as TftpServer
 from tests.boot.test_tftp_protocol import ack, data
-from xcatd.boot.statusport import MAX_LINE, Room, serve_status_port
+from xcatd.boot.room import Room
+from xcatd.boot.statusport import MAX_LINE, serve_status_port
 from xcatd.boot.tftp import serve_tftp
 from xcatd.boot.tftp_protocol import MAX_RETRIES
 

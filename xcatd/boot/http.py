@@ -41,7 +41,6 @@ import ipaddress
 import logging
 import os
 import urllib.parse
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -54,6 +53,7 @@ import trio
 
 from .byteranges import ByteRange, Unsatisfiable, parse_range, unsatisfied_content_range
 from .pump import Pump, open_pump, sendfile_while_room
+from .room import Room
 from .served import ServedFile, open_served
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,7 @@ async def serve_http(
             status=status,
             request_timeout=request_timeout,
             send_timeout=send_timeout,
-            max_connections=max_connections,
-            max_connections_per_host=max_connections_per_host,
+            room=Room(max_connections, max_connections_per_host),
             pump=pump,
         )
         task_status.started(listeners[0].socket.getsockname()[1])
@@ -112,11 +111,8 @@ class _Server:
     status: StatusHandler | None
     request_timeout: float
     send_timeout: float
-    max_connections: int
-    max_connections_per_host: int
+    room: Room  # connections in all and per host
     pump: Pump
-    connections: int = 0
-    per_host: Counter[str] = field(default_factory=Counter)
     opening: trio.CapacityLimiter = field(
         default_factory=lambda: trio.CapacityLimiter(OPENING_THREADS)
     )
@@ -127,25 +123,18 @@ class _Server:
             host = peer_address(stream)
         except OSError:  # reset before it was accepted
             return
-        if self.connections >= self.max_connections:
-            log.warning("HTTP: refusing a connection: %d open", self.connections)
+        if refusal := self.room.refusal(host):
+            log.warning("HTTP: refusing a connection from %s: %s", host, refusal)
             return
-        if self.per_host[host] >= self.max_connections_per_host:
-            log.warning("HTTP: refusing a connection from %s: %d open", host, self.per_host[host])
-            return
-        self.connections += 1
-        self.per_host[host] += 1
-        try:
-            await _Connection(self, stream, host).serve()
-        except (trio.BrokenResourceError, trio.TooSlowError, OSError) as exc:
-            log.debug("HTTP connection dropped: %s", exc)
-        except Exception:  # a bug: it must cost this connection, never the server
-            log.exception("HTTP: serving a connection failed; it is dropped, the server carries on")
-        finally:
-            self.connections -= 1
-            self.per_host[host] -= 1
-            if not self.per_host[host]:
-                del self.per_host[host]  # not one entry for every host ever served
+        with self.room.held(host):
+            try:
+                await _Connection(self, stream, host).serve()
+            except (trio.BrokenResourceError, trio.TooSlowError, OSError) as exc:
+                log.debug("HTTP connection dropped: %s", exc)
+            except Exception:  # a bug: it must cost this connection, never the server
+                log.exception(
+                    "HTTP: serving a connection failed; it is dropped, the server carries on"
+                )
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,11 @@ endpoint's `node=`).
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from dataclasses import dataclass, field
 from functools import partial
 
 import trio
 
+from .room import Room
 from .status import ReportRefused, StatusReports
 
 log = logging.getLogger(__name__)
@@ -25,26 +24,6 @@ LINE_TIMEOUT = 10.0  # seconds a node gets to send its line
 # one address cannot take every node's room (a node sends one line at a time).
 MAX_CONNECTIONS = 1024
 MAX_CONNECTIONS_PER_ADDRESS = 8
-
-
-@dataclass
-class Room:
-    """The connections being answered, in all and by address."""
-
-    size: int = MAX_CONNECTIONS
-    per_address: int = MAX_CONNECTIONS_PER_ADDRESS
-    taken: Counter[str] = field(default_factory=Counter)
-
-    def enter(self, peer: str) -> bool:
-        if self.taken.total() >= self.size or self.taken[peer] >= self.per_address:
-            return False
-        self.taken[peer] += 1
-        return True
-
-    def leave(self, peer: str) -> None:
-        self.taken[peer] -= 1
-        if not self.taken[peer]:
-            del self.taken[peer]  # not one entry for every address ever seen
 
 
 async def serve_status_port(
@@ -58,7 +37,8 @@ async def serve_status_port(
     """Listen on `host:port` until cancelled; `task_status` gets the bound port."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     task_status.started(listeners[0].socket.getsockname()[1])
-    await trio.serve_listeners(partial(_answer, reports, room or Room()), listeners)
+    room = room or Room(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS)
+    await trio.serve_listeners(partial(_answer, reports, room), listeners)
 
 
 async def _answer(reports: StatusReports, room: Room, stream: trio.SocketStream) -> None:
@@ -68,20 +48,19 @@ async def _answer(reports: StatusReports, room: Room, stream: trio.SocketStream)
             peer = stream.socket.getpeername()[0]
         except OSError:  # reset before it was accepted
             return
-        if not room.enter(peer):
+        if room.refusal(peer):
             return
-        try:
-            with trio.move_on_after(LINE_TIMEOUT):
-                line = await _read_line(stream)
-                reply = await _handle(reports, peer, line) if line is not None else None
-                if reply is not None:
-                    await stream.send_all(reply.encode() + b"\n")
-        except (OSError, trio.BrokenResourceError):
-            pass  # the node went away
-        except Exception:  # a bug or the store failing: log it, keep serving
-            log.exception("status line from a node failed")
-        finally:
-            room.leave(peer)
+        with room.held(peer):
+            try:
+                with trio.move_on_after(LINE_TIMEOUT):
+                    line = await _read_line(stream)
+                    reply = await _handle(reports, peer, line) if line is not None else None
+                    if reply is not None:
+                        await stream.send_all(reply.encode() + b"\n")
+            except (OSError, trio.BrokenResourceError):
+                pass  # the node went away
+            except Exception:  # a bug or the store failing: log it, keep serving
+                log.exception("status line from a node failed")
 
 
 async def _read_line(stream: trio.SocketStream) -> bytes | None:
