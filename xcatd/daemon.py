@@ -24,6 +24,7 @@ import trio
 from xcat_protocol.tls import server_context
 
 from . import __version__
+from .accepting import serve_listeners
 from .admission import Admission
 from .audit import AuditLog
 from .auth import Authenticator
@@ -268,7 +269,7 @@ class Daemon:
     async def _accept(self, listeners: list[trio.SocketListener], nursery: trio.Nursery) -> None:
         try:
             with self._accepting:
-                await trio.serve_listeners(
+                await serve_listeners(
                     partial(handle_connection, self), listeners, handler_nursery=nursery
                 )
         finally:

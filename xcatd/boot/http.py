@@ -51,6 +51,7 @@ from pathlib import Path, PurePosixPath
 import h11
 import trio
 
+from ..accepting import serve_listeners
 from .byteranges import ByteRange, Unsatisfiable, parse_range, unsatisfied_content_range
 from .pump import Pump, open_pump, sendfile_while_room
 from .room import Room
@@ -89,7 +90,7 @@ async def serve_http(
     """Serve files under `roots` on host:port until cancelled.
 
     Reports the bound port to task_status (so port 0 picks a free one); every
-    connection is a task of serve_listeners' nursery, inside this call.
+    connection is a task of serve_listeners' nursery (accepting.py), inside this call.
     """
     listeners = await trio.open_tcp_listeners(port, host=host)
     async with open_pump() as pump:
@@ -102,7 +103,7 @@ async def serve_http(
             pump=pump,
         )
         task_status.started(listeners[0].socket.getsockname()[1])
-        await trio.serve_listeners(server.handle, listeners)
+        await serve_listeners(server.handle, listeners)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from functools import partial
 
 import trio
 
+from ..accepting import serve_listeners
 from .room import Room
 from .status import ReportRefused, StatusReports
 
@@ -38,7 +39,7 @@ async def serve_status_port(
     listeners = await trio.open_tcp_listeners(port, host=host)
     task_status.started(listeners[0].socket.getsockname()[1])
     room = room or Room(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS)
-    await trio.serve_listeners(partial(_answer, reports, room), listeners)
+    await serve_listeners(partial(_answer, reports, room), listeners)
 
 
 async def _answer(reports: StatusReports, room: Room, stream: trio.SocketStream) -> None:

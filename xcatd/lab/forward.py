@@ -14,6 +14,8 @@ import sys
 
 import trio
 
+from ..accepting import serve_listeners
+
 BUFFER = 65536
 
 
@@ -34,7 +36,7 @@ async def forward(listening: socket.socket, host: str, port: int) -> None:
         except* (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
-    await trio.serve_listeners(carry, [listener])
+    await serve_listeners(carry, [listener])
 
 
 async def _copy(source: trio.SocketStream, sink: trio.SocketStream) -> None:
