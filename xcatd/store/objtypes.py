@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 from ..images.osimage import PACK_COMPRESSIONS, PACK_METHODS, PROVMETHODS
@@ -39,7 +40,7 @@ class ObjectType:
                 return None
         return found
 
-    @property
+    @cached_property  # asked for every object listed: 100,000 times by one lsdef
     def per_interface(self) -> tuple[str, ...]:
         """The attributes with a value per network interface (xCAT's nics table)."""
         return tuple(name for name, a in self.attributes.items() if a.per_interface)
