@@ -26,6 +26,7 @@ from xcat_protocol.messages import RequestBody, StdinData
 
 from .cluster import BIN, Cluster
 from .sessions import body, connect, key_of, outcome, signed
+from .waiting import wait_for
 
 
 def configure(cluster: Cluster, **settings) -> None:
@@ -269,6 +270,18 @@ def test_a_command_past_its_address_share_says_which_limit_it_met(strict) -> Non
     for sock in held:
         sock.close()
     still_serving(strict)
+
+
+def test_out_of_open_files_the_daemon_says_so_now_and_then_and_serves_again(cluster) -> None:
+    assert cluster.process is not None
+    subprocess.run(["prlimit", f"--pid={cluster.process.pid}", "--nofile=200:200"], check=True)
+    flood = [socket.create_connection(("127.0.0.1", cluster.http_port)) for _ in range(300)]
+    wait_for(lambda: "Too many open files" in cluster.logs(), "the daemon out of open files")
+    time.sleep(1)  # accept fails every 0.1 s meanwhile
+    assert cluster.logs().count("accepting connections failed: Too many open files") == 1
+    for sock in flood:
+        sock.close()
+    still_serving(cluster)
 
 
 # -- oversized, replayed -----------------------------------------------------------

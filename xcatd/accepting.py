@@ -22,7 +22,11 @@ from contextlib import contextmanager
 
 import trio
 
+from .throttle import ThrottledWarning
+
 log = logging.getLogger(__name__)
+# Out of descriptors, a listener tries again every CAPACITY_PAUSE: one line now and then says so.
+_out_of_capacity = ThrottledWarning(log)
 
 Handler = Callable[[trio.SocketStream], Awaitable[object]]
 
@@ -77,7 +81,9 @@ def _accept_waiting(waiting: socket.socket) -> Iterator[socket.socket | None]:
                 continue
             if exc.errno not in _OUT_OF_CAPACITY:
                 raise
-            log.error("accepting a connection failed: %s; trying again shortly", exc.strerror)
+            _out_of_capacity.warning(
+                "accepting connections failed: %s; trying again (raise LimitNOFILE?)", exc.strerror
+            )
             yield None
             return
         yield accepted
