@@ -8,21 +8,27 @@ user signed it, with the user's certificate — to each service node at
 once, whose daemon checks it and runs it as that user for the nodes it
 serves.  Their output comes back through here as it is produced; a service
 node that cannot be reached, or breaks off, costs an error line for each of
-its nodes that got no answer, never the other nodes' results.
+its nodes that got no answer, never the other nodes' results.  A service
+node's part of a request is the nodes whose first servicenode it is,
+whatever else it knows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 from xcat_protocol.messages import Output
 
-from .call import Call
 from .link import Link, LinkError
 from .store import objects
 from .store.nodes import Nodes
+from .store.objtypes import NO
+
+if TYPE_CHECKING:
+    from .call import Call  # (whose context holds the console server, which uses this)
 
 
 @dataclass
@@ -50,8 +56,7 @@ def split(call: Call, nodes: Nodes, names: Iterable[str]) -> Split:
     dispatching = call.context.role == "master" and call.request is not None
     for node in names:
         known = node in nodes.groups_of  # (makedhcp -d names nodes already removed)
-        server = (nodes.attribute(node, "servicenode") or "") if known else ""
-        server = server.split(",")[0].strip()
+        server = server_of(nodes, node) if known else ""
         if not dispatching or not server or server in (here, node):
             result.local.append(node)
             continue
@@ -60,6 +65,19 @@ def split(call: Call, nodes: Nodes, names: Iterable[str]) -> Split:
             defined = server in nodes.groups_of
             result.addresses[server] = nodes.attribute(server, "ip") if defined else None
     return result
+
+
+def server_of(nodes: Nodes, node: str) -> str:
+    """The service node that runs requests for `node`: the first of its
+    `servicenode` (xCAT's pool lists the others for failover), else ''."""
+    return (nodes.attribute(node, "servicenode") or "").split(",")[0].strip()
+
+
+def bmcs_dispatched(site: dict[str, str]) -> bool:
+    """Whether service nodes drive their nodes' BMCs (rpower, rcons, nodestat
+    -p): site.ipmidispatch, xCAT's switch; no, the management node reaches
+    every BMC itself."""
+    return site.get("ipmidispatch", "y").lower() not in NO
 
 
 async def alongside(
