@@ -6,11 +6,12 @@ node in each node's `servicenode`; the nodes with none (or served by this
 host itself) it handles here, and the user's request goes — exactly as the
 user signed it, with the user's certificate — to each service node at
 once, whose daemon checks it and runs it as that user for the nodes it
-serves.  Their output comes back through here as it is produced; a service
-node that cannot be reached, or breaks off, costs an error line for each of
-its nodes that got no answer, never the other nodes' results.  A service
-node's part of a request is the nodes whose first servicenode it is,
-whatever else it knows.
+serves.  Their output comes back through here as it is produced (a
+command that lists all its nodes in one order, nodestat, holds their nodes'
+lines and shows them with its own); a service node that cannot be reached,
+or breaks off, costs an error line for each of its nodes that got no
+answer, never the other nodes' results.  A service node's part of a
+request is the nodes whose first servicenode it is, whatever else it knows.
 """
 
 from __future__ import annotations
@@ -85,34 +86,41 @@ async def alongside(
     remote: Split,
     here: Callable[[], Awaitable[None]],
     said: dict[str, str] | None = None,
+    held: dict[str, Output] | None = None,
 ) -> None:
     """`here()` for this daemon's own nodes, while the service nodes of
-    `remote` run the request for theirs."""
+    `remote` run the request for theirs; into `said`, what each of their
+    nodes' `<node>: <text>` lines said; into `held` instead of to the user,
+    each of their nodes' own line (`node` set), for a command that shows
+    all its nodes together, in its own order (nodestat)."""
+    relay = _Relay(said, held)
     async with trio.open_nursery() as nursery:
         if remote.remote:
-            nursery.start_soon(_run_remote, call, remote, said)
+            nursery.start_soon(_run_remote, call, remote, relay)
         await here()
 
 
-async def _run_remote(call: Call, remote: Split, said: dict[str, str] | None) -> None:
+@dataclass(frozen=True)
+class _Relay:
+    """What the service nodes' output goes into beside the user (alongside)."""
+
+    said: dict[str, str] | None
+    held: dict[str, Output] | None
+
+
+async def _run_remote(call: Call, remote: Split, relay: _Relay) -> None:
     """The request on every service node of `remote` at once, at the port
-    every xcatd of the cluster serves on (site.xcatdport, else this one's);
-    into `said`, what each node's `<node>: <text>` line said."""
+    every xcatd of the cluster serves on (site.xcatdport, else this one's)."""
     site = await call.context.store.run(objects.site)
     port = int(site.get("xcatdport") or call.context.config.port)
     async with trio.open_nursery() as nursery:
         for server, nodes in remote.remote.items():
             address = remote.addresses.get(server)
-            nursery.start_soon(_run_on, call, server, address, port, nodes, said)
+            nursery.start_soon(_run_on, call, server, address, port, nodes, relay)
 
 
 async def _run_on(
-    call: Call,
-    server: str,
-    address: str | None,
-    port: int,
-    nodes: list[str],
-    said: dict[str, str] | None,
+    call: Call, server: str, address: str | None, port: int, nodes: list[str], relay: _Relay
 ) -> None:
     answered: set[str] = set()
     served = set(nodes)
@@ -120,8 +128,11 @@ async def _run_on(
     async def forward(output: Output) -> None:
         lines = _lines_of(output, served)
         answered.update(lines)
-        if said is not None and output.kind == "info":
-            said.update(lines)
+        if relay.said is not None and output.kind == "info":
+            relay.said.update(lines)
+        if relay.held is not None and output.kind == "info" and output.node in served:
+            relay.held[output.node] = output
+            return
         if output.kind == "error":
             call.errors += 1
         # A terminal session's notices are its console's (rcons), not the service node's.

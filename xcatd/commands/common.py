@@ -134,19 +134,19 @@ def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool =
     return names
 
 
-async def divide(call: Call) -> Split | None:
-    """For a hardware command (rpower, rcons, ...), the nodes of the call's
-    noderange: those handled here, and those each service node handles
-    (hierarchy.py) unless site.ipmidispatch says no (xCAT's switch for
-    BMCs the management node reaches itself); on a service node, the
-    management node's definitions taken first.  None after an error line."""
+async def divide(call: Call, *, hardware: bool = True) -> Split | None:
+    """The nodes of the call's noderange: those handled here, and those
+    each service node handles (hierarchy.py) — for a hardware command
+    (rpower, rcons, ...) unless site.ipmidispatch says no; on a service
+    node, the management node's definitions taken first.  None after an
+    error line."""
     try:
         await serving.definitions(call)
 
         def work(db) -> Split:
             nodes = call.nodes(db)
             names = expand_noderange(call, call.options.noderange, nodes)
-            if not bmcs_dispatched(objects.site(db)):
+            if hardware and not bmcs_dispatched(objects.site(db)):
                 return Split(local=names)
             return split(call, nodes, names)
 
