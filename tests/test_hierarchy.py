@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
+import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,19 +28,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import BIN, Cluster
+from tests.cluster import BIN, Cluster, free_port
 from tests.lab import lab_up
 from tests.netboot import Machine, Network, network
 from tests.terminal import HELP, LEAVE, Terminal
 from tests.test_lab import BOOT_TIMEOUT
 from tests.test_nodeset import make_image
+from tests.test_nodestat import LISTENER, STAMP
 from tests.test_resilience import configure
 from tests.waiting import wait_for
 from xcatd.config import Config
+from xcatd.lab import bmc as bmc_simulator
 from xcatd.lab.chassis_control import GUEST_PROMPT
+from xcatd.lab.process import Process
 
 SERVICE_IMAGE, COMPUTE_IMAGE = "sn-image", "cn-image"
 STATE = "netboot debian12-x86_64-service"  # make_image's profile
+POWER_FILE_CHASSIS = ("/bin/sh", str(Path(__file__).parents[1] / "bench/chassis_state.sh"))
 
 
 @pytest.fixture
@@ -312,6 +319,67 @@ def ipxe_shell(console: Terminal) -> int:
     return console.wait_for(GUEST_PROMPT)
 
 
+@contextmanager
+def compute_network(sn_host: Machine, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Addresses only sn1 reaches (the MN has no route there): cn11 at
+    10.80.0.11, an address of sn1's own namespace with sshd's port open;
+    cn12 at 10.80.0.12, where no one answers, and its BMC at 10.80.0.112,
+    powered off (a simulator, bench/chassis_state.sh its chassis).  The
+    attributes that name that BMC."""
+    for address in ("10.80.0.11", "10.80.0.112"):
+        sn_host.ip("addr", "add", f"{address}/32", "dev", "lo")
+    sshd = Process([*sn_host.prefix, sys.executable, "-c", LISTENER, "10.80.0.11", "22"],
+                   tmp_path / "cn11-sshd.log")  # fmt: skip
+    port = free_port(socket.SOCK_DGRAM)
+    bmc = bmc_simulator.configure(tmp_path / "bmc12", "bmc12", "10.80.0.112", port, "ipmi-pw",
+                                  12, POWER_FILE_CHASSIS)  # fmt: skip
+    bmc_process = Process([*sn_host.prefix, *bmc], tmp_path / "bmc12/log")
+    try:
+        sshd.wait_for("listening", 10)
+        wait_for(lambda: bmc_simulator.listening(sn_host.prefix, port, "10.80.0.112"),
+                 bmc_process.tail, 10)  # fmt: skip
+        yield {"mgt": "ipmi", "bmc": "10.80.0.112", "bmcport": str(port),
+               "bmcusername": bmc_simulator.USER, "bmcpassword": "ipmi-pw"}  # fmt: skip
+    finally:
+        bmc_process.stop()
+        sshd.stop()
+
+
+def test_nodestat_probes_the_nodes_of_a_service_node_from_it(mn, sn, sn_host, tmp_path):
+    define_compute_nodes(mn)
+    mn.ok("chdef", "cn11", "ip=10.80.0.11")
+    mn.ok("chdef", "cn12", "ip=10.80.0.12")
+    with compute_network(sn_host, tmp_path) as bmc:
+        mn.ok("chdef", "cn12", *(f"{name}={value}" for name, value in bmc.items()))
+        # The MN's own nodes (sn1, cn13) beside sn1's, in one list by name.
+        result = mn.run("nodestat", "compute,sn1")
+        assert (result.returncode, result.stderr) == (0, ""), sn.logs()[-2000:]
+        assert result.stdout == "cn11: sshd\ncn12: noping\ncn13: noping\nsn1: ping\n"
+        # -u: saved where nodestat's lines are read, the MN, as it answers.
+        assert mn.ok("nodestat", "cn11,cn12,cn13", "-u") == (
+            "cn11: sshd\ncn12: noping\ncn13: noping\n"
+        )
+        assert re.fullmatch(
+            rf"Object name: cn11\n    status=ping\n    statustime={STAMP}\n"  # as xCAT saves sshd
+            rf"Object name: cn12\n    status=noping\n    statustime={STAMP}\n"
+            rf"Object name: cn13\n    status=noping\n    statustime={STAMP}\n",
+            mn.ok("lsdef", "cn11,cn12,cn13", "-i", "status,statustime"),
+        )
+        assert re.fullmatch(rf"cn11: sshd \(ping {STAMP}\)\n", mn.ok("nodestat", "cn11", "-t"))
+        # -p: cn12's BMC, which sn1 reaches; with ipmidispatch=n, the MN
+        # asks it itself, as rpower would, and cannot reach it.
+        assert mn.ok("nodestat", "cn11,cn12", "-p") == "cn11: sshd\ncn12: noping(off)\n"
+        mn.ok("chdef", "-t", "site", "ipmidispatch=n")
+        undispatched = mn.run("nodestat", "cn12", "-p")
+        assert (undispatched.returncode, undispatched.stdout, undispatched.stderr) == (
+            1,
+            "cn12: noping\n",
+            f"cn12: Error: no answer from BMC 10.80.0.112:{bmc['bmcport']} (2 tries)\n",
+        )
+    # sn1 ran them all as root, who signed them; the MN carried them.
+    assert audited(sn, "nodestat") == [("root", "10.78.0.1:* via mn1", 0)] * 5
+
+
 def test_a_service_node_that_cannot_be_reached_costs_its_nodes_an_error_line(mn, sn):
     define_compute_nodes(mn)
     sn.stop()
@@ -326,6 +394,23 @@ def test_a_service_node_that_cannot_be_reached_costs_its_nodes_an_error_line(mn,
         "Connection refused"
         for n in (1, 2)
     ], result.stderr
+
+
+def test_nodestat_of_a_service_node_that_cannot_be_reached_shows_the_mns_own_nodes(mn, sn):
+    define_compute_nodes(mn)
+    sn.stop()
+
+    result = mn.run("nodestat", "compute,sn1", "-u")
+
+    assert result.returncode == 1
+    assert result.stdout == "cn13: noping\nsn1: ping\n"  # (its machine is up, its xcatd not)
+    assert result.stderr.splitlines() == [
+        f"cn1{n}: Error: service node sn1: cannot reach xcatd at 10.78.0.2:{mn.port}: "
+        "Connection refused"
+        for n in (1, 2)
+    ]
+    # Nothing is known of sn1's nodes: their status stays as it was.
+    assert mn.ok("nodels", "cn11,cn12,cn13", "status") == ("cn11: \ncn12: \ncn13: noping\n")
 
 
 def test_a_service_node_that_hangs_costs_its_nodes_an_error_line_not_the_request(mn, sn):

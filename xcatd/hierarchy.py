@@ -6,23 +6,30 @@ node in each node's `servicenode`; the nodes with none (or served by this
 host itself) it handles here, and the user's request goes — exactly as the
 user signed it, with the user's certificate — to each service node at
 once, whose daemon checks it and runs it as that user for the nodes it
-serves.  Their output comes back through here as it is produced; a service
-node that cannot be reached, or breaks off, costs an error line for each of
-its nodes that got no answer, never the other nodes' results.
+serves.  Their output comes back through here as it is produced (a
+command that lists all its nodes in one order, nodestat, holds their nodes'
+lines and shows them with its own); a service node that cannot be reached,
+or breaks off, costs an error line for each of its nodes that got no
+answer, never the other nodes' results.  A service node's part of a
+request is the nodes whose first servicenode it is, whatever else it knows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 from xcat_protocol.messages import Output
 
-from .call import Call
 from .link import Link, LinkError
 from .store import objects
 from .store.nodes import Nodes
+from .store.objtypes import NO
+
+if TYPE_CHECKING:
+    from .call import Call  # (whose context holds the console server, which uses this)
 
 
 @dataclass
@@ -50,8 +57,7 @@ def split(call: Call, nodes: Nodes, names: Iterable[str]) -> Split:
     dispatching = call.context.role == "master" and call.request is not None
     for node in names:
         known = node in nodes.groups_of  # (makedhcp -d names nodes already removed)
-        server = (nodes.attribute(node, "servicenode") or "") if known else ""
-        server = server.split(",")[0].strip()
+        server = server_of(nodes, node) if known else ""
         if not dispatching or not server or server in (here, node):
             result.local.append(node)
             continue
@@ -62,39 +68,59 @@ def split(call: Call, nodes: Nodes, names: Iterable[str]) -> Split:
     return result
 
 
+def server_of(nodes: Nodes, node: str) -> str:
+    """The service node that runs requests for `node`: the first of its
+    `servicenode` (xCAT's pool lists the others for failover), else ''."""
+    return (nodes.attribute(node, "servicenode") or "").split(",")[0].strip()
+
+
+def bmcs_dispatched(site: dict[str, str]) -> bool:
+    """Whether service nodes drive their nodes' BMCs (rpower, rcons, nodestat
+    -p): site.ipmidispatch, xCAT's switch; no, the management node reaches
+    every BMC itself."""
+    return site.get("ipmidispatch", "y").lower() not in NO
+
+
 async def alongside(
     call: Call,
     remote: Split,
     here: Callable[[], Awaitable[None]],
     said: dict[str, str] | None = None,
+    held: dict[str, Output] | None = None,
 ) -> None:
     """`here()` for this daemon's own nodes, while the service nodes of
-    `remote` run the request for theirs."""
+    `remote` run the request for theirs; into `said`, what each of their
+    nodes' `<node>: <text>` lines said; into `held` instead of to the user,
+    each of their nodes' own line (`node` set), for a command that shows
+    all its nodes together, in its own order (nodestat)."""
+    relay = _Relay(said, held)
     async with trio.open_nursery() as nursery:
         if remote.remote:
-            nursery.start_soon(_run_remote, call, remote, said)
+            nursery.start_soon(_run_remote, call, remote, relay)
         await here()
 
 
-async def _run_remote(call: Call, remote: Split, said: dict[str, str] | None) -> None:
+@dataclass(frozen=True)
+class _Relay:
+    """What the service nodes' output goes into beside the user (alongside)."""
+
+    said: dict[str, str] | None
+    held: dict[str, Output] | None
+
+
+async def _run_remote(call: Call, remote: Split, relay: _Relay) -> None:
     """The request on every service node of `remote` at once, at the port
-    every xcatd of the cluster serves on (site.xcatdport, else this one's);
-    into `said`, what each node's `<node>: <text>` line said."""
+    every xcatd of the cluster serves on (site.xcatdport, else this one's)."""
     site = await call.context.store.run(objects.site)
     port = int(site.get("xcatdport") or call.context.config.port)
     async with trio.open_nursery() as nursery:
         for server, nodes in remote.remote.items():
             address = remote.addresses.get(server)
-            nursery.start_soon(_run_on, call, server, address, port, nodes, said)
+            nursery.start_soon(_run_on, call, server, address, port, nodes, relay)
 
 
 async def _run_on(
-    call: Call,
-    server: str,
-    address: str | None,
-    port: int,
-    nodes: list[str],
-    said: dict[str, str] | None,
+    call: Call, server: str, address: str | None, port: int, nodes: list[str], relay: _Relay
 ) -> None:
     answered: set[str] = set()
     served = set(nodes)
@@ -102,8 +128,11 @@ async def _run_on(
     async def forward(output: Output) -> None:
         lines = _lines_of(output, served)
         answered.update(lines)
-        if said is not None and output.kind == "info":
-            said.update(lines)
+        if relay.said is not None and output.kind == "info":
+            relay.said.update(lines)
+        if relay.held is not None and output.kind == "info" and output.node in served:
+            relay.held[output.node] = output
+            return
         if output.kind == "error":
             call.errors += 1
         # A terminal session's notices are its console's (rcons), not the service node's.

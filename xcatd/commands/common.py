@@ -12,12 +12,11 @@ from typing import TypeVar
 from ..admin import ADMIN
 from ..call import Call
 from ..errors import XcatdError
-from ..hierarchy import Split, split
+from ..hierarchy import Split, bmcs_dispatched, server_of, split
 from ..servicenode import serving
 from ..store import StoreError, objects
 from ..store.noderange import NoderangeError, expand, numbering
 from ..store.nodes import Nodes
-from ..store.objtypes import NO
 from ..store.regex_values import RegexValueError
 
 # Listings go out a batch of lines to a record: few frames, none too large.
@@ -111,11 +110,16 @@ def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool =
     numbered = numbering(call.body.env)  # XCAT_NODE_PREFIX, XCAT_NODE_SUFFIX
     if call.context.role == "servicenode" and call.relayed_by_master:
         # The management node carried the user's whole noderange here, and
-        # checked it: this service node's part is the nodes it knows.
+        # checked it: this service node's part is the nodes it gave this
+        # node (hierarchy.split), not others it knows (itself, the nodes
+        # of a pool it is second in), which their own servers answer for.
         wider = expand(
             noderange, nodes, cwd=call.body.cwd, verify=False, read_files=False, **numbered
         )
-        return [name for name in wider if name in nodes.groups_of]
+        here = call.context.config.hostname
+        return [
+            name for name in wider if name in nodes.groups_of and server_of(nodes, name) == here
+        ]
     names = expand(
         noderange, nodes, cwd=call.body.cwd, verify=verify, read_files=read_files, **numbered
     )
@@ -130,19 +134,19 @@ def expand_noderange(call: Call, noderange: str, nodes: Nodes, *, verify: bool =
     return names
 
 
-async def divide(call: Call) -> Split | None:
-    """For a hardware command (rpower, rcons, ...), the nodes of the call's
-    noderange: those handled here, and those each service node handles
-    (hierarchy.py) unless site.ipmidispatch says no (xCAT's switch for
-    BMCs the management node reaches itself); on a service node, the
-    management node's definitions taken first.  None after an error line."""
+async def divide(call: Call, *, hardware: bool = True) -> Split | None:
+    """The nodes of the call's noderange: those handled here, and those
+    each service node handles (hierarchy.py) — for a hardware command
+    (rpower, rcons, ...) unless site.ipmidispatch says no; on a service
+    node, the management node's definitions taken first.  None after an
+    error line."""
     try:
         await serving.definitions(call)
 
         def work(db) -> Split:
             nodes = call.nodes(db)
             names = expand_noderange(call, call.options.noderange, nodes)
-            if objects.site(db).get("ipmidispatch", "y").lower() in NO:
+            if hardware and not bmcs_dispatched(objects.site(db)):
                 return Split(local=names)
             return split(call, nodes, names)
 

@@ -17,6 +17,14 @@ the line shows that report already).  -u saves the outcome in each node's
 `status` as xCAT's does: `ping` for a node with services, the line's word
 otherwise, with `statustime`; a node's next report replaces it.  -f is
 accepted for xCAT's scripts: nodes are always pinged first, as with fping.
+
+The nodes of a service node are probed by it, from the networks it shares
+with them (xcatd/hierarchy.py; xCAT's nodestat_internal, sent to each
+service node): the management node takes their lines and shows them with
+its own, in the same order, and saves -u's outcome for all of them in its
+own store — as xCAT's does, and at once: a service node's store is a copy
+of the management node's definitions, replaced at its next refresh.  -p asks
+the BMCs where rpower would (site.ipmidispatch).
 """
 
 from __future__ import annotations
@@ -25,18 +33,22 @@ import functools
 import time
 from dataclasses import dataclass
 
+from xcat_protocol.messages import Output
+
 from ..boot.status import STATES, STATUSTIME_FORMAT
 from ..call import Call
+from ..hierarchy import Split, alongside, bmcs_dispatched
 from ..hw import actions
 from ..hw.target import HardwareError
 from ..probe import SERVICES, Answer, probe, resolve
 from ..store import objects
 from ..store.nodes import Nodes
 from ..store.objtypes import NODE
-from .common import read_nodes
+from .common import divide, read_nodes
 from .power import drive, hardware
 from .registry import CommandParser, command
 
+SERVICE_NAMES = frozenset(name for name, _ in SERVICES)
 UP = "ping"  # up, no service, nothing reported; also what -u saves for a node with services
 DOWN = "noping"
 NO_MONSETTING = (
@@ -74,23 +86,61 @@ class Facts:
 
 @nodestat_options.runs
 async def nodestat(call: Call) -> None:
-    """Probe the noderange's nodes, then print (and with -u save) one word each."""
+    """Probe the noderange's nodes, then print (and with -u save) one word
+    each: those of service nodes probed there, from their networks."""
     if call.options.usemon:
         await call.error(NO_MONSETTING)
         return
-    facts = await read_nodes(call, _facts)
+    divided = await divide(call, hardware=False)
+    if divided is None:
+        return
+    facts = await read_nodes(call, _facts, names=[*divided.local, *_served(divided)])
     if facts is None:
         return
-    addresses = await _addresses(call, facts)
-    answers = await probe(set(addresses.values()))
-    states = {node: _state(answers[address], facts[node]) for node, address in addresses.items()}
+    states: dict[str, str] = {}
+    held: dict[str, Output] = {}  # the service nodes' lines, shown with ours
+
+    async def here() -> None:
+        states.update(await _probed(call, {n: facts[n] for n in divided.local if n in facts}))
+
+    await alongside(call, divided, here, held=held)
+    states.update((node, _state_in(output)) for node, output in held.items() if node in facts)
     if call.options.powerstat:
-        await _add_power(call, [node for node, state in states.items() if state == DOWN], states)
-    if call.options.updatedb:
-        saved = {node: _saved(answers[addresses[node]], state) for node, state in states.items()}
-        await _save(call, saved, facts)
+        await _add_power(call, divided, states)
+    if call.options.updatedb and not call.relayed_by_master:  # (the MN saves: see the docstring)
+        await _save(call, {node: _saved(state) for node, state in states.items()}, facts)
     for node in sorted(states):
         await _show(call, node, states[node], facts[node])
+
+
+def _served(divided: Split) -> list[str]:
+    """The nodes of every service node of the request."""
+    return [node for nodes in divided.remote.values() for node in nodes]
+
+
+async def _probed(call: Call, facts: dict[str, Facts]) -> dict[str, str]:
+    """These nodes pinged and their ports tried: xCAT's word for each."""
+    addresses = await _addresses(call, facts)
+    answers = await probe(set(addresses.values()))
+    return {node: _state(answers[address], facts[node]) for node, address in addresses.items()}
+
+
+def _state_in(output: Output) -> str:
+    """A service node's word for one of its nodes: its line's record."""
+    record = output.data if isinstance(output.data, dict) else {}
+    return str(record.get("status") or output.text)
+
+
+async def _bmcs_asked_here(call: Call, divided: Split) -> set[str]:
+    """-p: the nodes whose BMCs this daemon asks, as rpower divides them:
+    its own; those of service nodes too when site.ipmidispatch says the
+    management node reaches every BMC itself, and then a service node
+    asks none."""
+    if bmcs_dispatched(await call.context.store.run(objects.site)):
+        return set(divided.local)
+    if call.relayed_by_master:
+        return set()
+    return {*divided.local, *_served(divided)}
 
 
 def _facts(nodes: Nodes, node: str) -> Facts:
@@ -132,16 +182,18 @@ def _state(answer: Answer, fact: Facts) -> str:
     return DOWN
 
 
-def _saved(answer: Answer, state: str) -> str:
+def _saved(state: str) -> str:
     """What -u saves: xCAT keeps the services apart (appstatus) and `ping`
     in status."""
-    return UP if answer.services else state
+    return UP if set(state.split(",")) <= SERVICE_NAMES else state
 
 
-async def _add_power(call: Call, nodes: list[str], states: dict[str, str]) -> None:
+async def _add_power(call: Call, divided: Split, states: dict[str, str]) -> None:
     """-p: `noping(<power>)` for the nodes that did not answer, their BMCs
-    asked as rpower stat asks them."""
-    hardware_of = await read_nodes(call, hardware, names=nodes)
+    asked as rpower stat asks them, where it asks them."""
+    asked = await _bmcs_asked_here(call, divided)
+    silent = [node for node, state in states.items() if state == DOWN and node in asked]
+    hardware_of = await read_nodes(call, hardware, names=silent)
 
     async def report(node: str, outcome: str | HardwareError) -> None:
         if isinstance(outcome, HardwareError):

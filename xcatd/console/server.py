@@ -25,10 +25,10 @@ from pathlib import Path
 import sqlite_utils
 import trio
 
+from ..hierarchy import bmcs_dispatched, server_of
 from ..hw.target import Defaults, HardwareError, Target, passwd_defaults, target_for
 from ..store import Store, StoreError, objects
 from ..store.nodes import Nodes
-from ..store.objtypes import NO
 from ..store.regex_values import RegexValueError
 from .log import ConsoleLog
 from .session import ConsoleSession
@@ -87,13 +87,13 @@ def held_here(
     a service node those it serves first.  Each with its target; and why
     each other such node has none."""
     nodes = Nodes.load(db)
-    dispatching = role == "master" and objects.site(db).get("ipmidispatch", "y").lower() not in NO
+    dispatching = role == "master" and bmcs_dispatched(objects.site(db))
     defaults = passwd_defaults(db)
     targets, problems = {}, {}
     for node in nodes.all_nodes():
         try:
             values = {a: v for a in CONSOLE_ATTRIBUTES if (v := nodes.attribute(node, a))}
-            server = (nodes.attribute(node, "servicenode") or "").split(",")[0].strip()
+            server = server_of(nodes, node)
             if role == "master":
                 here = not dispatching or server in ("", hostname, node)
             else:
