@@ -11,6 +11,7 @@ import hashlib
 import os
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -163,3 +164,15 @@ class Cluster:
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def audited(self, command: str, columns: str, at_least: int = 1) -> list[tuple]:
+        """`columns` of the audit records of `command`, in order, once at least
+        `at_least` are there: the daemon writes them a moment after it answers."""
+        query = f"select {columns} from audit where command = ? order by id"
+
+        def rows() -> list[tuple]:
+            with sqlite3.connect(self.root / "var/lib/xcat/xcat.sqlite") as db:
+                return db.execute(query, [command]).fetchall()
+
+        wait_for(lambda: len(rows()) >= at_least, f"{at_least} audit records of {command}")
+        return rows()

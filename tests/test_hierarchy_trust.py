@@ -205,4 +205,4 @@ def test_a_revoked_service_node_gets_no_new_ssh_certificates(mn, short_lived_sn,
              and "the certificate of 'sn1' has been revoked" in sn.logs(),
              lambda: sn.logs()[-2000:], timeout=60, interval=0.2)  # fmt: skip
     # (A request refused at its certificate is audited without a user.)
-    assert audited(mn, "renewsshcerts")[-1] == ("", "refused", 1)
+    wait_for(lambda: audited(mn, "renewsshcerts")[-1] == ("", "refused", 1), "the refusal audited")
