@@ -683,6 +683,63 @@ def test_nodels_names_the_column_only_with_H_or_several_columns_as_xcat(xcat):
     )
 
 
+def test_nodels_man_page_examples_select_by_column_and_list_a_whole_table(xcat):
+    # nodels.1 examples 2, 7, 8 and 9: a table's every column, selections
+    # (==, =~/re/) that narrow the nodes and are not shown, names sorted by
+    # characters (blade10 before blade2) as xCAT's output there shows.
+    ok(xcat("mkdef", "nlb1-nlb3,nlb10", "groups=nlblade", "mgt=blade", "mpa=amm1"))
+    ok(xcat("chdef", "-t", "group", "nlblade", r"id=|\D+(\d+)|$1|"))
+    ok(xcat("mkdef", "nlr1,nlr2", "groups=nlrack", "rack=2", "switch=nlsw2", "installnic=eth0"))
+    ok(xcat("mkdef", "nlr3", "groups=nlrack", "rack=3"))
+    assert ok(xcat("nodels", "nlblade,nlrack", "mp.mpa==amm1")) == "nlb1\nnlb10\nnlb2\nnlb3\n"
+    assert ok(xcat("nodels", "nlblade,nlrack", "nodepos.rack==2", "switch.switch")) == (
+        "nlr1: switch.switch: nlsw2\nnlr2: switch.switch: nlsw2\n"
+    )
+    assert ok(xcat("nodels", "nlblade", "mp.mpa=~/^amm.*/", "mp.id")) == (
+        "nlb1: mp.id: 1\nnlb10: mp.id: 10\nnlb2: mp.id: 2\nnlb3: mp.id: 3\n"
+    )
+    assert ok(xcat("nodels", "nlrack", "nodepos.rack!=2")) == "nlr3\n"
+    whole = ok(xcat("nodels", "nlr1", "noderes")).splitlines()
+    # The columns with a value first, then every other one of the table, empty.
+    assert whole[:3] == [
+        "nlr1: noderes.installnic: eth0",
+        "nlr1: noderes.node: nlr1",
+        "nlr1: noderes.servicenode: ",
+    ]
+    assert len(whole) == 22 and "nlr1: noderes.primarynic: " in whole
+
+
+def test_hidden_nodes_are_listed_with_S_only(xcat):
+    # nodels.1 example 10, lsdef.1 example 14: nodes with hidden=1 (xCAT's
+    # FSPs and BPAs) are left out of nodels and lsdef, named or not.
+    ok(xcat("mkdef", "hdn1,hdn2", "groups=hdng"))
+    ok(xcat("chdef", "hdn2", "hidden=1"))
+    assert ok(xcat("nodels", "hdng")) == "hdn1\n"
+    assert ok(xcat("nodels", "hdng", "-S")) == "hdn1\nhdn2\n"
+    assert ok(xcat("lsdef", "-s", "hdng")) == "hdn1  (node)\n"
+    assert ok(xcat("lsdef", "-S", "-s", "hdng")) == "hdn1  (node)\nhdn2  (node)\n"
+    assert "hdn2" not in ok(xcat("lsdef"))
+    assert ok(xcat("lsdef", "-S")).count("hdn2  (node)") == 1
+
+
+def test_nodels_answers_a_bad_option_with_its_usage(xcat):
+    assert xcat("nodels", "-x") == (1, NODELS_USAGE, "")
+
+
+def test_lsdef_nics_lists_the_attributes_per_interface(xcat):
+    # lsdef.1 example 17: --nics is -i nicips,nichostnamesuffixes,... (DBobjectdefs.pm).
+    ok(xcat("mkdef", "nic1", "groups=all", "nicips.eth0=1.1.1.1|1.2.1.1", "nictypes.eth0=Ethernet"))
+    assert ok(xcat("lsdef", "nic1", "--nics")) == (
+        "Object name: nic1\n    nicips.eth0=1.1.1.1|1.2.1.1\n    nictypes.eth0=Ethernet\n"
+    )
+    assert ok(xcat("lsdef", "nic1", "--nics", "-c")) == (
+        "nic1: nicips.eth0=1.1.1.1|1.2.1.1\nnic1: nictypes.eth0=Ethernet\n"
+    )
+    rc, out, err = xcat("lsdef", "nic1", "--nics", "-i", "groups")
+    assert (rc, out) == (1, USAGE["lsdef"])
+    assert err == "Error: The flags '-i' and '--nics' cannot be used together.\n"
+
+
 # -- regular-expression values in Perl's syntax --------------------------------------------
 
 

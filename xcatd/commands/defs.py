@@ -22,7 +22,17 @@ from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import GROUP, NODE, OSIMAGE, POLICY, SITE, TYPES, ObjectType, check_name
 from ..store.selection import ATTRIBUTE_NAME, Selection, parse_selection
 from ..store.stanza import HEADER, format_stanzas, parse
-from ..store.tables import TableError, node_attribute
+from ..store.tables import (
+    SHORTNAMES,
+    Mapping,
+    NodeSelection,
+    TableError,
+    column_places,
+    node_attribute,
+    node_places,
+    node_selection,
+)
+from ..store.tables import tables as schema_tables
 from .common import CommandRefused, Produced, expand_noderange, respond
 from .defs_usage import NODELS, usage
 from .registry import CommandParser, UsageError, command
@@ -508,6 +518,8 @@ def lsdef_options(parser: CommandParser) -> None:
     parser.add_argument("-a", "--all", action="store_true", help="objects of every type")
     parser.add_argument("-i", dest="attributes", help="only these attributes, comma separated")
     parser.add_argument("-c", "--compress", action="store_true", help="with -i: obj: attr=val")
+    parser.add_argument("--nics", action="store_true", help="the attributes per interface")
+    parser.add_argument("-S", dest="hidden", action="store_true", help="hidden nodes too")
     parser.add_argument(
         "-w", dest="where", action="append", default=[], help="attr==val, !=, =~, !~"
     )
@@ -552,14 +564,26 @@ def _as_listed(values: dict[str, str]) -> dict[str, tuple[str, str | None]]:
 
 
 def _conflict(options: argparse.Namespace) -> str | None:
-    """Options that xCAT's lsdef refuses together, in xCAT's words."""
+    """Options that xCAT's lsdef refuses together, in xCAT's words; --nics is
+    made the -i it stands for."""
     if options.long and options.short:
         return "The flags '-l' and '-s' cannot be used together."
+    if options.nics and options.attributes:
+        return "The flags '-i' and '--nics' cannot be used together."
+    if options.nics:  # xCAT's: --nics is -i with these
+        options.attributes = NICS
     if options.attributes and options.short:
         return "The flags '-i' and '-s' cannot be used together."
     if options.compress and not options.attributes:
         return "The flags '-c' and '-i' must be used together."
     return None
+
+
+# What lsdef --nics lists (DBobjectdefs.pm processArgs).
+NICS = (
+    "nicips,nichostnamesuffixes,nichostnameprefixes,nictypes,niccustomscripts,nicnetworks,"
+    "nicaliases,nicextraparams,nicdevices"
+)
 
 
 def _attribute_help(types: list[ObjectType], wanted: str | None) -> str:
@@ -697,6 +721,8 @@ def _nodes(nodes: Nodes, names: str | None, call: Call, selections: list[Selecti
     named = expand_noderange(call, names, nodes, verify=False) if names else None
     known = nodes.groups_of if named is None else nodes.nodes_among(named)
     chosen, missing = _existing(named, known)
+    if not call.options.hidden:  # xCAT's lsdef leaves them out even when named
+        chosen = nodes.visible(chosen)
     listed = [
         Listed(NODE, name, partial(nodes.sourced, name))
         for name in chosen
@@ -746,12 +772,6 @@ def _existing(named: list[str] | None, known: Collection[str]) -> tuple[list[str
         return sorted(known), []
     names = set(named)
     return sorted(n for n in names if n in known), sorted(n for n in names if n not in known)
-
-
-def sorted_names(names: Iterable[str]) -> list[str]:
-    from ..store.noderange import natural_key
-
-    return sorted(names, key=natural_key)
 
 
 def _form(options, names: str | None, selections: list[Selection]) -> Callable:
@@ -827,7 +847,7 @@ def _record(item: Listed) -> dict:
 # -- nodels --------------------------------------------------------------------
 
 
-@command("nodels", "List nodes, and their attributes.", add_help=False)
+@command("nodels", "List nodes, and their attributes.", add_help=False, parser_class=DefParser)
 def nodels_options(parser: CommandParser) -> None:
     parser.add_argument("-h", "-?", "--help", dest="help", action="store_true", help="usage")
     parser.add_argument("-v", "--version", action="store_true", help="the version")
@@ -835,15 +855,21 @@ def nodels_options(parser: CommandParser) -> None:
     parser.add_argument(
         "-b", "--blame", action="store_true", help="say which group a value comes from"
     )
+    parser.add_argument("-S", dest="hidden", action="store_true", help="hidden nodes too")
     parser.add_argument("noderange", nargs="?", help="nodes (default: all)")
-    parser.add_argument("attributes", nargs="*", help="attributes (attr or table.attr)")
+    parser.add_argument(
+        "attributes", nargs="*", help="table.column, table, attr, or table.column==value ..."
+    )
+    parser.set_defaults(invalid_option=False)  # DefParser sets it
 
 
 @nodels_options.runs
 async def nodels(call: Call) -> None:
     options = call.options
-    if options.help or options.version:  # as xCAT's nodels: -h before -v
-        await call.info(NODELS if options.help else f"Version {call.context.version}")
+    if options.invalid_option:  # xCAT's nodels: its usage, on stdout, rc 1
+        call.rc = 1
+    if options.help or options.version or options.invalid_option:  # as xCAT's: -h before -v
+        await call.info(NODELS if not options.version else f"Version {call.context.version}")
         return
 
     def work(db) -> Produced:
@@ -851,30 +877,81 @@ async def nodels(call: Call) -> None:
         chosen = (
             expand_noderange(call, options.noderange, nodes)
             if options.noderange
-            else sorted_names(nodes.groups_of)
+            else list(nodes.groups_of)
         )
-        if not options.attributes:
-            return Produced(chosen, [{"node": n} for n in chosen])
-        try:  # table.column is the attribute it is (store/tables.py); one not kept reads empty
-            shown = [(given, node_attribute(given) or "") for given in options.attributes]
+        if not options.hidden:
+            chosen = nodes.visible(chosen)
+        chosen = sorted(chosen)  # xCAT's nodels sorts by characters: blade10 before blade2
+        try:
+            wanted = _nodels_wanted(options.attributes)
         except TableError as exc:
             raise CommandRefused(str(exc)) from None
-        unknown = [given for given, attr in shown if attr and attr not in NODE.attributes]
-        if unknown:
-            raise CommandRefused(*(f"'{u}' is not a node attribute" for u in unknown))
-        label = options.with_fieldname or len(shown) > 1
+        chosen = [n for n in chosen if all(s.holds(nodes, n) for s in wanted.selections)]
+        if not wanted.shown:
+            return Produced(chosen, [{"node": n} for n in chosen])
+        label = options.with_fieldname or wanted.labelled
         nodes.expect(chosen)
         lines, records = [], []
         hidden = not may_read_secrets(call)
         for node in chosen:
             sourced = masked(nodes.sourced(node)) if hidden else nodes.sourced(node)
+            sourced[NODE.key] = (node, None)
             record = {"node": node}
-            for given, attribute in shown:
-                value, source = sourced.get(attribute, ("", None))
+            for given, attribute in _nodels_columns(wanted, nodes, node, sourced):
+                value, source = sourced.get(attribute or "", ("", None))
                 blame = f" (inherited from group {source})" if options.blame and source else ""
                 lines.append(f"{node}: {given}: {value}{blame}" if label else f"{node}: {value}")
-                record[attribute] = value
+                record[attribute or given] = value
             records.append(record)
         return Produced(lines, records)
 
     await respond(call, work)
+
+
+@dataclass
+class _NodelsWanted:
+    """What nodels' arguments ask for, as xCAT's tabutils.pm reads them."""
+
+    shown: list[tuple[str, tuple[Mapping, ...]]]  # (as given, the attributes it is)
+    selections: list[NodeSelection]
+    labelled: bool  # `node: given: value` (several columns, or a whole table)
+    whole_table: bool  # its columns with a value first, sorted (xCAT's order)
+
+
+def _nodels_wanted(args: list[str]) -> _NodelsWanted:
+    """`table.column` (or a short name, or an attribute), `table` (all its
+    columns), and `table.column==value` (also !=, =~, !~) selecting nodes;
+    xCAT labels the values once two of the first and third are given."""
+    wanted = _NodelsWanted([], [], False, False)
+    columns = 0
+    for given in args:
+        if (selection := node_selection(given)) is not None:
+            wanted.selections.append(selection)
+            columns += 1
+        elif "." not in given and given not in SHORTNAMES and given in schema_tables():
+            table = schema_tables()[given]
+            wanted.whole_table = wanted.labelled = True
+            for column in table.columns:
+                wanted.shown.append((f"{given}.{column.name}", column_places(table, column)))
+        else:
+            wanted.shown.append((given, node_places(given)))
+            columns += 1
+    known = {*NODE.attributes, NODE.key}
+    unknown = [given for given, places in wanted.shown for m in places if m.attribute not in known]
+    if unknown:
+        raise CommandRefused(*(f"'{u}' is not a node attribute" for u in unknown))
+    wanted.labelled = wanted.labelled or columns > 1
+    return wanted
+
+
+def _nodels_columns(
+    wanted: _NodelsWanted, nodes: Nodes, node: str, sourced: dict[str, tuple[str, str | None]]
+) -> list[tuple[str, str | None]]:
+    """The columns as given, each with the attribute that holds the node's
+    value; a whole table's as xCAT prints them, those with a value first,
+    sorted."""
+    columns = [(given, node_attribute(places, nodes, node)) for given, places in wanted.shown]
+    if not wanted.whole_table:
+        return columns
+    has_value = [c for c in columns if c[1] and sourced.get(c[1])]
+    return sorted(has_value) + [c for c in columns if c not in has_value]
