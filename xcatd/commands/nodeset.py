@@ -78,13 +78,17 @@ from ..store.objtypes import NETWORK, NODE, OSIMAGE
 from ..store.regex_values import RegexValueError
 from .bootsettings import settings
 from .common import LINES_PER_RECORD, expand_noderange
-from .registry import CommandParser, UsageError, command
+from .registry import CommandParser, Usage, UsageError, command
 
 ACTIONS = "osimage[=<image>] | boot | offline | stat"
 IMAGES = "xcat/osimage"  # under tftpdir: each image's kernel and initrd
+USAGE = Usage(  # xCAT's (perl-xCAT/xCAT/Usage.pm), with the actions xcatd has
+    "Usage:\n   Common:\n      nodeset [-h|--help|-v|--version]\n"
+    "      nodeset <noderange> [boot|osimage[=<imagename>]|offline|stat]"
+)
 
 
-@command("nodeset", "Set what nodes boot next from the network.")
+@command("nodeset", "Set what nodes boot next from the network.", usage=USAGE)
 def nodeset_options(parser: CommandParser) -> None:
     parser.add_argument("noderange", help="the nodes")
     parser.add_argument("action", metavar="action", help=ACTIONS)
