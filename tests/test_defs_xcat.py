@@ -709,6 +709,29 @@ def test_nodels_man_page_examples_select_by_column_and_list_a_whole_table(xcat):
     assert len(whole) == 22 and "nlr1: noderes.primarynic: " in whole
 
 
+def test_noderange_3_examples(xcat):
+    ok(xcat("mkdef", "nrx1-nrx10", "groups=nrx"))
+    ok(xcat("mkdef", "nrf1n1-nrf1n3,nrf2n1-nrf2n3,nrf3n1", "groups=nrframes"))
+    ok(xcat("chdef", "nrx2,nrx7", "cons=hmc"))
+    # 2: exclusion has precedence, 3: single exclusions
+    assert ok(xcat("nodels", "nrx1-nrx10,-nrx3-nrx5,nrx4")).split() == (
+        ["nrx1", "nrx10", "nrx2", "nrx6", "nrx7", "nrx8", "nrx9"]
+    )
+    assert ok(xcat("nodels", "nrx1-nrx10,-nrx3,-nrx5")).split() == (
+        ["nrx1", "nrx10", "nrx2", "nrx4", "nrx6", "nrx7", "nrx8", "nrx9"]
+    )
+    # 7: a regular expression matches whole names
+    assert ok(xcat("nodels", "/nrx[23].*")) == "nrx2\nnrx3\n"
+    # 8: a table.column selection is the attribute the column is (other
+    # tests' nodes have cons=hmc too: these are the ones of nrx)
+    for selection in ("nodehm.cons==hmc", "nodehm.cons=~hmc", "nodehm.cons=~/^h/"):
+        assert ok(xcat("nodels", f"nrx@{selection}")) == "nrx2\nnrx7\n"
+    # 9: the nodes of the first two frames
+    assert ok(xcat("nodels", "nrf[1-2]n[1-3]")).split() == (
+        ["nrf1n1", "nrf1n2", "nrf1n3", "nrf2n1", "nrf2n2", "nrf2n3"]
+    )
+
+
 def test_hidden_nodes_are_listed_with_S_only(xcat):
     # nodels.1 example 10, lsdef.1 example 14: nodes with hidden=1 (xCAT's
     # FSPs and BPAs) are left out of nodels and lsdef, named or not.

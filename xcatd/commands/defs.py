@@ -886,7 +886,11 @@ async def nodels(call: Call) -> None:
             wanted = _nodels_wanted(options.attributes)
         except TableError as exc:
             raise CommandRefused(str(exc)) from None
-        chosen = [n for n in chosen if all(s.holds(nodes, n) for s in wanted.selections)]
+        chosen = [
+            n
+            for n in chosen
+            if all(s.holds(partial(nodes.attribute, n)) for s in wanted.selections)
+        ]
         if not wanted.shown:
             return Produced(chosen, [{"node": n} for n in chosen])
         label = options.with_fieldname or wanted.labelled
@@ -950,7 +954,8 @@ def _nodels_columns(
     """The columns as given, each with the attribute that holds the node's
     value; a whole table's as xCAT prints them, those with a value first,
     sorted."""
-    columns = [(given, node_attribute(places, nodes, node)) for given, places in wanted.shown]
+    value_of = partial(nodes.attribute, node)
+    columns = [(given, node_attribute(places, value_of)) for given, places in wanted.shown]
     if not wanted.whole_table:
         return columns
     has_value = [c for c in columns if c[1] and sourced.get(c[1])]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 
 from ..call import Call
 from ..store import objects, table_edits
@@ -567,7 +568,7 @@ def _nodech(db, call: Call, adding: bool) -> Produced:
                 changes.clear((NODE, node), table)
     else:
         criteria, assignments = _nodech_args(args)
-        chosen = [node for node in chosen if all(c.holds(nodes, node) for c in criteria)]
+        chosen = [n for n in chosen if all(c.holds(partial(nodes.attribute, n)) for c in criteria)]
         for node in chosen:
             for table, column, op, value in assignments:
                 changes.assign((NODE, node), table, column, op, value)

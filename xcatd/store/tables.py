@@ -26,7 +26,6 @@ from functools import cache, cached_property, partial
 from pathlib import Path
 
 from ..errors import XcatdError
-from .nodes import Nodes
 from .objtypes import GROUP, NODE, STORED, TYPES, ObjectType
 from .selection import Selection, parse_selection
 
@@ -251,14 +250,17 @@ def column_places(table_: Table, column_: Column) -> tuple[Mapping, ...]:
     return tuple(column_.mappings_of(NODE))
 
 
-def node_attribute(places: tuple[Mapping, ...], nodes: Nodes, node: str) -> str | None:
+ValueOf = Callable[[str], str | None]  # a node's effective value of an attribute
+
+
+def node_attribute(places: tuple[Mapping, ...], value_of: ValueOf) -> str | None:
     """Which of a column's places holds a node's value (mp.id is id where
     mgt=blade, slotid where mgt=fsp); None: none of them."""
-    condition = partial(nodes.attribute, node)
-    return next((m.attribute for m in places if m.applies(condition)), None)
+    return next((m.attribute for m in places if m.applies(value_of)), None)
 
 
-# nodech's and nodels' selections: table.column==value, !=, =~, !~ (tabutils.pm).
+# nodech's, nodels' and noderanges' selections: table.column==value, !=, =~, !~
+# (tabutils.pm, NodeRange.pm).
 _CRITERION = re.compile(r"^(?P<col>[^=]*?)(?P<op>==|!=|=~|!~)(?P<value>.*)$", re.S)
 
 
@@ -270,9 +272,9 @@ class NodeSelection:
     places: tuple[Mapping, ...]
     selection: Selection
 
-    def holds(self, nodes: Nodes, node: str) -> bool:
-        attribute = node_attribute(self.places, nodes, node)
-        return self.selection.matches(nodes.attribute(node, attribute) if attribute else None)
+    def holds(self, value_of: ValueOf) -> bool:
+        attribute = node_attribute(self.places, value_of)
+        return self.selection.matches(value_of(attribute) if attribute else None)
 
 
 def node_selection(arg: str) -> NodeSelection | None:
