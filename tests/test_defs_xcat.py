@@ -732,6 +732,21 @@ def test_noderange_3_examples(xcat):
     )
 
 
+def test_lsdef_i_names_the_attributes_a_type_does_not_have(xcat):
+    # DBobjectdefs.pm defls: an error for each, the others listed; rc 1.
+    ok(xcat("mkdef", "ia1", "groups=iag", "arch=ppc64le"))
+    assert xcat("lsdef", "ia1", "-i", "arch,nosuch") == (
+        1,
+        "Object name: ia1\n    arch=ppc64le\n",
+        "Error: 'nosuch' is not a valid attribute name for an object type of 'node'.\n",
+    )
+    assert xcat("lsdef", "ia1", "-i", "nosuch") == (
+        1, "", "Error: 'nosuch' is not a valid attribute name for an object type of 'node'.\n"
+    )  # fmt: skip
+    rc, out, _ = xcat("lsdef", "-t", "site", "-i", "anykey")  # the site's are not checked
+    assert (rc, out) == (0, "Object name: clustersite\n    anykey=\n")
+
+
 def test_hidden_nodes_are_listed_with_S_only(xcat):
     # nodels.1 example 10, lsdef.1 example 14: nodes with hidden=1 (xCAT's
     # FSPs and BPAs) are left out of nodels and lsdef, named or not.

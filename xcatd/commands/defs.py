@@ -624,7 +624,9 @@ class Listed:
         return keyed.shown(self.fetch(), self.objtype.per_interface)
 
     def chosen(self, wanted: list[str]) -> list[str]:
-        """The names -i asks for: `nicips` is each of its `nicips.<nic>` entries."""
+        """The names -i asks for that the type has: `nicips` is each of its
+        `nicips.<nic>` entries."""
+        wanted = [name for name in wanted if _has(self.objtype, name)]
         if not self.objtype.per_interface:
             return wanted
         shown = []
@@ -650,6 +652,7 @@ def _listing(db, call: Call) -> Produced:
     options = call.options
     types = list(TYPES.values()) if options.all else _types(options)
     names = options.objects or options.noderange
+    unknown = _unknown_attributes(options, types)
     selections = [parse_selection(w) for w in options.where]
     hidden = not may_read_secrets(call)
     if hidden and (secret := next((s for s in selections if is_secret(s.attribute)), None)):
@@ -668,7 +671,7 @@ def _listing(db, call: Call) -> Produced:
     if empty and not (names or options.all):
         raise CommandRefused(f"Could not get objects of type '{empty[0]}'.")
     listed = [item for of_type in found.values() for item in of_type.listed]
-    errors = [
+    errors = unknown + [
         objects.not_found(name, objtype)
         for objtype, of_type in found.items()
         if not (of_type.none or selections)  # with -w, a missing name is just not selected
@@ -681,6 +684,29 @@ def _listing(db, call: Call) -> Produced:
         lines = ["No object definitions have been found"]
     notes = [f"Could not find any objects of type '{name}'." for name in empty]
     return Produced(notes + lines, errors=errors)
+
+
+def _unknown_attributes(options: argparse.Namespace, types: list[ObjectType]) -> list[str]:
+    """xCAT's error for each -i attribute a type does not have (each type
+    lists those it has); refused when no type has any."""
+    wanted = _wanted(options)
+    errors = [
+        f"'{a}' is not a valid attribute name for an object type of '{objtype.name}'."
+        for objtype in types
+        for a in wanted
+        if not _has(objtype, a)
+    ]
+    if wanted and not any(_has(objtype, a) for objtype in types for a in wanted):
+        raise CommandRefused(*errors)
+    return errors
+
+
+def _has(objtype: ObjectType, attribute: str) -> bool:
+    """Whether lsdef -i shows `attribute` for objects of the type: xCAT does
+    not check the site's (nor monitoring's) names."""
+    if objtype is SITE or objtype.name == "monitoring":
+        return True
+    return keyed.split_name(attribute)[0] in (objtype.key, *objtype.attributes)
 
 
 def _masked_fetch(
