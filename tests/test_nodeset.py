@@ -161,6 +161,9 @@ def test_the_kernel_and_initrd_are_copied_once_per_image(cluster):
     cluster.ok("nodeset", "cp1", "osimage=svc")
     assert kernel.read_bytes() == b"a newer kernel"
     assert kernel.stat().st_ino != first.st_ino  # replaced whole, never rewritten in place
+    source.write_bytes(b"the newest kernel")  # xCAT's nodeset --noupdateinitrd keeps the copy
+    cluster.ok("nodeset", "cp1", "osimage=svc", "--noupdateinitrd")
+    assert kernel.read_bytes() == b"a newer kernel"
 
 
 def test_boot_and_offline_leave_the_network_boot(cluster):

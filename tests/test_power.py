@@ -64,6 +64,7 @@ def test_on_stat_and_off_start_and_end_the_machine(cluster, bmcs):
     assert started is not None
     assert bmc.machine.status() == "prelaunch"  # QMP answers: a live QEMU
     assert rpower(cluster, "pw1", "state") == "pw1: on\n"
+    assert rpower(cluster, "pw1", "status") == "pw1: on\n"  # xCAT's docs: rpower vm1 status
     assert rpower(cluster, "pw1", "on") == "pw1: on\n"  # already on: nothing sent
     assert bmc.machine.pid() == started
 
@@ -307,7 +308,7 @@ def test_h_v_and_no_arguments_answer_with_xcats_usage(cluster):
     # (Usage.pm) with rc 0; -v the version.
     usage = (
         "Usage:\n    Common:\n"
-        "       rpower <noderange> [on|off|stat|state|reset|boot|cycle|softoff]\n"
+        "       rpower <noderange> [on|off|stat|state|status|reset|boot|cycle|softoff]\n"
         "       rpower [-h|--help|-v|--version]\n"
     )
     assert cluster.outcome("rpower", "-h") == (0, usage, "")
