@@ -353,6 +353,21 @@ def test_tabrestore_replaces_a_table_whole_or_not_at_all(admin, tmp_path):
     assert ok(admin("tabdump", "hosts")) == restored + '"r3","10.4.0.3",,,,\n'
 
 
+def test_tabdump_then_tabrestore_of_a_table_with_conditional_columns(admin, tmp_path):
+    # The administrator's backup and restore of one table: mp.id is slotid
+    # where mgt=fsp, mp.nodetype hwtype only where mgt=blade; the fsp's
+    # empty mp.nodetype is left alone, not refused.
+    ok(admin("mkdef", "fsp1", "groups=fsps", "mgt=fsp", "slotid=4", "mpa=amm2"))
+    ok(admin("mkdef", "bld1", "groups=blades", "mgt=blade", "id=2", "hwtype=blade"))
+    saved = tmp_path / "mp.csv"
+    saved.write_text(ok(admin("tabdump", "mp")))
+    assert ok(admin("tabrestore", str(saved))) == ""
+    assert ok(admin("tabdump", "mp")) == saved.read_text()
+    assert ok(admin("lsdef", "fsp1,bld1", "-i", "slotid,hwtype", "-c")) == (
+        "bld1: hwtype=blade\nbld1: slotid=\nfsp1: hwtype=\nfsp1: slotid=4\n"
+    )
+
+
 def test_tabrestore_refuses_what_xcat_refuses_and_columns_not_kept(xcat, tmp_path):
     ok(xcat("mkdef", "-t", "group", "-o", "blade", "mgt=blade"))
     ok(xcat("mkdef", "blade05", "groups=blade"))
