@@ -747,6 +747,29 @@ def test_lsdef_i_names_the_attributes_a_type_does_not_have(xcat):
     assert (rc, out) == (0, "Object name: clustersite\n    anykey=\n")
 
 
+def test_lsdef_V_says_which_table_row_and_column_hold_each_value(xcat):
+    # lsdef.1 example 13, in DBobjUtils.pm getobjdefs' words: a tab, then the
+    # table, its key and the column (for a conditional column, the one whose
+    # condition holds); other types' key after a space.
+    ok(xcat("mkdef", "vb1", "groups=vbg", "mgt=blade", "id=7", "mpa=amm7"))
+    ok(xcat("mkdef", "vf1", "groups=vbg", "mgt=fsp", "slotid=4"))
+    assert ok(xcat("lsdef", "-V", "-l", "-t", "node", "-o", "vb1,vf1")) == (
+        "Object name: vb1\n"
+        "    groups=vbg\t(Table:nodelist - Key:node - Column:groups)\n"
+        "    id=7\t(Table:ppc - Key:node - Column:id)\n"
+        "    mgt=blade\t(Table:nodehm - Key:node - Column:mgt)\n"
+        "    mpa=amm7\t(Table:mp - Key:node - Column:mpa)\n"
+        "Object name: vf1\n"
+        "    groups=vbg\t(Table:nodelist - Key:node - Column:groups)\n"
+        "    mgt=fsp\t(Table:nodehm - Key:node - Column:mgt)\n"
+        "    slotid=4\t(Table:mp - Key:node - Column:id)\n"
+    )
+    ok(xcat("mkdef", "-t", "network", "-o", "vnet", "net=10.77.0.0", "mask=255.255.0.0"))
+    assert ok(xcat("lsdef", "-V", "-t", "network", "vnet", "-i", "net")) == (
+        "Object name: vnet\n    net=10.77.0.0\t(Table:networks - Key: netname - Column:net)\n"
+    )
+
+
 def test_hidden_nodes_are_listed_with_S_only(xcat):
     # nodels.1 example 10, lsdef.1 example 14: nodes with hidden=1 (xCAT's
     # FSPs and BPAs) are left out of nodels and lsdef, named or not.

@@ -304,8 +304,8 @@ def test_nodegrpch_sets_the_group_and_clears_its_nodes_overrides(xcat):
     ok(xcat("nodech", "ng2", "nodehm.mgt=kvm", "nodehm.serialspeed=9600"))
     assert ok(xcat("nodegrpch", "nggroup", "nodehm.mgt=ipmi")) == ""
     assert ok(xcat("nodels", "ng1-ng3", "nodehm.mgt")) == "ng1: ipmi\nng2: ipmi\nng3: ipmi\n"
-    assert ok(xcat("lsdef", "ng2", "-i", "mgt,serialspeed", "-V")) == (
-        "Object name: ng2\n    mgt=ipmi (inherited from group nggroup)\n    serialspeed=9600\n"
+    assert ok(xcat("nodels", "ng2", "-b", "nodehm.mgt", "nodehm.serialspeed")) == (
+        "ng2: nodehm.mgt: ipmi (inherited from group nggroup)\nng2: nodehm.serialspeed: 9600\n"
     )
     # The group's own row holds it (nodehm's columns: node, power, mgt, ...).
     assert ok(xcat("tabdump", "-w", "node==nggroup", "nodehm")).splitlines()[1] == (

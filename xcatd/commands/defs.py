@@ -31,6 +31,7 @@ from ..store.tables import (
     node_attribute,
     node_places,
     node_selection,
+    where_kept,
 )
 from ..store.tables import tables as schema_tables
 from .common import CommandRefused, Produced, expand_noderange, respond
@@ -219,7 +220,7 @@ def _object_options(parser: CommandParser, types: str = "object type (default no
     parser.add_argument("-t", dest="type", help=types)
     parser.add_argument("-o", dest="objects", help="object names (a noderange for nodes)")
     parser.add_argument(
-        "-V", "--verbose", action="store_true", help="lsdef: say which group a value comes from"
+        "-V", "--verbose", action="store_true", help="lsdef: the table and column of each value"
     )
     # xCAT's four commands take -u; mkdef and chdef alone use it (_check_update_option).
     parser.add_argument(
@@ -826,10 +827,18 @@ def _long_lines(listed: list[Listed], options, several_types: bool) -> Iterator[
         suffix = f"  ({item.objtype.name})" if several_types else ""
         yield f"Object name: {item.name}{suffix}"
         for attribute in item.chosen(wanted) if wanted else sorted(item.values):
-            value, source = item.values.get(attribute, ("", None))
+            value = item.values.get(attribute, ("", None))[0]
             if value or wanted or attribute == "members":  # a group's, even when it has none
-                origin = f" (inherited from group {source})" if source and options.verbose else ""
-                yield f"    {attribute}={value}{origin}"
+                note = _where_kept(item, attribute) if options.verbose else None
+                yield f"    {attribute}={value}" + (f"\t{note}" if note else "")
+
+
+def _where_kept(item: Listed, attribute: str) -> str | None:
+    """The table and column of the value (lsdef -V); a group's members are
+    worked out, in no column."""
+    if item.objtype is GROUP and attribute == "members":
+        return None
+    return where_kept(item.objtype, attribute, lambda a: item.values.get(a, ("",))[0] or None)
 
 
 def _compressed_lines(listed: list[Listed], options, several_types: bool) -> Iterator[str]:

@@ -26,7 +26,8 @@ from functools import cache, cached_property, partial
 from pathlib import Path
 
 from ..errors import XcatdError
-from .objtypes import GROUP, NODE, STORED, TYPES, ObjectType
+from .keyed import split_name
+from .objtypes import GROUP, NODE, SITE, STORED, TYPES, ObjectType
 from .selection import Selection, parse_selection
 
 DATA = Path(__file__).with_name("xcat_tables.json")
@@ -257,6 +258,33 @@ def node_attribute(places: tuple[Mapping, ...], value_of: ValueOf) -> str | None
     """Which of a column's places holds a node's value (mp.id is id where
     mgt=blade, slotid where mgt=fsp); None: none of them."""
     return next((m.attribute for m in places if m.applies(value_of)), None)
+
+
+@cache
+def _places(objtype: ObjectType) -> dict[str, list[tuple[Table, Column, Mapping]]]:
+    """Where each attribute of a type lives: its table columns, the
+    unconditional first."""
+    found: dict[str, list[tuple[Table, Column, Mapping]]] = {}
+    for table_ in tables().values():
+        if objtype in table_.names and table_.attribute_rows is None:
+            for column_, mapping in table_.attribute_columns(objtype):
+                found.setdefault(mapping.attribute, []).append((table_, column_, mapping))
+    for places in found.values():
+        places.sort(key=lambda place: place[2].only_if is not None)
+    return found
+
+
+def where_kept(objtype: ObjectType, attribute: str, value_of: ValueOf) -> str | None:
+    """lsdef -V's note of the table row and column an object's value is in,
+    in xCAT's words (DBobjUtils.pm getobjdefs); None for a value of no column."""
+    if objtype is SITE:
+        return f"(Table:site - Key:{attribute})"
+    for table_, column_, mapping in _places(objtype).get(split_name(attribute)[0], []):
+        if mapping.applies(value_of):
+            key = table_.names[objtype]
+            space = "" if objtype in (NODE, GROUP) else " "  # xCAT's two forms
+            return f"(Table:{table_.name} - Key:{space}{key} - Column:{column_.name})"
+    return None
 
 
 # nodech's, nodels' and noderanges' selections: table.column==value, !=, =~, !~
