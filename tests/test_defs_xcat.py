@@ -540,6 +540,28 @@ def test_a_bad_option_prints_xcat_s_words_and_the_usage(xcat, command, args):
     assert xcat(command, *args) == (1, USAGE[command], "Error: Invalid option..\n")
 
 
+@pytest.mark.parametrize("command", ["lsdef", "mkdef", "chdef"])
+def test_C_and_x_are_refused_in_xcats_words(xcat, command):
+    # DBobjectdefs.pm processArgs: the four commands parse them, then refuse.
+    assert xcat(command, "-C", "n1") == (
+        1, USAGE[command], f"Error: Option '-C' can not be used with {command}.\n"
+    )  # fmt: skip
+    assert xcat(command, "-x") == (
+        1, "", "Error: The '-x' (XML format) option is not yet implemented.\n"
+    )  # fmt: skip
+
+
+def test_rmdef_C_says_it_is_not_supported_and_what_to_run(xcat):
+    ok(xcat("mkdef", "rmc1", "groups=all"))
+    assert xcat("rmdef", "-C", "rmc1") == (
+        1,
+        "",
+        "Error: rmdef -C is not supported: run 'nodeset <noderange> offline' (and makedhcp -d "
+        "<noderange>) first, then rmdef without -C\n",
+    )
+    assert ok(xcat("nodels", "rmc1")) == "rmc1\n"  # not removed
+
+
 @pytest.mark.parametrize(
     "args",
     [

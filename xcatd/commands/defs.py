@@ -145,6 +145,15 @@ def _first_answer(call: Call) -> Produced | None:
     options, name = call.options, call.body.cmd
     if options.invalid_option:
         raise CommandRefused("Invalid option..", usage=usage(name))
+    if options.cleanup and name != "rmdef":
+        raise CommandRefused(f"Option '-C' can not be used with {name}.", usage=usage(name))
+    if options.xml:
+        raise CommandRefused("The '-x' (XML format) option is not yet implemented.")
+    if options.cleanup:  # xCAT's runs nodeset offline and makeconservercf -d first
+        raise CommandRefused(
+            "rmdef -C is not supported: run 'nodeset <noderange> offline' (and makedhcp -d "
+            "<noderange>) first, then rmdef without -C"
+        )
     if options.update:
         _check_update_option(call)
     if (not call.body.args and name != "lsdef") or (options.help and options.type is None):
@@ -226,6 +235,10 @@ def _object_options(parser: CommandParser, types: str = "object type (default no
     parser.add_argument(
         "-u", dest="update", action="store_true", help="osimage: fill in from its profile"
     )
+    # xCAT's four commands take -C (rmdef's cleanup) and -x (XML, never done):
+    # refused in its words (_first_answer).
+    parser.add_argument("-C", "--cleanup", action="store_true", help="rmdef: not supported")
+    parser.add_argument("-x", "--xml", action="store_true", help="not supported")
     parser.set_defaults(invalid_option=False)  # DefParser sets it
 
 
