@@ -263,3 +263,16 @@ def _sparse_media(tmp_path, size: int):
     with (media / "images/install.img").open("wb") as f:
         f.truncate(size)
     return media
+
+
+def test_h_and_no_arguments_in_xcats_words(cluster):
+    assert cluster.outcome("copycds", "-h") == (
+        0,
+        "copycds [{-p|--path} path] [{-n|--name|--osver} distroname] [{-a|--arch} "
+        "architecture] [-i|--inspection] [{-o|--noosimage}] [{-w|--nonoverwrite}] 1st.iso "
+        "[2nd.iso ...].\n",
+        "",
+    )
+    assert cluster.outcome("copycds") == (
+        1, "", "Error: copycds needs at least one full path to ISO currently.\n"
+    )  # fmt: skip

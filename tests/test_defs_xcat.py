@@ -540,6 +540,28 @@ def test_a_bad_option_prints_xcat_s_words_and_the_usage(xcat, command, args):
     assert xcat(command, *args) == (1, USAGE[command], "Error: Invalid option..\n")
 
 
+@pytest.mark.parametrize("command", ["lsdef", "mkdef", "chdef"])
+def test_C_and_x_are_refused_in_xcats_words(xcat, command):
+    # DBobjectdefs.pm processArgs: the four commands parse them, then refuse.
+    assert xcat(command, "-C", "n1") == (
+        1, USAGE[command], f"Error: Option '-C' can not be used with {command}.\n"
+    )  # fmt: skip
+    assert xcat(command, "-x") == (
+        1, "", "Error: The '-x' (XML format) option is not yet implemented.\n"
+    )  # fmt: skip
+
+
+def test_rmdef_C_says_it_is_not_supported_and_what_to_run(xcat):
+    ok(xcat("mkdef", "rmc1", "groups=all"))
+    assert xcat("rmdef", "-C", "rmc1") == (
+        1,
+        "",
+        "Error: rmdef -C is not supported: run 'nodeset <noderange> offline' (and makedhcp -d "
+        "<noderange>) first, then rmdef without -C\n",
+    )
+    assert ok(xcat("nodels", "rmc1")) == "rmc1\n"  # not removed
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -681,6 +703,124 @@ def test_nodels_names_the_column_only_with_H_or_several_columns_as_xcat(xcat):
     assert ok(xcat("nodels", "ns1", "nodelist.groups", "nodelist.status")) == (
         "ns1: nodelist.groups: nsg\nns1: nodelist.status: booted\n"
     )
+
+
+def test_nodels_man_page_examples_select_by_column_and_list_a_whole_table(xcat):
+    # nodels.1 examples 2, 7, 8 and 9: a table's every column, selections
+    # (==, =~/re/) that narrow the nodes and are not shown, names sorted by
+    # characters (blade10 before blade2) as xCAT's output there shows.
+    ok(xcat("mkdef", "nlb1-nlb3,nlb10", "groups=nlblade", "mgt=blade", "mpa=amm1"))
+    ok(xcat("chdef", "-t", "group", "nlblade", r"id=|\D+(\d+)|$1|"))
+    ok(xcat("mkdef", "nlr1,nlr2", "groups=nlrack", "rack=2", "switch=nlsw2", "installnic=eth0"))
+    ok(xcat("mkdef", "nlr3", "groups=nlrack", "rack=3"))
+    assert ok(xcat("nodels", "nlblade,nlrack", "mp.mpa==amm1")) == "nlb1\nnlb10\nnlb2\nnlb3\n"
+    assert ok(xcat("nodels", "nlblade,nlrack", "nodepos.rack==2", "switch.switch")) == (
+        "nlr1: switch.switch: nlsw2\nnlr2: switch.switch: nlsw2\n"
+    )
+    assert ok(xcat("nodels", "nlblade", "mp.mpa=~/^amm.*/", "mp.id")) == (
+        "nlb1: mp.id: 1\nnlb10: mp.id: 10\nnlb2: mp.id: 2\nnlb3: mp.id: 3\n"
+    )
+    assert ok(xcat("nodels", "nlrack", "nodepos.rack!=2")) == "nlr3\n"
+    whole = ok(xcat("nodels", "nlr1", "noderes")).splitlines()
+    # The columns with a value first, then every other one of the table, empty.
+    assert whole[:3] == [
+        "nlr1: noderes.installnic: eth0",
+        "nlr1: noderes.node: nlr1",
+        "nlr1: noderes.servicenode: ",
+    ]
+    assert len(whole) == 22 and "nlr1: noderes.primarynic: " in whole
+
+
+def test_noderange_3_examples(xcat):
+    ok(xcat("mkdef", "nrx1-nrx10", "groups=nrx"))
+    ok(xcat("mkdef", "nrf1n1-nrf1n3,nrf2n1-nrf2n3,nrf3n1", "groups=nrframes"))
+    ok(xcat("chdef", "nrx2,nrx7", "cons=hmc"))
+    # 2: exclusion has precedence, 3: single exclusions
+    assert ok(xcat("nodels", "nrx1-nrx10,-nrx3-nrx5,nrx4")).split() == (
+        ["nrx1", "nrx10", "nrx2", "nrx6", "nrx7", "nrx8", "nrx9"]
+    )
+    assert ok(xcat("nodels", "nrx1-nrx10,-nrx3,-nrx5")).split() == (
+        ["nrx1", "nrx10", "nrx2", "nrx4", "nrx6", "nrx7", "nrx8", "nrx9"]
+    )
+    # 7: a regular expression matches whole names
+    assert ok(xcat("nodels", "/nrx[23].*")) == "nrx2\nnrx3\n"
+    # 8: a table.column selection is the attribute the column is (other
+    # tests' nodes have cons=hmc too: these are the ones of nrx)
+    for selection in ("nodehm.cons==hmc", "nodehm.cons=~hmc", "nodehm.cons=~/^h/"):
+        assert ok(xcat("nodels", f"nrx@{selection}")) == "nrx2\nnrx7\n"
+    # 9: the nodes of the first two frames
+    assert ok(xcat("nodels", "nrf[1-2]n[1-3]")).split() == (
+        ["nrf1n1", "nrf1n2", "nrf1n3", "nrf2n1", "nrf2n2", "nrf2n3"]
+    )
+
+
+def test_lsdef_i_names_the_attributes_a_type_does_not_have(xcat):
+    # DBobjectdefs.pm defls: an error for each, the others listed; rc 1.
+    ok(xcat("mkdef", "ia1", "groups=iag", "arch=ppc64le"))
+    assert xcat("lsdef", "ia1", "-i", "arch,nosuch") == (
+        1,
+        "Object name: ia1\n    arch=ppc64le\n",
+        "Error: 'nosuch' is not a valid attribute name for an object type of 'node'.\n",
+    )
+    assert xcat("lsdef", "ia1", "-i", "nosuch") == (
+        1, "", "Error: 'nosuch' is not a valid attribute name for an object type of 'node'.\n"
+    )  # fmt: skip
+    rc, out, _ = xcat("lsdef", "-t", "site", "-i", "anykey")  # the site's are not checked
+    assert (rc, out) == (0, "Object name: clustersite\n    anykey=\n")
+
+
+def test_lsdef_V_says_which_table_row_and_column_hold_each_value(xcat):
+    # lsdef.1 example 13, in DBobjUtils.pm getobjdefs' words: a tab, then the
+    # table, its key and the column (for a conditional column, the one whose
+    # condition holds); other types' key after a space.
+    ok(xcat("mkdef", "vb1", "groups=vbg", "mgt=blade", "id=7", "mpa=amm7"))
+    ok(xcat("mkdef", "vf1", "groups=vbg", "mgt=fsp", "slotid=4"))
+    assert ok(xcat("lsdef", "-V", "-l", "-t", "node", "-o", "vb1,vf1")) == (
+        "Object name: vb1\n"
+        "    groups=vbg\t(Table:nodelist - Key:node - Column:groups)\n"
+        "    id=7\t(Table:ppc - Key:node - Column:id)\n"
+        "    mgt=blade\t(Table:nodehm - Key:node - Column:mgt)\n"
+        "    mpa=amm7\t(Table:mp - Key:node - Column:mpa)\n"
+        "Object name: vf1\n"
+        "    groups=vbg\t(Table:nodelist - Key:node - Column:groups)\n"
+        "    mgt=fsp\t(Table:nodehm - Key:node - Column:mgt)\n"
+        "    slotid=4\t(Table:mp - Key:node - Column:id)\n"
+    )
+    ok(xcat("mkdef", "-t", "network", "-o", "vnet", "net=10.77.0.0", "mask=255.255.0.0"))
+    assert ok(xcat("lsdef", "-V", "-t", "network", "vnet", "-i", "net")) == (
+        "Object name: vnet\n    net=10.77.0.0\t(Table:networks - Key: netname - Column:net)\n"
+    )
+
+
+def test_hidden_nodes_are_listed_with_S_only(xcat):
+    # nodels.1 example 10, lsdef.1 example 14: nodes with hidden=1 (xCAT's
+    # FSPs and BPAs) are left out of nodels and lsdef, named or not.
+    ok(xcat("mkdef", "hdn1,hdn2", "groups=hdng"))
+    ok(xcat("chdef", "hdn2", "hidden=1"))
+    assert ok(xcat("nodels", "hdng")) == "hdn1\n"
+    assert ok(xcat("nodels", "hdng", "-S")) == "hdn1\nhdn2\n"
+    assert ok(xcat("lsdef", "-s", "hdng")) == "hdn1  (node)\n"
+    assert ok(xcat("lsdef", "-S", "-s", "hdng")) == "hdn1  (node)\nhdn2  (node)\n"
+    assert "hdn2" not in ok(xcat("lsdef"))
+    assert ok(xcat("lsdef", "-S")).count("hdn2  (node)") == 1
+
+
+def test_nodels_answers_a_bad_option_with_its_usage(xcat):
+    assert xcat("nodels", "-x") == (1, NODELS_USAGE, "")
+
+
+def test_lsdef_nics_lists_the_attributes_per_interface(xcat):
+    # lsdef.1 example 17: --nics is -i nicips,nichostnamesuffixes,... (DBobjectdefs.pm).
+    ok(xcat("mkdef", "nic1", "groups=all", "nicips.eth0=1.1.1.1|1.2.1.1", "nictypes.eth0=Ethernet"))
+    assert ok(xcat("lsdef", "nic1", "--nics")) == (
+        "Object name: nic1\n    nicips.eth0=1.1.1.1|1.2.1.1\n    nictypes.eth0=Ethernet\n"
+    )
+    assert ok(xcat("lsdef", "nic1", "--nics", "-c")) == (
+        "nic1: nicips.eth0=1.1.1.1|1.2.1.1\nnic1: nictypes.eth0=Ethernet\n"
+    )
+    rc, out, err = xcat("lsdef", "nic1", "--nics", "-i", "groups")
+    assert (rc, out) == (1, USAGE["lsdef"])
+    assert err == "Error: The flags '-i' and '--nics' cannot be used together.\n"
 
 
 # -- regular-expression values in Perl's syntax --------------------------------------------

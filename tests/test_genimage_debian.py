@@ -290,3 +290,14 @@ def test_a_misspelt_package_is_named_before_mmdebstrap_runs(cluster):
     # apt's own words, in the log: iproute is only a name other packages refer to
     assert "E: Package 'iproute' has no installation candidate\n" in log
     assert "mmdebstrap" not in log
+
+
+def test_h_and_v_answer_as_xcats_genimage(shared_cluster):
+    rc, out, err = shared_cluster.outcome("genimage", "-h")
+    assert (rc, err) == (0, "")
+    assert out.startswith(
+        "Usage:\n    genimage [-n <nodenetdrivers>] [-k <kernelver>] [--onlyinitrd] "
+        "[--noupdate] [-V|--verbose] <imagename>\n\nExamples:\n"
+    )
+    assert shared_cluster.outcome("genimage", "-v") == (0, "Version 0.1.0\n", "")
+    assert shared_cluster.outcome("genimage")[:2] == (1, out)

@@ -441,3 +441,17 @@ def test_serve_dhcp_false_leaves_dhcp_to_the_site(served, wire):
     ]
     assert dnsmasqs_of(directory) == []  # its own is stopped
     assert wire.ask("52:54:00:77:00:33", timeout=3) is None
+
+
+def test_h_and_no_arguments_print_xcats_usage_which_has_no_v(cluster):
+    # dhcp.pm: the usage on stdout, rc 0 for -h and 1 for no arguments; -v
+    # is a bad option there.
+    usage = (
+        "Usage: makedhcp -n\n\tmakedhcp -a\n\tmakedhcp -d noderange\n\tmakedhcp <noderange>\n"
+        "\tmakedhcp [-h|--help]\n"
+    )
+    assert cluster.outcome("makedhcp", "-h") == (0, usage, "")
+    assert cluster.outcome("makedhcp") == (1, usage, "")
+    assert cluster.outcome("makedhcp", "-v") == (
+        1, "", f"Error: unrecognized arguments: -v\n{usage}"
+    )  # fmt: skip

@@ -161,6 +161,9 @@ def test_the_kernel_and_initrd_are_copied_once_per_image(cluster):
     cluster.ok("nodeset", "cp1", "osimage=svc")
     assert kernel.read_bytes() == b"a newer kernel"
     assert kernel.stat().st_ino != first.st_ino  # replaced whole, never rewritten in place
+    source.write_bytes(b"the newest kernel")  # xCAT's nodeset --noupdateinitrd keeps the copy
+    cluster.ok("nodeset", "cp1", "osimage=svc", "--noupdateinitrd")
+    assert kernel.read_bytes() == b"a newer kernel"
 
 
 def test_boot_and_offline_leave_the_network_boot(cluster):
@@ -510,3 +513,13 @@ def test_a_node_on_a_network_this_host_is_not_on_is_served_by_site_master(listen
     mn.ok("chdef", "-t", "site", "clustersite", "master=10.99.0.254")
     assert mn.ok("nodeset", "rm1", "osimage=svc") == "rm1: netboot debian12-x86_64-service\n"
     assert f" XCAT=10.99.0.254:{mn.port} " in tftp(mn, "xcat/xnba/nodes/rm1").read_text()
+
+
+def test_h_v_and_no_arguments_answer_with_xcats_usage(cluster):
+    usage = (
+        "Usage:\n   Common:\n      nodeset [-h|--help|-v|--version]\n"
+        "      nodeset <noderange> [boot|osimage[=<imagename>]|offline|stat]\n"
+    )
+    assert cluster.outcome("nodeset") == (0, usage, "")
+    assert cluster.outcome("nodeset", "-h") == (0, usage, "")
+    assert cluster.outcome("nodeset", "--version") == (0, "Version 0.1.0\n", "")

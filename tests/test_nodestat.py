@@ -199,3 +199,14 @@ def test_without_raw_sockets_it_pings_through_datagram_sockets_or_tries_the_port
         assert "nodestat pings through an ICMP datagram socket" in unprivileged.logs()
     finally:
         unprivileged.stop()
+
+
+def test_h_v_and_no_noderange_answer_with_xcats_usage(shared_cluster):
+    # nodestat.pm: its usage on stdout, with rc 1 when the noderange is missing.
+    usage = (
+        "Usage:\n"
+        "  nodestat [noderange] [-m|--usemon] [-p|powerstat] [-f|--usefping] [-u|--updatedb]\n"
+        "  nodestat [-h|--help|-v|--version]\n"
+    )
+    for args, rc, out in [(["-h"], 0, usage), ([], 1, usage), (["-v"], 0, "Version 0.1.0\n")]:
+        assert shared_cluster.outcome("nodestat", *args) == (rc, out, "")

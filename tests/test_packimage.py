@@ -562,3 +562,16 @@ def test_a_node_whose_boot_files_cannot_be_written_again_is_named(shared_cluster
     assert result.returncode == 1
     assert result.stdout.splitlines()[-1].startswith("Packed ")
     assert result.stderr == "pk9: Error: tftpserver '-oops' is not an IP address or host name\n"
+
+
+def test_h_v_and_no_image_in_xcats_words(shared_cluster):
+    assert shared_cluster.outcome("packimage", "-h") == (
+        0,
+        "Usage:\n   packimage [-m| --method=cpio|tar|squashfs] [-c| --compress=gzip|pigz|xz|zstd] "
+        "[--nosyncfiles] <imagename>\n   packimage [-h| --help]\n   packimage [-v| --version]\n",
+        "",
+    )
+    assert shared_cluster.outcome("packimage", "-v") == (0, "Version 0.1.0\n", "")
+    assert shared_cluster.outcome("packimage") == (
+        1, "", "Error: An image name is required, use 'packimage <osimage name>'.\n"
+    )  # fmt: skip

@@ -65,7 +65,7 @@ def test_a_node_given_to_a_service_node_or_taken_away_is_so_at_its_next_request(
     cluster.ok("mkdef", "cn6", "groups=compute,rack1")  # rack1: sn1's
     cluster.ok("chdef", "cn3", "xcatmaster=")
     try:
-        assert as_sn1("nodels", "compute") == (0, "cn1\ncn4\ncn6\ncn51\n", "")
+        assert as_sn1("nodels", "compute") == (0, "cn1\ncn4\ncn51\ncn6\n", "")
     finally:
         cluster.ok("rmdef", "cn6")
         cluster.ok("chdef", "cn3", "xcatmaster=sn1")

@@ -64,6 +64,7 @@ def test_on_stat_and_off_start_and_end_the_machine(cluster, bmcs):
     assert started is not None
     assert bmc.machine.status() == "prelaunch"  # QMP answers: a live QEMU
     assert rpower(cluster, "pw1", "state") == "pw1: on\n"
+    assert rpower(cluster, "pw1", "status") == "pw1: on\n"  # xCAT's docs: rpower vm1 status
     assert rpower(cluster, "pw1", "on") == "pw1: on\n"  # already on: nothing sent
     assert bmc.machine.pid() == started
 
@@ -300,3 +301,27 @@ def test_bmc_passwords_reach_neither_the_log_nor_the_audit_trail(cluster, bmcs):
     for secret in ("Sekr1t-bmc-pw", "Wr0ng-bmc-pw"):
         assert secret not in cluster.logs()
         assert secret not in str(audit_rows(cluster))
+
+
+def test_h_v_and_no_arguments_answer_with_xcats_usage(cluster):
+    # xCAT's AAAusage.pm: -h, or no arguments, prints the command's usage
+    # (Usage.pm) with rc 0; -v the version.
+    usage = (
+        "Usage:\n    Common:\n"
+        "       rpower <noderange> [on|off|stat|state|status|reset|boot|cycle|softoff]\n"
+        "       rpower [-h|--help|-v|--version]\n"
+    )
+    assert cluster.outcome("rpower", "-h") == (0, usage, "")
+    assert cluster.outcome("rpower") == (0, usage, "")
+    assert cluster.outcome("rsetboot", "--help") == (
+        0,
+        "Usage: rsetboot <noderange> [net|hd|cd|def|default|stat] [-u] [-p]\n"
+        "       rsetboot [-h|--help|-v|--version]\n",
+        "",
+    )
+    rnetboot = "Usage: rnetboot <noderange>\n       rnetboot [-h|--help|-v|--version]\n"
+    assert cluster.outcome("rnetboot") == (0, rnetboot, "")
+    for command in ("rpower", "rsetboot", "rnetboot"):
+        assert cluster.outcome(command, "-v") == (0, "Version 0.1.0\n", "")
+    rc, out, err = cluster.outcome("rpower", "-x")
+    assert (rc, out) == (1, "") and err.endswith(usage)

@@ -304,8 +304,8 @@ def test_nodegrpch_sets_the_group_and_clears_its_nodes_overrides(xcat):
     ok(xcat("nodech", "ng2", "nodehm.mgt=kvm", "nodehm.serialspeed=9600"))
     assert ok(xcat("nodegrpch", "nggroup", "nodehm.mgt=ipmi")) == ""
     assert ok(xcat("nodels", "ng1-ng3", "nodehm.mgt")) == "ng1: ipmi\nng2: ipmi\nng3: ipmi\n"
-    assert ok(xcat("lsdef", "ng2", "-i", "mgt,serialspeed", "-V")) == (
-        "Object name: ng2\n    mgt=ipmi (inherited from group nggroup)\n    serialspeed=9600\n"
+    assert ok(xcat("nodels", "ng2", "-b", "nodehm.mgt", "nodehm.serialspeed")) == (
+        "ng2: nodehm.mgt: ipmi (inherited from group nggroup)\nng2: nodehm.serialspeed: 9600\n"
     )
     # The group's own row holds it (nodehm's columns: node, power, mgt, ...).
     assert ok(xcat("tabdump", "-w", "node==nggroup", "nodehm")).splitlines()[1] == (
@@ -351,6 +351,21 @@ def test_tabrestore_replaces_a_table_whole_or_not_at_all(admin, tmp_path):
     saved.write_text(HOSTS + '"r3","10.4.0.3",,,,\n')
     ok(admin("tabrestore", "-a", str(saved)))
     assert ok(admin("tabdump", "hosts")) == restored + '"r3","10.4.0.3",,,,\n'
+
+
+def test_tabdump_then_tabrestore_of_a_table_with_conditional_columns(admin, tmp_path):
+    # The administrator's backup and restore of one table: mp.id is slotid
+    # where mgt=fsp, mp.nodetype hwtype only where mgt=blade; the fsp's
+    # empty mp.nodetype is left alone, not refused.
+    ok(admin("mkdef", "fsp1", "groups=fsps", "mgt=fsp", "slotid=4", "mpa=amm2"))
+    ok(admin("mkdef", "bld1", "groups=blades", "mgt=blade", "id=2", "hwtype=blade"))
+    saved = tmp_path / "mp.csv"
+    saved.write_text(ok(admin("tabdump", "mp")))
+    assert ok(admin("tabrestore", str(saved))) == ""
+    assert ok(admin("tabdump", "mp")) == saved.read_text()
+    assert ok(admin("lsdef", "fsp1,bld1", "-i", "slotid,hwtype", "-c")) == (
+        "bld1: hwtype=blade\nbld1: slotid=\nfsp1: hwtype=\nfsp1: slotid=4\n"
+    )
 
 
 def test_tabrestore_refuses_what_xcat_refuses_and_columns_not_kept(xcat, tmp_path):

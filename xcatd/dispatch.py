@@ -191,7 +191,7 @@ async def _serve(
             await _run(command.run, call)
     except HelpRequested as help_text:
         await send(Output(request.id, "info", text=str(help_text)))
-        return 0
+        return help_text.rc
     except UsageError as exc:
         raise RequestRefused(str(exc), status="allowed") from None
     return call.return_code

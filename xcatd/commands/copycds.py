@@ -16,12 +16,23 @@ from ..store import objects
 from ..store.objects import Definition
 from ..store.objtypes import OSIMAGE
 from . import osimages
-from .registry import CommandParser, command
+from .registry import CommandParser, Usage, command
+
+USAGE = Usage(  # xCAT's (copycds.pm), which has no -v
+    "copycds [{-p|--path} path] [{-n|--name|--osver} distroname] [{-a|--arch} architecture] "
+    "[-i|--inspection] [{-o|--noosimage}] [{-w|--nonoverwrite}] 1st.iso [2nd.iso ...].",
+    version=False,
+    bare_error="copycds needs at least one full path to ISO currently.",
+)
 
 
-@command("copycds", "Copy distribution media into the install tree and define osimages.")
+@command(
+    "copycds", "Copy distribution media into the install tree and define osimages.", usage=USAGE
+)
 def copycds_options(parser: CommandParser) -> None:
-    parser.add_argument("-n", "--name", dest="distname", help="distribution name (rhels9.4, ...)")
+    parser.add_argument(
+        "-n", "--name", "--osver", dest="distname", help="distribution name (rhels9.4, ...)"
+    )
     parser.add_argument("-a", "--arch", help="architecture (x86_64, aarch64, ...)")
     parser.add_argument("-p", "--path", help="copy to this directory instead")
     parser.add_argument("-i", "--inspection", action="store_true", help="only identify the media")

@@ -22,7 +22,18 @@ from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import GROUP, NODE, OSIMAGE, POLICY, SITE, TYPES, ObjectType, check_name
 from ..store.selection import ATTRIBUTE_NAME, Selection, parse_selection
 from ..store.stanza import HEADER, format_stanzas, parse
-from ..store.tables import TableError, node_attribute
+from ..store.tables import (
+    SHORTNAMES,
+    Mapping,
+    NodeSelection,
+    TableError,
+    column_places,
+    node_attribute,
+    node_places,
+    node_selection,
+    where_kept,
+)
+from ..store.tables import tables as schema_tables
 from .common import CommandRefused, Produced, expand_noderange, respond
 from .defs_usage import NODELS, usage
 from .registry import CommandParser, UsageError, command
@@ -134,6 +145,15 @@ def _first_answer(call: Call) -> Produced | None:
     options, name = call.options, call.body.cmd
     if options.invalid_option:
         raise CommandRefused("Invalid option..", usage=usage(name))
+    if options.cleanup and name != "rmdef":
+        raise CommandRefused(f"Option '-C' can not be used with {name}.", usage=usage(name))
+    if options.xml:
+        raise CommandRefused("The '-x' (XML format) option is not yet implemented.")
+    if options.cleanup:  # xCAT's runs nodeset offline and makeconservercf -d first
+        raise CommandRefused(
+            "rmdef -C is not supported: run 'nodeset <noderange> offline' (and makedhcp -d "
+            "<noderange>) first, then rmdef without -C"
+        )
     if options.update:
         _check_update_option(call)
     if (not call.body.args and name != "lsdef") or (options.help and options.type is None):
@@ -209,12 +229,16 @@ def _object_options(parser: CommandParser, types: str = "object type (default no
     parser.add_argument("-t", dest="type", help=types)
     parser.add_argument("-o", dest="objects", help="object names (a noderange for nodes)")
     parser.add_argument(
-        "-V", "--verbose", action="store_true", help="lsdef: say which group a value comes from"
+        "-V", "--verbose", action="store_true", help="lsdef: the table and column of each value"
     )
     # xCAT's four commands take -u; mkdef and chdef alone use it (_check_update_option).
     parser.add_argument(
         "-u", dest="update", action="store_true", help="osimage: fill in from its profile"
     )
+    # xCAT's four commands take -C (rmdef's cleanup) and -x (XML, never done):
+    # refused in its words (_first_answer).
+    parser.add_argument("-C", "--cleanup", action="store_true", help="rmdef: not supported")
+    parser.add_argument("-x", "--xml", action="store_true", help="not supported")
     parser.set_defaults(invalid_option=False)  # DefParser sets it
 
 
@@ -508,6 +532,8 @@ def lsdef_options(parser: CommandParser) -> None:
     parser.add_argument("-a", "--all", action="store_true", help="objects of every type")
     parser.add_argument("-i", dest="attributes", help="only these attributes, comma separated")
     parser.add_argument("-c", "--compress", action="store_true", help="with -i: obj: attr=val")
+    parser.add_argument("--nics", action="store_true", help="the attributes per interface")
+    parser.add_argument("-S", dest="hidden", action="store_true", help="hidden nodes too")
     parser.add_argument(
         "-w", dest="where", action="append", default=[], help="attr==val, !=, =~, !~"
     )
@@ -552,14 +578,26 @@ def _as_listed(values: dict[str, str]) -> dict[str, tuple[str, str | None]]:
 
 
 def _conflict(options: argparse.Namespace) -> str | None:
-    """Options that xCAT's lsdef refuses together, in xCAT's words."""
+    """Options that xCAT's lsdef refuses together, in xCAT's words; --nics is
+    made the -i it stands for."""
     if options.long and options.short:
         return "The flags '-l' and '-s' cannot be used together."
+    if options.nics and options.attributes:
+        return "The flags '-i' and '--nics' cannot be used together."
+    if options.nics:  # xCAT's: --nics is -i with these
+        options.attributes = NICS
     if options.attributes and options.short:
         return "The flags '-i' and '-s' cannot be used together."
     if options.compress and not options.attributes:
         return "The flags '-c' and '-i' must be used together."
     return None
+
+
+# What lsdef --nics lists (DBobjectdefs.pm processArgs).
+NICS = (
+    "nicips,nichostnamesuffixes,nichostnameprefixes,nictypes,niccustomscripts,nicnetworks,"
+    "nicaliases,nicextraparams,nicdevices"
+)
 
 
 def _attribute_help(types: list[ObjectType], wanted: str | None) -> str:
@@ -600,7 +638,9 @@ class Listed:
         return keyed.shown(self.fetch(), self.objtype.per_interface)
 
     def chosen(self, wanted: list[str]) -> list[str]:
-        """The names -i asks for: `nicips` is each of its `nicips.<nic>` entries."""
+        """The names -i asks for that the type has: `nicips` is each of its
+        `nicips.<nic>` entries."""
+        wanted = [name for name in wanted if _has(self.objtype, name)]
         if not self.objtype.per_interface:
             return wanted
         shown = []
@@ -626,6 +666,7 @@ def _listing(db, call: Call) -> Produced:
     options = call.options
     types = list(TYPES.values()) if options.all else _types(options)
     names = options.objects or options.noderange
+    unknown = _unknown_attributes(options, types)
     selections = [parse_selection(w) for w in options.where]
     hidden = not may_read_secrets(call)
     if hidden and (secret := next((s for s in selections if is_secret(s.attribute)), None)):
@@ -644,7 +685,7 @@ def _listing(db, call: Call) -> Produced:
     if empty and not (names or options.all):
         raise CommandRefused(f"Could not get objects of type '{empty[0]}'.")
     listed = [item for of_type in found.values() for item in of_type.listed]
-    errors = [
+    errors = unknown + [
         objects.not_found(name, objtype)
         for objtype, of_type in found.items()
         if not (of_type.none or selections)  # with -w, a missing name is just not selected
@@ -657,6 +698,29 @@ def _listing(db, call: Call) -> Produced:
         lines = ["No object definitions have been found"]
     notes = [f"Could not find any objects of type '{name}'." for name in empty]
     return Produced(notes + lines, errors=errors)
+
+
+def _unknown_attributes(options: argparse.Namespace, types: list[ObjectType]) -> list[str]:
+    """xCAT's error for each -i attribute a type does not have (each type
+    lists those it has); refused when no type has any."""
+    wanted = _wanted(options)
+    errors = [
+        f"'{a}' is not a valid attribute name for an object type of '{objtype.name}'."
+        for objtype in types
+        for a in wanted
+        if not _has(objtype, a)
+    ]
+    if wanted and not any(_has(objtype, a) for objtype in types for a in wanted):
+        raise CommandRefused(*errors)
+    return errors
+
+
+def _has(objtype: ObjectType, attribute: str) -> bool:
+    """Whether lsdef -i shows `attribute` for objects of the type: xCAT does
+    not check the site's (nor monitoring's) names."""
+    if objtype is SITE or objtype.name == "monitoring":
+        return True
+    return keyed.split_name(attribute)[0] in (objtype.key, *objtype.attributes)
 
 
 def _masked_fetch(
@@ -697,6 +761,8 @@ def _nodes(nodes: Nodes, names: str | None, call: Call, selections: list[Selecti
     named = expand_noderange(call, names, nodes, verify=False) if names else None
     known = nodes.groups_of if named is None else nodes.nodes_among(named)
     chosen, missing = _existing(named, known)
+    if not call.options.hidden:  # xCAT's lsdef leaves them out even when named
+        chosen = nodes.visible(chosen)
     listed = [
         Listed(NODE, name, partial(nodes.sourced, name))
         for name in chosen
@@ -748,12 +814,6 @@ def _existing(named: list[str] | None, known: Collection[str]) -> tuple[list[str
     return sorted(n for n in names if n in known), sorted(n for n in names if n not in known)
 
 
-def sorted_names(names: Iterable[str]) -> list[str]:
-    from ..store.noderange import natural_key
-
-    return sorted(names, key=natural_key)
-
-
 def _form(options, names: str | None, selections: list[Selection]) -> Callable:
     if options.stanza and options.short:
         return _stanza_names
@@ -780,10 +840,18 @@ def _long_lines(listed: list[Listed], options, several_types: bool) -> Iterator[
         suffix = f"  ({item.objtype.name})" if several_types else ""
         yield f"Object name: {item.name}{suffix}"
         for attribute in item.chosen(wanted) if wanted else sorted(item.values):
-            value, source = item.values.get(attribute, ("", None))
+            value = item.values.get(attribute, ("", None))[0]
             if value or wanted or attribute == "members":  # a group's, even when it has none
-                origin = f" (inherited from group {source})" if source and options.verbose else ""
-                yield f"    {attribute}={value}{origin}"
+                note = _where_kept(item, attribute) if options.verbose else None
+                yield f"    {attribute}={value}" + (f"\t{note}" if note else "")
+
+
+def _where_kept(item: Listed, attribute: str) -> str | None:
+    """The table and column of the value (lsdef -V); a group's members are
+    worked out, in no column."""
+    if item.objtype is GROUP and attribute == "members":
+        return None
+    return where_kept(item.objtype, attribute, lambda a: item.values.get(a, ("",))[0] or None)
 
 
 def _compressed_lines(listed: list[Listed], options, several_types: bool) -> Iterator[str]:
@@ -827,7 +895,7 @@ def _record(item: Listed) -> dict:
 # -- nodels --------------------------------------------------------------------
 
 
-@command("nodels", "List nodes, and their attributes.", add_help=False)
+@command("nodels", "List nodes, and their attributes.", add_help=False, parser_class=DefParser)
 def nodels_options(parser: CommandParser) -> None:
     parser.add_argument("-h", "-?", "--help", dest="help", action="store_true", help="usage")
     parser.add_argument("-v", "--version", action="store_true", help="the version")
@@ -835,15 +903,21 @@ def nodels_options(parser: CommandParser) -> None:
     parser.add_argument(
         "-b", "--blame", action="store_true", help="say which group a value comes from"
     )
+    parser.add_argument("-S", dest="hidden", action="store_true", help="hidden nodes too")
     parser.add_argument("noderange", nargs="?", help="nodes (default: all)")
-    parser.add_argument("attributes", nargs="*", help="attributes (attr or table.attr)")
+    parser.add_argument(
+        "attributes", nargs="*", help="table.column, table, attr, or table.column==value ..."
+    )
+    parser.set_defaults(invalid_option=False)  # DefParser sets it
 
 
 @nodels_options.runs
 async def nodels(call: Call) -> None:
     options = call.options
-    if options.help or options.version:  # as xCAT's nodels: -h before -v
-        await call.info(NODELS if options.help else f"Version {call.context.version}")
+    if options.invalid_option:  # xCAT's nodels: its usage, on stdout, rc 1
+        call.rc = 1
+    if options.help or options.version or options.invalid_option:  # as xCAT's: -h before -v
+        await call.info(NODELS if not options.version else f"Version {call.context.version}")
         return
 
     def work(db) -> Produced:
@@ -851,30 +925,86 @@ async def nodels(call: Call) -> None:
         chosen = (
             expand_noderange(call, options.noderange, nodes)
             if options.noderange
-            else sorted_names(nodes.groups_of)
+            else list(nodes.groups_of)
         )
-        if not options.attributes:
-            return Produced(chosen, [{"node": n} for n in chosen])
-        try:  # table.column is the attribute it is (store/tables.py); one not kept reads empty
-            shown = [(given, node_attribute(given) or "") for given in options.attributes]
+        if not options.hidden:
+            chosen = nodes.visible(chosen)
+        chosen = sorted(chosen)  # xCAT's nodels sorts by characters: blade10 before blade2
+        try:
+            wanted = _nodels_wanted(options.attributes)
         except TableError as exc:
             raise CommandRefused(str(exc)) from None
-        unknown = [given for given, attr in shown if attr and attr not in NODE.attributes]
-        if unknown:
-            raise CommandRefused(*(f"'{u}' is not a node attribute" for u in unknown))
-        label = options.with_fieldname or len(shown) > 1
+        chosen = [
+            n
+            for n in chosen
+            if all(s.holds(partial(nodes.attribute, n)) for s in wanted.selections)
+        ]
+        if not wanted.shown:
+            return Produced(chosen, [{"node": n} for n in chosen])
+        label = options.with_fieldname or wanted.labelled
         nodes.expect(chosen)
         lines, records = [], []
         hidden = not may_read_secrets(call)
         for node in chosen:
             sourced = masked(nodes.sourced(node)) if hidden else nodes.sourced(node)
+            sourced[NODE.key] = (node, None)
             record = {"node": node}
-            for given, attribute in shown:
-                value, source = sourced.get(attribute, ("", None))
+            for given, attribute in _nodels_columns(wanted, nodes, node, sourced):
+                value, source = sourced.get(attribute or "", ("", None))
                 blame = f" (inherited from group {source})" if options.blame and source else ""
                 lines.append(f"{node}: {given}: {value}{blame}" if label else f"{node}: {value}")
-                record[attribute] = value
+                record[attribute or given] = value
             records.append(record)
         return Produced(lines, records)
 
     await respond(call, work)
+
+
+@dataclass
+class _NodelsWanted:
+    """What nodels' arguments ask for, as xCAT's tabutils.pm reads them."""
+
+    shown: list[tuple[str, tuple[Mapping, ...]]]  # (as given, the attributes it is)
+    selections: list[NodeSelection]
+    labelled: bool  # `node: given: value` (several columns, or a whole table)
+    whole_table: bool  # its columns with a value first, sorted (xCAT's order)
+
+
+def _nodels_wanted(args: list[str]) -> _NodelsWanted:
+    """`table.column` (or a short name, or an attribute), `table` (all its
+    columns), and `table.column==value` (also !=, =~, !~) selecting nodes;
+    xCAT labels the values once two of the first and third are given."""
+    wanted = _NodelsWanted([], [], False, False)
+    columns = 0
+    for given in args:
+        if (selection := node_selection(given)) is not None:
+            wanted.selections.append(selection)
+            columns += 1
+        elif "." not in given and given not in SHORTNAMES and given in schema_tables():
+            table = schema_tables()[given]
+            wanted.whole_table = wanted.labelled = True
+            for column in table.columns:
+                wanted.shown.append((f"{given}.{column.name}", column_places(table, column)))
+        else:
+            wanted.shown.append((given, node_places(given)))
+            columns += 1
+    known = {*NODE.attributes, NODE.key}
+    unknown = [given for given, places in wanted.shown for m in places if m.attribute not in known]
+    if unknown:
+        raise CommandRefused(*(f"'{u}' is not a node attribute" for u in unknown))
+    wanted.labelled = wanted.labelled or columns > 1
+    return wanted
+
+
+def _nodels_columns(
+    wanted: _NodelsWanted, nodes: Nodes, node: str, sourced: dict[str, tuple[str, str | None]]
+) -> list[tuple[str, str | None]]:
+    """The columns as given, each with the attribute that holds the node's
+    value; a whole table's as xCAT prints them, those with a value first,
+    sorted."""
+    value_of = partial(nodes.attribute, node)
+    columns = [(given, node_attribute(places, value_of)) for given, places in wanted.shown]
+    if not wanted.whole_table:
+        return columns
+    has_value = [c for c in columns if c[1] and sourced.get(c[1])]
+    return sorted(has_value) + [c for c in columns if c not in has_value]

@@ -19,12 +19,19 @@ from ..images.osimage import Distro, OsImage, OsImageError, default_pkgdir
 from ..images.profiles import find_profile_file, shipped_dir
 from ..sshca import SshAuthority
 from .osimages import osimage, record
-from .registry import CommandParser, command
+from .registry import CommandParser, Usage, command
+
+USAGE = Usage(  # in the form of xCAT's (xCAT-client/bin/genimage), with the options xcatd has
+    "Usage:\n    genimage [-n <nodenetdrivers>] [-k <kernelver>] [--onlyinitrd] [--noupdate] "
+    "[-V|--verbose] <imagename>\n\n"
+    "Examples:\n    genimage -n tg3,bnx2 myimagename\n    genimage myimagename\n",
+    bare_rc=1,
+)
 
 _DRIVER = re.compile(r"[A-Za-z0-9_\-]+(\.ko)?")
 
 
-@command("genimage", "Generate the stateless root image of an osimage.")
+@command("genimage", "Generate the stateless root image of an osimage.", usage=USAGE)
 def genimage_options(parser: CommandParser) -> None:
     parser.add_argument(
         "-n", dest="netdrivers", help="network drivers for the stateless initrd (comma list)"

@@ -5,10 +5,14 @@ from __future__ import annotations
 import time
 
 from ..call import Call
-from .registry import CommandParser, command
+from .registry import CommandParser, Usage, command
+
+# xCAT's (tabutils.pm lsxcatd_usage), its -v lsxcatd's own.
+OPTIONS = ("-v|--version", "-h|--help", "-d|--database", "-t|--nodetype", "-a|--all")
+USAGE = Usage("\n".join(f"       lsxcatd [{o}]" for o in OPTIONS), version=False, bare_rc=1)
 
 
-@command("lsxcatd", "Show information about the xCAT daemon.")
+@command("lsxcatd", "Show information about the xCAT daemon.", usage=USAGE)
 def lsxcatd_options(parser: CommandParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("-v", "--version", action="store_true", help="the version")

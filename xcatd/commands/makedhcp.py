@@ -66,12 +66,21 @@ from ..store.objtypes import NETWORK
 from ..store.regex_values import RegexValueError
 from .bootsettings import settings
 from .common import expand_noderange
-from .registry import CommandParser, UsageError, command
+from .registry import CommandParser, Usage, UsageError, command
 
 Values = Mapping[str, str]
 
 
-@command("makedhcp", "Write the DHCP server's network and node entries.")
+# xCAT's (dhcp.pm $usage), with the forms xcatd has; xCAT's makedhcp has no -v.
+USAGE = Usage(
+    "Usage: makedhcp -n\n\tmakedhcp -a\n\tmakedhcp -d noderange\n\tmakedhcp <noderange>\n"
+    "\tmakedhcp [-h|--help]",
+    version=False,
+    bare_rc=1,
+)
+
+
+@command("makedhcp", "Write the DHCP server's network and node entries.", usage=USAGE)
 def makedhcp_options(parser: CommandParser) -> None:
     parser.add_argument(
         "-n", "--new", action="store_true", help="the servers' settings anew, from the networks"
@@ -85,9 +94,7 @@ def makedhcp_options(parser: CommandParser) -> None:
 async def makedhcp(call: Call) -> None:
     options = call.options
     if not (options.new or options.all or options.noderange):
-        raise UsageError(
-            f"give -n, -a or a noderange\n{makedhcp_options.parser.format_usage().rstrip()}"
-        )
+        raise UsageError(f"give -n, -a or a noderange\n{USAGE.text}")
     if options.delete and (options.all or not options.noderange):
         raise UsageError("-d removes the nodes of a noderange: makedhcp -d <noderange>")
     if options.all and options.noderange:

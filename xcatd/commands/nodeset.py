@@ -78,22 +78,30 @@ from ..store.objtypes import NETWORK, NODE, OSIMAGE
 from ..store.regex_values import RegexValueError
 from .bootsettings import settings
 from .common import LINES_PER_RECORD, expand_noderange
-from .registry import CommandParser, UsageError, command
+from .registry import CommandParser, Usage, UsageError, command
 
 ACTIONS = "osimage[=<image>] | boot | offline | stat"
 IMAGES = "xcat/osimage"  # under tftpdir: each image's kernel and initrd
+USAGE = Usage(  # xCAT's (perl-xCAT/xCAT/Usage.pm), with the actions xcatd has
+    "Usage:\n   Common:\n      nodeset [-h|--help|-v|--version]\n"
+    "      nodeset <noderange> [boot|osimage[=<imagename>]|offline|stat]"
+)
 
 
-@command("nodeset", "Set what nodes boot next from the network.")
+@command("nodeset", "Set what nodes boot next from the network.", usage=USAGE)
 def nodeset_options(parser: CommandParser) -> None:
     parser.add_argument("noderange", help="the nodes")
     parser.add_argument("action", metavar="action", help=ACTIONS)
+    parser.add_argument(
+        "--noupdateinitrd", action="store_true", help="keep the kernel and initrd copied before"
+    )
 
 
 @dataclass(frozen=True)
 class Action:
     kind: str  # osimage | boot | offline | stat
     image: str | None = None  # osimage=<image>
+    keep_boot_files: bool = False  # --noupdateinitrd: an image's kernel and initrd as they are
 
 
 PROVMETHOD = Action("osimage")  # plain osimage: the image the node's provmethod names
@@ -112,7 +120,7 @@ def parse_action(text: str) -> Action:
 
 @nodeset_options.runs
 async def nodeset(call: Call) -> None:
-    action = parse_action(call.options.action)
+    action = replace(parse_action(call.options.action), keep_boot_files=call.options.noupdateinitrd)
     try:
         copy = await serving.definitions(call)  # on a service node: the MN's
         snapshot, split = await call.context.store.run(lambda db: _read(db, call, action))
@@ -373,14 +381,16 @@ class _Setter:
             raise problem
 
     def _copy_images(self, images: set[PackedImage]) -> dict[str, str]:
-        """Each image's kernel and initrd into tftpdir, once; image -> why it failed."""
+        """Each image's kernel and initrd into tftpdir, once (not again over
+        those there with --noupdateinitrd); image -> why it failed."""
         failed = {}
         for image in images:
             target = self.settings.tftpdir / IMAGES / image.name
             try:
                 target.mkdir(parents=True, exist_ok=True)
                 for source in image.boot_files:
-                    copy_if_changed(source, target / source.name)
+                    if not (self.action.keep_boot_files and (target / source.name).exists()):
+                        copy_if_changed(source, target / source.name)
             except OSError as exc:
                 failed[image.name] = f"cannot copy the kernel of {image.name}: {exc}"
         return failed

@@ -37,10 +37,17 @@ from ..images.pack.tree import PackError
 from ..store.objects import DefinitionError
 from .nodeset import refresh_image
 from .osimages import osimage, record
-from .registry import CommandParser, command
+from .registry import CommandParser, Usage, command
+
+USAGE = Usage(  # xCAT's (packimage.pm), with the methods and compressions xcatd has
+    f"Usage:\n   packimage [-m| --method={'|'.join(PACK_METHODS)}] "
+    f"[-c| --compress={'|'.join(sorted({*PACK_COMPRESSIONS, 'pigz'}))}] [--nosyncfiles] "
+    "<imagename>\n   packimage [-h| --help]\n   packimage [-v| --version]",
+    bare_error="An image name is required, use 'packimage <osimage name>'.",
+)
 
 
-@command("packimage", "Pack an osimage's root image for diskless nodes.")
+@command("packimage", "Pack an osimage's root image for diskless nodes.", usage=USAGE)
 def packimage_options(parser: CommandParser) -> None:
     parser.add_argument("-m", "--method", choices=PACK_METHODS, default="cpio",
                         help="archive method (default cpio)")  # fmt: skip

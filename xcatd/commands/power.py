@@ -23,10 +23,22 @@ from ..hw.fanout import Job, Limits, Report, run_each
 from ..hw.target import HW_ATTRIBUTES, HardwareError, passwd_defaults, target_for
 from ..store.nodes import Nodes
 from .common import divide, read_nodes
-from .registry import CommandParser, command
+from .registry import CommandParser, Usage, command
+
+# xCAT's usage texts (perl-xCAT/xCAT/Usage.pm), with the actions xcatd has.
+RPOWER_USAGE = Usage(
+    "Usage:\n    Common:\n"
+    f"       rpower <noderange> [{'|'.join(POWER_ACTIONS)}]\n"
+    "       rpower [-h|--help|-v|--version]"
+)
+RSETBOOT_USAGE = Usage(
+    f"Usage: rsetboot <noderange> [{'|'.join(BOOT_DEVICES)}] [-u] [-p]\n"
+    "       rsetboot [-h|--help|-v|--version]"
+)
+RNETBOOT_USAGE = Usage("Usage: rnetboot <noderange>\n       rnetboot [-h|--help|-v|--version]")
 
 
-@command("rpower", "Control the power of nodes through their BMCs.")
+@command("rpower", "Control the power of nodes through their BMCs.", usage=RPOWER_USAGE)
 def rpower_options(parser: CommandParser) -> None:
     parser.add_argument("noderange", help="the nodes")
     parser.add_argument("action", choices=POWER_ACTIONS, help=" | ".join(POWER_ACTIONS))
@@ -37,7 +49,7 @@ async def rpower(call: Call) -> None:
     await _control(call, "power", functools.partial(actions.power, action=call.options.action))
 
 
-@command("rsetboot", "Set the device nodes boot from next (once, unless -p).")
+@command("rsetboot", "Set the device nodes boot from next (once, unless -p).", usage=RSETBOOT_USAGE)
 def rsetboot_options(parser: CommandParser) -> None:
     parser.add_argument("noderange", help="the nodes")
     parser.add_argument(
@@ -56,7 +68,11 @@ async def rsetboot(call: Call) -> None:
     await _control(call, "boot", operation)
 
 
-@command("rnetboot", "Boot nodes from the network: next boot from the network, then on or reset.")
+@command(
+    "rnetboot",
+    "Boot nodes from the network: next boot from the network, then on or reset.",
+    usage=RNETBOOT_USAGE,
+)
 def rnetboot_options(parser: CommandParser) -> None:
     parser.add_argument("noderange", help="the nodes")
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
+from .. import __version__
 from ..call import Call
 from ..errors import XcatdError
 
@@ -33,15 +34,47 @@ class UsageError(XcatdError):
 
 
 class HelpRequested(Exception):
-    """`-h`: the message is the full help text, printed with rc 0."""
+    """`-h`: the message is the full help text, printed with rc 0 (or `rc`:
+    xCAT prints some usage texts on standard output with rc 1)."""
+
+    def __init__(self, text: str, rc: int = 0) -> None:
+        super().__init__(text)
+        self.rc = rc
+
+
+@dataclass(frozen=True)
+class Usage:
+    """xCAT's usage text of a command, and how xCAT answers with it: for
+    -h/--help (rc 0), -v/--version (`version`), a command line with no
+    arguments (the usage with rc `bare_rc`, or xCAT's error `bare_error`),
+    and after a bad option."""
+
+    text: str
+    version: bool = True
+    bare_rc: int = 0
+    bare_error: str | None = None
+
+    def answer(self, args: list[str]) -> None:
+        """Raise what xCAT prints before it looks at the options; None: go on."""
+        if not args and self.bare_error:
+            raise UsageError(self.bare_error)
+        if not args:
+            raise HelpRequested(self.text, self.bare_rc)
+        if any(arg in ("-h", "--help", "-?") for arg in args):
+            raise HelpRequested(self.text)
+        if self.version and any(arg in ("-v", "--version") for arg in args):
+            raise HelpRequested(f"Version {__version__}")
 
 
 class CommandParser(argparse.ArgumentParser):
     """argparse that reports instead of printing and exiting: the text goes
     back to the client that asked, not to the daemon's stderr."""
 
+    xcat_usage: Usage | None = None  # set by command(): shown after an error instead
+
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
+        usage = self.xcat_usage.text if self.xcat_usage else self.format_usage().rstrip()
+        raise UsageError(f"{message}\n{usage}")
 
     def print_help(self, file=None) -> None:
         raise HelpRequested(self.format_help().rstrip())
@@ -58,6 +91,7 @@ class Command:
     run: Runner | None = None
     reads_stdin: bool = False  # input is dropped unread for any other command
     interactive: bool = False  # reads the user's keystrokes as they come (Call.keystrokes)
+    usage: Usage | None = None  # xCAT's, answering -h, -v and no arguments
 
     def runs(self, function: Runner) -> Runner:
         """Decorator: `function` is the body of this command."""
@@ -65,6 +99,8 @@ class Command:
         return function
 
     def parse(self, args: list[str]) -> argparse.Namespace:
+        if self.usage is not None:
+            self.usage.answer(args)
         # Options may come after positionals, as in `nodels node01 -b groups`.
         return self.parser.parse_intermixed_args(args)
 
@@ -77,6 +113,7 @@ def command(
     reads_stdin: bool = False,
     interactive: bool = False,
     parser_class: type[CommandParser] = CommandParser,
+    usage: Usage | None = None,
 ) -> Callable[[Callable], Command]:
     """Declare a command; the decorated function adds its options to the parser.
 
@@ -85,17 +122,21 @@ def command(
     that reads what the user pipes in says so with reads_stdin, one that
     reads keystrokes as they are typed (rcons) with interactive; one that
     answers bad options itself (as xCAT's def commands do) passes a
-    CommandParser subclass as parser_class.
+    CommandParser subclass as parser_class; one given xCAT's `usage` answers
+    -h, -v and an empty command line with it, as xCAT does.
     """
 
     def declare(add_options: Callable[[CommandParser], None]) -> Command:
         if name in REGISTRY:
             raise RuntimeError(f"command {name} is declared twice")
-        parser = parser_class(prog=name, description=summary, allow_abbrev=False, add_help=add_help)
+        parser = parser_class(
+            prog=name, description=summary, allow_abbrev=False, add_help=add_help and not usage
+        )
+        parser.xcat_usage = usage
         parser.add_argument("--json", action="store_true", help="print records as JSON lines")
         add_options(parser)
         REGISTRY[name] = declared = Command(
-            name, summary, parser, reads_stdin=reads_stdin, interactive=interactive
+            name, summary, parser, reads_stdin=reads_stdin, interactive=interactive, usage=usage
         )
         return declared
 

@@ -46,7 +46,7 @@ from ..store.nodes import Nodes
 from ..store.objtypes import NODE
 from .common import divide, read_nodes
 from .power import drive, hardware
-from .registry import CommandParser, command
+from .registry import CommandParser, Usage, command
 
 SERVICE_NAMES = frozenset(name for name, _ in SERVICES)
 UP = "ping"  # up, no service, nothing reported; also what -u saves for a node with services
@@ -57,7 +57,20 @@ NO_MONSETTING = (
 )
 
 
-@command("nodestat", "Show whether nodes answer, which of their services run, and their state.")
+# xCAT's (nodestat.pm usage); no noderange prints it with rc 1.
+USAGE = Usage(
+    "Usage:\n"
+    "  nodestat [noderange] [-m|--usemon] [-p|powerstat] [-f|--usefping] [-u|--updatedb]\n"
+    "  nodestat [-h|--help|-v|--version]",
+    bare_rc=1,
+)
+
+
+@command(
+    "nodestat",
+    "Show whether nodes answer, which of their services run, and their state.",
+    usage=USAGE,
+)
 def nodestat_options(parser: CommandParser) -> None:
     parser.add_argument("noderange", help="the nodes")
     parser.add_argument(

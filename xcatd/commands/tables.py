@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 
 from ..call import Call
 from ..store import objects, table_edits
 from ..store import tables as schema
 from ..store.nodes import Nodes
 from ..store.objtypes import GROUP, NODE, POLICY, ObjectType
-from ..store.selection import parse_selection
 from ..store.table_edits import Changes, Key
 from ..store.tables import Column, Mapping, Row, Table, TableError
 from . import audit_table
@@ -545,9 +545,6 @@ async def nodech(call: Call) -> None:
     await _run(call, lambda db: _nodech(db, call, adding=False))
 
 
-_CRITERION = re.compile(r"^(?P<col>[^=]*?)(?P<op>==|!=|=~|!~)(?P<value>.*)$", re.S)
-
-
 def _nodech(db, call: Call, adding: bool) -> Produced:
     options = call.options
     name = call.body.cmd
@@ -571,7 +568,7 @@ def _nodech(db, call: Call, adding: bool) -> Produced:
                 changes.clear((NODE, node), table)
     else:
         criteria, assignments = _nodech_args(args)
-        chosen = [node for node in chosen if all(c(nodes, node) for c in criteria)]
+        chosen = [n for n in chosen if all(c.holds(partial(nodes.attribute, n)) for c in criteria)]
         for node in chosen:
             for table, column, op, value in assignments:
                 changes.assign((NODE, node), table, column, op, value)
@@ -634,7 +631,7 @@ def _node_table(name: str) -> Table:
     return table
 
 
-def _nodech_args(args: list[str]) -> tuple[list[Callable[[Nodes, str], bool]], list[tuple]]:
+def _nodech_args(args: list[str]) -> tuple[list[schema.NodeSelection], list[tuple]]:
     """nodech's arguments as xCAT reads them: selections (==, !=, =~, !~) that
     narrow the noderange, and assignments (=, ,=, ^=, and chtab's +=; -= as ^=;
     =@ for a value that starts with '=')."""
@@ -642,8 +639,8 @@ def _nodech_args(args: list[str]) -> tuple[list[Callable[[Nodes, str], bool]], l
     for arg in args:
         if "=" not in arg and "!~" not in arg:
             raise CommandRefused(f"Malformed argument {arg} ignored.")
-        if (found := _CRITERION.match(arg)) and "=" not in found["col"]:
-            criteria.append(_criterion(found["col"], found["op"], found["value"]))
+        if (selection := schema.node_selection(arg)) is not None:
+            criteria.append(selection)
             continue
         spec, _, value = arg.partition("=")
         value = value.removeprefix("@")
@@ -654,20 +651,6 @@ def _nodech_args(args: list[str]) -> tuple[list[Callable[[Nodes, str], bool]], l
         table, column = schema.node_column(spec)
         assignments.append((table, column, op, value))
     return criteria, assignments
-
-
-def _criterion(spec: str, op: str, value: str) -> Callable[[Nodes, str], bool]:
-    """A node's effective value of table.column, tested as nodech tests it."""
-    mapping = schema.node_column(spec)[1].mapping(NODE)
-    if op in ("=~", "!~"):
-        value = value.removeprefix("/").removesuffix("/")
-    selection = parse_selection(f"value{op}{value}")
-
-    def holds(nodes: Nodes, node: str) -> bool:
-        actual = nodes.attribute(node, mapping.attribute) if mapping else None
-        return selection.matches(actual)
-
-    return holds
 
 
 @command("noderm", "Removes the nodes in the noderange from all database tables.",

@@ -11,7 +11,8 @@ from .target import Driver, Target
 
 Operation = Callable[[Driver], str]
 
-POWER_ACTIONS = ("on", "off", "stat", "state", "reset", "boot", "cycle", "softoff")
+POWER_ACTIONS = ("on", "off", "stat", "state", "status", "reset", "boot", "cycle", "softoff")
+READS = ("stat", "state", "status")  # xCAT's three words for reading the power
 BOOT_DEVICES = ("net", "hd", "cd", "def", "default", "stat")
 # The power state in which a power action has nothing to do.
 NOTHING_TO_DO = {"on": "on", "off": "off", "softoff": "off", "reset": "off"}
@@ -50,13 +51,13 @@ def _connect(target: Target) -> Driver:
 
 
 def power(driver: Driver, action: str) -> str:
-    """xCAT's rpower: stat and state read the power; on of a machine that is
+    """xCAT's rpower: stat, state and status read the power; on of a machine that is
     on, and off, softoff or reset of one that is off, send nothing and print
     its state; boot is on for a machine that is off and reset for one that is
     on; cycle is always sent.  The answer is what the BMC accepted, not yet
     its effect."""
     state = driver.power_state()
-    if action in ("stat", "state"):
+    if action in READS:
         return state
     if action == "boot":
         action = "reset" if state == "on" else "on"

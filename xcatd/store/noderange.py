@@ -46,7 +46,7 @@ import re
 import sys
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from itertools import product
 from pathlib import Path
 from stat import S_ISREG
@@ -56,6 +56,7 @@ from ..errors import XcatdError
 from .patterns import Pattern, PatternError
 from .regex_values import RegexValueError
 from .selection import SelectionError, parse_selection
+from .tables import SHORTNAMES, TableError, node_selection
 
 MAX_NAMES = 1_000_000  # named by one noderange: more is a typo, and would exhaust memory
 MAX_DEPTH = 50  # nested parentheses
@@ -411,9 +412,16 @@ class _Resolver:
     def select(self, text: str) -> _Names:
         try:
             selection = parse_selection(text)
-            attribute, name = self.source.attribute, selection.attribute
-            chosen = [n for n in self.all_names if selection.matches(attribute(n, name))]
-        except SelectionError as error:
+            if "." in selection.attribute or selection.attribute in SHORTNAMES:
+                # xCAT's nodehm.cons==hmc: the attribute the column is, for each node
+                column = node_selection(selection.text)
+                assert column is not None
+                value_of = self.source.attribute
+                chosen = [n for n in self.all_names if column.holds(partial(value_of, n))]
+            else:
+                attribute, name = self.source.attribute, selection.attribute
+                chosen = [n for n in self.all_names if selection.matches(attribute(n, name))]
+        except (SelectionError, TableError) as error:
             raise NoderangeError(f"Bad attribute selection in noderange: {error}") from None
         return _Names(chosen, False)
 

@@ -334,6 +334,17 @@ class Nodes:
         first of them read reads them all, in one query or a few."""
         self._own.expect(names)
 
+    def visible(self, names: Iterable[str]) -> list[str]:
+        """The names without the hidden nodes (`hidden=1`: xCAT's FSPs and
+        BPAs), which lsdef and nodels list only with -S.  Over many nodes,
+        one look at the column and the groups says whether any node is."""
+        names = list(names)
+        if len(names) > FEW and not (
+            self._column("hidden") or any("hidden" in g for g in self.groups.values())
+        ):
+            return names
+        return [name for name in names if self.attribute(name, "hidden") != "1"]
+
     def empty(self) -> bool:
         """Whether there are no nodes at all."""
         return not self.groups_of.any()

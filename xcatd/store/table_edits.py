@@ -77,8 +77,9 @@ def _values(db: sqlite_utils.Database, nodes: Nodes, changes: Changes) -> dict[K
         for table, column, op, value in sorted(assignments, key=lambda a: a[1].conditional(key[0])):
             mapping = _mapping_for(nodes, key, values, own, column)
             now = values.get(mapping.attribute, own.get(mapping.attribute, ""))
-            values[mapping.attribute] = _combined(now, op, value)
-            _check_condition(nodes, key, values, own, table, column, mapping)
+            combined = _combined(now, op, value)
+            if _writes_condition(nodes, key, values, own, table, column, mapping, combined):
+                values[mapping.attribute] = combined
     return result
 
 
@@ -87,7 +88,7 @@ def _mapping_for(
 ) -> Mapping:
     """The attribute the column is for this object: the first place whose
     condition holds (mp.id is slotid where mgt=fsp, id where mgt=blade), or
-    the first place, which `_check_condition` then judges."""
+    the first place, which `_writes_condition` then judges."""
     places = column.mappings_of(key[0])
     for mapping in places:
         if mapping.only_if is None:
@@ -145,7 +146,7 @@ def _combined(now: str, op: str, value: str) -> str:
     return ",".join(items)
 
 
-def _check_condition(
+def _writes_condition(
     nodes: Nodes,
     key: Key,
     values: dict[str, str],
@@ -153,17 +154,24 @@ def _check_condition(
     table: Table,
     column: Column,
     mapping: Mapping,
-) -> None:
-    """Refuse a conditional column (openbmc.bmc: only where mgt=openbmc) for
-    an object whose condition attribute says otherwise, or is unset where the
-    column is not the attribute's first place (ipmi.bmc is)."""
+    value: str,
+) -> bool:
+    """Whether to write `value` to a conditional column (openbmc.bmc: only
+    where mgt=openbmc): not for an object whose condition attribute says
+    otherwise, or is unset where the column is not the attribute's first
+    place (ipmi.bmc is).  There the column shows nothing: an empty value
+    (tabrestore's, for every column of a row) is left unwritten, so that the
+    attribute's place that holds its value keeps it; any other is refused."""
     if mapping.only_if is None:
-        return
+        return True
     attribute, wanted = mapping.only_if
     objtype, name = key
     actual = _actual(nodes, key, values, own, attribute)
-    if (actual and actual != wanted) or (not actual and not mapping.first):
+    if not ((actual and actual != wanted) or (not actual and not mapping.first)):
+        return True
+    if value:
         raise TableError(
             f"{table.name}.{column.name} is {objtype.name} attribute '{mapping.attribute}' only "
             f"where {attribute}={wanted}, and {name} has {attribute}={actual or '(unset)'}"
         )
+    return False

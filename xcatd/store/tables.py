@@ -19,13 +19,16 @@ where the condition's attribute is unset or holds.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property, partial
 from pathlib import Path
 
 from ..errors import XcatdError
-from .objtypes import GROUP, NODE, STORED, TYPES, ObjectType
+from .keyed import split_name
+from .objtypes import GROUP, NODE, SITE, STORED, TYPES, ObjectType
+from .selection import Selection, parse_selection
 
 DATA = Path(__file__).with_name("xcat_tables.json")
 
@@ -231,14 +234,88 @@ def node_column(spec: str) -> tuple[Table, Column]:
     return column(table_name, column_name)
 
 
-def node_attribute(spec: str) -> str | None:
-    """What nodels shows for `spec`: the node attribute a table.column (or a
-    short name) is; an attribute name as it is; None for a column not kept
-    here (it reads empty).  TableError for no such column."""
+def node_places(spec: str) -> tuple[Mapping, ...]:
+    """What nodels and nodech read for `spec`: the node attributes a
+    table.column (or a short name) is, each on its condition; an attribute
+    name is itself.  None of them: a column not kept here (it reads empty).
+    TableError for no such column."""
     if "." not in spec and spec not in SHORTNAMES:
-        return spec
-    mapping = node_column(spec)[1].mapping(NODE)
-    return mapping.attribute if mapping else None
+        return (Mapping(NODE, spec),)
+    return column_places(*node_column(spec))
+
+
+def column_places(table_: Table, column_: Column) -> tuple[Mapping, ...]:
+    """A column's node attributes; a node table's key column is the node's name."""
+    if column_.name == table_.names.get(NODE):
+        return (Mapping(NODE, NODE.key),)
+    return tuple(column_.mappings_of(NODE))
+
+
+ValueOf = Callable[[str], str | None]  # a node's effective value of an attribute
+
+
+def node_attribute(places: tuple[Mapping, ...], value_of: ValueOf) -> str | None:
+    """Which of a column's places holds a node's value (mp.id is id where
+    mgt=blade, slotid where mgt=fsp); None: none of them."""
+    return next((m.attribute for m in places if m.applies(value_of)), None)
+
+
+@cache
+def _places(objtype: ObjectType) -> dict[str, list[tuple[Table, Column, Mapping]]]:
+    """Where each attribute of a type lives: its table columns, the
+    unconditional first."""
+    found: dict[str, list[tuple[Table, Column, Mapping]]] = {}
+    for table_ in tables().values():
+        if objtype in table_.names and table_.attribute_rows is None:
+            for column_, mapping in table_.attribute_columns(objtype):
+                found.setdefault(mapping.attribute, []).append((table_, column_, mapping))
+    for places in found.values():
+        places.sort(key=lambda place: place[2].only_if is not None)
+    return found
+
+
+def where_kept(objtype: ObjectType, attribute: str, value_of: ValueOf) -> str | None:
+    """lsdef -V's note of the table row and column an object's value is in,
+    in xCAT's words (DBobjUtils.pm getobjdefs); None for a value of no column."""
+    if objtype is SITE:
+        return f"(Table:site - Key:{attribute})"
+    for table_, column_, mapping in _places(objtype).get(split_name(attribute)[0], []):
+        if mapping.applies(value_of):
+            key = table_.names[objtype]
+            space = "" if objtype in (NODE, GROUP) else " "  # xCAT's two forms
+            return f"(Table:{table_.name} - Key:{space}{key} - Column:{column_.name})"
+    return None
+
+
+# nodech's, nodels' and noderanges' selections: table.column==value, !=, =~, !~
+# (tabutils.pm, NodeRange.pm).
+_CRITERION = re.compile(r"^(?P<col>[^=]*?)(?P<op>==|!=|=~|!~)(?P<value>.*)$", re.S)
+
+
+@dataclass(frozen=True)
+class NodeSelection:
+    """A node's effective value of a table.column, tested as nodech and
+    nodels test it; a column not kept here reads empty."""
+
+    places: tuple[Mapping, ...]
+    selection: Selection
+
+    def holds(self, value_of: ValueOf) -> bool:
+        attribute = node_attribute(self.places, value_of)
+        return self.selection.matches(value_of(attribute) if attribute else None)
+
+
+def node_selection(arg: str) -> NodeSelection | None:
+    """`arg` as a selection (xCAT drops the slashes of `=~/re/`), or None
+    when it is not one; TableError for no such column."""
+    found = _CRITERION.match(arg)
+    if found is None:
+        return None
+    op, value = found["op"], found["value"]
+    if op in ("=~", "!~"):
+        value = value.removeprefix("/").removesuffix("/")
+    places = column_places(*node_column(found["col"]))
+    return NodeSelection(places, parse_selection(f"value{op}{value}"))
 
 
 def not_kept(table_: Table, column_: Column, objtype: ObjectType | None = None) -> TableError:
