@@ -58,6 +58,10 @@ class Command:
     run: Runner | None = None
     reads_stdin: bool = False  # input is dropped unread for any other command
     interactive: bool = False  # reads the user's keystrokes as they come (Call.keystrokes)
+    # Answered only to a service node's daemon, signed with its own certificate
+    # (not relayed), whatever the policy lets the caller run: what a service
+    # node takes for itself (its SSH certificates, its nodes' BMC credentials).
+    own_service_node: bool = False
 
     def runs(self, function: Runner) -> Runner:
         """Decorator: `function` is the body of this command."""
@@ -76,6 +80,7 @@ def command(
     add_help: bool = True,
     reads_stdin: bool = False,
     interactive: bool = False,
+    own_service_node: bool = False,
     parser_class: type[CommandParser] = CommandParser,
 ) -> Callable[[Callable], Command]:
     """Declare a command; the decorated function adds its options to the parser.
@@ -84,6 +89,7 @@ def command(
     command that gives -h a meaning of its own passes add_help=False; one
     that reads what the user pipes in says so with reads_stdin, one that
     reads keystrokes as they are typed (rcons) with interactive; one that
+    only a service node's own daemon may run with own_service_node; one that
     answers bad options itself (as xCAT's def commands do) passes a
     CommandParser subclass as parser_class.
     """
@@ -95,7 +101,12 @@ def command(
         parser.add_argument("--json", action="store_true", help="print records as JSON lines")
         add_options(parser)
         REGISTRY[name] = declared = Command(
-            name, summary, parser, reads_stdin=reads_stdin, interactive=interactive
+            name,
+            summary,
+            parser,
+            reads_stdin=reads_stdin,
+            interactive=interactive,
+            own_service_node=own_service_node,
         )
         return declared
 
