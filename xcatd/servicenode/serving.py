@@ -1,18 +1,24 @@
 """What a service node does before it runs a request the management node
 carried to it: take the management node's definitions (replica.py) and
 the packed images they name (images.py), so that the command then works
-as it does on the management node, on this node's own files."""
+as it does on the management node, on this node's own files — and the
+passwd rows its nodes' BMCs are driven with, which it keeps in memory."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..call import Call
 from ..errors import XcatdError
+from ..hw.target import Defaults, passwd_defaults
 from ..link import LinkError
 from .images import ImageCopyError, provide, source_of
 from .replica import Copy, ReplicaError, master_of, refresh
+
+if TYPE_CHECKING:
+    from ..context import Context
 
 
 class ServingError(XcatdError):
@@ -31,6 +37,15 @@ async def definitions(call: Call) -> Copy | None:
         raise ServingError(
             f"{call.context.config.hostname} cannot take the definitions: {exc}"
         ) from None
+
+
+async def bmc_defaults(context: Context) -> Defaults:
+    """The passwd table's rows the BMCs are driven with here: the management
+    node's own; on a service node, those it took with the definitions (none
+    before it took them), whatever its own database holds."""
+    if context.role == "servicenode":
+        return context.definitions.passwd if context.definitions is not None else {}
+    return await context.store.run(passwd_defaults)
 
 
 async def copy_images(
