@@ -21,11 +21,14 @@ import pytest
 from tests.bmc import QEMU_CHASSIS, USER, BmcLab, bmc_lab
 from tests.cluster import Cluster
 from tests.sessions import credentials_for
+from tests.terminal import HELP, LEAVE, Terminal
+from tests.test_console import BOOT_TIMEOUT
 from tests.test_enrollment import audited
 from tests.test_enrollment import mn as mn  # the fixture
 from tests.test_hierarchy_trust import as_its_daemon
 from tests.test_hierarchy_trust import sn as sn  # the fixture
 from tests.waiting import wait_for
+from xcatd.lab.chassis_control import GUEST_READY
 
 PASSWORD, WRONG = "Sn-passwd-S3cret", "Wr0ng-passwd-9"
 
@@ -36,14 +39,15 @@ def bmcs() -> Iterator[BmcLab]:
         yield lab
 
 
-def serve_cn1(mn: Cluster, sn: Cluster, bmcs: BmcLab) -> str:
-    """cn1, served by sn1, its BMC's address and port only; the passwd
-    row for IPMI on the MN.  Where its BMC is."""
-    (bmc,) = bmcs.start(1, password=PASSWORD)
+def serve_cn1(mn: Cluster, sn: Cluster, bmcs: BmcLab, *extra: str, console: bool = False) -> str:
+    """cn1, served by sn1, its BMC's address and port only (with `console`,
+    its BMC serves Serial over LAN); the passwd row for IPMI on the MN.
+    Where its BMC is."""
+    (bmc,) = bmcs.start(1, password=PASSWORD, console=console)
     # sn1 shares the loopback address with the MN: the MN reaches it at its port.
     mn.ok("chdef", "-t", "site", f"xcatdport={sn.port}")
     mn.ok("mkdef", "cn1", "groups=compute", "servicenode=sn1", "mgt=ipmi",
-          f"bmc={bmc.address}", f"bmcport={bmc.port}")  # fmt: skip
+          f"bmc={bmc.address}", f"bmcport={bmc.port}", *extra)  # fmt: skip
     mn.ok("chtab", "key=ipmi", f"passwd.username={USER}", f"passwd.password={PASSWORD}")
     return f"{bmc.address}:{bmc.port}"
 
@@ -80,6 +84,25 @@ def test_rpower_through_a_service_node_uses_the_mns_passwd_row_and_its_changes(m
         assert not files_holding(sn.root, secret)
         assert secret not in mn.logs()
     assert "passwd rows: key=ipmi" in sn.logs()
+
+
+def test_rcons_through_a_service_node_uses_the_mns_passwd_row(mn, sn, bmcs):
+    """sn1 holds cn1's console once it has the row (taken with the
+    definitions rcons brings it), logging it; the MN carries rcons there."""
+    serve_cn1(mn, sn, bmcs, "cons=ipmi", console=True)
+    console = Terminal(mn, "rcons", "cn1")
+    try:
+        console.wait_for(HELP)
+        assert mn.ok("rpower", "cn1", "on") == "cn1: on\n"
+        console.wait_for(GUEST_READY, BOOT_TIMEOUT)
+        console.type(LEAVE)
+        assert console.exit_code() == 0
+    finally:
+        console.close()
+    assert "holding 1 consoles" in sn.logs()
+    assert GUEST_READY in (sn.root / "var/log/xcat/consoles/cn1.log").read_text()
+    audit_says(sn, "rcons", [("root", "allowed", 0)])
+    assert not files_holding(sn.root, PASSWORD)
 
 
 def audit_says(cluster: Cluster, command: str, rows: list[tuple[str, str, int]]) -> None:

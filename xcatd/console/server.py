@@ -1,7 +1,8 @@
 """The daemon's consoles, by node, as conserver holds xCAT's: every node's
 console that this daemon reaches is opened when it starts (`hold_defined`)
 and kept, retried while it cannot be had; SIGHUP reads the definitions
-again (nodes added, changed or removed since).  `ConsoleServer.open` gives
+again (nodes added, changed or removed since), as a service node does when
+it takes new ones (servicenode/serving.py).  `ConsoleServer.open` gives
 rcons the session of a node's console, opening one defined since at its
 first use.
 

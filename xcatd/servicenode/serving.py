@@ -28,15 +28,20 @@ class ServingError(XcatdError):
 async def definitions(call: Call) -> Copy | None:
     """The management node's definitions, made this node's; None when there
     is nothing to take (not a service node, or a request the management
-    node did not carry here)."""
-    if not (call.context.role == "servicenode" and call.relayed_by_master):
+    node did not carry here).  New ones give the consoles this node holds
+    anew: nodes added or removed, BMCs or passwd rows changed."""
+    context = call.context
+    if not (context.role == "servicenode" and call.relayed_by_master):
         return None
+    kept = context.definitions
     try:
-        return await refresh(call.context)
+        copy = await refresh(context)
     except (ReplicaError, LinkError) as exc:
-        raise ServingError(
-            f"{call.context.config.hostname} cannot take the definitions: {exc}"
-        ) from None
+        why = f"{context.config.hostname} cannot take the definitions: {exc}"
+        raise ServingError(why) from None
+    if copy is not kept:
+        await context.hold_consoles()
+    return copy
 
 
 async def bmc_defaults(context: Context) -> Defaults:
