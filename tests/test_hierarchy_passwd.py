@@ -27,7 +27,6 @@ from tests.test_enrollment import audited
 from tests.test_enrollment import mn as mn  # the fixture
 from tests.test_hierarchy_trust import as_its_daemon
 from tests.test_hierarchy_trust import sn as sn  # the fixture
-from tests.waiting import wait_for
 from xcatd.lab.chassis_control import GUEST_READY
 
 PASSWORD, WRONG = "Sn-passwd-S3cret", "Wr0ng-passwd-9"
@@ -106,9 +105,8 @@ def test_rcons_through_a_service_node_uses_the_mns_passwd_row(mn, sn, bmcs):
 
 
 def audit_says(cluster: Cluster, command: str, rows: list[tuple[str, str, int]]) -> None:
-    """The audit rows of `command` (user, status, rc) are these, once written."""
-    wait_for(lambda: audited(cluster, command) == rows,
-             lambda: f"{command}: {audited(cluster, command)}, not {rows}", timeout=5)  # fmt: skip
+    """The audit records of `command` (user, status, rc) are these, once written."""
+    assert audited(cluster, command, len(rows)) == rows
 
 
 def files_holding(root: Path, secret: str) -> list[Path]:
