@@ -172,27 +172,34 @@ def test_a_service_node_renews_its_ssh_certificates_before_they_expire(
     )
 
 
+def as_its_daemon(mn: Cluster, sn: Cluster, where: Path) -> dict[str, str]:
+    """The environment of a user of the MN holding the service node's own
+    certificate and key (in `where`), as its daemon asks the MN."""
+    where.mkdir()
+    pki = sn.root / "etc/xcat/pki"
+    shutil.copy(pki / "ca.pem", where / "ca.pem")
+    (where / "client-cred.pem").write_bytes((pki / "server.pem").read_bytes()
+                                            + (pki / "server.key").read_bytes())  # fmt: skip
+    return {**mn.env, "XCAT_CRED_DIR": str(where)}
+
+
 def test_a_revoked_service_node_gets_no_new_ssh_certificates(mn, short_lived_sn, tmp_path):
     sn = short_lived_sn
     # With its own certificate, as its daemon asks: here the client, by hand.
-    own = tmp_path / "sn1-cred"
-    own.mkdir()
-    pki = sn.root / "etc/xcat/pki"
-    shutil.copy(pki / "ca.pem", own / "ca.pem")
-    (own / "client-cred.pem").write_bytes((pki / "server.pem").read_bytes()
-                                           + (pki / "server.key").read_bytes())  # fmt: skip
     keys = [(sn.root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().strip(),
             (sn.root / ".ssh/id_ed25519.pub").read_text().strip()]  # fmt: skip
-    as_sn1 = {**mn.env, "XCAT_CRED_DIR": str(own)}
+    as_sn1 = as_its_daemon(mn, sn, tmp_path / "sn1-cred")
     renewed = mn.run("renewsshcerts", *keys, env=as_sn1)
     assert (renewed.returncode, renewed.stdout) == (0, "sn1: SSH certificates renewed\n")
     # Nobody else may have them: not even the MN's root.
     by_root = mn.run("renewsshcerts", *keys)
     assert by_root.returncode == 1
     assert by_root.stderr == (
-        "Error: renewsshcerts is for a service node renewing its own SSH certificates, signed "
-        "with its own certificate; 'root' is not one (re-enroll a node with nodeset)\n"
+        "Error: Permission denied for request: renewsshcerts is answered only to a service "
+        "node's daemon, signed with its own certificate; 'root' is not one\n"
     )
+    wait_for(lambda: ("root", "denied", 1) in audited(mn, "renewsshcerts"),
+             lambda: f"root's refusal audited: {audited(mn, 'renewsshcerts')}")  # fmt: skip
 
     assert mn.xcatd("revoke", "sn1").stdout == "Revoked 1 certificate issued to sn1\n"
     refused = mn.run("renewsshcerts", *keys, env=as_sn1)

@@ -98,3 +98,8 @@ class Context(Replicating, Protocol):
     async def reload_policy(self) -> None:
         """Read the policy table again, after a command changed it."""
         ...
+
+    async def hold_consoles(self) -> None:
+        """Hold the consoles the definitions give this daemon, as at its start
+        (a service node, after it took new definitions and passwd rows)."""
+        ...

@@ -45,6 +45,7 @@ from .policy import Policy, PolicyError
 from .server import Session, handle_connection
 from .servicenode.relay import StatusRelay
 from .servicenode.replica import Copy
+from .servicenode.serving import bmc_defaults
 from .servicenode.trust import keep_current
 from .store import Store, StoreError, objects
 from .store.nodes import ServedNodes
@@ -177,7 +178,9 @@ class Daemon:
 
     async def hold_consoles(self) -> None:
         """Open the consoles of the nodes defined now (at start and SIGHUP)."""
-        await self.consoles.hold_defined(self.store, self.config.hostname, self.role)
+        await self.consoles.hold_defined(
+            self.store, self.config.hostname, self.role, partial(bmc_defaults, self)
+        )
 
     async def reload_policy(self) -> None:
         """Read the policy table again (SIGHUP, or after chdef -t policy); a table

@@ -171,6 +171,12 @@ async def _serve(
     command = REGISTRY.get(body.cmd)
     if command is None or command.run is None:
         raise RequestRefused(f"Unknown command {body.cmd}")
+    if command.own_service_node and (caller.signer.role != "servicenode" or caller.relayed):
+        raise RequestRefused(
+            f"{DENIED}: {body.cmd} is answered only to a service node's daemon, signed with its "
+            f"own certificate; '{caller.name}' is not one",
+            status="denied",
+        )
     verdict = daemon.policy.verdict(caller.name, caller.signer.role, body.cmd)
     if verdict is False:
         raise RequestRefused(DENIED, status="denied")

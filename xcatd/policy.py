@@ -20,13 +20,19 @@ ALLOWING = ("allow", "accept", "trusted")
 RULES = (*ALLOWING, "deny")
 
 # The commands a service node's daemon asks of the management node's for its
-# trust (servicenode/trust.py; commands/trust.py answers them).
-GETCRL, RENEW_SSH = "getcrl", "renewsshcerts"
+# trust (servicenode/trust.py; commands/trust.py answers them), and for the
+# passwd table's rows its nodes' BMCs are driven with (servicenode/replica.py;
+# commands/passwd.py answers it).
+GETCRL, RENEW_SSH, GETPASSWD = "getcrl", "renewsshcerts", "getpasswd"
 # What service nodes may run: read definitions, report their nodes' status,
-# take the revocation list and renew their SSH certificates; before getcrl
-# and renewsshcerts (schema 2) the first five only, which schema 3 extends.
+# take the revocation list, renew their SSH certificates and take the passwd
+# rows.  The default rule as earlier releases installed it, which a newer one
+# extends (store/schema.py): the first five only (schema 2), then with getcrl
+# and renewsshcerts.
 SERVICE_NODE_COMMANDS_2 = "lsxcatd,lsdef,nodels,nodestat,updatenodestat"
-SERVICE_NODE_COMMANDS = f"{SERVICE_NODE_COMMANDS_2},{GETCRL},{RENEW_SSH}"
+SERVICE_NODE_COMMANDS_3 = f"{SERVICE_NODE_COMMANDS_2},{GETCRL},{RENEW_SSH}"
+SERVICE_NODE_COMMANDS = f"{SERVICE_NODE_COMMANDS_3},{GETPASSWD}"
+EARLIER_SERVICE_NODE_COMMANDS = (SERVICE_NODE_COMMANDS_2, SERVICE_NODE_COMMANDS_3)
 
 # What `xcatd init` installs.  Service nodes may read the definitions they need
 # to serve their nodes and report status (of the nodes they serve only).

@@ -23,6 +23,7 @@ import pytest
 import sqlite_utils
 
 from xcatd import __version__
+from xcatd.policy import EARLIER_SERVICE_NODE_COMMANDS, GETPASSWD, SERVICE_NODE_COMMANDS
 from xcatd.store import Store, objects
 from xcatd.store.objtypes import NODE, PASSWD, POLICY
 from xcatd.store.schema import SCHEMA_VERSION, UPGRADES, SchemaError, schema_version
@@ -193,6 +194,27 @@ def test_a_database_of_schema_2_gets_the_passwd_table_and_keeps_its_objects(tmp_
     with sqlite3.connect(the_copy(path, 2)) as before:
         tables = {row[0] for row in before.execute("SELECT name FROM sqlite_master")}
     assert "node" in tables and "passwd" not in tables
+
+
+@pytest.mark.parametrize("earlier", EARLIER_SERVICE_NODE_COMMANDS)
+def test_the_default_service_node_rule_of_an_earlier_release_gets_todays_commands(
+    tmp_path, earlier
+):
+    """Service nodes need what an earlier release's default rule lacks
+    (getcrl, renewsshcerts, getpasswd); a rule the administrator wrote stays."""
+    path = database_of(tmp_path, TODAYS)
+    with sqlite_utils.Database(path) as db:
+        db["policy"].update("4", {"commands": earlier})
+        db["policy"].insert({"priority": "5", "role": "servicenode", "commands": "lsdef",
+                             "rule": "allow"})  # fmt: skip
+    store = Store(path)
+    try:
+        rules = objects.load(store.db, POLICY)
+    finally:
+        store.close()
+    assert rules["4"]["commands"] == SERVICE_NODE_COMMANDS
+    assert GETPASSWD in SERVICE_NODE_COMMANDS.split(",")
+    assert rules["5"]["commands"] == "lsdef"
 
 
 def test_an_upgrade_that_fails_changes_nothing(tmp_path, monkeypatch):

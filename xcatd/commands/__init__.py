@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (registers)
     makenetworks,
     nodeset,
     packimage,
+    passwd,
     power,
     status,
     tables,

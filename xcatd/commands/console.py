@@ -24,7 +24,8 @@ from ..call import Call
 from ..console.server import CONSOLE_ATTRIBUTES, console_target
 from ..console.session import ConsoleSession, Watcher
 from ..hierarchy import alongside
-from ..hw.target import HardwareError, passwd_defaults
+from ..hw.target import HardwareError
+from ..servicenode.serving import bmc_defaults
 from ..store.nodes import Nodes
 from .common import divide, read_nodes
 from .registry import CommandParser, command
@@ -57,7 +58,7 @@ async def _attach_here(call: Call, nodes: list[str]) -> None:
     if not found:
         return
     ((node, values),) = found.items()
-    defaults = await call.context.store.run(passwd_defaults)
+    defaults = await bmc_defaults(call.context)
     try:
         session = await call.context.consoles.open(node, console_target(values, defaults))
     except HardwareError as exc:

@@ -20,7 +20,8 @@ from ..hierarchy import alongside
 from ..hw import actions
 from ..hw.actions import BOOT_DEVICES, POWER_ACTIONS, Operation
 from ..hw.fanout import Job, Limits, Report, run_each
-from ..hw.target import HW_ATTRIBUTES, HardwareError, passwd_defaults, target_for
+from ..hw.target import HW_ATTRIBUTES, HardwareError, target_for
+from ..servicenode.serving import bmc_defaults
 from ..store.nodes import Nodes
 from .common import divide, read_nodes
 from .registry import CommandParser, Usage, command
@@ -102,10 +103,11 @@ async def drive(
     call: Call, nodes: dict[str, dict[str, str]], operation: Operation, report: Report
 ) -> None:
     """`operation` on the BMC of each node (its hardware attributes given,
-    credentials it lacks from the passwd table) through the daemon's
-    fan-out; one error line for each node that cannot be controlled, and
-    `report` for each of the others as it answers."""
-    defaults = await call.context.store.run(passwd_defaults)
+    credentials it lacks from the passwd table: on a service node, the
+    management node's) through the daemon's fan-out; one error line for
+    each node that cannot be controlled, and `report` for each of the
+    others as it answers."""
+    defaults = await bmc_defaults(call.context)
     jobs = {}
     for node, values in nodes.items():
         try:

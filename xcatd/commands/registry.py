@@ -92,6 +92,10 @@ class Command:
     reads_stdin: bool = False  # input is dropped unread for any other command
     interactive: bool = False  # reads the user's keystrokes as they come (Call.keystrokes)
     usage: Usage | None = None  # xCAT's, answering -h, -v and no arguments
+    # Answered only to a service node's daemon, signed with its own certificate
+    # (not relayed), whatever the policy lets the caller run: what a service
+    # node takes for itself (its SSH certificates, its nodes' BMC credentials).
+    own_service_node: bool = False
 
     def runs(self, function: Runner) -> Runner:
         """Decorator: `function` is the body of this command."""
@@ -112,6 +116,7 @@ def command(
     add_help: bool = True,
     reads_stdin: bool = False,
     interactive: bool = False,
+    own_service_node: bool = False,
     parser_class: type[CommandParser] = CommandParser,
     usage: Usage | None = None,
 ) -> Callable[[Callable], Command]:
@@ -121,6 +126,7 @@ def command(
     command that gives -h a meaning of its own passes add_help=False; one
     that reads what the user pipes in says so with reads_stdin, one that
     reads keystrokes as they are typed (rcons) with interactive; one that
+    only a service node's own daemon may run with own_service_node; one that
     answers bad options itself (as xCAT's def commands do) passes a
     CommandParser subclass as parser_class; one given xCAT's `usage` answers
     -h, -v and an empty command line with it, as xCAT does.
@@ -136,7 +142,13 @@ def command(
         parser.add_argument("--json", action="store_true", help="print records as JSON lines")
         add_options(parser)
         REGISTRY[name] = declared = Command(
-            name, summary, parser, reads_stdin=reads_stdin, interactive=interactive, usage=usage
+            name,
+            summary,
+            parser,
+            reads_stdin=reads_stdin,
+            interactive=interactive,
+            own_service_node=own_service_node,
+            usage=usage,
         )
         return declared
 

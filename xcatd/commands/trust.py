@@ -8,9 +8,10 @@ certificates before its old ones expire.
 `getcrl` prints the cluster CA's revocation list (PEM), which is public
 material; the default policy lets service nodes run it.  `renewsshcerts`
 certifies a service node's SSH host key and its root's key again, for the
-service node whose own certificate signed the request and no one else:
-not for a relayed request, and not for an administrator (an administrator
-re-enrolls a node with nodeset).  Like every request, both are audited.
+service node whose own certificate signed the request and no one else
+(`own_service_node`): not for a relayed request, and not for an
+administrator (an administrator re-enrolls a node with nodeset).  Like
+every request, both are audited.
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ async def getcrl(call: Call) -> None:
     await call.data(text.rstrip("\n"), data={"crl": text})
 
 
-@command(RENEW_SSH, "Renew a service node's SSH host and root certificates (for itself only).")
+@command(
+    RENEW_SSH,
+    "Renew a service node's SSH host and root certificates (for itself only).",
+    own_service_node=True,
+)
 def renewsshcerts_options(parser: CommandParser) -> None:
     parser.add_argument("host_key", help="its SSH host public key (OpenSSH, Ed25519)")
     parser.add_argument("user_key", help="its root's SSH public key (OpenSSH, Ed25519)")
@@ -48,12 +53,6 @@ def renewsshcerts_options(parser: CommandParser) -> None:
 @renewsshcerts_options.runs
 async def renewsshcerts(call: Call) -> None:
     caller = call.caller
-    if caller.signer.role != "servicenode" or caller.relayed:
-        await call.error(
-            f"{RENEW_SSH} is for a service node renewing its own SSH certificates, signed with "
-            f"its own certificate; '{caller.name}' is not one (re-enroll a node with nodeset)"
-        )
-        return
     keys = (call.options.host_key, call.options.user_key)
     try:
         for line in keys:

@@ -1,7 +1,8 @@
 """The daemon's consoles, by node, as conserver holds xCAT's: every node's
 console that this daemon reaches is opened when it starts (`hold_defined`)
 and kept, retried while it cannot be had; SIGHUP reads the definitions
-again (nodes added, changed or removed since).  `ConsoleServer.open` gives
+again (nodes added, changed or removed since), as a service node does when
+it takes new ones (servicenode/serving.py).  `ConsoleServer.open` gives
 rcons the session of a node's console, opening one defined since at its
 first use.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
@@ -26,7 +28,7 @@ import sqlite_utils
 import trio
 
 from ..hierarchy import bmcs_dispatched, server_of
-from ..hw.target import Defaults, HardwareError, Target, passwd_defaults, target_for
+from ..hw.target import Defaults, HardwareError, Target, target_for
 from ..store import Store, StoreError, objects
 from ..store.nodes import Nodes
 from ..store.regex_values import RegexValueError
@@ -78,17 +80,17 @@ def _terminal_server_port(method: str, values: dict[str, str]) -> Target:
 
 
 def held_here(
-    db: sqlite_utils.Database, hostname: str, role: str
+    db: sqlite_utils.Database, hostname: str, role: str, defaults: Defaults
 ) -> tuple[dict[str, Target], dict[str, str]]:
     """The consoles this daemon holds: every node with one (its effective
     `cons`, or a `serialport` and a `mgt`) that is reached from here, as
     hardware commands divide nodes (hierarchy.split): on the management node
     those without a service node (all, when site.ipmidispatch says no), on
-    a service node those it serves first.  Each with its target; and why
-    each other such node has none."""
+    a service node those it serves first.  Each with its target (the
+    passwd table's `defaults` filling in credentials); and why each other
+    such node has none."""
     nodes = Nodes.load(db)
     dispatching = role == "master" and bmcs_dispatched(objects.site(db))
-    defaults = passwd_defaults(db)
     targets, problems = {}, {}
     for node in nodes.all_nodes():
         try:
@@ -160,11 +162,15 @@ class ConsoleServer:
                 session.stop()
             self._start(node, target, kept=True)
 
-    async def hold_defined(self, store: Store, hostname: str, role: str) -> None:
-        """Hold the consoles the definitions give this daemon (`held_here`);
-        a node whose console cannot be had is logged, once per reading."""
+    async def hold_defined(
+        self, store: Store, hostname: str, role: str, defaults: Callable[[], Awaitable[Defaults]]
+    ) -> None:
+        """Hold the consoles the definitions give this daemon (`held_here`,
+        with the passwd rows `defaults()` gives); a node whose console
+        cannot be had is logged, once per reading."""
         try:
-            targets, problems = await store.run(partial(held_here, hostname=hostname, role=role))
+            held = partial(held_here, hostname=hostname, role=role, defaults=await defaults())
+            targets, problems = await store.run(held)
             self.hold(targets)
         except (StoreError, sqlite3.Error, HardwareError) as exc:
             log.error("consoles: %s; the consoles held stay as they were", exc)

@@ -9,7 +9,9 @@ of the method (`chtab key=ipmi passwd.username=... passwd.password=...`),
 as xCAT picks them: for IPMI the node's pair when it sets either
 (PasswordUtils.pm getIPMIAuth), for Redfish each of the two on its own
 (AGENT.pm parse_node_info).  A node with neither is refused rather than
-tried with a vendor's default (xCAT's USERID/PASSW0RD).
+tried with a vendor's default (xCAT's USERID/PASSW0RD).  A service node
+reads the management node's passwd rows, which it keeps in memory
+(servicenode/serving.py `bmc_defaults`).
 """
 
 from __future__ import annotations
@@ -92,6 +94,16 @@ def passwd_defaults(db: sqlite_utils.Database) -> Defaults:
     """The passwd table's rows in force for the methods xcatd drives."""
     rows = objects.load(db, PASSWD, METHODS, columns=["username", "password", "disable"])
     return {key: row for key, row in rows.items() if row.get("disable", "").lower() in ENABLED}
+
+
+def passwd_keys(values: Mapping[str, str | None]) -> set[str]:
+    """The passwd rows a node with these effective attributes is driven
+    with, as xCAT's plugins read them whatever the node's own credentials
+    (PasswordUtils.pm reads key=ipmi for every IPMI node): those of its
+    power method (`power`, else `mgt`) and of its console (`cons`), among
+    the methods xcatd drives."""
+    named = (values.get("power") or values.get("mgt"), values.get("cons"))
+    return {method for method in named if method in METHODS}
 
 
 def target_for(node: str, values: dict[str, str], defaults: Defaults) -> Target:

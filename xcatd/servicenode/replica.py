@@ -12,6 +12,12 @@ management node's greeting to a service node carries the stamp of its
 definitions (store/schema.py), which every change makes anew.  The
 revocation list comes along when it changed (revocations.py).
 
+With them come the passwd table's rows its nodes' BMCs are driven with
+(`getpasswd`, commands/passwd.py), as xCAT's service nodes read that table:
+a change of the table changes the stamp too.  They are kept in memory only
+(`Copy.passwd`), never written to this node's disk nor logged, and taken
+again whenever the definitions are.
+
 Paths are the one thing that differs between the two hosts: osimage paths
 under the management node's installdir are read as the same paths under
 this node's installdir (where images are cached, images.py), and the
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +37,9 @@ from xcat_client.credentials import Target
 
 from ..auth import AuthError
 from ..errors import XcatdError
+from ..hw.target import Defaults
 from ..link import Link
+from ..policy import GETPASSWD
 from ..store import objects
 from ..store.objects import Definition, DefinitionError
 from ..store.objtypes import GROUP, NETWORK, NODE, OSIMAGE, SITE, ObjectType
@@ -52,10 +60,13 @@ class ReplicaError(XcatdError):
 
 @dataclass(frozen=True)
 class Copy:
-    """The management node's definitions, by type."""
+    """The management node's definitions, by type, and the passwd rows."""
 
     objects: dict[ObjectType, dict[str, dict[str, str]]]
     stamp: int | None = None  # the management node's definitions stamp when taken
+    # By key, each its username and password (hw/target.py's defaults): in
+    # this daemon's memory only.
+    passwd: Defaults = field(default_factory=dict, repr=False)
 
     @property
     def site(self) -> dict[str, str]:
@@ -92,15 +103,35 @@ async def refresh(daemon: Replicating) -> Copy:
             log.info("definitions from %s: unchanged", master)
             return kept
         answer = await link.ask("lsdef", ["-a", "-l", "--json"], user=daemon.config.hostname)
-    if answer.rc != 0:
-        raise ReplicaError(f"lsdef -a -l on {master}: " + "; ".join(answer.errors))
-    copy = Copy(_by_type(o.data for o in answer.outputs if isinstance(o.data, dict)), stamp)
+        if answer.rc != 0:
+            raise ReplicaError(f"lsdef -a -l on {master}: " + "; ".join(answer.errors))
+        passwd = await _passwd(link, daemon.config.hostname)
+    records = (o.data for o in answer.outputs if isinstance(o.data, dict))
+    copy = Copy(_by_type(records), stamp, passwd)
     here = str(daemon.layout.installdir)
     await daemon.store.run(lambda db: _replace(db, copy, here))
     daemon.definitions = copy
     counts = ", ".join(f"{len(v)} {t.name}" for t, v in copy.objects.items())
-    log.info("definitions from %s: %s", master, counts)
+    keys = ", ".join(f"key={key}" for key in passwd) or "none"
+    log.info("definitions from %s: %s; passwd rows: %s", master, counts, keys)
     return copy
+
+
+async def _passwd(link: Link, hostname: str) -> Defaults:
+    """The passwd rows this node's nodes are driven with; none, said in the
+    log, when the management node does not give them (its policy does not
+    let this node run getpasswd): the nodes that need them then say so."""
+    answer = await link.ask(GETPASSWD, [], user=hostname)
+    given = next((o.data.get("passwd") for o in answer.outputs if isinstance(o.data, dict)), None)
+    if answer.rc != 0 or not isinstance(given, dict):
+        why = "; ".join(answer.errors) or "none given"
+        log.warning("passwd rows from %s not taken: %s", link.where, why)
+        return {}
+    return {
+        str(key): {str(c): str(v) for c, v in row.items()}
+        for key, row in given.items()
+        if isinstance(row, dict)
+    }
 
 
 def _by_type(records: Iterable[dict]) -> dict[ObjectType, dict[str, dict[str, str]]]:

@@ -1,18 +1,24 @@
 """What a service node does before it runs a request the management node
 carried to it: take the management node's definitions (replica.py) and
 the packed images they name (images.py), so that the command then works
-as it does on the management node, on this node's own files."""
+as it does on the management node, on this node's own files — and the
+passwd rows its nodes' BMCs are driven with, which it keeps in memory."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..call import Call
 from ..errors import XcatdError
+from ..hw.target import Defaults, passwd_defaults
 from ..link import LinkError
 from .images import ImageCopyError, provide, source_of
 from .replica import Copy, ReplicaError, master_of, refresh
+
+if TYPE_CHECKING:
+    from ..context import Context
 
 
 class ServingError(XcatdError):
@@ -22,15 +28,29 @@ class ServingError(XcatdError):
 async def definitions(call: Call) -> Copy | None:
     """The management node's definitions, made this node's; None when there
     is nothing to take (not a service node, or a request the management
-    node did not carry here)."""
-    if not (call.context.role == "servicenode" and call.relayed_by_master):
+    node did not carry here).  New ones give the consoles this node holds
+    anew: nodes added or removed, BMCs or passwd rows changed."""
+    context = call.context
+    if not (context.role == "servicenode" and call.relayed_by_master):
         return None
+    kept = context.definitions
     try:
-        return await refresh(call.context)
+        copy = await refresh(context)
     except (ReplicaError, LinkError) as exc:
-        raise ServingError(
-            f"{call.context.config.hostname} cannot take the definitions: {exc}"
-        ) from None
+        why = f"{context.config.hostname} cannot take the definitions: {exc}"
+        raise ServingError(why) from None
+    if copy is not kept:
+        await context.hold_consoles()
+    return copy
+
+
+async def bmc_defaults(context: Context) -> Defaults:
+    """The passwd table's rows the BMCs are driven with here: the management
+    node's own; on a service node, those it took with the definitions (none
+    before it took them), whatever its own database holds."""
+    if context.role == "servicenode":
+        return context.definitions.passwd if context.definitions is not None else {}
+    return await context.store.run(passwd_defaults)
 
 
 async def copy_images(

@@ -23,7 +23,7 @@ import sqlite_utils
 
 from .. import __version__
 from ..errors import XcatdError
-from ..policy import SERVICE_NODE_COMMANDS, SERVICE_NODE_COMMANDS_2
+from ..policy import EARLIER_SERVICE_NODE_COMMANDS, SERVICE_NODE_COMMANDS
 from .objtypes import STORED
 
 log = logging.getLogger(__name__)
@@ -217,12 +217,14 @@ def _create(db: sqlite_utils.Database) -> None:
 def _service_node_commands(db: sqlite_utils.Database) -> None:
     """The default rule for service nodes, as an earlier release installed
     it, gets the commands they have needed since (getcrl, renewsshcerts:
-    servicenode/trust.py).  Additive like the columns, so at every open; a
-    rule an administrator changed is left as it is."""
+    servicenode/trust.py; getpasswd: servicenode/replica.py).  Additive like
+    the columns, so at every open; a rule an administrator changed is left
+    as it is."""
     if db.table("policy").exists():
+        marks = ", ".join("?" for _ in EARLIER_SERVICE_NODE_COMMANDS)
         db.execute(
-            "UPDATE policy SET commands = ? WHERE role = 'servicenode' AND commands = ?",
-            [SERVICE_NODE_COMMANDS, SERVICE_NODE_COMMANDS_2],
+            f"UPDATE policy SET commands = ? WHERE role = 'servicenode' AND commands IN ({marks})",
+            [SERVICE_NODE_COMMANDS, *EARLIER_SERVICE_NODE_COMMANDS],
         )
 
 
