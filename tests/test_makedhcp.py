@@ -13,6 +13,7 @@ cluster's own directory never uses xcatd-dhcp.service anyway."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -26,6 +27,8 @@ from pathlib import Path
 import pytest
 
 from xcatd.boot.dnsmasq import SYSTEM_DIRECTORY, UNIT, dnsmasq_arguments, dnsmasqs_of
+from xcatd.boot.hostnet import HostNetwork
+from xcatd.commands.makedhcp import Here, NetworkError, dhcp_interface
 from xcatd.images.shipped import SHARE
 
 from .cluster import Cluster
@@ -357,6 +360,32 @@ def test_dnsmasq_answers_each_kind_of_firmware_and_n_restarts_it_with_new_ranges
     assert gone is not None and gone["address"].startswith("10.77.0.2")
     assert (gone["hostname"], gone["bootfile"]) == (None, None)
     assert " at line " not in served.logs()  # how dnsmasq reports a bad entry
+
+
+def test_a_mgtifname_this_host_lacks_serves_on_its_own_interface_on_the_network(served, wire):
+    """A service node reads the management node's network objects, whose
+    mgtifname (br0) names the MN's interface: it serves on its own there."""
+    served.ok("makenetworks")
+    served.ok("chdef", "-t", "network", "-o", NETWORK, "mgtifname=br0")
+    runs = served.ok("makedhcp", "-n").splitlines()[1]
+    assert re.fullmatch(rf"The DHCP service runs: dnsmasq \(pid \d+\) on {wire.server_if}", runs)
+    define(served, "rd1", 51)
+    reloaded(served, reads(served), "makedhcp", "rd1")
+    assert wire.ask("52:54:00:77:00:33") == {**ANSWER, "bootfile": "xcat/xnba.kpxe"}
+
+
+def test_the_served_interface_is_the_mgtifname_this_host_has_else_its_own_on_the_network():
+    lo = HostNetwork("lo", ipaddress.IPv4Interface("127.0.0.1/8"), loopback=True)
+    eth0 = HostNetwork("eth0", ipaddress.IPv4Interface("172.30.0.11/24"), loopback=False)
+    sn = Here([lo, eth0], {"lo", "eth0", "eth1"})  # eth1: down, or without an address
+    assert dhcp_interface("mgmt", "br0", eth0, sn) == "eth0"  # the MN's name
+    assert dhcp_interface("mgmt", None, eth0, sn) == "eth0"
+    assert dhcp_interface("mgmt", "eth1", eth0, sn) == "eth1"  # its own, as given
+    assert dhcp_interface("mgmt", "lo", eth0, sn) is None
+    assert dhcp_interface("other", "br0", None, sn) is None  # not on it: nothing to serve
+    assert dhcp_interface("relayed", "!remote!br0", None, sn) is None
+    with pytest.raises(NetworkError, match="mgtifname 'br 0' is not an interface name"):
+        dhcp_interface("mgmt", "br 0", eth0, sn)
 
 
 def test_nodesets_entries_reach_the_running_dnsmasq(served, wire):

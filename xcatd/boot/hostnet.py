@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import socket
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -87,6 +88,11 @@ def address_on(
 ) -> HostNetwork | None:
     """This host's (first) address on `network`, if it has one there."""
     return next((each for each in networks if each.address.ip in network), None)
+
+
+def interface_names() -> set[str]:
+    """The names of this host's interfaces, up or down, with or without an address."""
+    return {name for _, name in socket.if_nameindex()}
 
 
 def is_interface_name(name: str) -> bool:

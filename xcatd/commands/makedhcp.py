@@ -8,9 +8,9 @@
 As xCAT's, but for dnsmasq first (and ISC dhcpd's format beside it), in
 one directory, <etc>/dhcp (see xcatd/boot/dhcp.py for the files).  -n
 leaves the DHCP service running on the interfaces of the networks (each
-network's mgtifname, else this host's interface on it; never loopback):
-it restarts the daemon's dnsmasq or xcatd-dhcp.service (see
-xcatd/boot/dnsmasq.py), unless xcatd.toml says serve_dhcp = false, for a
+network's mgtifname when this host has that interface, else this host's
+interface on it; never loopback): it restarts the daemon's dnsmasq or
+xcatd-dhcp.service (see xcatd/boot/dnsmasq.py), unless xcatd.toml says serve_dhcp = false, for a
 site whose own DHCP server reads these files.  After any other change the
 dnsmasq running with that dnsmasq.conf is sent SIGHUP, which makes it read
 the host entries again.  nodeset writes its nodes' entries with the same
@@ -44,6 +44,7 @@ from ..boot.hostnet import (
     HostNetworkError,
     address_on,
     host_networks,
+    interface_names,
     is_interface_name,
 )
 from ..boot.loaders import LINK_DIRECTORIES, config_paths
@@ -174,8 +175,8 @@ async def _write_settings(call: Call, directory: Path, read: _Read) -> bool:
     boot = settings(call, read.site)
 
     def write() -> list[Network]:
-        here = host_networks()
-        me = {call.context.config.hostname, *(str(each.address.ip) for each in here)}
+        here = Here(host_networks(), interface_names())
+        me = {call.context.config.hostname, *(str(each.address.ip) for each in here.networks)}
         networks = [
             _network(name, read.networks[name], read.site, here, me)
             for name in sorted(read.networks)
@@ -250,9 +251,15 @@ async def _left_to_the_site(call: Call, directory: Path) -> bool:
     return True
 
 
-def _network(
-    name: str, values: Values, site: Values, here: list[HostNetwork], me: set[str]
-) -> Network:
+@dataclass(frozen=True)
+class Here:
+    """This host's networks (up, with an IPv4 address) and all its interfaces' names."""
+
+    networks: list[HostNetwork]
+    interfaces: set[str]
+
+
+def _network(name: str, values: Values, site: Values, here: Here, me: set[str]) -> Network:
     """A network object for the DHCP server; `<xcatmaster>` (xCAT's word for
     "the management node") becomes this server's address on that network.
     Its dynamic range is served only by its `dhcpserver` when one is named
@@ -264,7 +271,7 @@ def _network(
         network = ipaddress.IPv4Network(f"{net}/{mask}", strict=False)
     except ValueError:
         raise NetworkError(f"network {name}: {net}/{mask} is not an IPv4 network") from None
-    local = address_on(network, here)
+    local = address_on(network, here.networks)
 
     def address(given: str, what: str) -> str:
         if given == "<xcatmaster>":
@@ -297,22 +304,26 @@ def _network(
         dynamic,
         tuple(address(ns, "nameserver") for ns in nameservers.split(",") if ns),
         address(tftpserver, "tftpserver") if tftpserver else None,
-        _interface(name, values.get("mgtifname"), local, here),
+        dhcp_interface(name, values.get("mgtifname"), local, here),
     )
 
 
-def _interface(
-    name: str, given: str | None, local: HostNetwork | None, here: list[HostNetwork]
+def dhcp_interface(
+    name: str, given: str | None, local: HostNetwork | None, here: Here
 ) -> str | None:
     """Where the network's DHCP is served: its mgtifname, else this host's
     interface on it; None for a network reached through a relay (xCAT's
-    mgtifname `!remote!`) or only over loopback."""
+    mgtifname `!remote!`) or only over loopback.  A mgtifname this host has
+    no interface of is another host's: the management node's, whose
+    makenetworks wrote it (br0), read by a service node (eth0 on the same
+    network), which serves on its own interface there, found by its address
+    as xCAT's makedhcp finds every interface (from the routes)."""
     if given and given.startswith("!"):
         return None
-    if given:
-        if not is_interface_name(given):
-            raise NetworkError(f"network {name}: mgtifname '{given}' is not an interface name")
-        loopback = any(h.loopback for h in here if h.interface == given)
+    if given and not is_interface_name(given):
+        raise NetworkError(f"network {name}: mgtifname '{given}' is not an interface name")
+    if given in here.interfaces:
+        loopback = any(h.loopback for h in here.networks if h.interface == given)
         return None if loopback else given
     return local.interface if local and local.serves_nodes else None
 

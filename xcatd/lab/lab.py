@@ -319,10 +319,10 @@ def _define(state: State, machines: list[Planned], password: str) -> None:
     # The BMCs are on the management network, which the MN reaches: it
     # drives them itself (xCAT's default sends a service node's nodes' to it).
     client.run("chdef", "-t", "site", "ipmidispatch=n")
-    # No mgtifname: each host serving DHCP on it finds its own interface by
-    # its address (br0 on the management node, eth0 on a service node).
+    # The management node's interface, as its makenetworks would record it: a
+    # service node, which has no br0, serves on its own interface there (eth0).
     client.run("mkdef", "-t", "network", "-o", "mgmt", f"net={MANAGEMENT.network_address}",
-               f"mask={MANAGEMENT.netmask}")  # fmt: skip
+               f"mask={MANAGEMENT.netmask}", f"mgtifname={BRIDGE}")  # fmt: skip
     for machine in machines:
         if machine.group == "service":
             n = machine.number
