@@ -38,6 +38,7 @@ class BuiltImage:
     cluster: Cluster  # the lab's management node, with the image's osimage defined
     name: str
     rootimgdir: Path
+    otherpkgdir: Path  # xCAT's default for the image: the wheels `xcatd bundle` put in xcat/
     genimage: subprocess.CompletedProcess  # what the client printed
     lab: Lab  # its machines, networks and BMCs
 
@@ -65,10 +66,11 @@ def _built(cluster: Cluster, disc: Path, lab: Lab) -> BuiltImage:
     copied = cluster.run("copycds", str(disc), timeout=300)
     assert copied.returncode == 0, copied.stderr
     installdir = cluster.root.resolve() / "install"
-    wheels = installdir / "post/otherpkgs/debian12/x86_64/xcat/wheels"
-    bundled = cluster.xcatd("bundle", str(wheels))  # outside the namespace: from PyPI
+    otherpkgdir = installdir / "post/otherpkgs/debian12/x86_64"
+    # Outside the namespace: from PyPI.
+    bundled = cluster.xcatd("bundle", str(otherpkgdir / "xcat/wheels"))
     assert bundled.returncode == 0, bundled.stderr
     built = cluster.run("genimage", SERVICE, timeout=BUILD_TIMEOUT)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr
     rootimgdir = installdir / "netboot/debian12/x86_64/service"
-    return BuiltImage(cluster, SERVICE, rootimgdir, built, lab)
+    return BuiltImage(cluster, SERVICE, rootimgdir, otherpkgdir, built, lab)

@@ -7,7 +7,14 @@ xcatd bundle, genimage through the real client), its cluster an `xcatd lab`
 with two service nodes and a compute node, their machines powered off
 behind their BMCs, their DHCP service running (the lab's makedhcp -n).
 Here the administrator packs the images, chooses how each node boots,
-runs nodeset, and powers the machines on with rnetboot through their BMCs:
+runs nodeset, and powers the machines on with rnetboot through their BMCs.
+sn1's image has been through the seed's update flow first: the wheels of a
+newer xcatd (this source, its version changed, built by pip) in the image's
+otherpkgdir, genimage updating the built image in place, packimage; sn1's
+daemon then answers `lsxcatd -v` with the newer version, sn2's (the image
+as first built) with this one.  The update is made on a copy of the
+service image, which the other tests share.
+
 
 - sn1 (virtio-net, netboot=xnba): QEMU's iPXE ROM asks dnsmasq, fetches its
   iPXE script, kernel and initrd from xcatd's HTTP server;
@@ -32,8 +39,10 @@ minutes, not seconds.  Run alone, as root:
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +55,7 @@ from tests.lab import Lab
 from tests.syslogs import Syslog, receiver
 from tests.terminal import HELP, LEAVE, Terminal
 from tests.waiting import wait_for
+from xcatd import __version__
 from xcatd.lab.qemu import kvm_works
 
 MACHINES = {"sn1": "xnba", "sn2": "pxe"}  # node: netboot (sn2's NICs are the lab's e1000s)
@@ -53,6 +63,11 @@ MACHINES = {"sn1": "xnba", "sn2": "pxe"}  # node: netboot (sn2's NICs are the la
 # management node is not on: sn1's eth1 has the network's gateway address.
 SN1_COMPUTE_NET, SN1_COMPUTE_ADDRESS = "sn1-net", "172.30.1.1"
 COMPUTE = "debian12-x86_64-netboot-compute"
+# sn1's image: the service image after the seed's update flow, which brings
+# the wheels of a newer xcatd.
+UPDATED = "debian12-x86_64-netboot-service-updated"
+NEWER = f"{__version__}+update"
+REPOSITORY = Path(__file__).resolve().parents[1]
 BOOT_LIMIT = 240 if kvm_works() else 1200  # seconds from power-on to `booted`
 LOGIN = " login: "  # getty's prompt on the serial console
 
@@ -67,7 +82,10 @@ def mn_syslog(debian_service_image: BuiltImage, tmp_path: Path) -> Iterator[Sysl
 
 
 def test_service_nodes_boot_the_packed_image_and_report_booted(
-    debian_service_image: BuiltImage, mn_syslog: Syslog, capsys: pytest.CaptureFixture
+    debian_service_image: BuiltImage,
+    mn_syslog: Syslog,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
 ):
     image = debian_service_image
     cluster, lab = image.cluster, image.lab
@@ -83,12 +101,16 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
     phases.done("compute image built and packed")
     # The kernel names the NICs eth0, eth1 in order: what nicips.eth1 names.
     cluster.ok("chdef", "-t", "osimage", image.name, "addkcmdline=net.ifnames=0")
+    updated = the_seeds_update(image, tmp_path, phases)
     for node, netboot in MACHINES.items():
         cluster.ok("chdef", node, f"netboot={netboot}")
     cluster.ok("chdef", "sn1", f"nicips.eth1={SN1_COMPUTE_ADDRESS}",
                f"nicnetworks.eth1={SN1_COMPUTE_NET}")  # fmt: skip
-    assert cluster.ok("nodeset", "sn1,sn2", f"osimage={image.name}") == (
-        "sn1: netboot debian12-x86_64-service\nsn2: netboot debian12-x86_64-service\n"
+    assert cluster.ok("nodeset", "sn1", f"osimage={updated}") == (
+        "sn1: netboot debian12-x86_64-service\n"
+    )
+    assert cluster.ok("nodeset", "sn2", f"osimage={image.name}") == (
+        "sn2: netboot debian12-x86_64-service\n"
     )
 
     # sn1's console on the administrator's terminal while it boots.
@@ -124,9 +146,10 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
     # Each enrolled once, and its daemon serves with that certificate: root
     # on the management node reaches it.
     assert enrollments(cluster) == [("sn1", "allowed"), ("sn2", "allowed")]
-    on_sn1 = {**cluster.env, "XCATHOST": f"{address['sn1']}:{cluster.port}"}
-    served = cluster.run("lsxcatd", "-t", env=on_sn1)
-    assert (served.returncode, served.stdout) == (0, "This is a Service Node\n"), served.stderr
+    assert lsxcatd_at(cluster, address["sn1"], "-t") == "This is a Service Node\n"
+    # Each runs the xcatd of its image: sn1 the update's, sn2 the first build's.
+    assert lsxcatd_at(cluster, address["sn1"], "-v") == f"Version {NEWER}\n"
+    assert lsxcatd_at(cluster, address["sn2"], "-v") == f"Version {__version__}\n"
     # And root reaches it over SSH: its certificate from `xcatd init`, the
     # node's host certificate from its enrollment; no key or password in the
     # image, no known_hosts prompt.
@@ -183,6 +206,75 @@ def a_compute_node_boots_through_sn1(cluster: Cluster, lab: Lab, phases: Phases)
     assert_boot_logged(cluster.root / "var/log/xcat/nodes/cn1.log", "cn1")
     on_sn1 = ssh_from_mn(cluster, sn1, "cat", "/var/log/xcat/nodes/cn1.log")
     assert kernel_started(on_sn1.stdout, "cn1"), on_sn1.stderr
+
+
+def the_seeds_update(image: BuiltImage, tmp_path: Path, phases: Phases) -> str:
+    """The seed's update flow, for sn1: a newer xcatd's wheels in the image's
+    otherpkgdir, genimage (an update of the existing image), packimage; the
+    image's name.  On a copy of the service image, its definition (lsdef -z,
+    mkdef -z) and files, each in a directory of its own: the session's image
+    stays as the other tests built and checked it, and sn2 boots it."""
+    cluster = image.cluster
+    wheel = wheel_of_version(NEWER, tmp_path)
+    phases.done(f"the update: xcatd {NEWER}'s wheel built by pip")
+    rootimgdir = image.rootimgdir.with_name(f"{image.rootimgdir.name}-updated")
+    otherpkgdir = image.otherpkgdir.with_name(f"{image.otherpkgdir.name}-updated")
+    stanza = cluster.ok("lsdef", "-t", "osimage", "-l", image.name, "-z")
+    copied = cluster.run(
+        "mkdef", "-z", input=stanza.replace(f"\n{image.name}:\n", f"\n{UPDATED}:\n")
+    )
+    assert copied.returncode == 0, copied.stderr
+    cluster.ok("chdef", "-t", "osimage", UPDATED, f"rootimgdir={rootimgdir}",
+               f"otherpkgdir={otherpkgdir}")  # fmt: skip
+    rootimgdir.mkdir()
+    for item in image.rootimgdir.iterdir():  # what genimage made, not what packimage packed
+        if item.name == "rootimg":
+            subprocess.run(["cp", "-a", item, rootimgdir], check=True)  # devices, owners, links
+        elif item.is_file() and not item.name.startswith("rootimg."):
+            shutil.copy2(item, rootimgdir)
+    shutil.copytree(image.otherpkgdir, otherpkgdir)
+    shutil.copy2(wheel, otherpkgdir / "xcat/wheels")  # beside the first build's
+    phases.done("the update: the service image copied (definition, files, otherpkgdir)")
+    built = cluster.run("genimage", UPDATED, timeout=900)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr
+    lines = built.stdout.splitlines()
+    assert lines[0] == f"Updating the existing image {rootimgdir / 'rootimg'}", lines
+    assert "Installing xcatd into /opt/xcat from wheels" in lines
+    version = subprocess.run(["chroot", rootimgdir / "rootimg", "/opt/xcat/bin/xcatd",
+                              "--version"], capture_output=True, text=True)  # fmt: skip
+    assert version.stdout == f"xcatd {NEWER}\n", version.stderr
+    phases.done(f"the update: genimage {UPDATED} (in place)")
+    cluster.ok("packimage", "-m", "squashfs", "-c", "zstd", UPDATED, timeout=600)
+    phases.done(f"the update: packimage {UPDATED}")
+    return UPDATED
+
+
+def wheel_of_version(version: str, tmp_path: Path) -> Path:
+    """This project's wheel, built by pip (as `xcatd bundle` builds it) from a
+    copy of its source whose xcatd.__version__ is `version`."""
+    source, out = tmp_path / "source", tmp_path / "wheel"
+    for package in ("xcatd", "client", "protocol"):
+        shutil.copytree(REPOSITORY / package, source / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPOSITORY / name, source)
+    init = source / "xcatd/__init__.py"
+    line = f'__version__ = "{__version__}"'
+    assert line in init.read_text()
+    init.write_text(init.read_text().replace(line, f'__version__ = "{version}"'))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", out,
+                            source], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (wheel,) = out.glob(f"xcatd-{version}-*.whl")
+    return wheel
+
+
+def lsxcatd_at(cluster: Cluster, address: str, option: str) -> str:
+    """What `lsxcatd OPTION` prints, answered by the daemon at `address`."""
+    there = {**cluster.env, "XCATHOST": f"{address}:{cluster.port}"}
+    answered = cluster.run("lsxcatd", option, env=there)
+    assert answered.returncode == 0, answered.stderr
+    return answered.stdout
 
 
 class Phases:
