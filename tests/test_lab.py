@@ -105,11 +105,18 @@ def test_up_defines_the_machines_powered_off_and_status_shows_them(lab):
         "'xcatd lab down' first\n",
     )  # fmt: skip
     assert lab.ok("rpower", "sn1", "stat") == "sn1: off\n"
+    # The management network's router advertisements (for QEMU's iPXE, which
+    # waits for one): a host there takes an address in the prefix, and no
+    # IPv6 default route from a router that says it is none.
+    with lab.machine(20) as host:
+        wait_for(lambda: "inet6 fd00:172:30:0:" in netns.ip("-n", host.name, "-6", "addr"),
+                 "an address from the advertised prefix", timeout=60)  # fmt: skip
+        assert netns.ip("-n", host.name, "-6", "route", "show", "default") == ""
 
     down = lab.xcatd("down")
 
     assert (down.returncode, down.stderr) == (0, "")
-    assert down.stdout == (f"Lab under {lab.root} taken down: 5 programs stopped, namespace "
+    assert down.stdout == (f"Lab under {lab.root} taken down: 6 programs stopped, namespace "
                            f"{lab.namespace} deleted\n")  # fmt: skip
     assert lab.left_behind() == []
     nothing = lab.xcatd("down")
@@ -138,7 +145,7 @@ def test_a_crashed_lab_is_taken_down_whole(lab):
     down = lab.xcatd("down")
 
     assert down.returncode == 0, down.stderr
-    assert "1 program stopped" in down.stdout  # the forwarder; the rest were killed
+    assert "2 programs stopped" in down.stdout  # the forwarder, the router adverts; the rest killed
     assert lab.left_behind() == []
     assert [pid for pid in left if running(pid)] == []
 

@@ -9,7 +9,9 @@ node's second NIC and its compute nodes are on it); a BMC per machine
 623, its chassis a QEMU machine it powers on and off, its SOL the
 machine's serial console); and xcatd as the management node, on the
 standard ports, defining the machines as nodes through the real client as
-an administrator would, and starting its DHCP service (makedhcp -n).  The
+an administrator would, and starting its DHCP service (makedhcp -n); and a
+dnsmasq of the lab's sending IPv6 router advertisements on the management
+network, for the machines' firmware (see ADVERTISED).  The
 machines are powered off until rpower or rnetboot.  The host reaches the
 daemon through a forwarder listening on 127.0.0.1:PORT (default 3001).
 
@@ -65,6 +67,12 @@ MANAGEMENT = ipaddress.IPv4Network("172.30.0.0/24")
 MN_ADDRESS = "172.30.0.1"
 MN_HOSTNAME = "mn"
 BRIDGE = "br0"
+# QEMU's iPXE waits for an IPv6 router advertisement while it configures its
+# NIC, about 14 s of each boot when none comes: the lab's own dnsmasq (not
+# the product's, which serves IPv4 DHCP) advertises this unique local prefix
+# on the management bridge, as not a router (lifetime 0: no IPv6 default
+# route), so the machines are configured as soon as DHCP has answered.
+ADVERTISED = ipaddress.IPv6Interface("fd00:172:30::1/64")
 IPMI_PORT = 623
 SERIAL_PORTS = 7000  # + the machine's number: its serial console, inside the namespace
 DAEMON_PORT = 3001  # the daemon's, inside the namespace: the standard one
@@ -237,7 +245,7 @@ def _make(state: State, request: Request, listening: socket.socket, say) -> None
     netns.add(state.namespace)
     state.management = f"{MN_ADDRESS}/{MANAGEMENT.prefixlen}"
     state.save()
-    netns.add_bridge(state.namespace, BRIDGE, state.management)
+    netns.add_bridge(state.namespace, BRIDGE, state.management, str(ADVERTISED))
     for n in range(1, request.service_nodes + 1):
         netns.add_bridge(state.namespace, _compute_net(n))
     for machine in machines:
@@ -252,6 +260,7 @@ def _make(state: State, request: Request, listening: socket.socket, say) -> None
     say(f"Starting xcatd as the management node at {MN_ADDRESS} (machines under {state.accel})")
     _start_daemon(state)
     _start_door(state, listening)
+    _start_router_adverts(state)
     password = secrets.token_hex(8)
     for machine in machines:
         model = request.nic_models.get(machine.name, DEFAULT_NIC_MODEL)
@@ -280,6 +289,17 @@ def _start_door(state: State, listening: socket.socket) -> None:
             f"{MN_ADDRESS}:{DAEMON_PORT}"]  # fmt: skip
     door = _start(state, "forward", argv, pass_fds=(listening.fileno(),))
     door.wait_for("forwarding", START_TIMEOUT)
+
+
+def _start_router_adverts(state: State) -> None:
+    """A dnsmasq of router advertisements only (see ADVERTISED): no DNS, no
+    DHCP, no lease file, no configuration file but its arguments."""
+    argv = ["dnsmasq", "--conf-file=/dev/null", "--keep-in-foreground", "--log-facility=-",
+            "--pid-file=", "--leasefile-ro", "--port=0", f"--interface={BRIDGE}",
+            "--bind-interfaces", "--enable-ra", f"--dhcp-range=::,constructor:{BRIDGE},ra-only",
+            f"--ra-param={BRIDGE},60,0"]  # fmt: skip
+    adverts = _start(state, "router-adverts", argv)
+    adverts.wait_for("IPv6 router advertisement enabled", START_TIMEOUT)
 
 
 def _start_bmc(
