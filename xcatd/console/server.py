@@ -86,11 +86,13 @@ def held_here(
     `cons`, or a `serialport` and a `mgt`) that is reached from here, as
     hardware commands divide nodes (hierarchy.split): on the management node
     those without a service node (all, when site.ipmidispatch says no), on
-    a service node those it serves first.  Each with its target (the
+    a service node those it serves first, unless site.ipmidispatch says the
+    management node reaches every BMC (two SOL sessions on one BMC take it
+    from each other).  Each with its target (the
     passwd table's `defaults` filling in credentials); and why each other
     such node has none."""
     nodes = Nodes.load(db)
-    dispatching = role == "master" and bmcs_dispatched(objects.site(db))
+    dispatching = bmcs_dispatched(objects.site(db))
     targets, problems = {}, {}
     for node in nodes.all_nodes():
         try:
@@ -99,7 +101,7 @@ def held_here(
             if role == "master":
                 here = not dispatching or server in ("", hostname, node)
             else:
-                here = server == hostname
+                here = dispatching and server == hostname
             if here and (values.get("cons") or ("serialport" in values and values.get("mgt"))):
                 targets[node] = console_target(values, defaults)
         except (HardwareError, RegexValueError) as exc:
