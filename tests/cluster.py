@@ -8,7 +8,9 @@ exactly as an administrator would.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -23,11 +25,37 @@ from .waiting import wait_for
 BIN = Path(sys.executable).parent
 
 
+def _unassigned_ports() -> range:
+    """High ports the kernel never gives a connection's local end.
+
+    A port the kernel picked for bind(0) lies in its ephemeral range, where
+    any connection opened before the daemon binds it may take it as its own
+    end ("Address already in use" at start).  Below that range no outgoing
+    connection lands.
+    """
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    return range(20000, low) if low > 21000 else range(high + 1, 65536)
+
+
+_PORTS = _unassigned_ports()
+_turn = itertools.count(random.randrange(len(_PORTS)))
+
+
 def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    """An unused high TCP (or, with SOCK_DGRAM, UDP) port on loopback."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """An unused high TCP (or, with SOCK_DGRAM, UDP) port on loopback.
+
+    Handed out in turn from a random start, so two clusters of one test run
+    never get the same port and parallel runs rarely meet.
+    """
+    for _ in _PORTS:
+        port = _PORTS[next(_turn) % len(_PORTS)]
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_PORTS}")
 
 
 class Cluster:
