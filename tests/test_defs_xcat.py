@@ -137,6 +137,8 @@ def test_i_with_z_gives_the_listed_attributes_sorted_even_when_empty(xcat):
         (["-l", "-s"], "The flags '-l' and '-s' cannot be used together."),
         (["-i", "ip", "-s"], "The flags '-i' and '-s' cannot be used together."),
         (["-c"], "The flags '-c' and '-i' must be used together."),
+        (["--osimage", "-i", "ip"], "The flags '-i' and '--osimage' cannot be used together."),
+        (["--osimage", "-z"], "The flags '-z' and '--osimage' cannot be used together."),
     ],
 )
 def test_lsdef_refuses_what_xcat_refuses_together_with_its_usage(xcat, args, error):
@@ -549,17 +551,6 @@ def test_C_and_x_are_refused_in_xcats_words(xcat, command):
     assert xcat(command, "-x") == (
         1, "", "Error: The '-x' (XML format) option is not yet implemented.\n"
     )  # fmt: skip
-
-
-def test_rmdef_C_says_it_is_not_supported_and_what_to_run(xcat):
-    ok(xcat("mkdef", "rmc1", "groups=all"))
-    assert xcat("rmdef", "-C", "rmc1") == (
-        1,
-        "",
-        "Error: rmdef -C is not supported: run 'nodeset <noderange> offline' (and makedhcp -d "
-        "<noderange>) first, then rmdef without -C\n",
-    )
-    assert ok(xcat("nodels", "rmc1")) == "rmc1\n"  # not removed
 
 
 @pytest.mark.parametrize(
@@ -1132,6 +1123,40 @@ def test_mkdef_u_makes_a_whole_osimage_from_a_profile_and_a_provmethod(shared_cl
         f"    pkglist={root}/opt/xcat/share/xcat/netboot/debian/compute.aarch64.pkglist\n"
         f"    rootimgdir={root}/install/netboot/debian12/aarch64/compute\n"
         "    template=\n"
+    )
+
+
+def test_lsdef_osimage_shows_each_nodes_image_beside_the_node(shared_cluster, xcat):
+    """--osimage: the osimage a node's provmethod names, or the one its os,
+    arch and profile give for provmethod=netboot (what mkdef -u would make)."""
+    root = shared_cluster.root.resolve()
+    ok(xcat("mkdef", "-t", "osimage", "-o", "os-img", "provmethod=netboot", "profile=compute",
+            "osvers=rocky9.4", "osarch=x86_64",
+            "rootimgdir=/install/netboot/rocky/compute"))  # fmt: skip
+    ok(xcat("mkdef", "osi1", "groups=osi", "provmethod=os-img"))
+    ok(xcat("mkdef", "osi2", "groups=osi", "provmethod=netboot", "os=debian12", "arch=x86_64",
+            "profile=service"))  # fmt: skip
+    assert ok(xcat("lsdef", "osi1", "--osimage")) == (
+        "Object name: osi1\n"
+        "    groups=osi\n"
+        "    provmethod=os-img\n"
+        "    osarch=x86_64\n"
+        "    osvers=rocky9.4\n"
+        "    profile=compute\n"
+        "    provmethod=netboot\n"
+        "    rootimgdir=/install/netboot/rocky/compute\n"
+    )
+    listed = ok(xcat("lsdef", "osi2", "--osimage")).splitlines()
+    netboot = root / "opt/xcat/share/xcat/netboot/debian"
+    assert f"    pkglist={netboot}/service.x86_64.pkglist" in listed
+    assert f"    rootimgdir={root}/install/netboot/debian12/x86_64/service" in listed
+    # A node that names no image and lacks what would make one: xCAT's error, the node still listed.
+    ok(xcat("mkdef", "osi3", "groups=osi", "provmethod=netboot"))
+    assert xcat("lsdef", "osi3", "--osimage") == (
+        1,
+        "Object name: osi3\n    groups=osi\n    provmethod=netboot\n",
+        "Error: Missing attributes for node osi3, check the node attributes "
+        "'os', 'arch','profile' and 'provmethod'.\n",
     )
 
 

@@ -180,6 +180,21 @@ def test_boot_and_offline_leave_the_network_boot(cluster):
     assert cluster.ok("nodeset", "lv1", "stat") == "lv1: offline\n"
 
 
+def test_rmdef_C_takes_nodes_off_the_network_boot_before_removing_them(cluster):
+    """xCAT's rmdef -C runs nodeset offline first: a removed node finds no
+    boot file that would boot it; the names that are no nodes are said."""
+    cluster.ok("mkdef", "rc1", "groups=gone", "mac=52:54:00:00:06:01", "ip=127.0.6.1")
+    cluster.ok("nodeset", "rc1", "osimage=svc")
+    removed = cluster.run("rmdef", "-C", "rc1,rc2")
+    assert (removed.returncode, removed.stdout, removed.stderr) == (
+        1,
+        "1 object definitions have been removed.\n",
+        "Error: Could not find an object named 'rc2' of type 'node'.\n",
+    )
+    assert tftp(cluster, "xcat/xnba/nodes/rc1").read_text() == "#!ipxe\n#offline\nexit\n"
+    assert cluster.run("nodels", "rc1").returncode == 1
+
+
 def test_a_node_without_boot_files_is_offline(cluster):
     cluster.ok("mkdef", "new1", "groups=fresh")
     assert cluster.ok("nodeset", "new1", "stat") == "new1: offline\n"

@@ -15,8 +15,9 @@ from functools import cached_property, partial
 from pathlib import Path
 
 from ..call import Call
+from ..errors import XcatdError
 from ..images import osimage_update
-from ..store import group_defs, keyed, objects, only_if, templates
+from ..store import StoreError, group_defs, keyed, objects, only_if, templates
 from ..store.nodes import Nodes
 from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import GROUP, NODE, OSIMAGE, POLICY, SITE, TYPES, ObjectType, check_name
@@ -34,7 +35,8 @@ from ..store.tables import (
     where_kept,
 )
 from ..store.tables import tables as schema_tables
-from .common import CommandRefused, Produced, expand_noderange, respond
+from . import nodeset
+from .common import CommandRefused, Produced, expand_noderange, refuse, respond
 from .defs_usage import NODELS, usage
 from .registry import CommandParser, UsageError, command
 from .secrets import is_secret, masked, may_read_secrets
@@ -149,11 +151,6 @@ def _first_answer(call: Call) -> Produced | None:
         raise CommandRefused(f"Option '-C' can not be used with {name}.", usage=usage(name))
     if options.xml:
         raise CommandRefused("The '-x' (XML format) option is not yet implemented.")
-    if options.cleanup:  # xCAT's runs nodeset offline and makeconservercf -d first
-        raise CommandRefused(
-            "rmdef -C is not supported: run 'nodeset <noderange> offline' (and makedhcp -d "
-            "<noderange>) first, then rmdef without -C"
-        )
     if options.update:
         _check_update_option(call)
     if (not call.body.args and name != "lsdef") or (options.help and options.type is None):
@@ -189,9 +186,7 @@ def _filled_images(db, call: Call, definitions: list[Definition]) -> list[Defini
         if call.body.cmd == "chdef"
         else {}
     )
-    layout = call.context.layout
-    installdir = objects.site(db).get("installdir") or layout.installdir
-    places = osimage_update.Places(Path(installdir), layout.netboot_profiles)
+    places = _places(db, call)
     filled, problems = [], []
     for definition in definitions:
         if definition.objtype is not OSIMAGE:
@@ -236,8 +231,8 @@ def _object_options(parser: CommandParser, types: str = "object type (default no
         "-u", dest="update", action="store_true", help="osimage: fill in from its profile"
     )
     # xCAT's four commands take -C (rmdef's cleanup) and -x (XML, never done):
-    # refused in its words (_first_answer).
-    parser.add_argument("-C", "--cleanup", action="store_true", help="rmdef: not supported")
+    # refused in its words where they do not apply (_first_answer).
+    parser.add_argument("-C", "--cleanup", action="store_true", help="rmdef: nodeset offline first")
     parser.add_argument("-x", "--xml", action="store_true", help="not supported")
     parser.set_defaults(invalid_option=False)  # DefParser sets it
 
@@ -488,28 +483,67 @@ def rmdef_options(parser: CommandParser) -> None:
 
 @rmdef_options.runs
 async def rmdef(call: Call) -> None:
+    try:
+        chosen = await call.context.store.run(lambda db: _to_remove(db, call))
+    except StoreError:
+        raise  # the machine's trouble: dispatch says so (as respond does)
+    except XcatdError as exc:
+        await refuse(call, exc)
+        return
+    if isinstance(chosen, Produced):  # usage, version, attribute help
+        await respond(call, lambda db: chosen)
+        return
+    if call.options.cleanup and chosen.objtype is NODE:
+        await _cleaned_up(call, chosen.names)
+        if call.relayed_by_master:
+            return  # a service node clears its nodes' boot files; the MN removes them
+    await respond(call, partial(_removal, chosen))
+
+
+@dataclass(frozen=True)
+class _Removal:
+    objtype: ObjectType
+    names: list[str]
+
+
+def _to_remove(db, call: Call) -> _Removal | Produced:
+    """What rmdef removes, or what it answers instead, in xCAT's words."""
     options = call.options
+    if (answer := _first_answer(call)) is not None:
+        return answer
+    objtype = _types(options)[0]  # xCAT's: the first type names the objects
+    if options.all:
+        if not options.force:
+            raise CommandRefused(
+                "You must use the '-f' option when using the '-a' option.",
+                usage=usage("rmdef"),
+            )
+        names = list(objects.load(db, objtype))
+    else:
+        names = _names(db, objtype, options.objects or options.noderange, call)
+    if not names:
+        raise _no_names(call)
+    return _Removal(objtype, names)
 
-    def work(db) -> Produced:
-        if (answer := _first_answer(call)) is not None:
-            return answer
-        objtype = _types(options)[0]  # xCAT's: the first type names the objects
-        if options.all:
-            if not options.force:
-                raise CommandRefused(
-                    "You must use the '-f' option when using the '-a' option.",
-                    usage=usage("rmdef"),
-                )
-            names = list(objects.load(db, objtype))
-        else:
-            names = _names(db, objtype, options.objects or options.noderange, call)
-        if not names:
-            raise _no_names(call)
-        removed, missing = objects.remove(db, objtype, names)
-        errors = [objects.not_found(name, objtype) for name in missing]
-        return _written([_removed(removed)], [objtype] if removed else [], errors)
 
-    await respond(call, work)
+# xCAT's rmdef -C tells the user it may take a while above this many nodes.
+CLEANUP_NOTICE_ABOVE = 100
+
+
+async def _cleaned_up(call: Call, names: list[str]) -> None:
+    """rmdef -C: as xCAT's, `nodeset <nodes> offline` before the nodes are
+    removed, on this host and on their service nodes, so no boot file of a
+    removed node is left to boot it; what it says is dropped, and the
+    removal goes on whatever it said."""
+    if len(names) > CLEANUP_NOTICE_ABOVE:
+        await call.info("Performing configuration cleanup. This might take a some time.")
+    await nodeset.take_offline(call, names)
+
+
+def _removal(chosen: _Removal, db) -> Produced:
+    removed, missing = objects.remove(db, chosen.objtype, chosen.names)
+    errors = [objects.not_found(name, chosen.objtype) for name in missing]
+    return _written([_removed(removed)], [chosen.objtype] if removed else [], errors)
 
 
 def _removed(count: int) -> str:
@@ -533,6 +567,7 @@ def lsdef_options(parser: CommandParser) -> None:
     parser.add_argument("-i", dest="attributes", help="only these attributes, comma separated")
     parser.add_argument("-c", "--compress", action="store_true", help="with -i: obj: attr=val")
     parser.add_argument("--nics", action="store_true", help="the attributes per interface")
+    parser.add_argument("--osimage", action="store_true", help="nodes: their osimage's too")
     parser.add_argument("-S", dest="hidden", action="store_true", help="hidden nodes too")
     parser.add_argument(
         "-w", dest="where", action="append", default=[], help="attr==val, !=, =~, !~"
@@ -584,6 +619,9 @@ def _conflict(options: argparse.Namespace) -> str | None:
         return "The flags '-l' and '-s' cannot be used together."
     if options.nics and options.attributes:
         return "The flags '-i' and '--nics' cannot be used together."
+    for flag, given in (("-i", options.attributes), ("-z", options.stanza)):
+        if given and options.osimage:
+            return f"The flags '{flag}' and '--osimage' cannot be used together."
     if options.nics:  # xCAT's: --nics is -i with these
         options.attributes = NICS
     if options.attributes and options.short:
@@ -629,6 +667,7 @@ class Listed:
     objtype: ObjectType
     name: str
     fetch: Callable[[], dict[str, tuple[str, str | None]]]
+    osimage: dict[str, str] | None = None  # lsdef --osimage: a node's image's attributes
 
     @cached_property
     def values(self) -> dict[str, tuple[str, str | None]]:
@@ -681,16 +720,21 @@ def _listing(db, call: Call) -> Produced:
             of_type.listed = [
                 replace(item, fetch=partial(_masked_fetch, item.fetch)) for item in of_type.listed
             ]
+    image_errors = _with_osimages(db, call, found[NODE].listed) if options.osimage else []
     empty = [objtype.name for objtype, of_type in found.items() if of_type.none]
     if empty and not (names or options.all):
         raise CommandRefused(f"Could not get objects of type '{empty[0]}'.")
     listed = [item for of_type in found.values() for item in of_type.listed]
-    errors = unknown + [
-        objects.not_found(name, objtype)
-        for objtype, of_type in found.items()
-        if not (of_type.none or selections)  # with -w, a missing name is just not selected
-        for name in of_type.missing
-    ]
+    errors = (
+        unknown
+        + image_errors
+        + [
+            objects.not_found(name, objtype)
+            for objtype, of_type in found.items()
+            if not (of_type.none or selections)  # with -w, a missing name is just not selected
+            for name in of_type.missing
+        ]
+    )
     if options.json:
         return Produced([], [_record(item) for item in listed], errors=errors)
     lines = list(_form(options, names, selections)(listed, options, len(types) > 1))
@@ -713,6 +757,51 @@ def _unknown_attributes(options: argparse.Namespace, types: list[ObjectType]) ->
     if wanted and not any(_has(objtype, a) for objtype in types for a in wanted):
         raise CommandRefused(*errors)
     return errors
+
+
+# The provmethods that name no image: the image is worked out from the profile.
+PROFILE_METHODS = ("install", "netboot", "statelite")
+
+
+def _with_osimages(db, call: Call, listed: list[Listed]) -> list[str]:
+    """lsdef --osimage: each node's image attributes beside its own, as
+    xCAT's lsdef adds them: the osimage its provmethod names, or, for
+    install/netboot/statelite, what its os, arch and profile give (the
+    image mkdef -u would make of them).  xCAT's error for a node with
+    neither."""
+    named = {item.name: item.values.get("provmethod", ("",))[0] for item in listed}
+    images = objects.load(db, OSIMAGE, {m for m in named.values() if m not in PROFILE_METHODS})
+    places = _places(db, call)
+    errors = []
+    for item in listed:
+        method = named[item.name]
+        if method and method not in PROFILE_METHODS:
+            item.osimage = images.get(method, {})
+            continue
+        given = {attribute: item.values.get(attribute, ("",))[0] for attribute in _PROFILE_KEYS}
+        if not (method and all(given.values())):
+            errors.append(
+                f"Missing attributes for node {item.name}, check the node attributes "
+                "'os', 'arch','profile' and 'provmethod'."
+            )
+            continue
+        image = {"provmethod": method, "profile": given["profile"]}
+        image.update(osvers=given["os"], osarch=given["arch"])
+        try:
+            item.osimage = osimage_update.filled(image, "lsdef", places)
+        except osimage_update.UpdateError as exc:
+            errors.append(f"{item.name}: {exc}")
+    return errors
+
+
+_PROFILE_KEYS = ("os", "arch", "profile")
+
+
+def _places(db, call: Call) -> osimage_update.Places:
+    """Where an image's profile files are looked for: site.installdir, the shipped profiles."""
+    layout = call.context.layout
+    installdir = objects.site(db).get("installdir") or layout.installdir
+    return osimage_update.Places(Path(installdir), layout.netboot_profiles)
 
 
 def _has(objtype: ObjectType, attribute: str) -> bool:
@@ -844,6 +933,9 @@ def _long_lines(listed: list[Listed], options, several_types: bool) -> Iterator[
             if value or wanted or attribute == "members":  # a group's, even when it has none
                 note = _where_kept(item, attribute) if options.verbose else None
                 yield f"    {attribute}={value}" + (f"\t{note}" if note else "")
+        for attribute, value in sorted((item.osimage or {}).items()):
+            if value:
+                yield f"    {attribute}={value}"
 
 
 def _where_kept(item: Listed, attribute: str) -> str | None:

@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import trio
+from xcat_protocol.messages import ServerMessage
 
 from ..boot import binaries
 from ..boot.dhcp import Host
@@ -121,9 +124,27 @@ def parse_action(text: str) -> Action:
 @nodeset_options.runs
 async def nodeset(call: Call) -> None:
     action = replace(parse_action(call.options.action), keep_boot_files=call.options.noupdateinitrd)
+    await _nodeset(call, action, partial(expand_noderange, call, call.options.noderange))
+
+
+async def take_offline(call: Call, names: list[str]) -> None:
+    """`nodeset <names> offline` inside another request (rmdef -C), for
+    those of the names that are nodes: their boot files here and on their
+    service nodes (the request carried to them) say offline.  What it says
+    goes nowhere, and the request goes on whatever it said."""
+    quiet = replace(call, send=_nowhere, errors=0, rc=None)
+    await _nodeset(quiet, Action("offline"), lambda nodes: sorted(nodes.nodes_among(names)))
+
+
+async def _nowhere(message: ServerMessage) -> None:
+    pass
+
+
+async def _nodeset(call: Call, action: Action, chosen: Callable[[Nodes], Sequence[str]]) -> None:
+    """The nodes `chosen` of those this caller sees set to `action`."""
     try:
         copy = await serving.definitions(call)  # on a service node: the MN's
-        snapshot, split = await call.context.store.run(lambda db: _read(db, call, action))
+        snapshot, split = await call.context.store.run(lambda db: _read(db, call, action, chosen))
     except (NoderangeError, RegexValueError, serving.ServingError) as exc:
         await call.error(str(exc))
         return
@@ -216,10 +237,12 @@ class _Snapshot:
     unavailable: dict[str, str] = field(default_factory=dict)
 
 
-def _read(db, call: Call, action: Action) -> tuple[_Snapshot, Split]:
+def _read(
+    db, call: Call, action: Action, chosen: Callable[[Nodes], Sequence[str]]
+) -> tuple[_Snapshot, Split]:
     """The nodes served here, and those of each service node."""
     nodes = call.nodes(db)
-    names = split(call, nodes, expand_noderange(call, call.options.noderange, nodes))
+    names = split(call, nodes, chosen(nodes))
     return _snapshot(db, nodes, names.local, action), names
 
 
