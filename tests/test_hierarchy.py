@@ -164,6 +164,20 @@ def test_nodeset_for_nodes_of_a_service_node_runs_on_it_as_the_user(mn, sn):
     assert audited(sn, "nodeset") == [("root", "10.78.0.1:* via mn1", 0)]
 
 
+def test_rmdef_C_takes_nodes_of_a_service_node_offline_there_then_removes_them(mn, sn):
+    define_compute_nodes(mn)
+    mn.ok("nodeset", "cn11,cn13", f"osimage={COMPUTE_IMAGE}")
+
+    assert mn.ok("rmdef", "-C", "cn11,cn13") == "2 object definitions have been removed.\n"
+
+    # sn1 took cn11 off the network boot, the MN cn13: neither can boot a removed node.
+    offline = "#!ipxe\n#offline\nexit\n"
+    assert (sn.root / "tftpboot/xcat/xnba/nodes/cn11").read_text() == offline
+    assert (mn.root / "tftpboot/xcat/xnba/nodes/cn13").read_text() == offline
+    assert mn.outcome("nodels", "cn11")[0] == 1
+    assert audited(sn, "rmdef") == [("root", "10.78.0.1:* via mn1", 0)]
+
+
 def test_a_compute_node_reports_to_its_service_node_and_the_mn_shows_it(mn, sn, net, tmp_path):
     define_compute_nodes(mn)
     mn.ok("nodeset", "cn11", f"osimage={COMPUTE_IMAGE}")
@@ -226,6 +240,15 @@ def test_makedhcp_sets_up_each_service_nodes_dhcp_and_its_nodes_entries_there(mn
 
     assert mn.run("makedhcp", "-d", "cn11").returncode == 0
     assert dhcp_hosts(sn) == {"52:54:00:78:00:12,10.78.0.12,cn12"}
+    # -q asks where the entries are; -l (xCAT's --localonly) keeps to the MN's own files.
+    assert mn.ok("makedhcp", "-q", "cn12") == (
+        "cn12: ip-address = 10.78.0.12, hardware-address = 52:54:00:78:00:12\n"
+    )
+    assert mn.run("makedhcp", "-l", "cn12").returncode == 0
+    assert "52:54:00:78:00:12,10.78.0.12,cn12" in dhcp_hosts(mn)
+    assert mn.ok("makedhcp", "-q", "-l", "cn12") == (
+        "cn12: ip-address = 10.78.0.12, hardware-address = 52:54:00:78:00:12\n"
+    )
 
 
 def test_a_service_node_takes_the_definitions_again_only_when_they_changed(mn, sn):

@@ -133,6 +133,33 @@ def test_noderange_adds_a_adds_every_node_with_a_mac_and_d_removes(mn):
         assert any("mk2" in line for line in entries(mn, name)), name
 
 
+def test_q_shows_the_entries_as_xcat_does_and_a_d_removes_every_one(mn):
+    define(mn, "mq1", 41)
+    define(mn, "mq2", 42)
+    mn.ok("makedhcp", "mq1,mq2")
+    # xCAT's makedhcp.8: `node01: ip-address = 91.214.34.156, hardware-address = 00:00:c9:c6:6c:42`
+    assert mn.ok("makedhcp", "-q", "mq1,mq2") == (
+        "mq1: ip-address = 10.77.0.41, hardware-address = 52:54:00:77:00:29\n"
+        "mq2: ip-address = 10.77.0.42, hardware-address = 52:54:00:77:00:2a\n"
+    )
+    mn.ok("makedhcp", "-d", "mq2")
+    assert mn.ok("makedhcp", "-q", "mq2") == ""  # no entry: nothing to say, as xCAT's
+    mn.ok("rmdef", "mq1")  # its entry stays until makedhcp -d; -a -d takes it too
+    assert mn.ok("makedhcp", "-a", "-d").startswith("Removed the entries of ")
+    for name in ("dnsmasq-hosts", "dhcpd.hosts"):
+        assert entries(mn, name) == [], name
+
+
+def test_s_is_refused_saying_what_gives_the_entries_instead(mn):
+    define(mn, "ms1", 43)
+    assert mn.outcome("makedhcp", "ms1", "-s", 'option root-path "x";') == (
+        1,
+        "",
+        "Error: -s hands statements to ISC dhcpd over OMAPI, which xcatd does not drive: its "
+        "DHCP entries come from the nodes' attributes (chdef), written by makedhcp\n",
+    )
+
+
 def test_a_node_without_a_mac_is_an_error_and_the_others_are_written(mn):
     define(mn, "nm1", 31)
     mn.ok("mkdef", "nm2", "groups=nomac", "ip=10.77.0.32")
@@ -476,8 +503,8 @@ def test_h_and_no_arguments_print_xcats_usage_which_has_no_v(cluster):
     # dhcp.pm: the usage on stdout, rc 0 for -h and 1 for no arguments; -v
     # is a bad option there.
     usage = (
-        "Usage: makedhcp -n\n\tmakedhcp -a\n\tmakedhcp -d noderange\n\tmakedhcp <noderange>\n"
-        "\tmakedhcp [-h|--help]\n"
+        "Usage: makedhcp -n\n\tmakedhcp -a\n\tmakedhcp -a -d\n\tmakedhcp -d noderange\n"
+        "\tmakedhcp <noderange>\n\tmakedhcp -q\n\tmakedhcp [-h|--help]\n"
     )
     assert cluster.outcome("makedhcp", "-h") == (0, usage, "")
     assert cluster.outcome("makedhcp") == (1, usage, "")

@@ -98,6 +98,17 @@ def _dnsmasq_owner(line: str) -> str | None:
     return fields[2] if len(fields) > 2 else None
 
 
+def dnsmasq_entries(text: str) -> dict[str, tuple[str, str]]:
+    """The entries of a dnsmasq host file as dnsmasq_host wrote them: node -> (mac, ip)."""
+    entries = {}
+    for line in text.splitlines():
+        fields = line.split(",")
+        if len(fields) == 3 and not line.startswith("#"):
+            mac, ip, node = fields
+            entries[node] = (mac, ip)
+    return entries
+
+
 def dhcpd_host(host: Host) -> list[str]:
     boot = host.boot
     statements = [

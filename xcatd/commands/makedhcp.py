@@ -4,6 +4,9 @@
     makedhcp -a              an entry for every node that has a MAC
     makedhcp <noderange>     entries for these nodes (added or replaced)
     makedhcp -d <noderange>  these nodes' entries removed, and their boot links by MAC or IP
+    makedhcp -a -d           every node's entry removed
+    makedhcp -q <noderange>  these nodes' entries, as the DHCP server has them
+    ... -l                   on this host only, not carried to the nodes' service nodes
 
 As xCAT's, but for dnsmasq first (and ISC dhcpd's format beside it), in
 one directory, <etc>/dhcp (see xcatd/boot/dhcp.py for the files).  -n
@@ -33,6 +36,7 @@ from ..boot.dhcp import (
     Network,
     dhcpd_conf,
     dnsmasq_conf,
+    dnsmasq_entries,
     dnsmasq_opts,
     served_on,
 )
@@ -74,8 +78,8 @@ Values = Mapping[str, str]
 
 # xCAT's (dhcp.pm $usage), with the forms xcatd has; xCAT's makedhcp has no -v.
 USAGE = Usage(
-    "Usage: makedhcp -n\n\tmakedhcp -a\n\tmakedhcp -d noderange\n\tmakedhcp <noderange>\n"
-    "\tmakedhcp [-h|--help]",
+    "Usage: makedhcp -n\n\tmakedhcp -a\n\tmakedhcp -a -d\n\tmakedhcp -d noderange\n"
+    "\tmakedhcp <noderange>\n\tmakedhcp -q\n\tmakedhcp [-h|--help]",
     version=False,
     bare_rc=1,
 )
@@ -88,6 +92,12 @@ def makedhcp_options(parser: CommandParser) -> None:
     )
     parser.add_argument("-a", "--all", action="store_true", help="every node with a MAC")
     parser.add_argument("-d", "--delete", action="store_true", help="remove these nodes")
+    parser.add_argument("-q", "--query", action="store_true", help="these nodes' entries")
+    parser.add_argument(
+        "-l", "--localonly", action="store_true", help="this host only, not its service nodes"
+    )
+    # xCAT's -s hands statements to ISC dhcpd over OMAPI, which xcatd does not drive.
+    parser.add_argument("-s", dest="statements", help="not supported")
     parser.add_argument("noderange", nargs="?", help="the nodes")
 
 
@@ -96,10 +106,17 @@ async def makedhcp(call: Call) -> None:
     options = call.options
     if not (options.new or options.all or options.noderange):
         raise UsageError(f"give -n, -a or a noderange\n{USAGE.text}")
-    if options.delete and (options.all or not options.noderange):
+    if options.delete and not (options.all or options.noderange):
         raise UsageError("-d removes the nodes of a noderange: makedhcp -d <noderange>")
     if options.all and options.noderange:
         raise UsageError("-a takes every node with a MAC: give no noderange with it")
+    if options.query and not options.noderange:
+        raise UsageError("-q shows the entries of a noderange: makedhcp -q <noderange>")
+    if options.statements is not None:
+        raise UsageError(
+            "-s hands statements to ISC dhcpd over OMAPI, which xcatd does not drive: its "
+            "DHCP entries come from the nodes' attributes (chdef), written by makedhcp"
+        )
     try:
         await serving.definitions(call)  # on a service node: the MN's
         read, split = await call.context.store.run(lambda db: _read(db, call))
@@ -116,7 +133,9 @@ async def _here(call: Call, read: _Read) -> None:
     directory = call.context.layout.dhcp
     if options.new and not await _write_settings(call, directory, read):
         return
-    if options.delete:
+    if options.query:
+        await _query(call, directory, read)
+    elif options.delete:
         await _delete(call, directory, read)
     elif options.all or options.noderange:
         await _add(call, directory, read)
@@ -137,15 +156,18 @@ def _read(db, call: Call) -> tuple[_Read, Split]:
     options = call.options
     networks = objects.load(db, NETWORK)
     nodes = call.nodes(db)
-    if options.all:
+    if options.all and options.delete:  # every entry: those of nodes removed too
+        names = [*nodes.all_nodes(), *_entered(call.context.layout.dhcp)]
+        names = list(dict.fromkeys(names))
+    elif options.all:
         names = [node for node in nodes.all_nodes() if nodes.attribute(node, "mac")]
     elif options.noderange:
         # Entries of nodes already removed can still be deleted.
         names = expand_noderange(call, options.noderange, nodes, verify=not options.delete)
     else:
         names = []
-    by_server = split(call, nodes, names)
-    if options.new:
+    by_server = Split(local=names) if options.localonly else split(call, nodes, names)
+    if options.new or (options.all and options.delete):
         by_server.add_servers_of(split(call, nodes, nodes.all_nodes()))
     names = by_server.local
     known = set(nodes.groups_of)
@@ -389,6 +411,24 @@ async def _report(
         )
     else:
         await call.info(reloading(directory, written.dnsmasq))
+
+
+async def _query(call: Call, directory: Path, read: _Read) -> None:
+    """xCAT's `<node>: ip-address = <ip>, hardware-address = <mac>` for each
+    node that has an entry, as the DHCP server reads them."""
+    entered = await trio.to_thread.run_sync(_entered, directory)
+    for node in read.nodes:
+        if node in entered:
+            mac, ip = entered[node]
+            await call.info(f"ip-address = {ip}, hardware-address = {mac}", node=node)
+
+
+def _entered(directory: Path) -> dict[str, tuple[str, str]]:
+    """The nodes that have an entry: node -> (mac, ip)."""
+    try:
+        return dnsmasq_entries((directory / HOST_FILES[0].name).read_text())
+    except FileNotFoundError:
+        return {}
 
 
 # -- the entries ------------------------------------------------------------------
