@@ -13,7 +13,7 @@ output after; `bash .ci/demo`, the README's first command, runs it.
                                                      enrolls and serves
     genimage, packimage of the compute image;
     makedhcp -n, nodeset cn1, rnetboot cn1           cn1 boots, served by sn1
-    nodestat sn1, and nodestat cn1 on sn1            both answer
+    nodestat sn1,cn1 (cn1 probed by sn1)             both answer
 
 Every command is the real one: the client commands against the lab's
 management node through its forwarder, `xcatd lab` and `xcatd bundle` as an
@@ -357,10 +357,9 @@ class Walk:
                       "management node:")  # fmt: skip
             self.run("nodeset", compute.name, f"osimage={COMPUTE}")
             self.netboot(compute.name, compute.name)
-            self.run("nodestat", service.name)
-            self.note(f"nodestat probes from where it runs, and {service.name} reaches "
-                      f"{compute.name} on its compute network:")  # fmt: skip
-            self.on(service.ip, "nodestat", compute.name)
+            self.note(f"nodestat asks {service.name} for {compute.name}, which it reaches on "
+                      "its compute network, and probes the rest itself:")  # fmt: skip
+            self.run("nodestat", f"{service.name},{compute.name}")
 
     def on(self, address: str, *argv: str) -> str:
         """A client command sent to the xcatd at `address` in the lab's
