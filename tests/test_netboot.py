@@ -12,8 +12,9 @@ sn1's image has been through the seed's update flow first: the wheels of a
 newer xcatd (this source, its version changed, built by pip) in the image's
 otherpkgdir, genimage updating the built image in place, packimage; sn1's
 daemon then answers `lsxcatd -v` with the newer version, sn2's (the image
-as first built) with this one.  The update is made on a copy of the
-service image, which the other tests share.
+as first built) with this one, until sn2 takes the update too, as the seed
+has it: nodeset to the updated image and a reboot (while cn1 boots).  The
+update is made on a copy of the service image, which the other tests share.
 
 
 - sn1 (virtio-net, netboot=xnba): QEMU's iPXE ROM asks dnsmasq, fetches its
@@ -156,7 +157,7 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
     shell = ssh_from_mn(cluster, address["sn1"], "systemctl", "is-active", "xcatd")
     assert (shell.returncode, shell.stdout) == (0, "active\n"), shell.stderr
 
-    a_compute_node_boots_through_sn1(cluster, lab, phases)
+    a_compute_node_boots_through_sn1_while_sn2_takes_the_update(cluster, lab, phases, updated)
     with capsys.disabled():  # the times belong in CI's output, also when the test passes
         print(phases.report())
 
@@ -173,11 +174,15 @@ def the_console_shows_the_boot_and_answers(console: Terminal, started: float) ->
     assert console.exit_code() == 0
 
 
-def a_compute_node_boots_through_sn1(cluster: Cluster, lab: Lab, phases: Phases) -> None:
+def a_compute_node_boots_through_sn1_while_sn2_takes_the_update(
+    cluster: Cluster, lab: Lab, phases: Phases, updated: str
+) -> None:
     """cn1, on sn1's compute network only: the management node's commands
     for it run on sn1, which answers its DHCP, serves its boot files and
-    image, and relays its report."""
-    sn1, cn1 = lab.node("sn1").ip, lab.node("cn1").ip
+    image, and relays its report.  Meanwhile the seed's update reaches sn2,
+    which runs the first build: nodeset to the updated image, rnetboot
+    (a reset, as it is on), and its xcatd answers with the newer version."""
+    sn1, cn1, sn2 = lab.node("sn1").ip, lab.node("cn1").ip, lab.node("sn2").ip
     cluster.ok("chdef", "cn1", "netboot=xnba")
     phases.restart()
     dhcp = cluster.ok("makedhcp", "-n")
@@ -188,8 +193,13 @@ def a_compute_node_boots_through_sn1(cluster: Cluster, lab: Lab, phases: Phases)
         "cn1: netboot debian12-x86_64-compute\n"
     )
     phases.done("makedhcp -n and nodeset cn1 through sn1 (its copy of the image)")
+    assert cluster.ok("nodeset", "sn2", f"osimage={updated}") == (
+        "sn2: netboot debian12-x86_64-service\n"
+    )
     started = time.monotonic()
-    assert cluster.ok("rnetboot", "cn1") == "cn1: Success\n"
+    assert sorted(cluster.ok("rnetboot", "cn1,sn2").splitlines()) == [
+        "cn1: Success", "sn2: Success"
+    ]  # fmt: skip
     phases.took("cn1: power-on to 'booted', served by sn1",
                 wait_for_reports(cluster, {"cn1"}, started)["cn1"])  # fmt: skip
     console = lab.serial("cn1")
@@ -206,6 +216,13 @@ def a_compute_node_boots_through_sn1(cluster: Cluster, lab: Lab, phases: Phases)
     assert_boot_logged(cluster.root / "var/log/xcat/nodes/cn1.log", "cn1")
     on_sn1 = ssh_from_mn(cluster, sn1, "cat", "/var/log/xcat/nodes/cn1.log")
     assert kernel_started(on_sn1.stdout, "cn1"), on_sn1.stderr
+    newer = f"Version {NEWER}\n"
+    limit = max(BOOT_LIMIT - (time.monotonic() - started), 60)
+    wait_for(lambda: version_at(cluster, sn2) == newer, lambda: f"sn2 answering {newer}", limit,
+             interval=5)  # fmt: skip
+    phases.took(
+        "sn2: reset to its xcatd answering the update's version", time.monotonic() - started
+    )
 
 
 def the_seeds_update(image: BuiltImage, tmp_path: Path, phases: Phases) -> str:
@@ -271,10 +288,21 @@ def wheel_of_version(version: str, tmp_path: Path) -> Path:
 
 def lsxcatd_at(cluster: Cluster, address: str, option: str) -> str:
     """What `lsxcatd OPTION` prints, answered by the daemon at `address`."""
-    there = {**cluster.env, "XCATHOST": f"{address}:{cluster.port}"}
-    answered = cluster.run("lsxcatd", option, env=there)
+    answered = _lsxcatd_at(cluster, address, option)
     assert answered.returncode == 0, answered.stderr
     return answered.stdout
+
+
+def version_at(cluster: Cluster, address: str) -> str | None:
+    """`lsxcatd -v` answered at `address`; None while nothing answers there."""
+    answered = _lsxcatd_at(cluster, address, "-v")
+    return answered.stdout if answered.returncode == 0 else None
+
+
+def _lsxcatd_at(cluster: Cluster, address: str, option: str) -> subprocess.CompletedProcess:
+    return cluster.run(
+        "lsxcatd", option, env={**cluster.env, "XCATHOST": f"{address}:{cluster.port}"}
+    )
 
 
 class Phases:
