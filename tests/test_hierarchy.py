@@ -178,6 +178,14 @@ def test_rmdef_C_takes_nodes_of_a_service_node_offline_there_then_removes_them(m
     assert audited(sn, "rmdef") == [("root", "10.78.0.1:* via mn1", 0)]
 
 
+def test_V_says_which_service_node_runs_each_part(mn, sn):
+    define_compute_nodes(mn)
+    shown = mn.ok("nodeset", "cn11,cn12,cn13", f"osimage={COMPUTE_IMAGE}", "-V")
+    assert shown.splitlines()[0] == "nodeset for cn11,cn12 runs on service node sn1 (10.78.0.2)"
+    assert sorted(shown.splitlines()[1:]) == [f"cn{n}: {STATE}" for n in (11, 12, 13)]
+    assert mn.ok("nodeset", "cn13", "stat", "--verbose") == f"cn13: {STATE}\n"  # all here
+
+
 def test_a_compute_node_reports_to_its_service_node_and_the_mn_shows_it(mn, sn, net, tmp_path):
     define_compute_nodes(mn)
     mn.ok("nodeset", "cn11", f"osimage={COMPUTE_IMAGE}")

@@ -113,6 +113,11 @@ async def _run_remote(call: Call, remote: Split, relay: _Relay) -> None:
     every xcatd of the cluster serves on (site.xcatdport, else this one's)."""
     site = await call.context.store.run(objects.site)
     port = int(site.get("xcatdport") or call.context.config.port)
+    if getattr(call.options, "verbose", False):  # the dispatching commands' -V
+        for server, nodes in remote.remote.items():
+            where = f"{server} ({remote.addresses.get(server) or 'no ip'})"
+            named = ",".join(nodes) if nodes else "its own settings"
+            await call.info(f"{call.body.cmd} for {named} runs on service node {where}")
     async with trio.open_nursery() as nursery:
         for server, nodes in remote.remote.items():
             address = remote.addresses.get(server)

@@ -18,12 +18,21 @@ from ..store import StoreError, objects
 from ..store.noderange import NoderangeError, expand, numbering
 from ..store.nodes import Nodes
 from ..store.regex_values import RegexValueError
+from .registry import CommandParser
 
 # Listings go out a batch of lines to a record: few frames, none too large.
 LINES_PER_RECORD = 2000
 BYTES_PER_RECORD = 1 << 20
 
 T = TypeVar("T")
+
+
+def verbose_option(parser: CommandParser) -> None:
+    """xCAT's -V of the commands that run where the nodes are served: here
+    it says which service node each part of the request is sent to."""
+    parser.add_argument(
+        "-V", "--verbose", action="store_true", help="say where each part of the request runs"
+    )
 
 
 class CommandRefused(XcatdError):

@@ -70,7 +70,7 @@ from ..store.noderange import NoderangeError
 from ..store.objtypes import NETWORK
 from ..store.regex_values import RegexValueError
 from .bootsettings import settings
-from .common import expand_noderange
+from .common import expand_noderange, verbose_option
 from .registry import CommandParser, Usage, UsageError, command
 
 Values = Mapping[str, str]
@@ -98,6 +98,7 @@ def makedhcp_options(parser: CommandParser) -> None:
     )
     # xCAT's -s hands statements to ISC dhcpd over OMAPI, which xcatd does not drive.
     parser.add_argument("-s", dest="statements", help="not supported")
+    verbose_option(parser)
     parser.add_argument("noderange", nargs="?", help="the nodes")
 
 

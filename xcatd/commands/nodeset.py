@@ -80,7 +80,7 @@ from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import NETWORK, NODE, OSIMAGE
 from ..store.regex_values import RegexValueError
 from .bootsettings import settings
-from .common import LINES_PER_RECORD, expand_noderange
+from .common import LINES_PER_RECORD, expand_noderange, verbose_option
 from .registry import CommandParser, Usage, UsageError, command
 
 ACTIONS = "osimage[=<image>] | boot | offline | stat"
@@ -98,6 +98,11 @@ def nodeset_options(parser: CommandParser) -> None:
     parser.add_argument(
         "--noupdateinitrd", action="store_true", help="keep the kernel and initrd copied before"
     )
+    # xCAT's skips its check of the kernel that drivers are injected for; xcatd injects none.
+    parser.add_argument(
+        "--ignorekernelchk", action="store_true", help="accepted: no drivers are injected here"
+    )
+    verbose_option(parser)
 
 
 @dataclass(frozen=True)

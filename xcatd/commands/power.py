@@ -23,7 +23,7 @@ from ..hw.fanout import Job, Limits, Report, run_each
 from ..hw.target import HW_ATTRIBUTES, HardwareError, target_for
 from ..servicenode.serving import bmc_defaults
 from ..store.nodes import Nodes
-from .common import divide, read_nodes
+from .common import divide, read_nodes, verbose_option
 from .registry import CommandParser, Usage, command
 
 # xCAT's usage texts (perl-xCAT/xCAT/Usage.pm), with the actions xcatd has.
@@ -43,6 +43,7 @@ RNETBOOT_USAGE = Usage("Usage: rnetboot <noderange>\n       rnetboot [-h|--help|
 def rpower_options(parser: CommandParser) -> None:
     parser.add_argument("noderange", help="the nodes")
     parser.add_argument("action", choices=POWER_ACTIONS, help=" | ".join(POWER_ACTIONS))
+    verbose_option(parser)
 
 
 @rpower_options.runs
@@ -58,6 +59,7 @@ def rsetboot_options(parser: CommandParser) -> None:
     )
     parser.add_argument("-p", dest="persistent", action="store_true", help="for every boot")
     parser.add_argument("-u", dest="uefi", action="store_true", help="boot in UEFI mode")
+    verbose_option(parser)
 
 
 @rsetboot_options.runs
@@ -76,6 +78,7 @@ async def rsetboot(call: Call) -> None:
 )
 def rnetboot_options(parser: CommandParser) -> None:
     parser.add_argument("noderange", help="the nodes")
+    verbose_option(parser)
 
 
 @rnetboot_options.runs
