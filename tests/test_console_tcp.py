@@ -52,6 +52,8 @@ class SerialMachine:
         with (self.directory / "qemu.log").open("ab") as log:
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=log)  # fmt: skip
+        # Not a connection to find out: the first one would be the guest's serial line.
+        wait_for(lambda: listening(self.port), f"QEMU's serial port {self.port} open", 30)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -60,6 +62,14 @@ class SerialMachine:
 
     def guest_output(self) -> str:
         return (self.directory / "serial.log").read_text(errors="replace")
+
+
+def listening(port: int) -> bool:
+    """Whether a TCP socket listens on `port` (the kernel's table: state 0A)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return any(
+        fields[1].endswith(f":{port:04X}") and fields[3] == "0A" for fields in map(str.split, rows)
+    )
 
 
 @pytest.fixture
@@ -155,6 +165,26 @@ def test_the_daemon_holds_every_defined_console_from_its_start(
     finally:
         later.stop()
     assert "Traceback" not in cluster.logs()
+
+
+def test_makeconservercf_holds_a_console_defined_since_and_d_lets_it_go(cluster, machine):
+    define(cluster, "ts6", machine.port)  # after the daemon's start: not held yet
+    machine.start()
+    assert cluster.ok("makeconservercf", "ts6") == ""  # xCAT's says nothing either
+    wait_for(lambda: GUEST_READY in logged(cluster, "ts6"), "ts6's console held", BOOT_TIMEOUT)
+
+    assert cluster.ok("makeconservercf", "-d", "ts6") == ""
+    wait_for(lambda: "the console of ts6 is let go" in logged(cluster, "ts6"), "ts6 let go")
+    # A console server that let it go closed the port: the machine's telnet server waits again.
+    cluster.ok("makeconservercf")  # every node, as at the daemon's start
+    wait_for(lambda: logged(cluster, "ts6").count("[-- console up") == 2, "ts6 held again")
+
+    cluster.ok("rmdef", "ts6")
+    assert cluster.ok("makeconservercf", "-C") == ""
+    wait_for(lambda: "the console of ts6 is no longer defined" in logged(cluster, "ts6"), "-C")
+    assert cluster.outcome("makeconservercf", "-l", "ts6") == (
+        1, "", "Error: Invalid option -l or --local when there are nodes specified.\n"
+    )  # fmt: skip
 
 
 def test_sighup_gives_the_console_server_a_new_bmc_timeout(cluster):

@@ -10,6 +10,7 @@ store in a directory of the test's, and no daemon.  The daemon is one
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Protocol
 
 from .auth import Authenticator
@@ -99,7 +100,9 @@ class Context(Replicating, Protocol):
         """Read the policy table again, after a command changed it."""
         ...
 
-    async def hold_consoles(self) -> None:
+    async def hold_consoles(self, only: Collection[str] | None = None) -> dict[str, str]:
         """Hold the consoles the definitions give this daemon, as at its start
-        (a service node, after it took new definitions and passwd rows)."""
+        (a service node, after it took new definitions and passwd rows), or
+        only those of these nodes, the others as they are; why a node's
+        console cannot be held, by node."""
         ...

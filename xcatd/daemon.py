@@ -15,7 +15,7 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -176,10 +176,11 @@ class Daemon:
         await self.hold_consoles()
         log.info("reloaded settings and %d policy rules", len(self.policy.rules))
 
-    async def hold_consoles(self) -> None:
-        """Open the consoles of the nodes defined now (at start and SIGHUP)."""
-        await self.consoles.hold_defined(
-            self.store, self.config.hostname, self.role, partial(bmc_defaults, self)
+    async def hold_consoles(self, only: Collection[str] | None = None) -> dict[str, str]:
+        """Open the consoles of the nodes defined now (at start and SIGHUP;
+        makeconservercf), or of these nodes; why one cannot be, by node."""
+        return await self.consoles.hold_defined(
+            self.store, self.config.hostname, self.role, partial(bmc_defaults, self), only
         )
 
     async def reload_policy(self) -> None:

@@ -1,6 +1,8 @@
-"""rcons: a node's serial console, attached to the user's terminal.
+"""rcons: a node's serial console, attached to the user's terminal;
+makeconservercf: which consoles the daemon holds.
 
     rcons <node> [-f | -s]
+    makeconservercf [-d | -C] [-l] [noderange]
 
 The daemon holds the console (xcatd/console); rcons attaches to it: the
 recent history first, then the live output, as `data` records whose `data`
@@ -13,6 +15,14 @@ that goes away ends only its own attachment: the console, its log and the
 other watchers go on.  The console of a node with a `servicenode` is held
 by that service node, which reaches its BMC: the management node carries
 rcons (and the keystrokes) there.
+
+xCAT's makeconservercf writes conserver's configuration from the nodes'
+definitions; here the daemon is the console server, so it holds the
+consoles anew as the definitions now say (all of them, as at its start and
+SIGHUP; or those of a noderange, the others as they are), `-d` ends them
+(until the next makeconservercf, SIGHUP or start), `-C` ends those of
+nodes no longer defined — on this host and on the service nodes that hold
+their nodes' consoles, unless `-l`.
 """
 
 from __future__ import annotations
@@ -23,12 +33,15 @@ from xcat_protocol.messages import Output
 from ..call import Call
 from ..console.server import CONSOLE_ATTRIBUTES, console_target
 from ..console.session import ConsoleSession, Watcher
-from ..hierarchy import alongside
+from ..hierarchy import Split, alongside, bmcs_dispatched, split
 from ..hw.target import HardwareError
+from ..servicenode import serving
 from ..servicenode.serving import bmc_defaults
+from ..store import objects
 from ..store.nodes import Nodes
-from .common import divide, read_nodes
-from .registry import CommandParser, command
+from ..store.objtypes import NODE
+from .common import divide, read_nodes, verbose_option
+from .registry import CommandParser, Usage, command
 
 
 @command("rcons", "Attach to a node's serial console (leave with Ctrl-E c .).", interactive=True)
@@ -95,3 +108,97 @@ async def _typing(
             break
         await session.type(watcher, data)
     done.cancel()
+
+
+# xCAT's (conserver.pm $usage_string), with the options xcatd has.
+MAKECONSERVERCF_USAGE = Usage(
+    "   makeconservercf [-V|--verbose] [-d|--delete] noderange\n"
+    "   makeconservercf [-V|--verbose] [-l|--local] [noderange]\n"
+    "   makeconservercf [-V|--verbose] [-C|--cleanup]\n"
+    "   makeconservercf [-h|--help|-v|--version]\n"
+    "    -l|--local       The consoles are held anew on this host only.\n"
+    "                     The default also goes to the service nodes\n"
+    "                     that hold their nodes' consoles\n"
+    "    -d|--delete      The consoles of the given noderange are let go\n"
+    "    -C|--cleanup     To let go the consoles of nodes that do not exist in xCAT db\n"
+    "    -h|--help        Display this usage statement.\n"
+    "    -V|--verbose     Verbose mode.\n"
+    "    -v|--version     Display the version number.",
+    bare_runs=True,
+)
+
+
+@command(
+    "makeconservercf",
+    "Hold the nodes' consoles as their definitions say now (-d: let them go).",
+    usage=MAKECONSERVERCF_USAGE,
+)
+def makeconservercf_options(parser: CommandParser) -> None:
+    parser.add_argument("-d", "--delete", action="store_true", help="let these consoles go")
+    parser.add_argument(
+        "-C", "--cleanup", action="store_true", help="let go those of nodes no longer defined"
+    )
+    parser.add_argument("-l", "--local", action="store_true", help="this host only")
+    verbose_option(parser)
+    parser.add_argument("noderange", nargs="?", help="the nodes (default: all)")
+
+
+@makeconservercf_options.runs
+async def makeconservercf(call: Call) -> None:
+    options = call.options
+    if why := _refused(options):
+        await call.error(why)
+        return
+    if options.noderange:
+        divided = await divide(call)  # each console is held where its BMC is reached
+    else:
+        divided = await _every_server(call)
+    if divided is None:
+        return
+    await alongside(call, divided, lambda: _conserve_here(call, divided.local))
+
+
+def _refused(options) -> str | None:
+    """xCAT's refusals of option combinations (conserver.pm preprocess_request)."""
+    if options.local and options.noderange:
+        return "Invalid option -l or --local when there are nodes specified."
+    if options.cleanup and options.local:
+        return "Can not specify -l|--local or -c|--conserver together with -C|--cleanup."
+    if options.cleanup and options.noderange:
+        return "Can not specify noderange together with -C|--cleanup."
+    return None
+
+
+async def _every_server(call: Call) -> Split | None:
+    """No noderange: this host's consoles and, unless -l, those of every
+    service node that holds some (each its own, all of them); on a service
+    node, the management node's definitions taken first."""
+    try:
+        await serving.definitions(call)
+    except serving.ServingError as exc:
+        await call.error(str(exc))
+        return None
+
+    def work(db) -> Split:
+        nodes = call.nodes(db)
+        if call.options.local or not bmcs_dispatched(objects.site(db)):
+            return Split()
+        everywhere = split(call, nodes, nodes.all_nodes())
+        return Split(remote=everywhere.remote, addresses=everywhere.addresses)
+
+    return await call.context.store.run(work)
+
+
+async def _conserve_here(call: Call, nodes: list[str]) -> None:
+    """This host's part: hold, or let go, the consoles."""
+    options, consoles = call.options, call.context.consoles
+    if options.cleanup:
+        held = list(consoles.sessions)
+        defined = await call.context.store.run(lambda db: objects.existing(db, NODE, held))
+        consoles.release([node for node in held if node not in defined], "no longer defined")
+    elif options.delete:
+        consoles.release(nodes if options.noderange else list(consoles.sessions), "let go")
+    else:
+        problems = await call.context.hold_consoles(nodes if options.noderange else None)
+        for node, why in problems.items():
+            await call.error(why, node=node)

@@ -53,9 +53,12 @@ class Usage:
     version: bool = True
     bare_rc: int = 0
     bare_error: str | None = None
+    bare_runs: bool = False  # no arguments is a command (makeconservercf: every node)
 
     def answer(self, args: list[str]) -> None:
         """Raise what xCAT prints before it looks at the options; None: go on."""
+        if not args and self.bare_runs:
+            return
         if not args and self.bare_error:
             raise UsageError(self.bare_error)
         if not args:

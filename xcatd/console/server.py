@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from functools import partial
 from pathlib import Path
 
@@ -150,11 +150,18 @@ class ConsoleServer:
         its configuration (at the daemon's start, and again at SIGHUP): each
         opened unless it is held with the same target, and tried again for
         as long as it cannot be had; every other session ended."""
-        for node in [node for node in self.sessions if node not in targets]:
-            ended = self.sessions.pop(node)
-            for watcher in ended.watchers:
-                watcher.put(f"the console of {node} is no longer defined")
-            ended.stop()
+        self.release([node for node in self.sessions if node not in targets], "no longer defined")
+        self.add(targets)
+
+    def release(self, nodes: Iterable[str], why: str) -> None:
+        """End these nodes' sessions, saying `why` in their logs and to their watchers."""
+        for node in nodes:
+            ended = self.sessions.pop(node, None)
+            if ended is not None:
+                ended.stop(f"the console of {node} is {why}")
+
+    def add(self, targets: dict[str, Target]) -> None:
+        """Hold these nodes' consoles too (the others as they are)."""
         for node, target in targets.items():
             session = self.sessions.get(node)
             if session is not None and session.target == target:
@@ -165,21 +172,35 @@ class ConsoleServer:
             self._start(node, target, kept=True)
 
     async def hold_defined(
-        self, store: Store, hostname: str, role: str, defaults: Callable[[], Awaitable[Defaults]]
-    ) -> None:
+        self,
+        store: Store,
+        hostname: str,
+        role: str,
+        defaults: Callable[[], Awaitable[Defaults]],
+        only: Collection[str] | None = None,
+    ) -> dict[str, str]:
         """Hold the consoles the definitions give this daemon (`held_here`,
-        with the passwd rows `defaults()` gives); a node whose console
-        cannot be had is logged, once per reading."""
+        with the passwd rows `defaults()` gives): exactly those, or with
+        `only`, those of these nodes too (makeconservercf <noderange>).  A
+        node whose console cannot be had is logged, once per reading; why,
+        by node."""
         try:
             held = partial(held_here, hostname=hostname, role=role, defaults=await defaults())
             targets, problems = await store.run(held)
-            self.hold(targets)
         except (StoreError, sqlite3.Error, HardwareError) as exc:
             log.error("consoles: %s; the consoles held stay as they were", exc)
-            return
+            return {}
+        if only is None:
+            self.hold(targets)
+        else:
+            chosen = set(only)
+            targets = {node: target for node, target in targets.items() if node in chosen}
+            problems = {node: why for node, why in problems.items() if node in chosen}
+            self.add(targets)
         for node, why in problems.items():
             log.warning("console of %s not held: %s", node, why)
-        log.info("holding %d consoles", len(targets))
+        log.info("holding %d consoles%s", len(targets), "" if only is None else " more")
+        return problems
 
     def set_timeout(self, timeout: float) -> None:
         """A new bmc_timeout (SIGHUP): for every later attempt to connect."""

@@ -144,8 +144,11 @@ class ConsoleSession:
             self.opened.set()
             await self._serve(link, lost)
 
-    def stop(self) -> None:
-        """End the session (its BMC or credentials changed, or the daemon stops)."""
+    def stop(self, why: str | None = None) -> None:
+        """End the session (its BMC or credentials changed, or the daemon
+        stops; `why`, in its log and to its watchers, when it is let go)."""
+        if why is not None:
+            self._event(why)
         self.scope.cancel()
         for watcher in self.watchers:
             watcher.close()
