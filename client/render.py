@@ -35,6 +35,8 @@ class Renderer:
             print(f"{label}Error: {record.text}", file=self.err)
         elif record.kind == "warning":
             print(f"{label}Warning: {record.text}", file=self.err)
+        elif record.kind == "stderr":
+            print(text, file=self.err)
         elif self.json_lines:
             if record.data is not None:
                 import json  # only --json pays for it: every command's start-up counts

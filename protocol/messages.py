@@ -24,8 +24,9 @@ NONCE_SIZE = 16
 MAX_ARGS = 4096
 MAX_ARGS_BYTES = 4 << 20
 MAX_UINT64 = 2**64 - 1
-OUTPUT_KINDS = ("data", "info", "warning", "error")
-OutputKind = Literal["data", "info", "warning", "error"]
+# stderr: a line for the user's standard error as it is (a remote command's own).
+OUTPUT_KINDS = ("data", "info", "warning", "error", "stderr")
+OutputKind = Literal["data", "info", "warning", "error", "stderr"]
 
 
 # -- field checks ------------------------------------------------------------

@@ -212,6 +212,9 @@ def a_compute_node_boots_through_sn1_while_sn2_takes_the_update(
     # certificate from enrollment, cn1's host key came with its report.
     hop = ssh_from_mn(cluster, sn1, *STRICT_SSH, f"root@{cn1}", "cat /proc/cmdline")
     assert hop.returncode == 0 and " NODE=cn1 " in hop.stdout, hop.stderr
+    # xdsh reaches both, cn1 from sn1 (the management node carries it there).
+    shown = cluster.ok("xdsh", "sn1,cn1", "tr ' ' '\\n' < /proc/cmdline | grep ^NODE=")
+    assert sorted(shown.splitlines()) == ["cn1: NODE=cn1", "sn1: NODE=sn1"], shown
     # cn1's boot in its log on sn1, and passed on to the management node.
     assert_boot_logged(cluster.root / "var/log/xcat/nodes/cn1.log", "cn1")
     on_sn1 = ssh_from_mn(cluster, sn1, "cat", "/var/log/xcat/nodes/cn1.log")

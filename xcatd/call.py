@@ -2,8 +2,8 @@
 
 A command reads its parsed options and the caller from the `Call`, uses the
 daemon's store, settings and services through its `context` (context.py),
-and sends its output through it: `info` and `data` lines for stdout, `warning` and
-`error` lines for stderr, `progress` for long work.  Any error makes the
+and sends its output through it: `info` and `data` lines for stdout, `warning`,
+`error` and `stderr` (as it is) lines for stderr, `progress` for long work.  Any error makes the
 request's return code 1 unless the command sets `rc` itself.
 """
 
@@ -57,6 +57,10 @@ class Call:
 
     async def warning(self, text: str, *, node: str | None = None) -> None:
         await self._out("warning", text, node, None)
+
+    async def stderr(self, text: str, *, node: str | None = None) -> None:
+        """A line for the user's standard error as it is: a remote command's own."""
+        await self._out("stderr", text, node, None)
 
     async def error(self, text: str, *, node: str | None = None, data: Any = None) -> None:
         self.errors += 1

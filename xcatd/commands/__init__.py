@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (registers)
     tables,
     trust,
     updatenodestat,
+    xdsh,
 )
 from .registry import REGISTRY, Command, HelpRequested, UsageError
 
