@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from .cluster import free_port
+from .sessions import credentials_for
 
 
 def an_image_root(path: Path) -> Path:
@@ -75,3 +76,19 @@ def test_bad_command_lines_are_one_line(cluster):
     assert cluster.outcome("xdsh", "-f", "0", "xd3", "uptime")[2].startswith(
         "Error: -f takes the number of nodes at once: 1 or more"
     )
+
+
+def test_i_and_o_run_as_root_here_so_only_administrators_may(cluster, tmp_path):
+    cluster.ok("mkdef", "-t", "policy", "-o", "2.7", "name=bob", "commands=xdsh", "rule=allow")
+    cluster.ok("mkdef", "xd4", "groups=all", "ip=127.0.0.1")
+    creds = credentials_for(cluster, "bob", "user", tmp_path / "bob")
+    bob = {**cluster.env, "XCAT_CRED_DIR": str(creds)}
+    root = an_image_root(tmp_path / "rootimg")
+    for args in (["-i", str(root), "id"], ["xd4", "-o", "-oProxyCommand=id", "uptime"]):
+        given = args[0] if args[0] == "-i" else "-o"
+        refused = cluster.run("xdsh", *args, env=bob)
+        assert (refused.returncode, refused.stderr) == (
+            1,
+            f"Error: xdsh {given} runs as root on mn1: only administrators (those the policy "
+            "lets run chtab) may use it\n",
+        )

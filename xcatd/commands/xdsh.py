@@ -8,7 +8,8 @@ Each node's command runs through `ssh` from the host that serves the node
 is carried to, for its nodes), as root unless -l, with root's key and the
 cluster's SSH certificate for it (xcatd/sshca.py: the nodes trust the
 cluster's CA, so no password and no known_hosts prompt).  Whoever the
-policy lets run xdsh therefore runs commands as that user on the nodes.
+policy lets run xdsh therefore runs commands as that user on the nodes;
+-i and -o, which run as root on this host, only administrators.
 Each line a node prints comes back as `<node>: <line>` (its standard error
 on the user's standard error), a node's lines together once it is done, or
 as they come with -s; a node whose remote shell fails gets xCAT's
@@ -35,6 +36,7 @@ from ..hierarchy import alongside
 from ..store.nodes import Nodes
 from .common import divide, read_nodes
 from .registry import CommandParser, UsageError, command
+from .secrets import may_read_secrets
 
 FANOUT = 64  # xCAT's default
 CONNECT_TIMEOUT = 10  # seconds for ssh to reach a node
@@ -48,16 +50,20 @@ class CommandLineParser(CommandParser):
     def parse_intermixed_args(self, args=None, namespace=None) -> argparse.Namespace:  # type: ignore[override]
         options: list[str] = []
         words: list[str] = []
+        in_image = False  # -i: no noderange, the first word begins the command
         pending = list(args or [])
         while pending:
             arg = pending.pop(0)
-            if words and (len(words) > 1 or "-i" in options or "--rootimg" in options):
+            if words and (len(words) > 1 or in_image):
                 words.append(arg)  # the command has begun: all of it is the command's
             elif arg.startswith("-") and arg != "-":
+                action = self._option_string_actions.get(arg.split("=", 1)[0])
+                in_image = in_image or (action is not None and action.dest == "rootimg")
+                if action is not None and action.nargs != 0 and "=" not in arg and pending:
+                    # Its value joined to it: `-o "-p 2222"` is -o's, not an option.
+                    value = pending.pop(0)
+                    arg = f"{arg}={value}" if arg.startswith("--") else f"{arg}{value}"
                 options.append(arg)
-                action = self._option_string_actions.get(arg)
-                if action is not None and action.nargs != 0 and pending:
-                    options.append(pending.pop(0))  # its value
             else:
                 words.append(arg)
         return super().parse_args([*options, "--", *words], namespace)
@@ -87,6 +93,21 @@ async def xdsh(call: Call) -> None:
     options = call.options
     if options.fanout < 1:
         raise UsageError("-f takes the number of nodes at once: 1 or more")
+    if options.timeout is not None and not options.timeout > 0:
+        raise UsageError("-t takes the seconds a node may take: more than 0")
+    try:
+        options.ssh_options = shlex.split(options.node_options)
+    except ValueError as exc:
+        why = f"-o {options.node_options!r}: {exc} (give ssh's options as one word)"
+        raise UsageError(why) from None
+    # Both run as root on this host (ssh options can run local commands):
+    # only for whom the policy lets change the tables.
+    given = "-i" if options.rootimg is not None else "-o" if options.node_options else None
+    if given and not may_read_secrets(call):
+        where = call.context.config.hostname
+        await call.error(f"xdsh {given} runs as root on {where}: only administrators (those "
+                         "the policy lets run chtab) may use it")  # fmt: skip
+        return
     if options.rootimg is not None:
         await _in_image(call, options.rootimg, [options.noderange, *options.words])
         return
@@ -111,9 +132,18 @@ def _address(nodes: Nodes, node: str) -> str:
     return nodes.attribute(node, "ip") or node
 
 
+# A node's lines are held until it is done, up to this many bytes: past
+# them they go as they come (a command that prints without end must not
+# fill the daemon's memory); and a line is cut at LINE_LIMIT.
+HELD_LIMIT = 1 << 20
+LINE_LIMIT = 1 << 16
+
+
 @dataclass
 class _Outcome:
-    lines: list[tuple[bool, str]] = field(default_factory=list)  # (stderr?, line)
+    lines: list[tuple[bool, str]] = field(default_factory=list)  # (stderr?, line), held
+    held: int = 0  # bytes
+    streaming: bool = False  # its lines go to the user as they come
     rc: int | None = None
 
 
@@ -129,12 +159,10 @@ async def _run_one(
 ) -> None:
     options = call.options
     async with limiter:
-        outcome = _Outcome()
+        outcome = _Outcome(streaming=options.stream)
         with trio.move_on_after(options.timeout or math.inf) as waited:
             await _ssh(call, node, address, remote, outcome)
-    if not options.stream:
-        for is_error, line in outcome.lines:
-            await _line(call, node, line, is_error)
+    await _flush(call, node, outcome)
     if waited.cancelled_caught:
         await call.error(f"no answer within {options.timeout:g} s (-t): ended", node=node)
         return
@@ -153,7 +181,7 @@ async def _ssh(call: Call, node: str, address: str, remote: str, outcome: _Outco
         "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
         "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", "-i", str(keys / "id_ed25519"),
         "-o", f"UserKnownHostsFile={keys / 'known_hosts'}",
-        *shlex.split(options.node_options), "-l", options.user, address, remote,
+        *options.ssh_options, "-l", options.user, "--", address, remote,
     ]  # fmt: skip
     await _run(call, argv, node, outcome)
 
@@ -163,10 +191,8 @@ async def _in_image(call: Call, root: Path, words: list[str]) -> None:
     if not (root / "bin/sh").exists():
         await call.error(f"{root} is not an image's root (no bin/sh): give -i <rootimgdir>/rootimg")
         return
-    outcome = _Outcome()
+    outcome = _Outcome(streaming=True)
     await _run(call, ["chroot", str(root), "/bin/sh", "-c", " ".join(words)], None, outcome)
-    for is_error, line in outcome.lines:
-        await _line(call, None, line, is_error)
     if outcome.rc:
         await call.error(f"the command had exit code {outcome.rc} in {root}")
 
@@ -188,6 +214,9 @@ async def _read(
     async for chunk in stream:
         pending += chunk
         *lines, pending = pending.split(b"\n")
+        while len(pending) > LINE_LIMIT:
+            lines.append(pending[:LINE_LIMIT])
+            pending = pending[LINE_LIMIT:]
         for line in lines:
             await _keep(call, node, line.decode(errors="replace"), is_error, outcome)
     if pending:
@@ -195,10 +224,23 @@ async def _read(
 
 
 async def _keep(call: Call, node: str | None, line: str, is_error: bool, outcome: _Outcome) -> None:
-    if call.options.stream and node is not None:
+    """The line to the user now, or held until the node is done."""
+    if outcome.streaming:
         await _line(call, node, line, is_error)
-    else:
-        outcome.lines.append((is_error, line))
+        return
+    outcome.lines.append((is_error, line))
+    outcome.held += len(line)
+    if outcome.held > HELD_LIMIT:
+        await _flush(call, node, outcome)
+        outcome.streaming = True
+
+
+async def _flush(call: Call, node: str | None, outcome: _Outcome) -> None:
+    """The lines held, to the user."""
+    for is_error, line in outcome.lines:
+        await _line(call, node, line, is_error)
+    outcome.lines.clear()
+    outcome.held = 0
 
 
 async def _line(call: Call, node: str | None, line: str, is_error: bool) -> None:
