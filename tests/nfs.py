@@ -23,6 +23,7 @@ from pathlib import Path
 
 from xcatd.lab.process import Process
 
+from .cluster import Cluster
 from .waiting import wait_for
 
 NFS_PORT = 2049  # the NFS port, in the test's own namespace
@@ -65,6 +66,12 @@ def nfs_cat(prefix: Sequence[str], server: str, path: Path) -> subprocess.Comple
     namespace of `prefix`."""
     url = f"nfs://{server}{path}?version=4"
     return subprocess.run([*prefix, "nfs-cat", url], capture_output=True, timeout=60)
+
+
+def installdir_of(cluster: Cluster) -> Path:
+    """The cluster's site.installdir, which installloc names."""
+    shown = cluster.ok("lsdef", "-t", "site", "-i", "installdir")
+    return Path(shown.split("installdir=", 1)[1].strip())
 
 
 def _text(path: Path) -> str:

@@ -22,7 +22,7 @@ import pytest
 
 from tests.cluster import Cluster
 from tests.netboot import Machine
-from tests.nfs import ganesha, nfs_cat, reloaded
+from tests.nfs import ganesha, installdir_of, nfs_cat, reloaded
 from tests.test_hierarchy import COMPUTE_IMAGE, SERVICE_IMAGE, STATE, define_compute_nodes
 from tests.test_hierarchy import mn as mn  # the fixture
 from tests.test_hierarchy import net as net  # the fixture
@@ -33,11 +33,6 @@ from xcatd.boot.nfsexport import exports_line
 from xcatd.servicenode.nfsmount import Installloc, MountError
 
 IMAGE_DIR = Path("netboot/debian12/x86_64") / COMPUTE_IMAGE
-
-
-def installdir_of(mn: Cluster) -> Path:
-    shown = mn.ok("lsdef", "-t", "site", "-i", "installdir")
-    return Path(shown.split("installdir=", 1)[1].strip())
 
 
 def set_up_sn1(mn: Cluster, sn_host: Machine) -> subprocess.CompletedProcess:

@@ -49,12 +49,13 @@ def export_installdir(layout: Layout, installloc: str, installdir: Path,
     in one line, if it cannot be."""
     try:
         wanted = Installloc.parse(installloc)
+        if wanted is None:
+            return None
         networks = host_networks()
     except (MountError, HostNetworkError) as exc:
         return f"site.installloc: cannot export {installdir}: {exc}"
-    mine = {hostname, *(str(n.address.ip) for n in networks)}
-    if wanted is None or (wanted.host and wanted.host not in mine):
-        return None  # not asked for, or another host's export
+    if wanted.host and wanted.host not in {hostname, *(str(n.address.ip) for n in networks)}:
+        return None  # another host's export
     clients = _clients(networks)
     if not clients:
         return (f"site.installloc: cannot export {installdir}: this host is on no network "
