@@ -116,6 +116,13 @@ def test_a_service_node_that_cannot_mount_installloc_sets_up_none_of_its_nodes(m
     assert not (sn.root / "install" / IMAGE_DIR / "rootimg.cpio.zst").exists()
     assert not (sn.root / "tftpboot/xcat/xnba/nodes/cn11").exists()
 
+    # Restarted, sn1 mounts it again before it serves, from the definitions
+    # it last took: it tries, and says so once more.
+    sn.stop()
+    sn.start()
+    logged = [line for line in sn.logs().splitlines() if "site.installloc" in line]
+    assert len(logged) == 2 and "cannot mount" in logged[1], sn.logs()[-2000:]
+
 
 def test_installloc_is_hostname_and_path_or_a_path_of_the_management_node():
     assert Installloc.parse("") is None

@@ -3,8 +3,8 @@
 xCAT's site.installloc is where service nodes mount the management node's
 installdir from: `hostname:/path`, or `/path` alone for the management
 node; the path is the management node's installdir.  With it set, a
-service node mounts it on its own installdir before it sets up nodes
-(xCAT's AAsn.pm does the same at its daemon's start), NFS version 4 and
+service node mounts it on its own installdir when its daemon starts (as
+xCAT's AAsn.pm does) and before it sets up nodes, NFS version 4 and
 read-only, and serves the packed images from there instead of copying them
 (images.py copies them when installloc is unset).  A mount that fails is
 one line in this node's log, and the nodes of every image it would have

@@ -7,6 +7,7 @@ passwd rows its nodes' BMCs are driven with, which it keeps in memory."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from ..errors import XcatdError
 from ..hw.target import Defaults, passwd_defaults
 from ..images.osimage import INITRD, KERNEL
 from ..link import LinkError
+from ..store import objects
 from .images import ImageCopyError, provide, source_of
 from .nfsmount import Installloc, MountError, ensure_mounted, ensure_unmounted
 from .replica import Copy, ReplicaError, master_of, refresh
@@ -82,6 +84,21 @@ async def copy_images(
         except (ImageCopyError, OSError) as exc:
             failed[name] = f"cannot copy osimage {name} from the management node: {exc}"
     return failed
+
+
+async def mount_installloc(context: Context) -> None:
+    """At a service node daemon's start, before its boot services: the
+    installdir mounted again from the site.installloc of the definitions it
+    last took (kept in its store): the mount was its last run's (its mount
+    namespace's), and nodes that boot before the next nodeset must get the
+    management node's images, not what the installdir holds underneath.  A
+    failure is logged (nfsmount.py); the next nodeset tries again."""
+    site = await context.store.run(objects.site)
+    with contextlib.suppress(MountError, ReplicaError):
+        installloc = Installloc.parse(site.get("installloc", ""))
+        if installloc is not None:
+            source = installloc.source(master_of(context).host)
+            await ensure_mounted(source, context.layout.installdir)
 
 
 def _missing(name: str, packfile: Path) -> str | None:
