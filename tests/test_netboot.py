@@ -32,8 +32,10 @@ messages, the login prompt, which answers what is typed.  All the while
 their syslog goes to the management node's rsyslog (run by the test with
 the drop-in `xcatd init` wrote), which keeps it in <logdir>/nodes/<node>.log;
 cn1's goes through sn1, which serves cn1 the compute image (packed with
-zstd).  Without working KVM (these machines' case) QEMU emulates (TCG):
-minutes, not seconds.  Run alone, as root:
+zstd) from the management node's installdir, mounted read-only over NFS
+(site.installloc; the management node's NFS server is NFS-Ganesha,
+tests/nfs.py, as this host's kernel has no nfsd).  Without working KVM
+(these machines' case) QEMU emulates (TCG): minutes, not seconds.  Run alone, as root:
 `.venv/bin/python -m pytest tests/test_netboot.py -s` (prints the times).
 """
 
@@ -53,6 +55,7 @@ import pytest
 from tests.cluster import Cluster
 from tests.images_debian import BuiltImage
 from tests.lab import Lab
+from tests.nfs import ganesha, installdir_of
 from tests.syslogs import Syslog, receiver
 from tests.terminal import HELP, LEAVE, Terminal
 from tests.waiting import wait_for
@@ -74,6 +77,15 @@ LOGIN = " login: "  # getty's prompt on the serial console
 
 
 @pytest.fixture
+def mn_nfs(debian_service_image: BuiltImage, tmp_path: Path) -> Iterator[Path]:
+    """The management node's NFS server (NFS-Ganesha: this kernel has no
+    nfsd), in its namespace; the directory of its log."""
+    cluster = debian_service_image.cluster
+    with ganesha(cluster.prefix, cluster.root, tmp_path / "ganesha"):
+        yield tmp_path / "ganesha"
+
+
+@pytest.fixture
 def mn_syslog(debian_service_image: BuiltImage, tmp_path: Path) -> Iterator[Syslog]:
     """The management node's rsyslog, receiving the nodes' logs as `xcatd init` set it up."""
     image = debian_service_image
@@ -85,6 +97,7 @@ def mn_syslog(debian_service_image: BuiltImage, tmp_path: Path) -> Iterator[Sysl
 def test_service_nodes_boot_the_packed_image_and_report_booted(
     debian_service_image: BuiltImage,
     mn_syslog: Syslog,
+    mn_nfs: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture,
 ):
@@ -107,6 +120,9 @@ def test_service_nodes_boot_the_packed_image_and_report_booted(
         cluster.ok("chdef", node, f"netboot={netboot}")
     cluster.ok("chdef", "sn1", f"nicips.eth1={SN1_COMPUTE_ADDRESS}",
                f"nicnetworks.eth1={SN1_COMPUTE_NET}")  # fmt: skip
+    # The service nodes mount the MN's installdir over NFS (xCAT's
+    # site.installloc): nodeset of sn1 and sn2 exports it to them.
+    cluster.ok("chdef", "-t", "site", f"installloc={installdir_of(cluster)}")
     assert cluster.ok("nodeset", "sn1", f"osimage={updated}") == (
         "sn1: netboot debian12-x86_64-service\n"
     )
@@ -192,7 +208,7 @@ def a_compute_node_boots_through_sn1_while_sn2_takes_the_update(
     assert cluster.ok("nodeset", "cn1", f"osimage={COMPUTE}", timeout=600) == (
         "cn1: netboot debian12-x86_64-compute\n"
     )
-    phases.done("makedhcp -n and nodeset cn1 through sn1 (its copy of the image)")
+    phases.done("makedhcp -n and nodeset cn1 through sn1 (the image on its NFS mount)")
     assert cluster.ok("nodeset", "sn2", f"osimage={updated}") == (
         "sn2: netboot debian12-x86_64-service\n"
     )
@@ -203,7 +219,14 @@ def a_compute_node_boots_through_sn1_while_sn2_takes_the_update(
     phases.took("cn1: power-on to 'booted', served by sn1",
                 wait_for_reports(cluster, {"cn1"}, started)["cn1"])  # fmt: skip
     console = lab.serial("cn1")
-    # The image packed with zstd, from sn1's copy.
+    # The image packed with zstd, served by sn1 from the MN's installdir,
+    # which its daemon mounted read-only over NFS.
+    mounted = ssh_from_mn(cluster, sn1, "nsenter", "-m", "-t",
+                          "$(systemctl show -p MainPID --value xcatd)", "findmnt", "-n", "-o",
+                          "FSTYPE,OPTIONS,SOURCE", "/install")  # fmt: skip
+    fstype, options, source = mounted.stdout.split() or ("", "", "")
+    installloc = f"{cluster.address}:{installdir_of(cluster)}"
+    assert (fstype, options.split(",")[0], source) == ("nfs4", "ro", installloc), mounted.stderr
     assert re.search(rf"xcatd: downloading http://{re.escape(SN1_COMPUTE_ADDRESS)}\S*"
                      r"/rootimg\.cpio\.zst\b", console), console[-3000:]  # fmt: skip
     assert "xcatd: root image of cn1 ready" in console

@@ -45,7 +45,7 @@ from .policy import Policy, PolicyError
 from .server import Session, handle_connection
 from .servicenode.relay import StatusRelay
 from .servicenode.replica import Copy
-from .servicenode.serving import bmc_defaults
+from .servicenode.serving import bmc_defaults, mount_installloc
 from .servicenode.trust import keep_current
 from .store import Store, StoreError, objects
 from .store.nodes import ServedNodes
@@ -119,6 +119,7 @@ class Daemon:
                         if self.relay is not None:
                             front.start_soon(self.relay.run)
                             front.start_soon(keep_current, self)
+                            await mount_installloc(self)
                         await self._start_boot_services(front)
                         await front.start(partial(self.dhcp.run, serve=self.config.serve_dhcp))
                         front.start_soon(self.notifier.keep_watchdog_fed)

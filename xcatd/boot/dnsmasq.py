@@ -44,6 +44,7 @@ from pathlib import Path
 import trio
 
 from ..errors import XcatdError
+from ..programs import run_program
 
 log = logging.getLogger(__name__)
 
@@ -390,15 +391,7 @@ class SystemdUnit:
 
 async def _run(*command: str) -> str:
     """A short command's output; DhcpServiceError with its last line when it fails."""
-    try:
-        done = await trio.run_process(command, capture_stdout=True, capture_stderr=True,
-                                      check=False)  # fmt: skip
-    except OSError as exc:
-        raise DhcpServiceError(f"cannot run {command[0]}: {exc.strerror}") from None
-    if done.returncode != 0:
-        said = done.stderr.decode(errors="replace").strip().splitlines()
-        raise DhcpServiceError(f"{' '.join(command)}: {said[-1] if said else done.returncode}")
-    return done.stdout.decode(errors="replace")
+    return await run_program(*command, error=DhcpServiceError)
 
 
 class DhcpService:

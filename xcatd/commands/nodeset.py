@@ -10,7 +10,9 @@ the image's kernel and initrd are copied once into
 line the stateless initrd reads, and currstate says `netboot
 <os>-<arch>-<profile>`.  boot and offline write files that leave the network
 boot for the next boot device.  Then, unless site.dhcpsetup=n, makedhcp's
-entries for the nodes.  One line per node, `<node>: <state>`; a node that
+entries for the nodes.  Service nodes set to boot (armed to enroll), with
+site.installloc set, have the management node export its installdir to
+them read-only over NFS (boot/nfsexport.py).  One line per node, `<node>: <state>`; a node that
 cannot be set up gets its error and does not stop the others.  `shell`
 (xCAT's genesis shell) is refused: there is no genesis image here.
 
@@ -67,6 +69,7 @@ from ..boot.netboot import (
     loader_for,
     packed_image,
 )
+from ..boot.nfsexport import export_installdir
 from ..ca import fingerprint
 from ..call import Call
 from ..enrollment import arm, window_minutes
@@ -184,6 +187,8 @@ async def _set(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) 
         for problem in exc.problems:
             await call.error(problem)
         return
+    if outcome.enrolling and call.context.role != "servicenode":
+        await _export_installdir(call, snapshot.site, boot)
     if boot.dhcp and outcome.hosts:
         try:
             written = await write_entries(call.context.layout.dhcp, outcome.hosts)
@@ -195,6 +200,18 @@ async def _set(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) 
     for node, why in outcome.errors.items():
         await call.error(why, node=node)
     await _send_states(call, outcome.states)
+
+
+async def _export_installdir(call: Call, site: dict[str, str], boot: Settings) -> None:
+    """installdir exported for the service nodes just set up to mount it
+    (site.installloc); a warning when it cannot be."""
+    layout, hostname = call.context.layout, call.context.config.hostname
+    installloc = site.get("installloc", "")
+    missing = await trio.to_thread.run_sync(
+        export_installdir, layout, installloc, boot.installdir, hostname
+    )
+    if missing:
+        await call.warning(missing)
 
 
 async def _write_files(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> _Outcome:

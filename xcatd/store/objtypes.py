@@ -219,6 +219,9 @@ SITE = ObjectType(
         A("nameservers", "Name servers given to nodes", Kind.LIST),
         A("timezone", "Time zone of the cluster"),
         A("sharedtftp", "Service nodes share the MN's tftpdir", Kind.CHOICE, YES_NO),
+        A("installloc", "Where service nodes mount installdir from over NFS, hostname:/path "
+          "(the management node's without hostname; the path is its installdir); unset: "
+          "they copy the images they serve"),
         A("consoleservice", "Console service (conserver, goconserver)"),
         A("xcatdport", "xcatd port", Kind.INTEGER),
         A("xcatiport", "Port of the install-status line protocol", Kind.INTEGER),
