@@ -407,6 +407,10 @@ class Nodes:
             return compile_value(value)(node)
         return value
 
+    def stored(self, node: str, attribute: str) -> str | None:
+        """The node's own value of one attribute, not what it inherits."""
+        return self._own_value(node, attribute)
+
     def _own_value(self, node: str, attribute: str) -> str | None:
         """The node's own value of one attribute: from its row while few nodes
         are asked about, from the whole column once many are (`lsdef -w`
