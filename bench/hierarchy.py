@@ -20,8 +20,9 @@ osimage=...` on the MN, its 100,000 output lines counted:
   again, the boot files rewritten.
 
 Target: each under 30 s end to end.  Printed beside it: the MN's CPU time
-and peak VmRSS during the run, and the MN's memory per service node (its
-peak during the run above its size before, over the service nodes).
+and peak VmRSS during the run, the MN's memory per service node (its
+peak during the run above its size before, over the service nodes), and
+the CPU time of the service nodes' daemons together.
 (On this 2-core machine 100 service-node daemons share the cores with the
 MN; on a real cluster each has its own machine.)
 
@@ -46,7 +47,15 @@ from xcatd.layout import Layout
 from xcatd.servicenode.enroll import BootArguments, Enrolled, install
 
 from .common import running_cluster
-from .objects import Bench, BenchmarkFailure, MemorySampler, command_figure, reported, status_kib
+from .objects import (
+    Bench,
+    BenchmarkFailure,
+    MemorySampler,
+    command_figure,
+    cpu_seconds,
+    reported,
+    status_kib,
+)
 
 SERVICE_NODES = 100
 NODES_EACH = 1000
@@ -132,6 +141,11 @@ def start_all(service_nodes: list[Cluster]) -> None:
         time.sleep(0.2)
 
 
+def service_nodes_cpu(service_nodes: list[Cluster]) -> float:
+    """The CPU time the service nodes' daemons have used, together."""
+    return sum(cpu_seconds(sn.process.pid) for sn in service_nodes if sn.process is not None)
+
+
 def main(service_nodes: int = SERVICE_NODES, each: int = NODES_EACH) -> bool:
     return reported(lambda: _measure(service_nodes, each))
 
@@ -159,13 +173,16 @@ def _measure(service_nodes: int, each: int) -> bool:
             ok = True
             for label in ("images copied", "images current"):
                 before = status_kib(mn.process.pid, "VmRSS")
+                sn_cpu = service_nodes_cpu(started)
                 ran = bench.run("nodeset", "compute", f"osimage={IMAGE}")
+                sn_cpu = service_nodes_cpu(started) - sn_cpu
                 lines = ran.stdout.decode().splitlines()
                 if len(lines) != total or any(not line.endswith(STATE) for line in lines):
                     raise BenchmarkFailure(f"nodeset printed {len(lines)} lines: {lines[:3]}")
                 ok &= command_figure(f"nodeset via SNs ({label})", [ran], TARGET)
                 per_sn = max(0.0, ran.daemon_peak_mib - before / 1024) / service_nodes
                 print(f"    MN memory per service node during the run: {per_sn * 1024:.0f} KiB")
+                print(f"    service nodes' CPU, all {service_nodes} together: {sn_cpu:.1f} s")
         finally:
             for sn in started:
                 if sn.process is not None:

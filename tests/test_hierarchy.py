@@ -162,6 +162,12 @@ def test_nodeset_for_nodes_of_a_service_node_runs_on_it_as_the_user(mn, sn):
     )
     # sn1 ran it as root, who signed it; the MN carried it.
     assert audited(sn, "nodeset") == [("root", "10.78.0.1:* via mn1", 0)]
+    # Set to something else, the node is recorded so; set again as it is, it stays so.
+    for _ in range(2):
+        assert mn.ok("nodeset", "cn11", "offline") == "cn11: offline\n"
+        assert mn.ok("lsdef", "cn11", "-i", "currstate") == (
+            "Object name: cn11\n    currstate=offline\n"
+        )
 
 
 def test_rmdef_C_takes_nodes_of_a_service_node_offline_there_then_removes_them(mn, sn):

@@ -516,8 +516,12 @@ def _record_served(db, action: Action, states: dict[str, str]) -> None:
         if image and state.startswith("netboot "):
             changes |= {"provmethod": names[node] or "", "os": image["osvers"],
                         "arch": image["osarch"], "profile": image["profile"]}  # fmt: skip
-        edits.append(Edit(Definition(NODE, node, changes)))
-    objects.change(db, edits)
+        # A nodeset again of what a node boots already (the usual case)
+        # changes nothing of it: it is left out rather than written as it is.
+        if any((nodes.stored(node, key) or "") != value for key, value in changes.items()):
+            edits.append(Edit(Definition(NODE, node, changes)))
+    if edits:
+        objects.change(db, edits)
 
 
 # -- stat ------------------------------------------------------------------------

@@ -67,17 +67,19 @@ def _provide(source: Source, installdir: Path, packfile: Path) -> bool:
         return False
     rootimgdir = packfile.parent
     rootimgdir.mkdir(parents=True, exist_ok=True)
-    fetched = {}
+    names = (KERNEL, INITRD, packfile.name)
+    # The .sha256 is the packed file's: only its bytes are hashed as they come.
+    packed = hashlib.sha256()
     try:
-        for name in (KERNEL, INITRD, packfile.name):
+        for name in names:
             url = source.url(remote.with_name(name))
-            fetched[name] = _download(url, rootimgdir / name)
-        if fetched[packfile.name] != expected:
+            _download(url, rootimgdir / name, packed if name == packfile.name else None)
+        if packed.hexdigest() != expected:
             raise ImageCopyError(
                 f"{source.url(remote)} does not match its .sha256 (changed while copied? "
                 "run nodeset again)"
             )
-        for name in fetched:
+        for name in names:
             os.replace(_partial(rootimgdir / name), rootimgdir / name)
         tmp = _partial(sums)
         tmp.write_text(wanted)
@@ -92,20 +94,21 @@ def _partial(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
-def _download(url: str, target: Path) -> str:
-    """`url` into the partial file of `target`; its SHA-256."""
-    digest = hashlib.sha256()
+def _download(url: str, target: Path, digest: hashlib._Hash | None) -> None:
+    """`url` into the partial file of `target`, and into `digest` when given."""
+    buffer = memoryview(bytearray(CHUNK))  # one buffer for the whole file
     try:
         with (
             urllib.request.urlopen(url, timeout=TIMEOUT) as response,
             _partial(target).open("wb") as out,
         ):
-            while chunk := response.read(CHUNK):
-                digest.update(chunk)
+            while size := response.readinto(buffer):
+                chunk = buffer[:size]
+                if digest is not None:
+                    digest.update(chunk)
                 out.write(chunk)
     except (urllib.error.URLError, OSError) as exc:
         raise ImageCopyError(f"cannot copy {url}: {_reason(exc)}") from None
-    return digest.hexdigest()
 
 
 def _get(url: str, limit: int) -> bytes:

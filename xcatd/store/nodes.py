@@ -283,12 +283,24 @@ class Nodes:
         if server in self.groups_of:
             visible[server] = self.groups_of[server]
         names = visible.keys()
-        return Nodes(
+
+        def column(attribute: str) -> dict[str, str]:
+            # A service node's thousand rows, read once, give every column it
+            # asks for (getpasswd, lsdef -a): a scan of the whole column, per
+            # attribute and request, costs more once a hundred of them ask.
+            if len(names) > MANY:
+                return _only(self._read_column(attribute), names)
+            return {
+                node: values[attribute] for node, values in view.own.items() if attribute in values
+            }
+
+        view = Nodes(
             Lookup.of(visible),
             self.groups,
             lambda asked: self._read_own(set(names) if asked is None else names & set(asked)),
-            lambda attribute: _only(self._read_column(attribute), names),
+            column,
         )
+        return view
 
     def servers(self) -> dict[str, dict[str, str]]:
         """Each service node's nodes, with their `groups`: those whose
@@ -394,6 +406,10 @@ class Nodes:
         if value is not None and is_regex_value(value):
             return compile_value(value)(node)
         return value
+
+    def stored(self, node: str, attribute: str) -> str | None:
+        """The node's own value of one attribute, not what it inherits."""
+        return self._own_value(node, attribute)
 
     def _own_value(self, node: str, attribute: str) -> str | None:
         """The node's own value of one attribute: from its row while few nodes
