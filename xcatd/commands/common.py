@@ -45,14 +45,10 @@ class CommandRefused(XcatdError):
         self.usage = usage
 
 
-async def respond(call: Call, work: Callable) -> None:
+async def respond(call: Call, work: Callable[..., Produced]) -> None:
     """Run `work(db)` in the store's thread and send what it produced."""
-    try:
-        produced = await call.context.store.run(work)
-    except StoreError:
-        raise  # the machine's trouble, not the command's: dispatch logs it too
-    except XcatdError as exc:
-        await refuse(call, exc)
+    produced = await worked(call, work)
+    if produced is None:
         return
     for line in produced.warnings:
         await call.warning(line)
@@ -61,6 +57,18 @@ async def respond(call: Call, work: Callable) -> None:
     await _send(call, produced)
     if produced.policy_changed:
         await call.context.reload_policy()
+
+
+async def worked(call: Call, work: Callable[..., T]) -> T | None:
+    """`work(db)` in the store's thread; None once the command is refused
+    (its error lines and usage said)."""
+    try:
+        return await call.context.store.run(work)
+    except StoreError:
+        raise  # the machine's trouble, not the command's: dispatch logs it too
+    except XcatdError as exc:
+        await refuse(call, exc)
+        return None
 
 
 async def refuse(call: Call, exc: XcatdError) -> None:

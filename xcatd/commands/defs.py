@@ -15,9 +15,8 @@ from functools import cached_property, partial
 from pathlib import Path
 
 from ..call import Call
-from ..errors import XcatdError
 from ..images import osimage_update
-from ..store import StoreError, group_defs, keyed, objects, only_if, templates
+from ..store import group_defs, keyed, objects, only_if, templates
 from ..store.nodes import Nodes
 from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import GROUP, NODE, OSIMAGE, POLICY, SITE, TYPES, ObjectType, check_name
@@ -36,7 +35,7 @@ from ..store.tables import (
 )
 from ..store.tables import tables as schema_tables
 from . import nodeset
-from .common import CommandRefused, Produced, expand_noderange, refuse, respond
+from .common import CommandRefused, Produced, expand_noderange, respond, worked
 from .defs_usage import NODELS, usage
 from .registry import CommandParser, UsageError, command
 from .secrets import is_secret, masked, may_read_secrets
@@ -483,12 +482,8 @@ def rmdef_options(parser: CommandParser) -> None:
 
 @rmdef_options.runs
 async def rmdef(call: Call) -> None:
-    try:
-        chosen = await call.context.store.run(lambda db: _to_remove(db, call))
-    except StoreError:
-        raise  # the machine's trouble: dispatch says so (as respond does)
-    except XcatdError as exc:
-        await refuse(call, exc)
+    chosen = await worked(call, lambda db: _to_remove(db, call))
+    if chosen is None:
         return
     if isinstance(chosen, Produced):  # usage, version, attribute help
         await respond(call, lambda db: chosen)
@@ -785,8 +780,8 @@ def _with_osimages(db, call: Call, listed: list[Listed]) -> list[str]:
                 "'os', 'arch','profile' and 'provmethod'."
             )
             continue
-        image = {"provmethod": method, "profile": given["profile"]}
-        image.update(osvers=given["os"], osarch=given["arch"])
+        image = {"provmethod": method, "profile": given["profile"], "osvers": given["os"],
+                 "osarch": given["arch"]}  # fmt: skip
         try:
             item.osimage = osimage_update.filled(image, "lsdef", places)
         except osimage_update.UpdateError as exc:
