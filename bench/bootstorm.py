@@ -20,8 +20,11 @@ initrd-stateless.gz, copied into the bench's cluster first), so the storm
 moves what a real boot moves.
 
 On one machine the simulated nodes share the cores with the servers,
-whereas real nodes bring their own: the curls run at nice NODES_NICE so the
-servers, and the administrator, get the cores first, in both storms alike.
+whereas real nodes bring their own: the storm runs as a process of its own
+in a cgroup of the smallest CPU weight (bench/cpugroup.py; its curls at
+nice NODES_NICE too), so that the servers, and the administrator, get the
+cores first, in both storms alike; only the status reports' curls run
+outside it (their round trip is the daemon's answer, not a core's wait).
 
 Per N (default 100, 500, 1,000): time until the last node has all its
 bytes, p50/p99 per-node boot-fetch time (arrival to image), aggregate
@@ -54,8 +57,9 @@ import trio
 from tests.cluster import BIN, free_port
 from xcatd.layout import Layout
 
-from . import stormnode
+from . import cpugroup, stormnode
 from .common import percentile, report
+from .cpugroup import CpuGroup
 from .http import start_nginx
 from .objects import Bench, BenchmarkFailure, benched, cpu_seconds, reported
 from .soak import call, open_connection
@@ -71,22 +75,14 @@ LSXCATD_TARGET = 0.2  # seconds, p99
 IMAGE = "storm"
 
 
-def address(i: int) -> str:
-    """Node i's own loopback address (i from 1): 127.1.x.y, never the servers' 127.0.0.1."""
-    return f"127.1.{i >> 8 & 255}.{i & 255}"
-
-
-def node_name(i: int) -> str:
-    return f"node{i:04d}"
-
-
 def write_stanzas(path: Path, count: int) -> None:
     with path.open("w") as out:
         out.write("# <xCAT data object stanza file>\n")
         for i in range(1, count + 1):
+            mac = f"52:54:01:00:{i >> 8 & 255:02x}:{i & 255:02x}"
             out.write(
-                f"\n{node_name(i)}:\n    objtype=node\n    groups=all\n"
-                f"    ip={address(i)}\n    mac=52:54:01:00:{i >> 8 & 255:02x}:{i & 255:02x}\n"
+                f"\n{stormnode.node_name(i)}:\n    objtype=node\n    groups=all\n"
+                f"    ip={stormnode.address(i)}\n    mac={mac}\n"
                 "    netboot=xnba\n    arch=x86_64\n"
             )
 
@@ -193,30 +189,27 @@ class Storm:
         return max((o.done for o in self.finished), default=float("nan")) - self.started
 
 
-async def _storm(count: int, servers: stormnode.Servers, window: float) -> list[stormnode.Outcome]:
-    outcomes: list[stormnode.Outcome] = []
-
-    async def node(i: int) -> None:
-        await trio.sleep(window * (i - 1) / count)
-        outcomes.append(await stormnode.boot(node_name(i), address(i), servers))
-
-    async with trio.open_nursery() as nursery:
-        for i in range(1, count + 1):
-            nursery.start_soon(node, i)
-    return outcomes
-
-
-def storm(bench: Bench, label: str, count: int, servers: stormnode.Servers, window: float) -> Storm:
+def storm(bench: Bench, label: str, count: int, servers: stormnode.Servers, window: float,
+          nodes: CpuGroup | None) -> Storm:  # fmt: skip
+    """The storm's nodes in their own process, in `nodes` when there is one."""
     bench.run("chdef", "all", "status=defined")
+    command = [sys.executable, "-m", "bench.stormnode", "--nodes", str(count),
+               "--window", str(window), "--tftp", servers.tftp, "--http", servers.http,
+               "--tftpdir", str(servers.tftpdir), "--nice", str(servers.nice)]  # fmt: skip
+    spawn: dict[str, object] = {}
+    if nodes is not None:
+        command += ["--reports-cgroup", str(nodes.home)]
+        spawn["preexec_fn"] = partial(cpugroup.join, nodes.path)
     prober = Prober(bench)
     bench.sampler.phase()
     cpu, loop = cpu_seconds(bench.pid), cpu_seconds(bench.pid, bench.pid)
     prober.start()
     started = time.monotonic()
     try:
-        outcomes = trio.run(_storm, count, servers, window)
+        ran = subprocess.run(command, stdout=subprocess.PIPE, check=True, **spawn)
     finally:
         prober.stop()
+    outcomes = stormnode.outcomes_from(ran.stdout.decode())
     result = Storm(label, outcomes, started, cpu_seconds(bench.pid) - cpu,
                    cpu_seconds(bench.pid, bench.pid) - loop, bench.sampler.phase() / 1024,
                    prober)  # fmt: skip
@@ -247,23 +240,29 @@ def main(
 
 
 def _measure(sizes: tuple[int, ...], image: int | Path, window: float) -> bool:
-    with benched() as bench:
+    with benched() as bench, cpugroup.low_weight() as nodes:
         cluster = bench.cluster
         tftpdir = Layout.for_root(cluster.root).tftpdir
         packed = prepare(bench, max(sizes), image)
         print(f"boot storm: {packed.stat().st_size / 2**20:.0f} MiB image, arrivals over "
               f"{window:g} s, {os.cpu_count()} cores", flush=True)  # fmt: skip
+        print(f"the nodes' processes: nice {NODES_NICE}, " + (
+            f"in a cgroup of the smallest CPU weight ({nodes.path})" if nodes else
+            "no cgroup (cannot make one here: they compete for the cores one by one)"),
+            flush=True)  # fmt: skip
         ours = stormnode.Servers(f"127.0.0.1:{cluster.tftp_port}",
                                  f"127.0.0.1:{cluster.http_port}", tftpdir, NODES_NICE)  # fmt: skip
         ok = True
         for count in sizes:
-            xcatd = storm(bench, "xcatd", count, ours, window)
-            theirs = with_reference(bench, count, tftpdir, window)
+            xcatd = storm(bench, "xcatd", count, ours, window, nodes)
+            theirs = with_reference(bench, count, tftpdir, window, nodes)
             ok &= figures(count, xcatd, theirs)
     return ok
 
 
-def with_reference(bench: Bench, count: int, tftpdir: Path, window: float) -> Storm:
+def with_reference(
+    bench: Bench, count: int, tftpdir: Path, window: float, nodes: CpuGroup | None
+) -> Storm:
     """The storm with the files from tftpd-hpa + nginx, started for it and stopped after."""
     prefix = bench.cluster.root.parent / "nginx"
     prefix.mkdir(exist_ok=True)
@@ -287,7 +286,7 @@ def with_reference(bench: Bench, count: int, tftpdir: Path, window: float) -> St
         f"127.0.0.1:{tftp_port}", f"127.0.0.1:{http_port}", tftpdir, NODES_NICE
     )
     try:
-        return storm(bench, "tftpd-hpa + nginx", count, servers, window)
+        return storm(bench, "tftpd-hpa + nginx", count, servers, window, nodes)
     finally:
         done.set()
         thread.join()
