@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (registers)
     packimage,
     passwd,
     power,
+    pping,
     rinstall,
     status,
     tables,
