@@ -167,7 +167,7 @@ def test_a_user_allowed_rinstall_powers_the_nodes_without_being_allowed_rpower(
     cluster, bmcs, tmp_path
 ):
     """As in xCAT, the policy checks the command typed, rinstall, and not
-    the steps it takes (README: Policy)."""
+    the steps it takes (README, the rinstall row)."""
     (bmc,) = bmcs.start(1)
     define(cluster, "rp1", bmc, 8)
     cluster.ok("mkdef", "-t", "policy", "-o", "6", "name=carol", "commands=rinstall", "rule=allow")
