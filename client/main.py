@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from xcat_protocol.messages import Cancel, Done, Output, Progress
 
@@ -84,7 +84,10 @@ def run(command: str, args: list[str], renderer: Renderer, stdin: bytes | None =
         request_id = connection.request(
             command, args, stdin=stdin if stdin is not None else _piped_stdin(), **fields
         )
-        return _follow(connection, request_id, renderer)
+        rc = _follow(connection, request_id, renderer)
+        if rc == 0 and command == "rinstall" and {"-c", "--console"} & set(args):
+            return _console(connection, args, fields)
+        return rc
     except KeyboardInterrupt:
         # Closing the connection cancels every request on it anyway; the
         # cancel frame says so explicitly while the connection is still up.
@@ -98,6 +101,15 @@ def run(command: str, args: list[str], renderer: Renderer, stdin: bytes | None =
         return CANCELLED
     finally:
         connection.close()
+
+
+def _console(connection: Connection, args: list[str], fields: dict[str, Any]) -> int:
+    """rinstall -c, once the node is provisioning: rcons on it, as xCAT's
+    client runs it (the daemon refused -c for more than one node)."""
+    from .console import attach
+
+    noderange = next(arg for arg in args if not arg.startswith("-"))
+    return attach(connection, [noderange], **fields)
 
 
 def _follow(connection: Connection, request_id: int, renderer: Renderer) -> int:

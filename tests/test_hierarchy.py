@@ -314,6 +314,51 @@ def test_power_for_nodes_of_a_service_node_runs_on_it(mn, sn):
     assert [rc for _, _, rc in audited(mn, "rpower", 2)] == [1, 1]
 
 
+def test_rinstall_sets_up_and_powers_nodes_of_a_service_node_there_each_once(
+    mn, sn, sn_host, tmp_path
+):
+    """nodeset on sn1 for its node, the power where rpower goes: sn1
+    drives the BMC only it reaches; with ipmidispatch=n the MN does."""
+    define_compute_nodes(mn)
+    with compute_network(sn_host, tmp_path) as bmc:
+        mn.ok("chdef", "cn12", *(f"{name}={value}" for name, value in bmc.items()))
+        power = tmp_path / "bmc12/power"  # the chassis' state: 1 is on
+
+        result = mn.run("rinstall", "cn12,cn13", f"osimage={COMPUTE_IMAGE}")
+
+        assert result.stdout == "Provision node(s): cn12 cn13\n"
+        # cn13, the MN's, has no BMC; cn12 was set up and powered on by sn1.
+        assert [line for line in result.stderr.splitlines() if "DHCP" not in line] == [
+            "cn13: Error: mgt is not set: set it with chdef <node> mgt=ipmi",
+            "Error: Failed to run 'rpower' against the following nodes: cn13",
+        ]
+        assert boot_arguments(sn, "cn12")  # its boot file is sn1's
+        assert power.read_text().strip() == "1"
+        assert mn.ok("lsdef", "cn12", "-i", "currstate") == (
+            f"Object name: cn12\n    currstate={STATE}\n"
+        )
+        assert audited(sn, "rinstall") == [("root", "10.78.0.1:* via mn1", 0)]
+
+        # The MN drives every BMC itself: sn1 sets cn12 up, the MN powers
+        # it, and cannot reach its BMC; sn1 does not power it too.
+        mn.ok("chdef", "-t", "site", "ipmidispatch=n")
+        power.write_text("0\n")
+        again = mn.run("rinstall", "cn12", "-V")
+        assert again.stdout.splitlines()[:3] == [
+            "Provision node(s): cn12",
+            "Run command: nodeset cn12 osimage",
+            "rinstall for cn12 runs on service node sn1 (10.78.0.2)",
+        ]
+        assert f"cn12: {STATE}" in again.stdout.splitlines()
+        assert "Run command: rpower cn12 boot" in again.stdout.splitlines()
+        assert [line for line in again.stderr.splitlines() if "DHCP" not in line] == [
+            f"cn12: Error: no answer from BMC 10.80.0.112:{bmc['bmcport']} (2 tries)",
+            "Error: Failed to run 'rpower' against the following nodes: cn12",
+        ]
+        assert power.read_text().strip() == "0"  # no one else powered it
+        assert audited(sn, "rinstall", 2) == [("root", "10.78.0.1:* via mn1", 0)] * 2
+
+
 def test_rcons_of_a_node_of_a_service_node_attaches_to_its_console_there(tmp_path):
     """A lab's compute node cn1, served by sn1 on the lab's management
     network: sn1 reaches the node's BMC and holds its console; the MN

@@ -426,6 +426,9 @@ def test_shell_and_unknown_actions_are_refused(cluster):
     assert cluster.outcome("nodeset", "act1", "shell") == (
         1, "", "Error: nodeset shell boots xCAT's genesis image, which xcatd does not provide\n"
     )  # fmt: skip
+    assert cluster.outcome("nodeset", "act1", "runcmd=bmcsetup") == (
+        1, "", "Error: nodeset runcmd= boots xCAT's genesis image, which xcatd does not provide\n"
+    )  # fmt: skip
     rc, _, err = cluster.outcome("nodeset", "act1", "install")
     assert rc == 1
     assert err.startswith(

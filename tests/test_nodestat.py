@@ -122,7 +122,7 @@ def test_each_node_is_probed_and_shown_as_xcat_shows_it(lab):
         "nameless: Error: no ip attribute, and the name nameless does not resolve: set its "
         "address with chdef nameless ip=<address>, or add it to /etc/hosts or DNS\n",
     )
-    assert "nodestat pings through a raw ICMP socket" in lab.cluster.logs()
+    assert "nodestat and pping ping through a raw ICMP socket" in lab.cluster.logs()
 
 
 def test_t_adds_the_last_report_and_when_it_came(lab):
@@ -190,13 +190,13 @@ def test_without_raw_sockets_it_pings_through_datagram_sockets_or_tries_the_port
         unprivileged.ok("chdef", "sn22", "status=booted")
         # No ICMP at all: a port that refuses the connection shows the node is up.
         assert unprivileged.ok("nodestat", "cn01,sn21,sn22,sn24,sn25") == expected
-        assert "nodestat cannot send ICMP echo requests" in unprivileged.logs()
+        assert "nodestat and pping cannot send ICMP echo requests" in unprivileged.logs()
 
         # Root's group may open ICMP datagram sockets: no privilege needed.
         sysctl = ["sysctl", "-w", "net.ipv4.ping_group_range=0 0"]
         subprocess.run([*lab.net.prefix, *sysctl], check=True, capture_output=True)
         assert unprivileged.ok("nodestat", "cn01,sn21,sn22,sn24,sn25") == expected
-        assert "nodestat pings through an ICMP datagram socket" in unprivileged.logs()
+        assert "nodestat and pping ping through an ICMP datagram socket" in unprivileged.logs()
     finally:
         unprivileged.stop()
 

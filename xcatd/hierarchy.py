@@ -40,6 +40,11 @@ class Split:
     remote: dict[str, list[str]] = field(default_factory=dict)  # service node -> its nodes
     addresses: dict[str, str | None] = field(default_factory=dict)  # service node -> its ip
 
+    @property
+    def served(self) -> list[str]:
+        """The nodes of every service node."""
+        return [node for nodes in self.remote.values() for node in nodes]
+
     def add_servers_of(self, other: Split) -> None:
         """Every service node of `other` runs the request too, for its own
         settings (makedhcp -n), with no nodes of this request if it has none."""

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 SERVICES: tuple[tuple[str, int], ...] = (
     ("sshd", 22), ("https", 443), ("pbs", 15002), ("xend", 8002), ("rdp", 3389), ("msrpc", 135),
 )  # fmt: skip
+PING_PORTS = (("http", 80), ("https", 443), ("ssh", 22))  # xCAT's pping without ICMP (nmap -PA)
 ECHO_WAIT = 1.0  # seconds an echo request gets for its reply (ping -w 1, as xCAT's pinghost)
 ECHO_TRIES = 2  # requests to an address before it counts as silent
 CONNECT_TIMEOUT = 1.0  # seconds for one TCP connection attempt
@@ -75,14 +76,31 @@ async def probe(
     wanted = set(addresses)
     if not wanted:
         return {}
-    pinger = Pinger.open()
-    pinged = {a for a in wanted if _is_ipv4(a)} if pinger else set()
-    echoed: set[str] = set()
-    if pinger is not None:
-        with pinger.sock:
-            echoed = await pinger.echo(pinged)
+    pinged, echoed = await _echo(wanted)
     knocks = await _knock_all(wanted - (pinged - echoed), services)
     return {address: _answer(address in echoed, knocks.get(address, {})) for address in wanted}
+
+
+async def answering(addresses: Collection[str]) -> set[str]:
+    """pping: the IP addresses that answer an echo request; those that
+    cannot be pinged from here (IPv6, no ICMP socket allowed) answer by
+    accepting or refusing a connection to PING_PORTS, as xCAT's pping
+    (nmap --unprivileged -PA80,443,22) finds them."""
+    wanted = set(addresses)
+    pinged, echoed = await _echo(wanted)
+    knocks = await _knock_all(wanted - pinged, PING_PORTS)
+    return echoed | {address for address, found in knocks.items() if _answer(False, found).up}
+
+
+async def _echo(addresses: set[str]) -> tuple[set[str], set[str]]:
+    """The addresses pinged (the IPv4 ones, where an ICMP socket may be
+    opened), and those of them that answered."""
+    pinger = Pinger.open()
+    if pinger is None:
+        return set(), set()
+    pinged = {a for a in addresses if _is_ipv4(a)}
+    with pinger.sock:
+        return pinged, await pinger.echo(pinged)
 
 
 def _answer(echoed: bool, knocks: dict[str, Knock]) -> Answer:
@@ -198,12 +216,12 @@ class Pinger:
                 sock = socket.socket(socket.AF_INET, kind, socket.IPPROTO_ICMP)
             except OSError:  # EACCES: outside ping_group_range; EPERM: no CAP_NET_RAW
                 continue
-            cls._announce(f"nodestat pings through {how}")
+            cls._announce(f"nodestat and pping ping through {how}")
             _prepare(sock, raw=kind == socket.SOCK_RAW)
             return cls(sock, kind == socket.SOCK_RAW)
         cls._announce(
-            "nodestat cannot send ICMP echo requests (no CAP_NET_RAW, and this group is outside "
-            "net.ipv4.ping_group_range): it tries the nodes' service ports only"
+            "nodestat and pping cannot send ICMP echo requests (no CAP_NET_RAW, and this group is "
+            "outside net.ipv4.ping_group_range): they try the nodes' service ports only"
         )
         return None
 

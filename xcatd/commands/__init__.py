@@ -15,6 +15,8 @@ from . import (  # noqa: F401  (registers)
     packimage,
     passwd,
     power,
+    pping,
+    rinstall,
     status,
     tables,
     trust,

@@ -202,3 +202,27 @@ async def read_nodes(
     for node, why in unreadable.items():
         await call.error(why, node=node)
     return values
+
+
+async def bmcs_driven_here(call: Call, divided: Split) -> set[str]:
+    """The nodes whose BMCs this daemon drives, as rpower divides them: its
+    own; those of service nodes too when site.ipmidispatch says the
+    management node reaches every BMC itself, and then a service node
+    drives none."""
+    if bmcs_dispatched(await call.context.store.run(objects.site)):
+        return set(divided.local)
+    if call.relayed_by_master:
+        return set()
+    return {*divided.local, *divided.served}
+
+
+async def send_node_lines(call: Call, said: dict[str, str], key: str) -> None:
+    """`<node>: <text>` for each node, in batches of lines; with --json one
+    record each, {"node": ..., key: text}."""
+    if call.options.json:
+        for node, text in said.items():
+            await call.data(None, data={"node": node, key: text})
+        return
+    lines = [f"{node}: {text}" for node, text in said.items()]
+    for start in range(0, len(lines), LINES_PER_RECORD):
+        await call.info("\n".join(lines[start : start + LINES_PER_RECORD]))

@@ -83,7 +83,7 @@ from ..store.objects import Definition, DefinitionError, Edit
 from ..store.objtypes import NETWORK, NODE, OSIMAGE
 from ..store.regex_values import RegexValueError
 from .bootsettings import settings
-from .common import LINES_PER_RECORD, expand_noderange, verbose_option
+from .common import expand_noderange, send_node_lines, verbose_option
 from .registry import CommandParser, Usage, UsageError, command
 
 ACTIONS = "osimage[=<image>] | boot | offline | stat"
@@ -118,21 +118,28 @@ class Action:
 PROVMETHOD = Action("osimage")  # plain osimage: the image the node's provmethod names
 
 
-def parse_action(text: str) -> Action:
+# xCAT's actions that boot its genesis image (xCAT-genesis), which xcatd does not have.
+GENESIS = ("shell", "runcmd=", "runimage=")
+
+
+def parse_action(text: str, command: str = "nodeset") -> Action:
+    """nodeset's action (rinstall's too, which names itself in the refusal)."""
     kind, equals, image = text.partition("=")
     if kind == "osimage" and (image or not equals):
         return Action(kind, image or None)
     if kind in ("boot", "offline", "stat") and not equals:
         return Action(kind)
-    if text == "shell":
-        raise UsageError("nodeset shell boots xCAT's genesis image, which xcatd does not provide")
+    if kind + equals in GENESIS:
+        raise UsageError(
+            f"{command} {kind + equals} boots xCAT's genesis image, which xcatd does not provide"
+        )
     raise UsageError(f"'{text}' is not a nodeset action: use {ACTIONS}")
 
 
 @nodeset_options.runs
 async def nodeset(call: Call) -> None:
     action = replace(parse_action(call.options.action), keep_boot_files=call.options.noupdateinitrd)
-    await _nodeset(call, action, partial(expand_noderange, call, call.options.noderange))
+    await set_boot(call, action, partial(expand_noderange, call, call.options.noderange))
 
 
 async def take_offline(call: Call, names: list[str]) -> None:
@@ -141,65 +148,80 @@ async def take_offline(call: Call, names: list[str]) -> None:
     service nodes (the request carried to them) say offline.  What it says
     goes nowhere, and the request goes on whatever it said."""
     quiet = replace(call, send=_nowhere, errors=0, rc=None)
-    await _nodeset(quiet, Action("offline"), lambda nodes: sorted(nodes.nodes_among(names)))
+    await set_boot(quiet, Action("offline"), lambda nodes: sorted(nodes.nodes_among(names)))
 
 
 async def _nowhere(message: ServerMessage) -> None:
     pass
 
 
-async def _nodeset(call: Call, action: Action, chosen: Callable[[Nodes], Sequence[str]]) -> None:
-    """The nodes `chosen` of those this caller sees set to `action`."""
+async def set_boot(
+    call: Call, action: Action, chosen: Callable[[Nodes], Sequence[str]]
+) -> dict[str, str]:
+    """The nodes `chosen` of those this caller sees set to `action`, here and
+    on their service nodes (the request carried to them); what each node
+    set up (its files, definition and DHCP entry) now boots, as its line
+    says.  A node left out had its error said."""
     try:
         copy = await serving.definitions(call)  # on a service node: the MN's
         snapshot, split = await call.context.store.run(lambda db: _read(db, call, action, chosen))
     except (NoderangeError, RegexValueError, serving.ServingError) as exc:
         await call.error(str(exc))
-        return
+        return {}
     boot = settings(call, snapshot.site)
     if copy is not None:
         snapshot.copied = True
         snapshot.unavailable = await serving.copy_images(call, copy, snapshot.images)
     said: dict[str, str] = {}  # what the service nodes set their nodes to
-    await alongside(call, split, lambda: _here(call, action, snapshot, boot), said)
+    states: dict[str, str] = {}
+
+    async def here() -> None:
+        states.update(await _here(call, action, snapshot, boot))
+
+    await alongside(call, split, here, said)
     if said and action.kind != "stat":
         await call.context.store.run(lambda db: _record_served(db, action, said))
+    return states | said
 
 
-async def _here(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> None:
-    """The nodes this daemon serves."""
-    if action.kind == "stat":
-        states, errors = await trio.to_thread.run_sync(_states, snapshot, boot)
-        for node, why in errors.items():
-            await call.error(why, node=node)
-        await _send_states(call, states)
-    else:
-        await _set(call, action, snapshot, boot)
+async def _here(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> dict[str, str]:
+    """The nodes this daemon serves; what each of them boots."""
+    if action.kind != "stat":
+        return await _set(call, action, snapshot, boot)
+    states, errors = await trio.to_thread.run_sync(_states, snapshot, boot)
+    for node, why in errors.items():
+        await call.error(why, node=node)
+    await send_node_lines(call, states, "state")
+    return states
 
 
-async def _set(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> None:
+async def _set(call: Call, action: Action, snapshot: _Snapshot, boot: Settings) -> dict[str, str]:
     """Files first (in a worker thread), then the definitions, then DHCP: a node's
-    DHCP entry never names a file that is not there yet."""
+    DHCP entry never names a file that is not there yet.  The nodes set up
+    in full: none when their DHCP entries could not be written."""
     outcome = await _write_files(call, action, snapshot, boot)
     try:
         await _record(call, outcome, window_minutes(snapshot.site))
     except DefinitionError as exc:
         for problem in exc.problems:
             await call.error(problem)
-        return
+        return {}
     if outcome.enrolling and call.context.role != "servicenode":
         await _export_installdir(call, snapshot.site, boot)
+    states = outcome.states
     if boot.dhcp and outcome.hosts:
         try:
             written = await write_entries(call.context.layout.dhcp, outcome.hosts)
         except DhcpFilesError as exc:  # the nodes' files and states are set: say both
             await call.error(str(exc))
+            states = {}
         else:
             if not written.configured:
                 await call.warning(written.unconfigured)
     for node, why in outcome.errors.items():
         await call.error(why, node=node)
-    await _send_states(call, outcome.states)
+    await send_node_lines(call, outcome.states, "state")
+    return states
 
 
 async def _export_installdir(call: Call, site: dict[str, str], boot: Settings) -> None:
@@ -546,13 +568,3 @@ def _states(snapshot: _Snapshot, boot: Settings) -> tuple[dict[str, str], dict[s
             continue
         states[node] = state_of(text) or "unknown"
     return states, errors
-
-
-async def _send_states(call: Call, states: dict[str, str]) -> None:
-    if call.options.json:
-        for node, state in states.items():
-            await call.data(None, data={"node": node, "state": state})
-        return
-    lines = [f"{node}: {state}" for node, state in states.items()]
-    for start in range(0, len(lines), LINES_PER_RECORD):
-        await call.info("\n".join(lines[start : start + LINES_PER_RECORD]))

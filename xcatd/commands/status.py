@@ -37,14 +37,14 @@ from xcat_protocol.messages import Output
 
 from ..boot.status import STATES, STATUSTIME_FORMAT
 from ..call import Call
-from ..hierarchy import Split, alongside, bmcs_dispatched
+from ..hierarchy import Split, alongside
 from ..hw import actions
 from ..hw.target import HardwareError
 from ..probe import SERVICES, Answer, probe, resolve
 from ..store import objects
 from ..store.nodes import Nodes
 from ..store.objtypes import NODE
-from .common import divide, read_nodes
+from .common import bmcs_driven_here, divide, read_nodes
 from .power import drive, hardware
 from .registry import CommandParser, Usage, command
 
@@ -107,7 +107,7 @@ async def nodestat(call: Call) -> None:
     divided = await divide(call, hardware=False)
     if divided is None:
         return
-    facts = await read_nodes(call, _facts, names=[*divided.local, *_served(divided)])
+    facts = await read_nodes(call, _facts, names=[*divided.local, *divided.served])
     if facts is None:
         return
     states: dict[str, str] = {}
@@ -126,11 +126,6 @@ async def nodestat(call: Call) -> None:
         await _show(call, node, states[node], facts[node])
 
 
-def _served(divided: Split) -> list[str]:
-    """The nodes of every service node of the request."""
-    return [node for nodes in divided.remote.values() for node in nodes]
-
-
 async def _probed(call: Call, facts: dict[str, Facts]) -> dict[str, str]:
     """These nodes pinged and their ports tried: xCAT's word for each."""
     addresses = await _addresses(call, facts)
@@ -144,21 +139,15 @@ def _state_in(output: Output) -> str:
     return str(record.get("status") or output.text)
 
 
-async def _bmcs_asked_here(call: Call, divided: Split) -> set[str]:
-    """-p: the nodes whose BMCs this daemon asks, as rpower divides them:
-    its own; those of service nodes too when site.ipmidispatch says the
-    management node reaches every BMC itself, and then a service node
-    asks none."""
-    if bmcs_dispatched(await call.context.store.run(objects.site)):
-        return set(divided.local)
-    if call.relayed_by_master:
-        return set()
-    return {*divided.local, *_served(divided)}
+def host_of(nodes: Nodes, node: str) -> str:
+    """What is resolved to reach the node: its ip attribute, else its name
+    (xCAT's hosts.ip, else the name)."""
+    return nodes.attribute(node, "ip") or node
 
 
 def _facts(nodes: Nodes, node: str) -> Facts:
     return Facts(
-        nodes.attribute(node, "ip") or node,
+        host_of(nodes, node),
         nodes.attribute(node, "status") or "",
         nodes.attribute(node, "statustime") or "",
     )
@@ -204,7 +193,7 @@ def _saved(state: str) -> str:
 async def _add_power(call: Call, divided: Split, states: dict[str, str]) -> None:
     """-p: `noping(<power>)` for the nodes that did not answer, their BMCs
     asked as rpower stat asks them, where it asks them."""
-    asked = await _bmcs_asked_here(call, divided)
+    asked = await bmcs_driven_here(call, divided)
     silent = [node for node, state in states.items() if state == DOWN and node in asked]
     hardware_of = await read_nodes(call, hardware, names=silent)
 

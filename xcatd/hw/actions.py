@@ -79,9 +79,14 @@ def set_boot(driver: Driver, device: str, persistent: bool, uefi: bool) -> str:
     return BOOT_TEXT["none" if device == "def" else device]
 
 
+def boot_from_network(driver: Driver, uefi: bool = False) -> str:
+    """rinstall's rsetboot net (UEFI with `uefi`) then rpower boot (on, or a
+    reset when the machine is on), in one session; what rpower boot did."""
+    driver.set_boot("net", persistent=False, uefi=uefi)
+    return power(driver, "boot")
+
+
 def netboot(driver: Driver) -> str:
-    """rnetboot: the next boot from the network, then rpower boot (on, or a
-    reset when the machine is on)."""
-    driver.set_boot("net", persistent=False, uefi=False)
-    power(driver, "boot")
+    """rnetboot: the next boot from the network, then rpower boot."""
+    boot_from_network(driver)
     return NETBOOTED
