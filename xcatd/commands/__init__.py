@@ -15,10 +15,12 @@ from . import (  # noqa: F401  (registers)
     packimage,
     passwd,
     power,
+    psh,
     status,
     tables,
     trust,
     updatenodestat,
+    xdcp,
     xdsh,
 )
 from .registry import REGISTRY, Command, HelpRequested, UsageError
