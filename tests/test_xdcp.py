@@ -110,11 +110,10 @@ def test_i_copies_into_an_images_root_for_administrators_only(cluster, tmp_path)
         )
 
 
-def test_nodes_of_a_service_node_are_refused_in_one_line(cluster, tmp_path):
+def test_P_does_not_pull_through_a_service_node(cluster, tmp_path):
+    # (Copies to nodes of a service node go through it: tests/test_hierarchy.py.)
     cluster.ok("mkdef", "cn9", "groups=all", "ip=10.9.0.9", "servicenode=sn9")
-    source = tmp_path / "f"
-    source.write_text("f\n")
-    assert cluster.outcome("xdcp", "cn9", str(source), "/tmp") == (
-        1, "", "Error: cn9: served by service node sn9, through which xdcp does not copy yet: "
-        "copy to sn9 (xdcp sn9 …), then from it (xdsh sn9 scp …)\n"
+    assert cluster.outcome("xdcp", "cn9", "-P", "/etc/hosts", str(tmp_path)) == (
+        1, "", "Error: cn9: served by service node sn9: -P does not pull through it (as "
+        "xCAT's): pull to sn9 first (xdsh sn9 xdcp … -P …), then from it\n"
     )  # fmt: skip

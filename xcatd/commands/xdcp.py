@@ -17,9 +17,11 @@ xdsh's -i and -o: -o (options of the copy command can run local
 commands), -P (pulls the nodes' files into a directory of this host, as
 `<targetpath>/<file>._<node>`, xCAT's naming), -i (into an image's root)
 and -F (a synclist names files of this host).  -F is for an image only:
-synclists to nodes are not provided.  Nodes of a service node are
-refused in one line: xCAT stages the files on the service node first
-(site.SNsyncfiledir), which xcatd does not do yet.
+synclists to nodes are not provided.  Nodes of a service node get the
+files from it: the request goes there with the files (hierarchy.py), and
+its daemon stages them as this one does (xCAT stages them in
+site.SNsyncfiledir; here a private directory, gone when the copy is
+done).  -P does not pull through a service node (xCAT's neither).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 import trio
 
 from ..call import Call
+from ..hierarchy import alongside
 from ..images.pack.sync import apply as apply_synclist
 from ..images.pack.sync import copy_into
 from ..images.pack.tree import PackError
@@ -207,13 +210,22 @@ def _is_dir_in(rootimg: Path, target: str) -> bool:
 
 
 async def _push(call: Call, copier: str, staged: list[Path], target: str) -> None:
-    options = call.options
-    sources = [str(path) for path in staged]
-    argvs = {
-        node: _copy_argv(call, copier, sources, _remote(options.user, ip, target))
-        for node, ip in (await _reachable(call)).items()
-    }
-    await _run(call, argvs)
+    """The files to each node, from this host or from its service node (to
+    which the request goes with the files, as the user sent them)."""
+    divided = await divide(call, hardware=False)
+    if divided is None:
+        return
+
+    async def here() -> None:
+        addresses = await read_nodes(call, address, names=divided.local) or {}
+        sources = [str(path) for path in staged]
+        argvs = {
+            node: _copy_argv(call, copier, sources, _remote(call.options.user, ip, target))
+            for node, ip in addresses.items()
+        }
+        await _run(call, argvs)
+
+    await alongside(call, divided, here)
 
 
 async def _pull(call: Call, copier: str, sources: list[str], target: str) -> None:
@@ -241,15 +253,15 @@ async def _pull(call: Call, copier: str, sources: list[str], target: str) -> Non
 
 
 async def _reachable(call: Call) -> dict[str, str]:
-    """The addresses of the nodes this host copies to; a line for the nodes
-    of each service node, which xcatd's xdcp does not reach yet."""
+    """The addresses of the nodes -P pulls from; a line for the nodes of each
+    service node: as xCAT's, -P does not pull through a service node."""
     divided = await divide(call, hardware=False)
     if divided is None:
         return {}
     for server, nodes in divided.remote.items():
-        await call.error(f"{','.join(nodes)}: served by service node {server}, through which "
-                         f"xdcp does not copy yet: copy to {server} (xdcp {server} …), then "
-                         f"from it (xdsh {server} scp …)")  # fmt: skip
+        await call.error(f"{','.join(nodes)}: served by service node {server}: -P does not "
+                         f"pull through it (as xCAT's): pull to {server} first (xdsh {server} "
+                         f"xdcp … -P …), then from it")  # fmt: skip
     return await read_nodes(call, address, names=divided.local) or {}
 
 
