@@ -6,9 +6,11 @@ host's file system, so each test copies under its own directory."""
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 
-from .sessions import credentials_for
+from .sessions import connect, credentials_for, outcome
 from .test_xdsh import an_image_root
 
 
@@ -117,3 +119,39 @@ def test_P_does_not_pull_through_a_service_node(cluster, tmp_path):
         1, "", "Error: cn9: served by service node sn9: -P does not pull through it (as "
         "xCAT's): pull to sn9 first (xdsh sn9 xdcp … -P …), then from it\n"
     )  # fmt: skip
+
+
+def test_a_user_the_policy_lets_run_xdcp_sends_their_own_files(cluster, ssh_nodes, tmp_path):
+    cluster.ok("mkdef", "-t", "policy", "-o", "2.7", "name=bob", "commands=xdcp", "rule=allow")
+    creds = credentials_for(cluster, "bob", "user", tmp_path / "bob")
+    bob = {**cluster.env, "XCAT_CRED_DIR": str(creds)}
+    mine = tmp_path / "mine"
+    mine.write_text("bob's\n")
+    target = tmp_path / "bobs-copy"
+    copied = cluster.run("xdcp", "sh1", str(mine), str(target), env=bob)
+    assert (copied.returncode, copied.stderr, target.read_text()) == (0, "", "bob's\n")
+    # The daemon never opens a path for the user: a request that names a file
+    # of the management node without sending it copies nothing, and an
+    # archive reaching out of its staging directory is refused.
+    connection = connect(cluster, creds)
+    target = tmp_path / "stolen"
+    lines, rc = outcome(connection, connection.request(
+        "xdcp", ["sh1", "/etc/shadow", str(target)], user="bob"))  # fmt: skip
+    assert (rc, lines[0], target.exists()) == (1, NOT_SENT, False)
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w") as archive:
+        member = tarfile.TarInfo("0/../../escaped")
+        member.size = 1
+        archive.addfile(member, io.BytesIO(b"x"))
+    lines, rc = outcome(connection, connection.request(
+        "xdcp", ["sh1", "x", str(target)], stdin=packed.getvalue(), user="bob"))  # fmt: skip
+    assert (rc, lines[0]) == (
+        1, "Error: the files sent hold '0/../../escaped', which xdcp does not copy"
+    )  # fmt: skip
+    connection.close()
+
+
+NOT_SENT = (
+    "Error: xdcp's files come with the request from its client: run the xdcp command, "
+    "which sends them"
+)
