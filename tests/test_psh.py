@@ -17,3 +17,11 @@ def test_each_nodes_lines_and_failures(cluster, ssh_nodes):
     ]
     # psh's options end where the command begins.
     assert cluster.ok("psh", "sh1", "echo", "-l", "x") == "sh1: -l x\n"
+
+
+def test_i_reaches_each_node_by_its_interfaces_name(cluster, ssh_nodes):
+    # sh1-eth9 names no host here: ssh says so, and psh xCAT's line.
+    rc, out, err = cluster.outcome("psh", "-i", "eth9", "sh1", "uptime")
+    assert (rc, out) == (1, "")
+    assert err.splitlines()[-1] == "sh1: *** ssh exited with error code 255."
+    assert "sh1-eth9" in err.splitlines()[0]

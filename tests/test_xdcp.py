@@ -135,20 +135,30 @@ def test_a_user_the_policy_lets_run_xdcp_sends_their_own_files(cluster, ssh_node
     # archive reaching out of its staging directory is refused.
     connection = connect(cluster, creds)
     target = tmp_path / "stolen"
-    lines, rc = outcome(connection, connection.request(
-        "xdcp", ["sh1", "/etc/shadow", str(target)], user="bob"))  # fmt: skip
+    lines, rc = _xdcp_request(connection, ["sh1", "/etc/shadow", str(target)], None)
     assert (rc, lines[0], target.exists()) == (1, NOT_SENT, False)
-    packed = io.BytesIO()
-    with tarfile.open(fileobj=packed, mode="w") as archive:
-        member = tarfile.TarInfo("0/../../escaped")
-        member.size = 1
-        archive.addfile(member, io.BytesIO(b"x"))
-    lines, rc = outcome(connection, connection.request(
-        "xdcp", ["sh1", "x", str(target)], stdin=packed.getvalue(), user="bob"))  # fmt: skip
+    lines, rc = _xdcp_request(connection, ["sh1", "x", str(target)], _archive("0/../../escaped"))
     assert (rc, lines[0]) == (
         1, "Error: the files sent hold '0/../../escaped', which xdcp does not copy"
     )  # fmt: skip
+    lines, rc = _xdcp_request(connection, ["sh1", "a", "b", str(target)], _archive("0/one"))
+    assert (rc, lines[0]) == (1, "Error: the files sent are not the ones the command line names")
     connection.close()
+
+
+def _xdcp_request(connection, args: list[str], stdin: bytes | None) -> tuple[list[str], int]:
+    """An xdcp request as bob's own program might send it, not xdcp's client."""
+    return outcome(connection, connection.request("xdcp", args, stdin=stdin, user="bob"))
+
+
+def _archive(name: str) -> bytes:
+    """A tar archive of one file named `name` (the client sends `0/<file>`)."""
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w") as archive:
+        member = tarfile.TarInfo(name)
+        member.size = 1
+        archive.addfile(member, io.BytesIO(b"1"))
+    return packed.getvalue()
 
 
 NOT_SENT = (

@@ -157,7 +157,8 @@ def _unpack(data: bytes | None, staging: Path, count: int) -> list[Path]:
                 _extract(archive, member, staging, count)
     except tarfile.TarError as exc:
         raise UsageError(f"the files sent are not an archive xdcp reads: {exc}") from None
-    staged = [next((staging / str(index)).iterdir(), None) for index in range(count)]
+    indexes = [staging / str(index) for index in range(count)]
+    staged = [next(index.iterdir(), None) if index.is_dir() else None for index in indexes]
     if any(path is None for path in staged):
         raise UsageError("the files sent are not the ones the command line names")
     return [path for path in staged if path is not None]
