@@ -14,6 +14,7 @@ from xcat_protocol.errors import ProtocolError, VersionMismatch
 from xcat_protocol.framing import FrameDecoder, encode_frame
 from xcat_protocol.messages import (
     NONCE_SIZE,
+    STDIN_CHUNK,
     ClientMessage,
     ErrorFrame,
     Hello,
@@ -31,7 +32,6 @@ from .errors import ClientError
 
 CONNECT_TIMEOUT = 10
 INLINE_STDIN = 4 << 20  # larger standard input is streamed after the request
-STDIN_CHUNK = 1 << 20
 
 
 class _ClosedBeforeHello(Exception):

@@ -205,6 +205,9 @@ class Cancel(NamedTuple):
         return {"t": "cancel", "id": self.id}
 
 
+STDIN_CHUNK = 1 << 20  # the data of one `stdin` frame of streamed input, at most
+
+
 class StdinData(NamedTuple):
     """Input for a request that streams it (its body carries the digest of the
     whole), or for an interactive one; empty `data` means end of input."""

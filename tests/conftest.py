@@ -9,8 +9,8 @@ from tests.cluster import Cluster
 
 # The Debian service image (`debian_service_image`), built once per session
 # for the tests that check it and the test that boots it; the console tests'
-# terminals (`terminals`).
-pytest_plugins = ["tests.images_debian", "tests.terminal"]
+# terminals (`terminals`); nodes a real sshd serves (`ssh_nodes`).
+pytest_plugins = ["tests.images_debian", "tests.sshnode", "tests.terminal"]
 
 
 def _started(root: Path) -> Iterator[Cluster]:

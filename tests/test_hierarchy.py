@@ -30,6 +30,7 @@ import pytest
 from tests.cluster import BIN, Cluster, free_port
 from tests.lab import lab_up
 from tests.netboot import Machine, Network, network
+from tests.sshnode import reach_at_port, sshd
 from tests.terminal import HELP, LEAVE, Terminal
 from tests.test_lab import BOOT_TIMEOUT
 from tests.test_nodeset import make_image
@@ -40,6 +41,7 @@ from xcatd.config import Config
 from xcatd.lab import bmc as bmc_simulator
 from xcatd.lab.chassis_control import GUEST_PROMPT
 from xcatd.lab.process import Process
+from xcatd.sshca import SshAuthority
 
 SERVICE_IMAGE, COMPUTE_IMAGE = "sn-image", "cn-image"
 STATE = "netboot debian12-x86_64-service"  # make_image's profile
@@ -561,3 +563,25 @@ def audited(cluster: Cluster, command: str, at_least: int = 1) -> list[tuple[str
 def _port_hidden(peer: str) -> str:
     address, _, rest = peer.partition(" ")
     return f"{address.rpartition(':')[0]}:* {rest}".strip()
+
+
+def test_xdcp_to_a_node_of_a_service_node_copies_from_the_service_node(mn, sn, sn_host, tmp_path):
+    # cn21 answers over SSH at sn1's own address, in sn1's network namespace:
+    # a real sshd trusting the cluster's SSH CA, at a port only sn1's root's
+    # ssh config names (from the MN, ssh would knock at port 22 in vain).
+    # sn1's root trusts the CA for host keys, as its image's ssh_known_hosts does.
+    authority = SshAuthority(mn.root / "etc/xcat/pki")
+    known_hosts = f"@cert-authority * {authority.public_file.read_text()}"
+    (sn.root / ".ssh/known_hosts").write_text(known_hosts)
+    with sshd(tmp_path / "sshd", authority, [sn_host.address], sn_host.prefix) as port:
+        reach_at_port(sn.root / ".ssh", [sn_host.address], port)
+        mn.ok("mkdef", "cn21", "groups=all", f"ip={sn_host.address}", "servicenode=sn1")
+        small, large = tmp_path / "motd", tmp_path / "large"
+        small.write_text("via sn1\n")
+        large.write_bytes(os.urandom(5 << 20))  # over the request's inline input: streamed
+        target = tmp_path / "on-cn21"  # (the namespaces share this host's file system)
+        target.mkdir()
+        assert mn.ok("xdcp", "cn21", str(small), str(large), str(target)) == ""
+        assert (target / "motd").read_text() == "via sn1\n"
+        assert (target / "large").read_bytes() == large.read_bytes()
+        assert mn.ok("xdsh", "cn21", f"cat {target}/motd") == "cn21: via sn1\n"

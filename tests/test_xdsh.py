@@ -1,8 +1,9 @@
 """xdsh as an xCAT administrator runs it: a command on many nodes over SSH,
 each line `<node>: <line>`, and a command in an image's root (-i).  Nodes
-that answer over SSH are the lab's machines (tests/test_netboot.py runs
-xdsh on sn1 and, through sn1, on cn1); here, the image, and the nodes that
-cannot be reached, each said in xCAT's words."""
+that answer are a real sshd trusting the cluster's SSH CA (tests/sshnode.py)
+and the lab's machines (tests/test_netboot.py runs xdsh on sn1 and, through
+sn1, on cn1); here too the image, and the nodes that cannot be reached,
+each said in xCAT's words."""
 
 from __future__ import annotations
 
@@ -92,3 +93,19 @@ def test_i_and_o_run_as_root_here_so_only_administrators_may(cluster, tmp_path):
             f"Error: xdsh {given} runs as root on mn1: only administrators (those the policy "
             "lets run chtab) may use it\n",
         )
+
+
+def test_a_node_that_answers_runs_the_command_as_root(cluster, ssh_nodes):
+    # A real sshd trusting the cluster's SSH CA: no password, no prompt.
+    # Nodes finish in any order; each node's lines come together.
+    rc, out, err = cluster.outcome("xdsh", "sshnodes", "id -un; echo err >&2")
+    assert (rc, sorted(out.splitlines())) == (0, ["sh1: root", "sh2: root"])
+    assert sorted(err.splitlines()) == ["sh1: err", "sh2: err"]
+    rc, out, err = cluster.outcome("xdsh", "sh1", "-z", "exit 4")
+    assert (rc, out, err) == (
+        1, "sh1: Remote_command_rc = 4\n", "Error:  sh1 remote shell had exit code 4.\n"
+    )  # fmt: skip
+    # The port given as an ssh option, as an administrator may.
+    config = cluster.root / ".ssh/config"
+    config.unlink()
+    assert cluster.ok("xdsh", "sh2", "-o", f"-p {ssh_nodes.port}", "echo", "hi") == "sh2: hi\n"

@@ -155,9 +155,11 @@ async def _run_on(
     else:
         try:
             async with Link.open(address, port, call.context.ca) as link:
+                streamed = call.stdin if call.body.stdin_sha256 is not None else None
                 answer = await link.relay(
-                    call.relayable(), forward, call.keystrokes, call.context.config.dispatch_idle
-                )
+                    call.relayable(), forward, call.keystrokes,
+                    call.context.config.dispatch_idle, streamed,
+                )  # fmt: skip
         except LinkError as exc:
             why = f"service node {server}: {exc}"
         else:

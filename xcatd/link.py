@@ -27,6 +27,7 @@ from xcat_protocol.errors import ProtocolError, VersionMismatch
 from xcat_protocol.framing import FrameDecoder, encode_frame
 from xcat_protocol.messages import (
     NONCE_SIZE,
+    STDIN_CHUNK,
     Done,
     ErrorFrame,
     Hello,
@@ -135,16 +136,25 @@ class Link:
         forward: Forward | None = None,
         keystrokes: trio.MemoryReceiveChannel[bytes] | None = None,
         idle: float = math.inf,
+        streamed: bytes | None = None,
     ) -> Answer:
         """Run a request as it was signed (by this daemon, or by a user it
         relays for); each output is handed to `forward` as it arrives, or
         kept in the answer.  LinkError when the other daemon says nothing
         (no output, no progress) for `idle` seconds.  An interactive
         request's `keystrokes` (rcons) are passed on as they come, until the
-        request is done; a console may be quiet for hours: no idle limit."""
+        request is done; a console may be quiet for hours: no idle limit.
+        `streamed`: the input the user streamed after the request (its body
+        carries the digest), passed on after it the same way."""
         request_id = self._next_id
         self._next_id += 1
         await self._send(request._replace(id=request_id).to_wire())
+        if streamed is not None:
+            view = memoryview(streamed)
+            for start in range(0, len(view), STDIN_CHUNK):
+                chunk = bytes(view[start : start + STDIN_CHUNK])
+                await self._send(StdinData(request_id, chunk).to_wire())
+            await self._send(StdinData(request_id, b"").to_wire())
         if keystrokes is None:
             return await self._answer(request_id, forward, idle)
         return await with_helper(

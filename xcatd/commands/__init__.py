@@ -16,11 +16,13 @@ from . import (  # noqa: F401  (registers)
     passwd,
     power,
     pping,
+    psh,
     rinstall,
     status,
     tables,
     trust,
     updatenodestat,
+    xdcp,
     xdsh,
 )
 from .registry import REGISTRY, Command, HelpRequested, UsageError

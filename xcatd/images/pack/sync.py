@@ -83,7 +83,7 @@ def _apply(rootimg: Path, synclist_paths: list[str]) -> list[str]:
             into_directory = target.endswith("/") or len(files) > 1
             for source in files:
                 destination = f"{target.rstrip('/')}/{source.name}" if into_directory else target
-                _copy(source, rootimg, destination)
+                copy_into(source, rootimg, destination)
         for appended, target in synclist.appends:
             data = _read(Path(appended))
             write_in_image(
@@ -114,11 +114,13 @@ def _read(source: Path) -> bytes:
         raise PackError(f"cannot read {source} to sync it: {exc.strerror}") from None
 
 
-def _copy(source: Path, rootimg: Path, destination: str) -> None:
+def copy_into(source: Path, rootimg: Path, destination: str) -> None:
+    """A file, or a directory and what it holds, to `destination` in the image
+    (xdcp -i too)."""
     st = source.stat()
     if stat.S_ISDIR(st.st_mode):
         for child in sorted(source.iterdir()):
-            _copy(child, rootimg, f"{destination.rstrip('/')}/{child.name}")
+            copy_into(child, rootimg, f"{destination.rstrip('/')}/{child.name}")
         return
     write_in_image(rootimg, destination, _read(source), stat.S_IMODE(st.st_mode),
                    mtime_ns=st.st_mtime_ns)  # fmt: skip
