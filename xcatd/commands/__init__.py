@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (registers)
     genimage,
     lsxcatd,
     makedhcp,
+    makehosts,
     makenetworks,
     nodeset,
     packimage,
