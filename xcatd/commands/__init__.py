@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (registers)
     packimage,
     passwd,
     power,
+    rmimage,
     status,
     tables,
     trust,
