@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from xcatd.commands.makehosts import link_local
 from xcatd.hostsfile import Style, host_line
 
 from .cluster import Cluster
@@ -89,6 +88,19 @@ def test_site_fqdnfirst_puts_the_long_name_first(mn):
     assert hosts(mn).read_text() == SITE_LINES + "10.1.0.1 cn1.cluster.net cn1\n"
 
 
+def test_m_writes_the_link_local_address_of_the_nodes_mac_in_place_of_its_line(mn):
+    hosts(mn).write_text(SITE_LINES)
+    mn.ok("makehosts", "cn1,cn2")
+    mn.ok("chdef", "cn1", "mac=52:54:00:12:34:56")
+
+    mn.ok("makehosts", "-m", "cn1")  # xCAT's finds cn1's line by its name, and replaces it
+
+    assert hosts(mn).read_text() == SITE_LINES + (
+        "fe80::5054:ff:fe12:3456 cn1 cn1.cluster.net\n10.1.0.2 cn2 cn2.other.org cn2-alias\n"
+    )
+    mn.ok("chdef", "cn1", "mac=")
+
+
 def test_nodes_that_cannot_be_written_are_named_in_xcats_words(mn):
     mn.ok("mkdef", "noaddress", "groups=other")
     mn.ok("mkdef", "-t", "group", "-o", "badips", r"ip=|badaddress(\d+)|10.1.0.($1+300)|")
@@ -145,4 +157,3 @@ def test_the_line_as_xcat_shapes_it():
         "10.0.0.1 n1 n1.c.net b.c.net a.c.net a b"
     )
     assert host_line("10.0.0.1", "n1.c.net", "c.net", "", plain) == "10.0.0.1 n1 n1.c.net"
-    assert link_local("52:54:00:12:34:56") == "fe80::5054:ff:fe12:3456"
