@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import trio
@@ -166,7 +166,7 @@ async def _remove(call: Call, files: ImageFiles, boot_copy: Path | None) -> None
         await _gone(call, f"Removing directory {boot_copy}", shutil.rmtree, boot_copy)
 
 
-async def _gone(call: Call, saying: str, remove, path: Path) -> None:
+async def _gone(call: Call, saying: str, remove: Callable[[Path], object], path: Path) -> None:
     await call.info(saying)
     try:
         await trio.to_thread.run_sync(remove, path)
