@@ -4,7 +4,7 @@ The service image as an administrator makes it - copycds of the Debian ISO,
 `xcatd bundle`, genimage of the shipped service profile (tests/images_debian.py
 builds it once per session) - checked for its kernel, its stateless initrd,
 xcatd in /opt/xcat, the units and no private key; then an update that
-keeps the initrd, and --onlyinitrd that makes it again.  And a
+keeps the initrd, and --onlyinitrd (and geninitrd) that makes it again.  And a
 small image from the host's own apt sources (no pkgdir): two install passes,
 otherpkgs from a directory of .deb files, a postinstall, and the records.
 """
@@ -153,6 +153,46 @@ def test_an_update_keeps_the_initrd_and_onlyinitrd_makes_it_again(debian_service
     drivers = {Path(path).name.split(".ko")[0] for path in initrd_listing(initrd) if ".ko" in path}
     assert {"8139cp", "virtio_net"} <= drivers
     assert attributes(image.cluster, image.name)["netdrivers"] == "8139cp"
+
+
+def test_geninitrd_makes_the_initrd_again_as_genimage_onlyinitrd(debian_service_image):
+    image = debian_service_image
+    initrd = image.rootimgdir / "initrd-stateless.gz"
+    before = initrd.stat().st_mtime_ns
+
+    again = image.cluster.run("geninitrd", image.name, timeout=BUILD_TIMEOUT)
+
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+    out = again.stdout.splitlines()
+    assert any(line.startswith(f"Making {initrd} with dracut") for line in out)
+    assert out[-1].startswith(f"genimage of {image.name} is complete: {image.rootimg}")
+    assert initrd.stat().st_mtime_ns > before
+
+
+def test_geninitrd_refuses_an_image_genimage_has_not_built(shared_cluster, tmp_path):
+    cluster = shared_cluster
+    cluster.ok("mkdef", "-t", "osimage", "-o", "unbuilt", "provmethod=netboot",
+               "osvers=debian12", "osarch=x86_64", f"rootimgdir={tmp_path}")  # fmt: skip
+    cluster.ok("mkdef", "-t", "osimage", "-o", "nodir", "provmethod=netboot",
+               "osvers=debian12", "osarch=x86_64")  # fmt: skip
+    cluster.ok("mkdef", "-t", "osimage", "-o", "diskful", "provmethod=install",
+               "osvers=debian12", "osarch=x86_64")  # fmt: skip
+    for name, error in (
+        ("unbuilt", "The genimage should be run before running geninitrd."),
+        ("nodir", "The rootimgdir attribute for the osimage should be set."),
+        ("nosuchimage", "The osimage [nosuchimage] was not defined or [osvers, osarch] "
+         "attributes were not set."),
+        ("diskful", "osimage diskful is a diskful (install) image: xcatd provisions diskless "
+         "images, whose initrd geninitrd makes (provmethod netboot or statelite)"),
+    ):  # fmt: skip
+        assert cluster.outcome("geninitrd", name) == (1, "", f"Error: {error}\n")
+    usage = "Usage: geninitrd <imagename> [--ignorekernelchk] [-h | --help]\n"
+    assert cluster.outcome("geninitrd", "-h") == (0, usage, "")
+    assert cluster.outcome("geninitrd", "--nosuchoption", "unbuilt") == (
+        1,
+        "",
+        f"Error: unrecognized arguments: --nosuchoption\n{usage}",
+    )
 
 
 def test_private_keys_are_found_in_any_file_but_not_in_programs(tmp_path):

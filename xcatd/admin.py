@@ -28,6 +28,7 @@ from .ca import (
 )
 from .config import Config
 from .errors import XcatdError
+from .hostsfile import is_address
 from .images.profiles import install_shipped
 from .layout import Layout
 from .nodelogs import place_receiver
@@ -168,16 +169,8 @@ def server_addresses(config: Config) -> tuple[str, ...]:
     addresses it is told to listen on (which may not be up yet, or be in
     another network namespace than `xcatd init`)."""
     wildcards = ("0.0.0.0", "::")
-    listen = [a for a in config.listen if a not in wildcards and _is_address(a)]
+    listen = [a for a in config.listen if a not in wildcards and is_address(a)]
     return tuple(dict.fromkeys((*host_addresses(config.hostname), *listen)))
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def host_addresses(hostname: str) -> tuple[str, ...]:

@@ -60,6 +60,11 @@ class Layout:
         return self.etc.parent / "rsyslog.d"
 
     @property
+    def hosts(self) -> Path:
+        """The host's /etc/hosts, which makehosts writes."""
+        return self.etc.parent / "hosts"
+
+    @property
     def user_ssh(self) -> Path:
         """root's ~/.ssh: its SSH key and the cluster's certificate for it."""
         return self.cred_dir.parent / ".ssh"

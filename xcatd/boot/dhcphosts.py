@@ -11,8 +11,7 @@ directory's flock (`locked`), whether in this daemon or in another process.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import trio
 from ..errors import XcatdError
 from .dhcp import HOST_FILES, Host, boot_choice
 from .dnsmasq import reload_dnsmasq
-from .files import write_atomic
+from .files import one_writer, write_atomic
 from .netboot import (
     Addresses,
     BootServers,
@@ -91,9 +90,6 @@ async def write_entries(directory: Path, changes: Mapping[str, Host | None]) -> 
     return await trio.to_thread.run_sync(write)
 
 
-@contextlib.contextmanager
-def locked(directory: Path) -> Iterator[None]:
+def locked(directory: Path) -> contextlib.AbstractContextManager[None]:
     """One writer of the host files at a time, in this daemon or in any other process."""
-    with (directory / ".makedhcp.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+    return one_writer(directory / ".makedhcp.lock")

@@ -15,6 +15,7 @@ otherwise boot the next node given that address with its file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import threading
@@ -83,6 +84,15 @@ def link_atomic(path: Pathish, target: str) -> None:
         with contextlib.suppress(FileNotFoundError):  # left by a writer that died
             os.unlink(temporary)
         os.symlink(target, temporary)
+
+
+@contextlib.contextmanager
+def one_writer(lock: Pathish) -> Iterator[None]:
+    """Hold an flock on the file `lock` for the block, waiting for its holder:
+    one writer of a file at a time, in this daemon or in any other process."""
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
 
 
 def copy_if_changed(source: Pathish, destination: Pathish) -> bool:

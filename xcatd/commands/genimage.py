@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..call import Call
@@ -53,15 +54,34 @@ def genimage_options(parser: CommandParser) -> None:
 
 @genimage_options.runs
 async def genimage(call: Call) -> None:
-    name = call.options.osimage
+    options = call.options
+    await generate(call, options.osimage, Build(
+        options.netdrivers, options.kernelver, options.onlyinitrd, options.noupdate,
+        options.verbose,
+    ))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Build:
+    """What genimage is asked to do (its options)."""
+
+    netdrivers: str | None = None
+    kernelver: str | None = None
+    onlyinitrd: bool = False
+    noupdate: bool = False
+    verbose: bool = False
+
+
+async def generate(call: Call, name: str, asked: Build) -> None:
+    """genimage of the osimage `name`; geninitrd is this with onlyinitrd."""
     image = await osimage(call, name)
     if image is None:
         await call.error(f"Cannot find image '{name}' from the osimage table.")
         return
     try:
         netboot = call.context.layout.netboot_profiles
-        spec, defaults = _spec(image, netboot, call.options.noupdate)
-        drivers = _drivers(call.options.netdrivers)
+        spec, defaults = _spec(image, netboot, asked.noupdate)
+        drivers = _drivers(asked.netdrivers)
         spec.netdrivers = drivers or _drivers(image.netdrivers) or []
         spec.ssh_ca = SshAuthority(call.context.layout.pki).ensure()
         spec.shipped = shipped_dir(spec.family, netboot)
@@ -72,11 +92,11 @@ async def genimage(call: Call) -> None:
     async def progress(what: str, done: int, total: int | None, unit: str) -> None:
         await call.progress(what, done, total, unit)
 
-    output = Output(call.info, progress, call.warning, verbose=call.options.verbose)
-    make = build_initrd if call.options.onlyinitrd else build
+    output = Output(call.info, progress, call.warning, verbose=asked.verbose)
+    make = build_initrd if asked.onlyinitrd else build
     started = time.monotonic()
     try:
-        result = await make(spec, output, call.options.kernelver)
+        result = await make(spec, output, asked.kernelver)
     except (BuildError, PkglistError) as exc:
         await output.failed()
         await call.error(str(exc))
@@ -149,3 +169,45 @@ def _drivers(given: str | None) -> list[str] | None:
         if not _DRIVER.fullmatch(driver):
             raise BuildError(f"'{driver}' is not a kernel module name (-n or netdrivers)")
     return drivers or None
+
+
+# -- geninitrd ---------------------------------------------------------------------
+
+GENINITRD_USAGE = Usage(  # xCAT's (geninitrd.pm)
+    "Usage: geninitrd <imagename> [--ignorekernelchk] [-h | --help]", version=False
+)
+
+
+@command("geninitrd", "Make a diskless osimage's initrd again.", usage=GENINITRD_USAGE)
+def geninitrd_options(parser: CommandParser) -> None:
+    # xCAT's skips a kernel version check of the drivers it injects from
+    # driverupdatesrc; xcatd injects none (the image's own modules, -n/netdrivers).
+    parser.add_argument("--ignorekernelchk", action="store_true", help="accepted, as xCAT's")
+    parser.add_argument("imagename", help="the osimage whose initrd to make")
+
+
+@geninitrd_options.runs
+async def geninitrd(call: Call) -> None:
+    """As xCAT's for a stateless image: genimage --onlyinitrd, once the image is built."""
+    name = call.options.imagename
+    image = await osimage(call, name)
+    if image is None or not (image.osvers and image.osarch):
+        await call.error(
+            f"The osimage [{name}] was not defined or [osvers, osarch] attributes were not set."
+        )
+    elif image.provmethod == "install":
+        await call.error(
+            f"osimage {name} is a diskful (install) image: xcatd provisions diskless images, "
+            "whose initrd geninitrd makes (provmethod netboot or statelite)"
+        )
+    elif not image.diskless:
+        await call.error(
+            f"The attribute [provmethod] for osimage [{name}] must be set to install, netboot "
+            "or statelite."
+        )
+    elif image.given_rootimgdir is None:
+        await call.error("The rootimgdir attribute for the osimage should be set.")
+    elif not (image.files.rootimg / "lib/modules").is_dir():
+        await call.error("The genimage should be run before running geninitrd.")
+    else:
+        await generate(call, name, Build(onlyinitrd=True))

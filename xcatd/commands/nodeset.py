@@ -294,15 +294,21 @@ def _read_set_to(db, call: Call, image: str) -> _Snapshot:
     """The nodes whose boot files boot `image`: what nodeset osimage wrote for
     them (currstate `netboot ...`) and the image their provmethod names."""
     nodes = call.nodes(db)
+    names = set_to(nodes, image)
+    # Service nodes' nodes boot from their own copy, taken anew at the next nodeset.
+    return _snapshot(db, nodes, split(call, nodes, names).local, Action("osimage", image))
+
+
+def set_to(nodes: Nodes, image: str) -> list[str]:
+    """The nodes nodeset set to boot `image`: their currstate is a netboot
+    and their provmethod names the image."""
     keys = ("provmethod", "os", "arch", "profile")
-    names = [
+    return [
         node
         for node in nodes.all_nodes()
         if (nodes.attribute(node, "currstate") or "").startswith("netboot ")
         and image_name(PROVMETHOD, {k: v for k in keys if (v := nodes.attribute(node, k))}) == image
     ]
-    # Service nodes' nodes boot from their own copy, taken anew at the next nodeset.
-    return _snapshot(db, nodes, split(call, nodes, names).local, Action("osimage", image))
 
 
 def _snapshot(db, nodes: Nodes, names: list[str], action: Action) -> _Snapshot:
