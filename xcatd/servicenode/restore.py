@@ -10,7 +10,8 @@ enact`, which writes each node's boot files again as its recorded state
 says.  So does this one, in a task of the daemon's own, once the daemon
 serves (READY=1 and the relayed requests never wait for it):
 
-1. It takes the management node's definitions (replica.py), trying again
+1. It takes the management node's definitions (replica.py; the consoles of
+   its nodes are held then, as for any new definitions), trying again
    while the management node cannot be reached or refuses — the service
    node may come up first — after 1 s, then twice as long each time, up to
    a minute; one log line per failed attempt.
@@ -22,7 +23,9 @@ serves (READY=1 and the relayed requests never wait for it):
    install state, set to the osimage their provmethod names (the image
    NFS-mounted or copied first, as for a carried nodeset); in boot or
    offline, set so; in no state, or another, left alone.  Their DHCP
-   entries come with them (unless site.dhcpsetup=n), as from any nodeset.
+   entries come with them (unless site.dhcpsetup=n), as from any nodeset;
+   a node never set up (no state) gets none, where xCAT's `makedhcp -a`
+   gives every node with a MAC one: it has no boot file to be sent to.
 
 Both run as the commands do, as this node itself, for this node only: its
 own files and its own copy of the definitions, where the states come out as
@@ -37,7 +40,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -46,13 +48,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from xcat_protocol.messages import Output, RequestBody, ServerMessage
 
 from ..auth import AuthError, Caller
-from ..call import Call
+from ..call import Call, Send
 from ..commands import makedhcp, nodeset
 from ..commands.registry import REGISTRY
 from ..errors import XcatdError
 from ..link import LinkError
 from ..store.objtypes import NETWORK
-from .replica import Copy, ReplicaError, refresh
+from .replica import Copy, ReplicaError
+from .serving import take_definitions
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -90,16 +93,14 @@ async def _definitions(daemon: Daemon) -> Copy:
     delay, longest = RETRY_DELAYS
     while True:
         try:
-            return await refresh(daemon)
+            return await take_definitions(daemon)
         except (ReplicaError, LinkError) as exc:
             log.warning("cannot take the definitions yet (again in %.0f s): %s", delay, exc)
         await trio.sleep(delay)
         delay = min(delay * 2, longest)
 
 
-def _own_call(
-    daemon: Daemon, command: str, args: list[str], send: Callable[[ServerMessage], Awaitable[None]]
-) -> Call:
+def _own_call(daemon: Daemon, command: str, args: list[str], send: Send) -> Call:
     """`command args` as this daemon runs it for itself: as this node, whose
     certificate sees the nodes it serves, with its output to `send`."""
     cert = x509.load_pem_x509_certificate(daemon.ca.server_cert_file.read_bytes())
