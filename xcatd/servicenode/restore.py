@@ -77,7 +77,8 @@ async def restore(daemon: Daemon) -> None:
         said = _Said()
         if copy.objects[NETWORK]:
             await makedhcp.makedhcp(_own_call(daemon, "makedhcp", ["-n"], said.makedhcp))
-        await nodeset.enact(_own_call(daemon, "nodeset", ["all", "enact"], said.nodeset), copy)
+        call = _own_call(daemon, "nodeset", ["all", "enact"], said.nodeset)
+        said.restored = len(await nodeset.enact(call, copy))
     except (XcatdError, OSError) as exc:
         log.error("cannot set up this service node's nodes again: %s", exc)
         return
@@ -114,8 +115,8 @@ def _own_call(daemon: Daemon, command: str, args: list[str], send: Send) -> Call
 
 class _Said:
     """What the commands said: makedhcp's lines (its files, its DHCP
-    service); the nodes set up, those that failed and why, and nodeset's
-    other lines (a warning, the DHCP entries' files)."""
+    service); how many nodes were set up, those that failed and why, and
+    nodeset's other lines (a warning, the DHCP entries' files)."""
 
     def __init__(self) -> None:
         self.dhcp: list[str] = []
@@ -128,11 +129,10 @@ class _Said:
             self.dhcp.append(message.text)
 
     async def nodeset(self, message: ServerMessage) -> None:
-        if not isinstance(message, Output) or not message.text:
+        # (Its `<node>: <state>` lines are what enact returns.)
+        if not isinstance(message, Output) or not message.text or message.kind == "info":
             return
-        if message.kind == "info":  # `<node>: <state>` lines
-            self.restored += len(message.text.splitlines())
-        elif message.node:
+        if message.node:
             self.failed[message.node] = message.text
         else:
             self.notes.append(message.text)
