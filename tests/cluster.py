@@ -20,6 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from xcatd.servicenode.restore import RESTORED
+
 from .waiting import wait_for
 
 BIN = Path(sys.executable).parent
@@ -148,6 +150,20 @@ class Cluster:
             return ready in self.logs()[logged_before:]
 
         wait_for(serving, lambda: f"xcatd listening:\n{self.logs()}", timeout=20)
+
+    def start_restored(self, timeout: float = 20) -> str:
+        """Start a service node's daemon and wait until it has set its nodes
+        up again from the MN's definitions, as it does at every start
+        (servicenode/restore.py), so that a test's requests meet it done;
+        the line it logged of that."""
+        logged = len(self.logs())
+        self.start()
+
+        def restored() -> str:
+            lines = self.logs()[logged:].splitlines()
+            return next((line for line in lines if RESTORED in line), "")
+
+        return wait_for(restored, lambda: self.logs()[logged:], timeout=timeout)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Signal the daemon and wait for it to exit; its exit code."""

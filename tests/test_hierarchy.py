@@ -14,8 +14,10 @@ its management network.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,15 +35,18 @@ from tests.netboot import Machine, Network, network
 from tests.sshnode import reach_at_port, sshd
 from tests.terminal import HELP, LEAVE, Terminal
 from tests.test_lab import BOOT_TIMEOUT
+from tests.test_makedhcp import dhcp_offer
 from tests.test_nodeset import make_image
 from tests.test_nodestat import LISTENER, STAMP
 from tests.test_resilience import configure
 from tests.waiting import wait_for
+from xcatd.admin import seed_policy
 from xcatd.config import Config
 from xcatd.lab import bmc as bmc_simulator
 from xcatd.lab.chassis_control import GUEST_PROMPT
 from xcatd.lab.process import Process
 from xcatd.sshca import SshAuthority
+from xcatd.store import Store
 
 SERVICE_IMAGE, COMPUTE_IMAGE = "sn-image", "cn-image"
 STATE = "netboot debian12-x86_64-service"  # make_image's profile
@@ -91,8 +96,11 @@ def sn(mn: Cluster, sn_host: Machine, tmp_path: Path) -> Iterator[Cluster]:
 
 
 @contextmanager
-def serving(mn: Cluster, sn_host: Machine, tmp_path: Path) -> Iterator[Cluster]:
-    """sn1, defined on `mn` at `sn_host`'s address, enrolled and serving there."""
+def serving(
+    mn: Cluster, sn_host: Machine, tmp_path: Path, serve_dhcp: bool = False
+) -> Iterator[Cluster]:
+    """sn1, defined on `mn` at `sn_host`'s address, enrolled and serving there
+    (with its own DHCP service when `serve_dhcp`)."""
     mn.ok("mkdef", "sn1", "groups=service", "mac=52:54:00:78:00:02", f"ip={sn_host.address}")
     mn.ok("nodeset", "sn1", f"osimage={SERVICE_IMAGE}")
     service_node = Cluster(tmp_path / "sn1", hostname="sn1", address=sn_host.address,
@@ -101,7 +109,7 @@ def serving(mn: Cluster, sn_host: Machine, tmp_path: Path) -> Iterator[Cluster]:
         setattr(service_node, port, getattr(mn, port))
     config = Config("", role="servicenode", listen=(sn_host.address,), port=mn.port,
                     http_port=mn.http_port, tftp_port=mn.tftp_port, status_port=mn.status_port,
-                    serve_dhcp=False)  # fmt: skip
+                    serve_dhcp=serve_dhcp)  # fmt: skip
     (service_node.root / "etc/xcat").mkdir(parents=True)
     (service_node.root / "etc/xcat/xcatd.toml").write_text(config.dump())
     cmdline = tmp_path / "sn1.cmdline"
@@ -112,7 +120,7 @@ def serving(mn: Cluster, sn_host: Machine, tmp_path: Path) -> Iterator[Cluster]:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert enrolled.returncode == 0, enrolled.stderr
-    service_node.start()
+    service_node.start_restored()
     try:
         yield service_node
     finally:
@@ -278,8 +286,95 @@ def test_a_service_node_takes_the_definitions_again_only_when_they_changed(mn, s
     mn.ok("updatenodestat", "cn11", "booted")  # a status report changes no definition
     mn.ok("makedhcp", "cn11")
 
-    assert definitions_taken(sn) == ["taken", "unchanged", "taken", "unchanged"]
+    # (The first, at sn1's start: it sets its nodes up again.)
+    assert definitions_taken(sn) == ["taken", "taken", "unchanged", "taken", "unchanged"]
     assert "52:54:00:78:01:11,10.78.0.11,cn11" in dhcp_hosts(sn)
+
+
+def test_a_rebooted_service_node_serves_its_nodes_again_with_no_command(mn, net, sn_host, tmp_path):
+    """Its root is in memory: a reboot loses its copy of the definitions, its
+    boot files, its DHCP files and its images.  Its daemon's start brings
+    them back, from the MN's definitions, with no command run on the MN:
+    its dnsmasq answers cn11 again, naming sn1."""
+    with serving(mn, sn_host, tmp_path, serve_dhcp=True) as sn, net.machine(11) as cn11:
+        define_compute_nodes(mn)
+        mn.ok("mkdef", "-t", "network", "-o", "net78", "net=10.78.0.0", "mask=255.255.255.0")
+        mn.ok("makedhcp", "-n")
+        mn.ok("nodeset", "cn11", f"osimage={COMPUTE_IMAGE}")
+        mn.ok("nodeset", "cn12", "boot")
+        before = {node: boot_file(sn, node).read_text() for node in ("cn11", "cn12")}
+        offered = dhcp_offer(cn11.prefix, "eth0", "52:54:00:78:00:11")
+        assert offered == {"address": "10.78.0.11", "next_server": "10.78.0.2",
+                           "hostname": "cn11", "bootfile": "xcat/xnba.kpxe"}  # fmt: skip
+        recorded = mn.ok("lsdef", "cn11,cn12", "-i", "currstate,provmethod")
+        audits = len(mn.audited("nodeset", "id", at_least=3))
+
+        sn.stop()
+        reboot(sn)
+        assert dhcp_offer(cn11.prefix, "eth0", "52:54:00:78:00:11", timeout=2) is None
+        logged = sn.start_restored()
+
+        assert logged.endswith("restored the boot files of 2 nodes"), sn.logs()[-3000:]
+        assert {node: boot_file(sn, node).read_text() for node in ("cn11", "cn12")} == before
+        assert dhcp_hosts(sn) == {
+            "52:54:00:78:00:11,10.78.0.11,cn11", "52:54:00:78:00:12,10.78.0.12,cn12"
+        }  # fmt: skip
+        assert dhcp_offer(cn11.prefix, "eth0", "52:54:00:78:00:11") == offered
+        assert (sn.root / "install/netboot/debian12/x86_64" / COMPUTE_IMAGE / "kernel").is_file()
+        assert not boot_file(sn, "cn13").exists()  # the MN's node
+        # The MN was asked for its definitions only: its records are as they were.
+        assert mn.ok("lsdef", "cn11,cn12", "-i", "currstate,provmethod") == recorded
+        assert len(mn.audited("nodeset", "id")) == audits
+        # A request carried to it later works as before.
+        assert mn.ok("nodeset", "cn11", "offline") == "cn11: offline\n"
+        assert boot_file(sn, "cn11").read_text() == "#!ipxe\n#offline\nexit\n"
+
+
+def test_a_service_node_up_before_its_mn_sets_up_its_nodes_once_the_mn_answers(mn, sn):
+    define_compute_nodes(mn)
+    mn.ok("nodeset", "cn11", f"osimage={COMPUTE_IMAGE}")
+    before = boot_file(sn, "cn11").read_text()
+    sn.stop()
+    reboot(sn)
+    mn.stop()
+
+    logged = len(sn.logs())
+    started = time.monotonic()
+    sn.start()
+    wait_for(lambda: "cannot take the definitions yet" in sn.logs()[logged:],
+             lambda: sn.logs()[logged:])  # fmt: skip
+    # It serves its port meanwhile: root on the MN's host reaches it.
+    through_sn1 = {**mn.env, "XCATHOST": f"{sn.address}:{sn.port}"}
+    assert mn.run("lsxcatd", "-t", env=through_sn1).stdout == "This is a Service Node\n"
+    assert not boot_file(sn, "cn11").exists()
+    mn.start()
+
+    wait_for(lambda: "restored the boot files of 1 nodes" in sn.logs()[logged:],
+             lambda: sn.logs()[logged:], timeout=30)  # fmt: skip
+    assert boot_file(sn, "cn11").read_text() == before
+    # One line per attempt, tried again after 1 s, 2 s, 4 s ...: a few, not a flood.
+    failures = sn.logs()[logged:].count("cannot take the definitions yet")
+    assert 1 <= failures <= 2 + math.log2(1 + time.monotonic() - started)
+
+
+def boot_file(cluster: Cluster, node: str) -> Path:
+    return cluster.root / "tftpboot/xcat/xnba/nodes" / node
+
+
+def reboot(sn: Cluster) -> None:
+    """What a reboot of a stateless sn1 loses (its root is in memory) of
+    what its daemon kept: all but its configuration and credentials, and a
+    database with the default policy only, which its enrollment at boot gives
+    it again (enroll.py `install`); the directories are there, empty, as its
+    image holds them."""
+    for lost in ("var/lib/xcat", "tftpboot", "etc/xcat/dhcp", "install"):
+        shutil.rmtree(sn.root / lost)
+        (sn.root / lost).mkdir()
+    store = Store(sn.root / "var/lib/xcat/xcat.sqlite")
+    try:
+        seed_policy(store)
+    finally:
+        store.close()
 
 
 def definitions_taken(sn: Cluster) -> list[str]:

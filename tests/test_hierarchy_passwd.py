@@ -58,9 +58,10 @@ def test_rpower_through_a_service_node_uses_the_mns_passwd_row_and_its_changes(m
     assert mn.ok("rpower", "cn1", "on") == "cn1: on\n"
     assert bmcs.bmcs[0].machine.pid() is not None  # the machine runs: sn1 powered it on
     assert mn.ok("rpower", "cn1", "stat") == "cn1: on\n"
-    # Carried out by sn1, which took the rows once: the table did not change.
+    # Carried out by sn1, which took the rows once (after its start's): the
+    # table did not change.
     audit_says(sn, "rpower", [("root", "allowed", 0)] * 3)
-    audit_says(mn, "getpasswd", [("sn1", "allowed", 0)])
+    audit_says(mn, "getpasswd", [("sn1", "allowed", 0)] * 2)
 
     mn.ok("chtab", "key=ipmi", f"passwd.password={WRONG}")
     result = mn.run("rpower", "cn1", "stat")
@@ -69,7 +70,7 @@ def test_rpower_through_a_service_node_uses_the_mns_passwd_row_and_its_changes(m
         f"cn1: Error: BMC {bmc} refused the password of user '{USER}': check passwd.password "
         "(key=ipmi)\n"
     )
-    audit_says(mn, "getpasswd", [("sn1", "allowed", 0)] * 2)
+    audit_says(mn, "getpasswd", [("sn1", "allowed", 0)] * 3)
 
     # Back, and a row disabled is not given: then sn1 says what to set.
     mn.ok("chtab", "key=ipmi", f"passwd.password={PASSWORD}")
@@ -129,7 +130,8 @@ def test_getpasswd_is_answered_only_to_a_service_node_and_only_with_its_rows(mn,
         "Error: Permission denied for request: getpasswd is answered only to a service node's "
         "daemon, signed with its own certificate; 'root' is not one\n"
     )
-    audit_says(mn, "getpasswd", [("root", "denied", 1)])
+    at_start = ("sn1", "allowed", 0)  # sn1 took its definitions as it started
+    audit_says(mn, "getpasswd", [at_start, ("root", "denied", 1)])
 
     # sn1's own certificate, as its daemon asks: the row its node is driven with.
     as_sn1 = mn.run("getpasswd", env=as_its_daemon(mn, sn, tmp_path / "sn1-cred"))
@@ -139,6 +141,8 @@ def test_getpasswd_is_answered_only_to_a_service_node_and_only_with_its_rows(mn,
     as_sn2 = mn.run("getpasswd", env={**mn.env, "XCAT_CRED_DIR": str(sn2)})
     assert (as_sn2.returncode, as_sn2.stdout) == (0, "no passwd rows are needed\n")
     audit_says(
-        mn, "getpasswd", [("root", "denied", 1), ("sn1", "allowed", 0), ("sn2", "allowed", 0)]
+        mn,
+        "getpasswd",
+        [at_start, ("root", "denied", 1), ("sn1", "allowed", 0), ("sn2", "allowed", 0)],
     )
     assert "rf-secret" not in mn.logs() and "sys-secret" not in mn.logs()

@@ -48,7 +48,7 @@ def start_service_node(mn: Cluster, tmp_path: Path) -> Cluster:
     config_file = sn.root / "etc/xcat/xcatd.toml"
     config = replace(Config.load(config_file), trust_interval=CHECK_EVERY)
     config_file.write_text(config.dump())
-    sn.start()
+    sn.start_restored()
     return sn
 
 

@@ -241,14 +241,28 @@ class Wire:
         self, mac: str, *, ipxe: bool = False, arch: int | None = None, timeout: float = 5
     ) -> dict | None:
         """The OFFER a DHCPDISCOVER from `mac` gets on the nodes' side, or None."""
-        client = [sys.executable, "-m", "tests.boot.dhcp_client", "--timeout", str(timeout)]
-        command = ["ip", "netns", "exec", self.nodes, *client, "--interface", self.nodes_if]
-        command += ["--mac", mac]
-        command += ["--ipxe"] if ipxe else []
-        command += ["--arch", str(arch)] if arch is not None else []
-        asked = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 25,
-                               cwd=REPOSITORY)  # fmt: skip
-        return json.loads(asked.stdout)
+        prefix = ["ip", "netns", "exec", self.nodes]
+        return dhcp_offer(prefix, self.nodes_if, mac, ipxe=ipxe, arch=arch, timeout=timeout)
+
+
+def dhcp_offer(
+    prefix: list[str],
+    interface: str,
+    mac: str,
+    *,
+    ipxe: bool = False,
+    arch: int | None = None,
+    timeout: float = 5,
+) -> dict | None:
+    """The OFFER a DHCPDISCOVER from `mac` out of `interface` gets, or None;
+    run with `prefix` (inside the interface's network namespace)."""
+    client = [sys.executable, "-m", "tests.boot.dhcp_client", "--timeout", str(timeout)]
+    command = [*prefix, *client, "--interface", interface, "--mac", mac]
+    command += ["--ipxe"] if ipxe else []
+    command += ["--arch", str(arch)] if arch is not None else []
+    asked = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 25,
+                           cwd=REPOSITORY)  # fmt: skip
+    return json.loads(asked.stdout)
 
 
 def ip(*args: str) -> None:

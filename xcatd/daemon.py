@@ -45,6 +45,7 @@ from .policy import Policy, PolicyError
 from .server import Session, handle_connection
 from .servicenode.relay import StatusRelay
 from .servicenode.replica import Copy
+from .servicenode.restore import restore
 from .servicenode.serving import bmc_defaults, mount_installloc
 from .servicenode.trust import keep_current
 from .store import Store, StoreError, objects
@@ -130,6 +131,8 @@ class Daemon:
                             f"MAINPID={os.getpid()}",
                         )
                         task_status.started(ports)
+                        if self.relay is not None:  # a service node: its nodes set up again
+                            front.start_soon(restore, self)
                 finally:
                     self.audit.close()
         finally:

@@ -17,7 +17,8 @@ xcatd-dhcp.service (see xcatd/boot/dnsmasq.py), unless xcatd.toml says serve_dhc
 site whose own DHCP server reads these files.  After any other change the
 dnsmasq running with that dnsmasq.conf is sent SIGHUP, which makes it read
 the host entries again.  nodeset writes its nodes' entries with the same
-code (xcatd/boot/dhcphosts.py).
+code (xcatd/boot/dhcphosts.py).  A service node's daemon runs -n itself as
+it starts, when the definitions it takes hold networks (servicenode/restore.py).
 """
 
 from __future__ import annotations

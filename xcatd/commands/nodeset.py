@@ -22,7 +22,8 @@ nfsserver take their roles when given.  A node is refused when its address
 is one of this host's that xcatd does not listen on, or when no interface
 of this host is on its network and site.master is unset (see BootServers
 in xcatd/boot/netboot.py).  packimage writes the files of the nodes set to
-an image again after each pack (`refresh_image`).
+an image again after each pack (`refresh_image`); a service node's daemon,
+as it starts, those of its nodes as their states say (`enact`).
 
 Built for thousands of nodes: one snapshot of the nodes, each image checked
 and copied once, every file written in one worker thread, one batched store
@@ -73,9 +74,10 @@ from ..boot.nfsexport import export_installdir
 from ..ca import fingerprint
 from ..call import Call
 from ..enrollment import arm, window_minutes
-from ..hierarchy import Split, alongside, split
+from ..hierarchy import Split, alongside, server_of, split
 from ..images.osimage import INITRD, KERNEL, PROVMETHODS, OsImage
 from ..servicenode import serving
+from ..servicenode.replica import Copy
 from ..store import objects
 from ..store.noderange import NoderangeError
 from ..store.nodes import Nodes
@@ -155,15 +157,49 @@ async def _nowhere(message: ServerMessage) -> None:
     pass
 
 
+# xCAT's `nodeset enact` (destiny.pm): a recorded currstate's first word -> the action
+# that writes its boot files again; a node in any other state, or none, is left alone.
+ENACTED = {"netboot": PROVMETHOD, "statelite": PROVMETHOD, "install": PROVMETHOD,
+           "boot": Action("boot"), "offline": Action("offline")}  # fmt: skip
+
+
+async def enact(call: Call, copy: Copy) -> dict[str, str]:
+    """xCAT's `nodeset <nodes> enact`, run by a service node as its daemon
+    starts (servicenode/restore.py): the nodes it serves (whose first
+    servicenode it is: those the management node carries requests for to
+    it) set again as their recorded currstate says (ENACTED), from the
+    definitions `copy` just taken, with its images provided as for a
+    carried request.  Their states come out as they were recorded; what
+    each node set up now boots."""
+    here = call.context.config.hostname
+
+    def chosen(action: Action, nodes: Nodes) -> list[str]:
+        return [
+            node
+            for node in nodes.all_nodes()
+            if server_of(nodes, node) == here
+            and ENACTED.get((nodes.attribute(node, "currstate") or "").partition(" ")[0]) == action
+        ]
+
+    states: dict[str, str] = {}
+    for action in dict.fromkeys(ENACTED.values()):
+        states |= await set_boot(call, action, partial(chosen, action), copy)
+    return states
+
+
 async def set_boot(
-    call: Call, action: Action, chosen: Callable[[Nodes], Sequence[str]]
+    call: Call,
+    action: Action,
+    chosen: Callable[[Nodes], Sequence[str]],
+    taken: Copy | None = None,
 ) -> dict[str, str]:
     """The nodes `chosen` of those this caller sees set to `action`, here and
-    on their service nodes (the request carried to them); what each node
-    set up (its files, definition and DHCP entry) now boots, as its line
-    says.  A node left out had its error said."""
+    on their service nodes (the request carried to them); on a service
+    node, from the definitions `taken`, else those the request takes.  What
+    each node set up (its files, definition and DHCP entry) now boots, as
+    its line says.  A node left out had its error said."""
     try:
-        copy = await serving.definitions(call)  # on a service node: the MN's
+        copy = taken or await serving.definitions(call)  # on a service node: the MN's
         snapshot, split = await call.context.store.run(lambda db: _read(db, call, action, chosen))
     except (NoderangeError, RegexValueError, serving.ServingError) as exc:
         await call.error(str(exc))

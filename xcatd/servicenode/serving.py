@@ -33,17 +33,23 @@ class ServingError(XcatdError):
 async def definitions(call: Call) -> Copy | None:
     """The management node's definitions, made this node's; None when there
     is nothing to take (not a service node, or a request the management
-    node did not carry here).  New ones give the consoles this node holds
-    anew: nodes added or removed, BMCs or passwd rows changed."""
+    node did not carry here)."""
     context = call.context
     if not (context.role == "servicenode" and call.relayed_by_master):
         return None
-    kept = context.definitions
     try:
-        copy = await refresh(context)
+        return await take_definitions(context)
     except (ReplicaError, LinkError) as exc:
         why = f"{context.config.hostname} cannot take the definitions: {exc}"
         raise ServingError(why) from None
+
+
+async def take_definitions(context: Context) -> Copy:
+    """The management node's definitions, made this node's (replica.py).
+    New ones give the consoles this node holds anew: nodes added or
+    removed, BMCs or passwd rows changed."""
+    kept = context.definitions
+    copy = await refresh(context)
     if copy is not kept:
         await context.hold_consoles()
     return copy
