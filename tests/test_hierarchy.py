@@ -180,6 +180,32 @@ def test_nodeset_for_nodes_of_a_service_node_runs_on_it_as_the_user(mn, sn):
         )
 
 
+def test_a_service_node_links_the_kernel_it_copied_and_a_new_image_leaves_the_served_one_whole(
+    mn, sn
+):
+    define_compute_nodes(mn)
+    mn.ok("nodeset", "rack1", f"osimage={COMPUTE_IMAGE}")
+    # sn1's tftpdir has its copy of the kernel and initrd, not another copy of them.
+    ours = sn.root / "install/netboot/debian12/x86_64" / COMPUTE_IMAGE
+    served = sn.root / "tftpboot/xcat/osimage" / COMPUTE_IMAGE
+    for name in ("kernel", "initrd-stateless.gz"):
+        assert (served / name).stat().st_ino == (ours / name).stat().st_ino
+        assert (served / name).stat().st_mode & 0o777 == 0o644  # dnsmasq reads it as nobody
+    with (served / "kernel").open("rb") as booting:  # a node's download under way
+        # The administrator makes a new kernel (genimage puts it in place by a
+        # rename) and packs again; the next nodeset brings it to sn1.
+        theirs = mn.root / "install/netboot/debian12/x86_64" / COMPUTE_IMAGE
+        (theirs / ".kernel.new").write_bytes(b"a newer kernel")
+        os.replace(theirs / ".kernel.new", theirs / "kernel")
+        (theirs / "rootimg/etc/hostname").write_text("node, packed again\n")
+        mn.ok("packimage", "-c", "zstd", COMPUTE_IMAGE)
+        mn.ok("nodeset", "rack1", f"osimage={COMPUTE_IMAGE}")
+
+        assert booting.read() == b"a kernel for " + COMPUTE_IMAGE.encode()  # whole, as it was
+    assert (served / "kernel").read_bytes() == b"a newer kernel"
+    assert (served / "kernel").stat().st_ino == (ours / "kernel").stat().st_ino
+
+
 def test_rmdef_C_takes_nodes_of_a_service_node_offline_there_then_removes_them(mn, sn):
     define_compute_nodes(mn)
     mn.ok("nodeset", "cn11,cn13", f"osimage={COMPUTE_IMAGE}")

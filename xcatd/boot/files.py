@@ -15,9 +15,11 @@ otherwise boot the next node given that address with its file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Container, Iterable, Iterator
 
@@ -95,20 +97,51 @@ def one_writer(lock: Pathish) -> Iterator[None]:
         yield
 
 
-def copy_if_changed(source: Pathish, destination: Pathish) -> bool:
+def copy_if_changed(source: Pathish, destination: Pathish, *, link: bool = False) -> bool:
     """Copy `source` to `destination` (atomically) unless it already has the same
-    size and modification time; True when it copied."""
+    size and modification time; True when it copied.
+
+    With `link`, for a source that is only ever replaced by a rename and
+    never rewritten in place, `destination` becomes a hard link to it where
+    both are on one filesystem and the source is already MODE: no bytes are
+    written (a service node would otherwise write every image twice), and
+    one is current when it is the source's inode.  A node being served the
+    old file keeps it whole when the source is replaced: the old inode lives
+    on until the next call links the new one.  The linked inode is the
+    source's: its mode and times are left as they are."""
     given = os.stat(source)
+    linking = link and stat.S_IMODE(given.st_mode) == MODE
     try:
         present = os.stat(destination)
-        if (present.st_size, present.st_mtime_ns) == (given.st_size, given.st_mtime_ns):
+        if _current(present, given, linking):
             return False
     except FileNotFoundError:
         pass
     with _replacing(os.fspath(destination)) as temporary:
-        shutil.copyfile(source, temporary)
-        os.chmod(temporary, MODE)
-        os.utime(temporary, ns=(given.st_atime_ns, given.st_mtime_ns))
+        if not (linking and _linked(source, temporary)):
+            shutil.copyfile(source, temporary)
+            os.chmod(temporary, MODE)
+            os.utime(temporary, ns=(given.st_atime_ns, given.st_mtime_ns))
+    return True
+
+
+def _current(present: os.stat_result, given: os.stat_result, linking: bool) -> bool:
+    if linking and present.st_dev == given.st_dev:
+        return present.st_ino == given.st_ino
+    return (present.st_size, present.st_mtime_ns) == (given.st_size, given.st_mtime_ns)
+
+
+def _linked(source: Pathish, temporary: str) -> bool:
+    """`temporary` made a hard link to `source`; False where the filesystem
+    cannot (another filesystem, or one without hard links)."""
+    with contextlib.suppress(FileNotFoundError):  # left by a writer that died
+        os.unlink(temporary)
+    try:
+        os.link(source, temporary)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            return False
+        raise
     return True
 
 

@@ -5,7 +5,8 @@
 osimage boots the packed diskless image (the node's provmethod without
 `=<image>`): the node takes provmethod, os, arch and profile from the image,
 the image's kernel and initrd are copied once into
-<tftpdir>/xcat/osimage/<image>/, each node gets the file its boot loader
+<tftpdir>/xcat/osimage/<image>/ (on a service node, hard-linked from its
+own copy of the image), each node gets the file its boot loader
 (netboot: xnba, grub2, pxe or petitboot) asks for, with the kernel command
 line the stateless initrd reads, and currstate says `netboot
 <os>-<arch>-<profile>`.  boot and offline write files that leave the network
@@ -207,6 +208,7 @@ async def set_boot(
     boot = settings(call, snapshot.site)
     if copy is not None:
         snapshot.copied = True
+        snapshot.own_copies = serving.keeps_copies(copy)
         snapshot.unavailable = await serving.copy_images(call, copy, snapshot.images)
     said: dict[str, str] = {}  # what the service nodes set their nodes to
     states: dict[str, str] = {}
@@ -312,8 +314,10 @@ class _Snapshot:
     images: dict[str, dict[str, str]]  # the osimages they boot
     networks: dict[str, dict[str, str]]  # the network objects: who serves the nodes
     # On a service node: its images are copies of the MN's; those it could
-    # not copy, and why.
+    # not copy, and why.  Its own copies (not site.installloc's mount) are
+    # linked into tftpdir rather than copied again.
     copied: bool = False
+    own_copies: bool = False
     unavailable: dict[str, str] = field(default_factory=dict)
 
 
@@ -499,7 +503,7 @@ class _Setter:
                 target.mkdir(parents=True, exist_ok=True)
                 for source in image.boot_files:
                     if not (self.action.keep_boot_files and (target / source.name).exists()):
-                        copy_if_changed(source, target / source.name)
+                        copy_if_changed(source, target / source.name, link=self.snapshot.own_copies)
             except OSError as exc:
                 failed[image.name] = f"cannot copy the kernel of {image.name}: {exc}"
         return failed

@@ -8,7 +8,10 @@ installdir.  The copy is taken again when the management node's `.sha256`
 differs from the one kept (packimage always writes a new one), checked
 against it while it streams in, and put in place by renames only once every
 file is whole: an image changed on the management node reaches the service
-node on the next nodeset, and is never served half-written.
+node on the next nodeset, and is never served half-written.  Nothing here
+rewrites a file in place, so nodeset links the kernel and the initrd into
+tftpdir instead of copying them (boot/files.py, copy_if_changed); they are
+made world-readable, as every file served to nodes is.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import trio
 
+from ..boot.files import MODE
 from ..errors import XcatdError
 from ..images.osimage import INITRD, KERNEL
 from .replica import Copy, moved
@@ -100,7 +104,7 @@ def _download(url: str, target: Path, digest: hashlib._Hash | None) -> None:
     try:
         with (
             urllib.request.urlopen(url, timeout=TIMEOUT) as response,
-            _partial(target).open("wb") as out,
+            open(_created(_partial(target)), "wb") as out,
         ):
             while size := response.readinto(buffer):
                 chunk = buffer[:size]
@@ -109,6 +113,13 @@ def _download(url: str, target: Path, digest: hashlib._Hash | None) -> None:
                 out.write(chunk)
     except (urllib.error.URLError, OSError) as exc:
         raise ImageCopyError(f"cannot copy {url}: {_reason(exc)}") from None
+
+
+def _created(path: Path) -> int:
+    """`path` opened to be written anew, MODE whatever the umask."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, MODE)
+    os.fchmod(descriptor, MODE)
+    return descriptor
 
 
 def _get(url: str, limit: int) -> bytes:

@@ -92,6 +92,15 @@ async def copy_images(
     return failed
 
 
+def keeps_copies(copy: Copy) -> bool:
+    """Whether this service node serves its own copies of the images
+    (images.py: replaced only by renames), not the management node's files
+    on site.installloc's mount, which may be rewritten in place."""
+    with contextlib.suppress(MountError):
+        return Installloc.parse(copy.site.get("installloc", "")) is None
+    return False
+
+
 async def mount_installloc(context: Context) -> None:
     """At a service node daemon's start, before its boot services: the
     installdir mounted again from the site.installloc of the definitions it
