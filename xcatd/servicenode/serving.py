@@ -74,6 +74,8 @@ async def copy_images(
     installdir = call.context.layout.installdir
     # An image not packed has no files to have: nodeset says so for its nodes.
     packed = {name: Path(v["packfile"]) for name, v in images.items() if v.get("packfile")}
+    if not packed:  # nothing to serve: no mount tried (and logged) for nothing
+        return {}
     try:
         installloc = Installloc.parse(copy.site.get("installloc", ""))
         if installloc is not None:
