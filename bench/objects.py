@@ -133,9 +133,15 @@ def status_kib(pid: int, field: str) -> int:
 def cpu_seconds(pid: int, thread: int | None = None) -> float:
     """User + system CPU time of a process, all its threads (or the one thread
     whose id is given: the main thread's is the pid), from /proc."""
+    return sum(user_and_system_seconds(pid, thread))
+
+
+def user_and_system_seconds(pid: int, thread: int | None = None) -> tuple[float, float]:
+    """The user and the system (kernel) CPU time of cpu_seconds, apart."""
     with open(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 class MemorySampler(threading.Thread):
