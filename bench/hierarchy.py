@@ -188,7 +188,7 @@ def main(service_nodes: int = SERVICE_NODES, each: int = NODES_EACH) -> bool:
 
 
 def _measure(service_nodes: int, each: int) -> bool:
-    with running_cluster() as mn, contextlib.ExitStack() as stack:
+    with running_cluster() as mn, service_node_roots() as (roots, where):
         assert mn.process is not None
         sampler = MemorySampler(mn.process.pid)
         sampler.start()
@@ -202,7 +202,6 @@ def _measure(service_nodes: int, each: int) -> bool:
             bench.run("chdef", "-t", "site", f"httpport={mn.http_port}", "dhcpsetup=n")
             make_image(bench, mn)
             ca = CertificateAuthority(mn.root / "etc/xcat/pki")
-            roots, where = stack.enter_context(service_node_roots())
             started = [service_node(mn, ca, roots, k) for k in range(1, service_nodes + 1)]
             took = start_all(started)
             total = service_nodes * each
